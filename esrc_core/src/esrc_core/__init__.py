@@ -1,0 +1,100 @@
+"""esrc: event sourcing for Python.
+
+The event store protocol, aggregates, the repository, the ordered relay and the
+backend plugin system. Backends (``esrc-memory``, ``esrc-sqlalchemy``, third parties')
+are separate distributions found through the ``esrc`` entry point group.
+"""
+
+from esrc_core.aggregate import Aggregate, AggregateFactory, EventRaiserAggregate
+from esrc_core.errors import (
+    AggregateAlreadyExists,
+    AggregateNotFound,
+    AggregateRequiresEvents,
+    AmbiguousBackendError,
+    BackendUnavailableError,
+    EsrcError,
+    InvalidAggregateIdError,
+    InvalidEventError,
+    OptimisticConcurrencyError,
+    PublishError,
+    SerializationError,
+    SnapshotNotSupported,
+    SnapshotVersionError,
+    StoreUnavailableError,
+    UnknownBackendError,
+    UnknownEventError,
+)
+from esrc_core.events import EventRegistry, RawEvent, RawSnapshot, check_events
+from esrc_core.ids import AggregateId, check_id, decode_id, encode_id
+from esrc_core.marshaling import EventMarshaler, JsonMarshaler
+from esrc_core.plugins import (
+    Backend,
+    Capability,
+    Plugins,
+    hookimpl,
+    open_event_store,
+    open_publisher,
+    plugins,
+)
+from esrc_core.relay import (
+    BatchPublisher,
+    EventStoreOutbox,
+    HasOutbox,
+    Publisher,
+    Relay,
+    RelayEvent,
+    message_id,
+)
+from esrc_core.repository import Repository, RetryPolicy
+from esrc_core.store import EventStore
+from esrc_core.urls import mask_url
+
+__all__ = [
+    "Aggregate",
+    "AggregateAlreadyExists",
+    "AggregateFactory",
+    "AggregateId",
+    "AggregateNotFound",
+    "AggregateRequiresEvents",
+    "AmbiguousBackendError",
+    "Backend",
+    "BackendUnavailableError",
+    "BatchPublisher",
+    "Capability",
+    "EsrcError",
+    "EventMarshaler",
+    "EventRaiserAggregate",
+    "EventRegistry",
+    "EventStore",
+    "EventStoreOutbox",
+    "HasOutbox",
+    "InvalidAggregateIdError",
+    "InvalidEventError",
+    "JsonMarshaler",
+    "OptimisticConcurrencyError",
+    "Plugins",
+    "PublishError",
+    "Publisher",
+    "RawEvent",
+    "RawSnapshot",
+    "Relay",
+    "RelayEvent",
+    "Repository",
+    "RetryPolicy",
+    "SerializationError",
+    "SnapshotNotSupported",
+    "SnapshotVersionError",
+    "StoreUnavailableError",
+    "UnknownBackendError",
+    "UnknownEventError",
+    "check_events",
+    "check_id",
+    "decode_id",
+    "encode_id",
+    "hookimpl",
+    "mask_url",
+    "message_id",
+    "open_event_store",
+    "open_publisher",
+    "plugins",
+]

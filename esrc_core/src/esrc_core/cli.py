@@ -1,0 +1,72 @@
+"""The ``esrc`` command line: ``esrc plugins``, ``esrc demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from esrc_core.errors import EsrcError
+from esrc_core.plugins import plugins
+
+__all__ = ["main"]
+
+
+def _plugins(_: argparse.Namespace) -> int:
+    loaded = plugins()
+    rows = [("kind", "name", "distribution", "version", "schemes", "capabilities")]
+    for b in loaded.backends():
+        rows.append(
+            (
+                b.kind,
+                b.name,
+                b.distribution or "-",
+                b.version or "-",
+                ", ".join(b.schemes),
+                ", ".join(sorted(b.capabilities)) or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for problem in loaded.problems:
+        print(
+            f"failed to load plugin {problem.plugin} ({problem.distribution or '?'}): "
+            f"{problem.error}"
+        )
+    return 0
+
+
+def _default_demo_url() -> str:
+    schemes = {s for b in plugins().backends("store") for s in b.schemes}
+    return "sqlite:///esrc-demo.db" if "sqlite" in schemes else "memory://"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from esrc_core.demo import run
+
+    run(args.store or _default_demo_url())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``esrc`` command; returns the exit status. Errors esrc raises on purpose
+    print as one line on stderr with status 1."""
+    parser = argparse.ArgumentParser(prog="esrc", description="esrc event sourcing tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("plugins", help="list installed backends and load errors")
+    p.set_defaults(run=_plugins)
+    p = commands.add_parser("demo", help="save, reload, update and relay an aggregate")
+    p.add_argument("--store", help="event store URL (default: sqlite file, else memory://)")
+    p.set_defaults(run=_demo)
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except EsrcError as err:
+        print(f"esrc {args.command}: {err}", file=sys.stderr)
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

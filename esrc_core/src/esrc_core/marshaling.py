@@ -1,0 +1,235 @@
+"""Encoding events to bytes and back.
+
+:class:`JsonMarshaler` is the default. It encodes dataclasses (nested ones too) and the
+values they commonly hold (``datetime``, ``date``, ``time``, ``UUID``, ``Decimal``, enums,
+lists, tuples, sets, dicts, ``None``), and decodes them back into the annotated types.
+Pydantic models and msgspec structs are handled by their own libraries when those are
+installed; neither is required.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+import math
+import sys
+import types
+import typing
+import uuid
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from esrc_core.errors import SerializationError
+
+__all__ = ["EventMarshaler", "JsonMarshaler"]
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class EventMarshaler(Protocol):
+    """Turns an event object into bytes and back.
+
+    ``unmarshal(marshal(e), type(e))`` must equal ``e``. Both methods raise
+    :class:`~esrc_core.errors.SerializationError` for values they cannot handle.
+    Implementations must be safe to call from many threads.
+    """
+
+    def marshal(self, event: object) -> bytes:
+        """Encode ``event`` to bytes."""
+        ...
+
+    def unmarshal(self, data: bytes, cls: type[T]) -> T:
+        """Decode ``data`` into an instance of ``cls``."""
+        ...
+
+
+def _is_pydantic(cls: type[Any]) -> bool:
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)
+
+
+def _is_msgspec(cls: type[Any]) -> bool:
+    msgspec = sys.modules.get("msgspec")
+    return msgspec is not None and isinstance(cls, type) and issubclass(cls, msgspec.Struct)
+
+
+class JsonMarshaler:
+    """The default :class:`EventMarshaler`: compact UTF-8 JSON.
+
+    Decoding is driven by the class's type annotations, so a ``UUID`` field comes
+    back as a ``UUID`` and a ``Decimal`` as a ``Decimal`` (encoded as a string, never a
+    float, so no precision is lost).
+    """
+
+    def marshal(self, event: object) -> bytes:
+        """Encode a dataclass, pydantic model or msgspec struct as JSON bytes."""
+        cls = type(event)
+        if _is_pydantic(cls):
+            data: bytes = event.model_dump_json().encode()  # type: ignore[attr-defined]
+            return data
+        if _is_msgspec(cls):
+            import msgspec
+
+            encoded: bytes = msgspec.json.encode(event)
+            return encoded
+        if not dataclasses.is_dataclass(event):
+            raise SerializationError(
+                f"cannot encode {cls.__qualname__}: JsonMarshaler encodes dataclasses, "
+                "pydantic models and msgspec structs"
+            )
+        try:
+            return json.dumps(
+                _to_json(event, cls.__qualname__), separators=(",", ":"), ensure_ascii=False
+            ).encode()
+        except (TypeError, ValueError) as err:
+            raise SerializationError(f"cannot encode {cls.__qualname__}: {err}") from err
+
+    def unmarshal(self, data: bytes, cls: type[T]) -> T:
+        """Decode JSON bytes into ``cls`` using its annotations."""
+        if _is_pydantic(cls):
+            return cls.model_validate_json(data)  # type: ignore[attr-defined,no-any-return]
+        if _is_msgspec(cls):
+            import msgspec
+
+            decoded: T = msgspec.json.decode(data, type=cls)
+            return decoded
+        try:
+            raw = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise SerializationError(f"cannot decode {cls.__qualname__}: {err}") from err
+        try:
+            return typing.cast(T, _from_json(raw, cls, cls.__qualname__))
+        except (TypeError, ValueError, KeyError) as err:
+            raise SerializationError(f"cannot decode {cls.__qualname__}: {err}") from err
+
+
+def _to_json(value: Any, path: str) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path} is {value}, which JSON cannot hold")
+        return value
+    if isinstance(value, enum.Enum):
+        return _to_json(value.value, path)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _to_json(getattr(value, f.name), f"{path}.{f.name}")
+            for f in dataclasses.fields(value)
+        }
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for raw_key, item in value.items():
+            key = raw_key.value if isinstance(raw_key, enum.Enum) else raw_key
+            if not isinstance(key, str | int | uuid.UUID):
+                raise TypeError(f"{path} has a key of type {type(key).__name__}")
+            out[str(key)] = _to_json(item, f"{path}[{key!r}]")
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [_to_json(item, f"{path}[{i}]") for i, item in enumerate(items)]
+    raise TypeError(f"{path} has a value of type {type(value).__name__}, which JSON cannot hold")
+
+
+def _from_json(raw: Any, hint: Any, path: str) -> Any:  # noqa: PLR0915
+    if hint is Any or hint is object:
+        return raw
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        if raw is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _from_json(raw, arg, path)
+            except (TypeError, ValueError, KeyError) as err:
+                errors.append(str(err))
+        raise ValueError(f"{path}: {raw!r} matches none of {hint}: {'; '.join(errors)}")
+    if origin is typing.Literal:
+        if raw not in args:
+            raise ValueError(f"{path}: {raw!r} is not one of {args}")
+        return raw
+    if origin in (list, tuple, set, frozenset) or hint in (list, tuple, set, frozenset):
+        if not isinstance(raw, list):
+            raise TypeError(f"{path}: expected a list, got {type(raw).__name__}")
+        container = origin or hint
+        if container is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(raw):
+                raise ValueError(f"{path}: expected {len(args)} items, got {len(raw)}")
+            return tuple(
+                _from_json(v, a, f"{path}[{i}]")
+                for i, (a, v) in enumerate(zip(args, raw, strict=True))
+            )
+        item = args[0] if args else Any
+        return container(_from_json(v, item, f"{path}[{i}]") for i, v in enumerate(raw))
+    if origin is dict or hint is dict:
+        if not isinstance(raw, dict):
+            raise TypeError(f"{path}: expected an object, got {type(raw).__name__}")
+        key_hint, value_hint = args if args else (Any, Any)
+        return {
+            _from_json(k, key_hint, path) if key_hint is not str else k: _from_json(
+                v, value_hint, f"{path}[{k!r}]"
+            )
+            for k, v in raw.items()
+        }
+    if not isinstance(hint, type):
+        return raw
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(raw, dict):
+            raise TypeError(f"{path}: expected an object, got {type(raw).__name__}")
+        hints = typing.get_type_hints(hint)
+        kwargs = {}
+        for f in dataclasses.fields(hint):
+            if f.name in raw:
+                kwargs[f.name] = _from_json(raw[f.name], hints.get(f.name, Any), f"{path}.{f.name}")
+            elif (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ) and f.init:
+                raise KeyError(f"{path}.{f.name} is missing")
+        fields = {f.name: f for f in dataclasses.fields(hint)}
+        obj = hint(**{k: v for k, v in kwargs.items() if fields[k].init})
+        for k, v in kwargs.items():
+            if not fields[k].init:
+                object.__setattr__(obj, k, v)
+        return obj
+    if issubclass(hint, enum.Enum):
+        return hint(raw)
+    if issubclass(hint, bool):
+        if not isinstance(raw, bool):
+            raise TypeError(f"{path}: expected a bool, got {raw!r}")
+        return raw
+    if issubclass(hint, dt.datetime):
+        return dt.datetime.fromisoformat(raw)
+    if issubclass(hint, dt.date):
+        return dt.date.fromisoformat(raw)
+    if issubclass(hint, dt.time):
+        return dt.time.fromisoformat(raw)
+    if issubclass(hint, dt.timedelta):
+        return dt.timedelta(seconds=raw)
+    if issubclass(hint, uuid.UUID):
+        return uuid.UUID(raw)
+    if issubclass(hint, Decimal):
+        return Decimal(raw)
+    if issubclass(hint, bytes):
+        return bytes.fromhex(raw)
+    if issubclass(hint, float) and isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if issubclass(hint, int | str) and isinstance(raw, hint) and not isinstance(raw, bool):
+        return raw
+    if hint is type(None) and raw is None:
+        return None
+    raise TypeError(f"{path}: expected {hint.__name__}, got {type(raw).__name__} {raw!r}")

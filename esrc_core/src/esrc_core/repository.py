@@ -1,0 +1,202 @@
+"""The repository: persists aggregates as events and rehydrates them."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from esrc_core.aggregate import Aggregate, AggregateFactory
+from esrc_core.errors import (
+    AggregateRequiresEvents,
+    OptimisticConcurrencyError,
+    SnapshotNotSupported,
+)
+from esrc_core.events import EventRegistry, RawEvent, RawSnapshot
+from esrc_core.ids import AggregateId, check_aggregate_type, check_id
+from esrc_core.store import EventStore
+
+__all__ = ["Repository", "RetryPolicy"]
+
+T = TypeVar("T", bound=Aggregate)
+
+log = logging.getLogger("esrc.repository")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How :meth:`Repository.update_by_id` retries after an
+    :class:`~esrc_core.errors.OptimisticConcurrencyError`.
+
+    ``attempts`` counts the first try (1 disables retries). Before retry k (1-based)
+    it sleeps a random time in ``[0, min(max_delay, base_delay * 2**(k-1))]`` ("full
+    jitter"), so competing writers spread out.
+    """
+
+    attempts: int = 3
+    base_delay: float = 0.005
+    max_delay: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"RetryPolicy.attempts must be at least 1, got {self.attempts}")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("RetryPolicy delays must not be negative")
+
+    def delay(self, retry: int) -> float:
+        """The sleep before retry number ``retry`` (1-based)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
+
+
+class Repository(Generic[T]):
+    """Persists and rehydrates aggregates of one type on top of an :class:`EventStore`.
+
+    ``factory`` rebuilds aggregates from history; an
+    :class:`~esrc_core.aggregate.EventRaiserAggregate` subclass is its own factory.
+    ``aggregate_type`` names the streams and defaults to the factory's class name.
+
+    Snapshots are taken by policy: after a save that crosses a multiple of
+    ``snapshot_every`` versions (default 200; 0 disables), in the caller's thread. A
+    failed snapshot is logged and does not fail the save. Loading reads the latest
+    snapshot and the events after it.
+
+    A repository holds no per-aggregate state and is safe to share between threads if
+    its store is.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        factory: AggregateFactory[T],
+        registry: EventRegistry,
+        *,
+        aggregate_type: str | None = None,
+        snapshot_every: int = 200,
+        retry: RetryPolicy | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        if aggregate_type is None:
+            aggregate_type = getattr(factory, "__name__", None)
+            if aggregate_type is None:
+                raise ValueError("Repository needs aggregate_type= when the factory is not a class")
+        self.aggregate_type = check_aggregate_type(aggregate_type, doing="create Repository")
+        if snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be 0 (off) or positive, got {snapshot_every}")
+        self.store = store
+        self.factory = factory
+        self.registry = registry
+        self.snapshot_every = snapshot_every
+        self.retry = retry or RetryPolicy()
+        self.metadata: Mapping[str, str] = dict(metadata or {})
+
+    def find_by_id(self, aggregate_id: AggregateId) -> T:
+        """Load the aggregate: latest snapshot (if any) plus the events after it.
+
+        Raises :class:`~esrc_core.errors.AggregateNotFound` when it does not exist.
+        """
+        check_id(aggregate_id, doing=f"find {self.aggregate_type}")
+        snapshot = self.store.latest_snapshot(self.aggregate_type, aggregate_id)
+        from_version = snapshot.version if snapshot is not None else 0
+        raw = self.store.events(self.aggregate_type, aggregate_id, from_version)
+        events = [self.registry.from_raw(e, aggregate_type=self.aggregate_type) for e in raw]
+        if snapshot is not None:
+            return self.factory.from_snapshot(aggregate_id, snapshot, events)
+        return self.factory.from_events(aggregate_id, events)
+
+    def contains(self, aggregate_id: AggregateId) -> bool:
+        """Whether an aggregate with this id exists."""
+        check_id(aggregate_id, doing=f"check {self.aggregate_type}")
+        return self.store.contains_aggregate(self.aggregate_type, aggregate_id)
+
+    def add(self, aggregate: T, *, metadata: Mapping[str, str] | None = None) -> None:
+        """Save a new aggregate's changes as a new stream.
+
+        Raises :class:`~esrc_core.errors.AggregateRequiresEvents` when it has no changes
+        and :class:`~esrc_core.errors.AggregateAlreadyExists` when the id is taken.
+        """
+        raw = self._raw_changes(aggregate, metadata, doing="add")
+        self.store.add_aggregate(self.aggregate_type, aggregate.id, raw)
+        self._committed(aggregate, len(raw))
+
+    def update(self, aggregate: T, *, metadata: Mapping[str, str] | None = None) -> None:
+        """Append a loaded aggregate's changes at its ``initial_version``.
+
+        No changes is a no-op. Raises
+        :class:`~esrc_core.errors.OptimisticConcurrencyError` when the stream moved on.
+        """
+        if not aggregate.changes:
+            return
+        raw = self._raw_changes(aggregate, metadata, doing="update")
+        self.store.append_events(self.aggregate_type, aggregate.id, aggregate.initial_version, raw)
+        self._committed(aggregate, len(raw))
+
+    def update_by_id(
+        self,
+        aggregate_id: AggregateId,
+        update: Callable[[T], Any],
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> T:
+        """Load, apply ``update``, save; on a concurrency conflict reload and try again.
+
+        Retries follow :attr:`retry`. ``update`` may run more than once, so it must
+        only change the aggregate. An exception from ``update`` is raised as is and
+        nothing is saved. Returns the saved aggregate.
+        """
+        attempt = 1
+        while True:
+            aggregate = self.find_by_id(aggregate_id)
+            update(aggregate)
+            try:
+                self.update(aggregate, metadata=metadata)
+            except OptimisticConcurrencyError:
+                if attempt >= self.retry.attempts:
+                    raise
+                log.debug(
+                    "update %s %s: concurrency conflict on attempt %d, retrying",
+                    self.aggregate_type,
+                    aggregate_id,
+                    attempt,
+                )
+                time.sleep(self.retry.delay(attempt))
+                attempt += 1
+            else:
+                return aggregate
+
+    def _raw_changes(
+        self, aggregate: T, metadata: Mapping[str, str] | None, *, doing: str
+    ) -> list[RawEvent]:
+        aggregate_id = check_id(aggregate.id, doing=f"{doing} {self.aggregate_type}")
+        changes = aggregate.changes
+        if not changes:
+            raise AggregateRequiresEvents(
+                f"{doing} {self.aggregate_type} {aggregate_id}: the aggregate has no changes"
+            )
+        meta = {**self.metadata, **(metadata or {})}
+        return [self.registry.to_raw(event, meta) for event in changes]
+
+    def _committed(self, aggregate: T, count: int) -> None:
+        before = aggregate.initial_version
+        aggregate.mark_changes_committed()
+        after = before + count
+        every = self.snapshot_every
+        if every and before // every != after // every:
+            self._snapshot(aggregate, after)
+
+    def _snapshot(self, aggregate: T, version: int) -> None:
+        try:
+            data = aggregate.snapshot()
+            self.store.add_snapshot(self.aggregate_type, aggregate.id, RawSnapshot(version, data))
+        except SnapshotNotSupported:
+            log.debug("%s does not support snapshots; skipped", self.aggregate_type)
+        except Exception:
+            log.warning(
+                "snapshot of %s %s at version %d failed; the save itself succeeded",
+                self.aggregate_type,
+                aggregate.id,
+                version,
+                exc_info=True,
+            )

@@ -1,0 +1,31 @@
+"""Backend URLs: splitting off the scheme, and hiding passwords in anything printed."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["mask_url", "url_scheme"]
+
+_USERINFO = re.compile(r"^(?P<scheme>[^:/?#]+://)(?P<user>[^:@/?#]*):(?P<password>[^@/?#]*)@")
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd|secret|token)=)[^&#]*")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``: in the userinfo part and in
+    query parameters named password, passwd, pwd, secret or token.
+
+    Safe to call on malformed input; it never raises.
+    """
+    if not isinstance(url, str):
+        return repr(type(url))
+    masked = _USERINFO.sub(r"\g<scheme>\g<user>:***@", url, count=1)
+    return _QUERY_SECRET.sub(r"\1***", masked)
+
+
+def url_scheme(url: str) -> str | None:
+    """The lower-cased scheme of ``url`` (``postgresql+psycopg`` in
+    ``postgresql+psycopg://host/db``), or ``None`` if it has none."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme):
+        return None
+    return scheme.lower()

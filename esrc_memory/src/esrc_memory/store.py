@@ -1,0 +1,209 @@
+"""The in-memory event store and its outbox."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from esrc_core.errors import (
+    AggregateAlreadyExists,
+    AggregateNotFound,
+    AggregateRequiresEvents,
+    OptimisticConcurrencyError,
+    SnapshotVersionError,
+)
+from esrc_core.events import RawEvent, RawSnapshot, check_events
+from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
+from esrc_core.relay import RelayEvent
+
+__all__ = ["MemoryEventStore", "MemoryOutbox"]
+
+
+@dataclass
+class _Stream:
+    aggregate_id: AggregateId
+    events: list[RawEvent] = field(default_factory=list)
+    snapshots: dict[int, RawSnapshot] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    """Everything one store holds; named stores share one ``_State``."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    streams: dict[tuple[str, str], _Stream] = field(default_factory=dict)
+    log: list[RelayEvent] = field(default_factory=list)
+    checkpoints: dict[str, int] = field(default_factory=dict)
+
+
+_named: weakref.WeakValueDictionary[str, _State] = weakref.WeakValueDictionary()
+_named_lock = threading.Lock()
+
+
+def _shared_state(name: str) -> _State:
+    with _named_lock:
+        state = _named.get(name)
+        if state is None:
+            state = _State()
+            _named[name] = state
+        return state
+
+
+class MemoryEventStore:
+    """An :class:`~esrc_core.store.EventStore` that keeps everything in this process.
+
+    ``MemoryEventStore()`` is private to its owner; ``MemoryEventStore("name")`` shares
+    its data with every other store of that name in the process, for as long as one
+    of them is referenced. All operations take one lock, so they are atomic and
+    thread-safe, and the outbox order is the commit order.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self._state = _shared_state(name) if name else _State()
+
+    def __repr__(self) -> str:
+        return f"MemoryEventStore({self.name!r})" if self.name else "MemoryEventStore()"
+
+    def _key(self, aggregate_type: str, aggregate_id: AggregateId, doing: str) -> tuple[str, str]:
+        check_aggregate_type(aggregate_type, doing=doing)
+        return aggregate_type, encode_id(check_id(aggregate_id, doing=doing))
+
+    def add_aggregate(
+        self, aggregate_type: str, aggregate_id: AggregateId, events: Sequence[RawEvent]
+    ) -> None:
+        """See :meth:`esrc_core.store.EventStore.add_aggregate`."""
+        doing = f"add {aggregate_type} {aggregate_id!r}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        check_events(events, doing=doing)
+        if not events:
+            raise AggregateRequiresEvents(f"{doing}: an aggregate needs at least one event")
+        with self._state.lock:
+            if key in self._state.streams:
+                raise AggregateAlreadyExists(f"{doing}: the aggregate already exists")
+            stream = _Stream(aggregate_id)
+            self._state.streams[key] = stream
+            self._write(aggregate_type, stream, events)
+
+    def append_events(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int,
+        events: Sequence[RawEvent],
+    ) -> None:
+        """See :meth:`esrc_core.store.EventStore.append_events`."""
+        doing = f"append to {aggregate_type} {aggregate_id!r} at version {from_version}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        check_events(events, doing=doing)
+        if not events:
+            raise AggregateRequiresEvents(f"{doing}: no events to append")
+        with self._state.lock:
+            stream = self._state.streams.get(key)
+            if stream is None:
+                raise OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
+            if len(stream.events) != from_version:
+                raise OptimisticConcurrencyError(
+                    f"{doing}: stream is at version {len(stream.events)}"
+                )
+            self._write(aggregate_type, stream, events)
+
+    def _write(self, aggregate_type: str, stream: _Stream, events: Sequence[RawEvent]) -> None:
+        log = self._state.log
+        for event in events:
+            stored = RawEvent(event.name, event.data, dict(event.metadata))
+            stream.events.append(stored)
+            log.append(
+                RelayEvent(
+                    aggregate_type, stream.aggregate_id, len(stream.events), len(log) + 1, stored
+                )
+            )
+
+    def events(
+        self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
+    ) -> list[RawEvent]:
+        """See :meth:`esrc_core.store.EventStore.events`."""
+        doing = f"read {aggregate_type} {aggregate_id!r}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        with self._state.lock:
+            stream = self._state.streams.get(key)
+            if stream is None:
+                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+            return stream.events[max(from_version, 0) :]
+
+    def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
+        """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
+        key = self._key(aggregate_type, aggregate_id, f"check {aggregate_type} {aggregate_id!r}")
+        with self._state.lock:
+            return key in self._state.streams
+
+    def add_snapshot(
+        self, aggregate_type: str, aggregate_id: AggregateId, snapshot: RawSnapshot
+    ) -> None:
+        """See :meth:`esrc_core.store.EventStore.add_snapshot`."""
+        doing = f"add snapshot of {aggregate_type} {aggregate_id!r}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        if not isinstance(snapshot, RawSnapshot) or not isinstance(snapshot.data, bytes):
+            raise TypeError(f"{doing}: expected a RawSnapshot with bytes data")
+        with self._state.lock:
+            stream = self._state.streams.get(key)
+            if stream is None:
+                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+            if not 1 <= snapshot.version <= len(stream.events):
+                raise SnapshotVersionError(
+                    f"{doing}: version {snapshot.version} is outside 1..{len(stream.events)}"
+                )
+            stream.snapshots[snapshot.version] = snapshot
+
+    def latest_snapshot(self, aggregate_type: str, aggregate_id: AggregateId) -> RawSnapshot | None:
+        """See :meth:`esrc_core.store.EventStore.latest_snapshot`."""
+        key = self._key(aggregate_type, aggregate_id, f"read snapshot of {aggregate_type}")
+        with self._state.lock:
+            stream = self._state.streams.get(key)
+            if stream is None or not stream.snapshots:
+                return None
+            return stream.snapshots[max(stream.snapshots)]
+
+    def outbox(self, name: str = "default") -> MemoryOutbox:
+        """The outbox of relay ``name``; see :class:`esrc_core.relay.HasOutbox`."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("a relay name must be a non-empty str")
+        return MemoryOutbox(self._state, name)
+
+    def close(self) -> None:
+        """Nothing to release; named data stays while another store of the name lives."""
+
+
+class MemoryOutbox:
+    """A relay's outbox over a :class:`MemoryEventStore`: commit order, one checkpoint
+    per relay name."""
+
+    def __init__(self, state: _State, name: str) -> None:
+        self._state = state
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The relay name."""
+        return self._name
+
+    def unpublished_events(self, limit: int) -> list[RelayEvent]:
+        """See :meth:`esrc_core.relay.EventStoreOutbox.unpublished_events`."""
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
+        with self._state.lock:
+            start = self._state.checkpoints.get(self._name, 0)
+            return self._state.log[start : start + limit]
+
+    def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
+        """See :meth:`esrc_core.relay.EventStoreOutbox.mark_events_as_published`."""
+        if not events:
+            return
+        last = max(e.position for e in events)
+        with self._state.lock:
+            if last > len(self._state.log):
+                raise ValueError(f"relay {self._name}: position {last} was never stored")
+            current = self._state.checkpoints.get(self._name, 0)
+            self._state.checkpoints[self._name] = max(current, last)
