@@ -1,0 +1,68 @@
+"""Development sessions: ``uv run nox`` runs lint, typecheck, tests and docs.
+
+Sessions run inside the uv-managed project environment (``uv run nox`` syncs it from
+``uv.lock``), so nox creates no virtualenvs of its own.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.error_on_missing_interpreters = True
+
+TYPED = [
+    "esrc_core/src",
+    "esrc_memory/src",
+    "esrc_sqlalchemy/src",
+    "esrc_testkit/src",
+    "tests/plugins/esrc_toy/src",
+    "bench",
+    "noxfile.py",
+]
+
+BACKENDS = ["memory", "sqlite", "postgresql", "mysql"]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package, the bench harness and the tests."""
+    session.run("mypy", "--strict", *TYPED)
+    session.run("mypy", "--strict", "tests")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite: every backend, the testkit, the docs' examples.
+
+    Server-backed tests read ESRC_TEST_POSTGRESQL_URL and ESRC_TEST_MYSQL_URL; they skip
+    when those are unset, except under CI=true, where they fail.
+    """
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def backend(session: nox.Session, backend: str) -> None:
+    """The tests of one backend only, e.g. ``nox -s "backend(backend='postgresql')"``."""
+    session.run("pytest", "-m", backend, *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site, failing on warnings and broken references."""
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark harness; arguments after ``--`` go to it (not part of ``nox``)."""
+    session.run("python", "-m", "bench", *session.posargs)
