@@ -12,6 +12,7 @@ __all__ = [
     "AggregateRequiresEvents",
     "AmbiguousBackendError",
     "BackendUnavailableError",
+    "BrokerUnavailableError",
     "EsrcError",
     "InvalidAggregateIdError",
     "InvalidEventError",
@@ -91,6 +92,11 @@ class BackendUnavailableError(EsrcError, ImportError):
 
 class StoreUnavailableError(EsrcError, ConnectionError):
     """The store's server could not be reached or went away during an operation."""
+
+
+class BrokerUnavailableError(EsrcError, ConnectionError):
+    """A publisher's broker could not be reached (when opening the publisher) or the
+    broker refused the setup it needs (an exchange or stream it declares)."""
 
 
 class PublishError(EsrcError):
