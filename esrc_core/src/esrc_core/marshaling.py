@@ -67,43 +67,48 @@ class JsonMarshaler:
     def marshal(self, event: object) -> bytes:
         """Encode a dataclass, pydantic model or msgspec struct as JSON bytes."""
         cls = type(event)
-        if _is_pydantic(cls):
-            data: bytes = event.model_dump_json().encode()  # type: ignore[attr-defined]
-            return data
-        if _is_msgspec(cls):
-            import msgspec
-
-            encoded: bytes = msgspec.json.encode(event)
-            return encoded
-        if not dataclasses.is_dataclass(event):
+        if not (_is_pydantic(cls) or _is_msgspec(cls) or dataclasses.is_dataclass(event)):
             raise SerializationError(
                 f"cannot encode {cls.__qualname__}: JsonMarshaler encodes dataclasses, "
                 "pydantic models and msgspec structs"
             )
         try:
-            return json.dumps(
-                _to_json(event, cls.__qualname__), separators=(",", ":"), ensure_ascii=False
-            ).encode()
-        except (TypeError, ValueError) as err:
+            return _encode(event)
+        except Exception as err:
             raise SerializationError(f"cannot encode {cls.__qualname__}: {err}") from err
 
     def unmarshal(self, data: bytes, cls: type[T]) -> T:
         """Decode JSON bytes into ``cls`` using its annotations."""
-        if _is_pydantic(cls):
-            return cls.model_validate_json(data)  # type: ignore[attr-defined,no-any-return]
-        if _is_msgspec(cls):
-            import msgspec
+        try:
+            return _decode(data, cls)
+        except Exception as err:
+            raise SerializationError(f"cannot decode {cls.__qualname__}: {err}") from err
 
-            decoded: T = msgspec.json.decode(data, type=cls)
-            return decoded
-        try:
-            raw = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise SerializationError(f"cannot decode {cls.__qualname__}: {err}") from err
-        try:
-            return typing.cast(T, _from_json(raw, cls, cls.__qualname__))
-        except (TypeError, ValueError, KeyError) as err:
-            raise SerializationError(f"cannot decode {cls.__qualname__}: {err}") from err
+
+def _encode(event: object) -> bytes:
+    cls = type(event)
+    if _is_pydantic(cls):
+        data: bytes = event.model_dump_json().encode()  # type: ignore[attr-defined]
+        return data
+    if _is_msgspec(cls):
+        import msgspec
+
+        encoded: bytes = msgspec.json.encode(event)
+        return encoded
+    return json.dumps(
+        _to_json(event, cls.__qualname__), separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def _decode(data: bytes, cls: type[T]) -> T:
+    if _is_pydantic(cls):
+        return cls.model_validate_json(data)  # type: ignore[attr-defined,no-any-return]
+    if _is_msgspec(cls):
+        import msgspec
+
+        decoded: T = msgspec.json.decode(data, type=cls)
+        return decoded
+    return typing.cast(T, _from_json(json.loads(data), cls, cls.__qualname__))
 
 
 def _to_json(value: Any, path: str) -> Any:
@@ -156,7 +161,7 @@ def _from_json(raw: Any, hint: Any, path: str) -> Any:  # noqa: PLR0915
                 continue
             try:
                 return _from_json(raw, arg, path)
-            except (TypeError, ValueError, KeyError) as err:
+            except Exception as err:
                 errors.append(str(err))
         raise ValueError(f"{path}: {raw!r} matches none of {hint}: {'; '.join(errors)}")
     if origin is typing.Literal:
