@@ -1,1 +1,22 @@
-"""placeholder"""
+"""esrc relay publisher for Redis Streams: ``open_publisher("redis://host:6379/0")``.
+
+Importing this package does not import the client; :class:`RedisPublisher` is loaded
+on first access.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from esrc_redis.publisher import RedisPublisher
+
+__all__ = ["RedisPublisher"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisPublisher":
+        from esrc_redis.publisher import RedisPublisher
+
+        return RedisPublisher
+    raise AttributeError(f"module 'esrc_redis' has no attribute {name!r}")

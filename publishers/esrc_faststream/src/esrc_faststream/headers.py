@@ -1,0 +1,153 @@
+"""How a relayed event travels: the headers every esrc publisher sets, and the
+routing rule that names a routing key, subject or stream from an event.
+
+Every publisher sends the raw event bytes as the message body and these headers
+(RabbitMQ message headers, NATS headers, Redis stream entry fields):
+
+=====================  =====================================================
+header                 value
+=====================  =====================================================
+``esrc-message-id``    :attr:`RelayEvent.message_id` (``type/encoded id/version``)
+``esrc-aggregate-type`` the aggregate type
+``esrc-aggregate-id``  the aggregate id, encoded with :func:`esrc_core.ids.encode_id`
+``esrc-version``       the event's version in its stream (decimal)
+``esrc-position``      the event's global position in the store (decimal)
+``esrc-event-name``    the event name
+``esrc-metadata``      the event's metadata as a JSON object (str to str)
+=====================  =====================================================
+
+:func:`relay_event_from` turns them (and the body) back into the
+:class:`~esrc_core.relay.RelayEvent` that was published.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TypeAlias
+
+from esrc_core.errors import InvalidEventError
+from esrc_core.events import RawEvent
+from esrc_core.ids import decode_id, encode_id
+from esrc_core.relay import RelayEvent
+
+__all__ = [
+    "AGGREGATE_ID",
+    "AGGREGATE_TYPE",
+    "EVENT_NAME",
+    "HEADERS",
+    "MESSAGE_ID",
+    "METADATA",
+    "POSITION",
+    "VERSION",
+    "RoutingRule",
+    "relay_event_from",
+    "relay_headers",
+    "route",
+]
+
+MESSAGE_ID = "esrc-message-id"
+"""Header with the event's deterministic message id."""
+AGGREGATE_TYPE = "esrc-aggregate-type"
+"""Header with the aggregate type."""
+AGGREGATE_ID = "esrc-aggregate-id"
+"""Header with the aggregate id encoded by :func:`esrc_core.ids.encode_id`."""
+VERSION = "esrc-version"
+"""Header with the event's version in its stream."""
+POSITION = "esrc-position"
+"""Header with the event's global position in the store."""
+EVENT_NAME = "esrc-event-name"
+"""Header with the event name."""
+METADATA = "esrc-metadata"
+"""Header with the event's metadata as a JSON object."""
+
+HEADERS = (MESSAGE_ID, AGGREGATE_TYPE, AGGREGATE_ID, VERSION, POSITION, EVENT_NAME, METADATA)
+"""Every header an esrc publisher sets, in a fixed order."""
+
+RoutingRule: TypeAlias = str | Callable[[RelayEvent], str]
+"""Names the destination of an event: a format string with the fields
+``aggregate_type``, ``event_name``, ``aggregate_id`` (encoded) and ``version``, e.g.
+``"{aggregate_type}.{event_name}"``, or a function of the event."""
+
+
+def relay_headers(event: RelayEvent) -> dict[str, str]:
+    """The esrc headers of ``event`` (see the module docstring)."""
+    return {
+        MESSAGE_ID: event.message_id,
+        AGGREGATE_TYPE: event.aggregate_type,
+        AGGREGATE_ID: encode_id(event.aggregate_id),
+        VERSION: str(event.version),
+        POSITION: str(event.position),
+        EVENT_NAME: event.event.name,
+        METADATA: json.dumps(dict(event.event.metadata), sort_keys=True, separators=(",", ":")),
+    }
+
+
+def relay_event_from(headers: Mapping[str, object], body: bytes) -> RelayEvent:
+    """Rebuild the :class:`RelayEvent` an esrc publisher sent with ``headers`` and
+    ``body``. Header values may be ``str`` or UTF-8 ``bytes``; other headers are ignored.
+
+    Raises :class:`~esrc_core.errors.InvalidEventError` naming the message id (when
+    present) if a header is missing or malformed, or if the message id does not match
+    the other headers.
+    """
+    text: dict[str, str] = {}
+    for name in HEADERS:
+        value = headers.get(name)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", errors="replace")
+        if value is not None:
+            text[name] = str(value)
+    where = f"decode relayed message {text.get(MESSAGE_ID, '(no message id)')!r}"
+    missing = [name for name in HEADERS if name not in text]
+    if missing:
+        raise InvalidEventError(f"{where}: missing headers {', '.join(missing)}")
+    try:
+        aggregate_id = decode_id(text[AGGREGATE_ID])
+        version = int(text[VERSION])
+        position = int(text[POSITION])
+        metadata = json.loads(text[METADATA])
+    except ValueError as err:
+        raise InvalidEventError(f"{where}: {err}") from err
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise InvalidEventError(f"{where}: {METADATA} is not a JSON object of strings")
+    event = RelayEvent(
+        aggregate_type=text[AGGREGATE_TYPE],
+        aggregate_id=aggregate_id,
+        version=version,
+        position=position,
+        event=RawEvent(text[EVENT_NAME], bytes(body), metadata),
+    )
+    if event.message_id != text[MESSAGE_ID]:
+        raise InvalidEventError(
+            f"{where}: the message id does not match the headers (expected {event.message_id!r})"
+        )
+    return event
+
+
+def route(rule: RoutingRule, event: RelayEvent) -> str:
+    """The destination ``rule`` names for ``event``.
+
+    Raises ``ValueError`` if a format string names an unknown field or the result is
+    empty.
+    """
+    if callable(rule):
+        name = rule(event)
+    else:
+        try:
+            name = rule.format(
+                aggregate_type=event.aggregate_type,
+                event_name=event.event.name,
+                aggregate_id=encode_id(event.aggregate_id),
+                version=event.version,
+            )
+        except (KeyError, IndexError) as err:
+            raise ValueError(
+                f"routing rule {rule!r} names an unknown field {err}; use aggregate_type, "
+                "event_name, aggregate_id or version"
+            ) from err
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"routing rule {rule!r} gave {name!r} for {event.message_id}")
+    return name

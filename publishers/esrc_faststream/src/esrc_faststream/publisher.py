@@ -1,0 +1,218 @@
+"""The synchronous :class:`~esrc_core.relay.BatchPublisher` facade shared by the broker
+publishers: one asyncio loop per publisher in a daemon thread, pipelined publishing
+with confirms awaited in order, and error translation.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import re
+import threading
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from esrc_core.errors import BrokerUnavailableError, PublishError
+from esrc_core.relay import RelayEvent
+from esrc_core.urls import mask_url
+
+from esrc_faststream.loop import LoopClosedError, LoopThread
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_TIMEOUT", "AsyncBrokerPublisher", "PartialPublish"]
+
+log = logging.getLogger("esrc.publisher")
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds to wait for a connection, a declaration or one broker confirmation."""
+DEFAULT_MAX_IN_FLIGHT = 256
+"""How many events of a batch may wait for their confirmation at once."""
+
+
+class PartialPublish(Exception):
+    """Raised inside a publisher's loop: ``published`` leading events were confirmed,
+    then ``__cause__`` stopped the batch. The facade turns it into
+    :class:`~esrc_core.errors.PublishError`."""
+
+    def __init__(self, published: int) -> None:
+        super().__init__(f"{published} events confirmed before the failure")
+        self.published = published
+
+
+class AsyncBrokerPublisher(abc.ABC):
+    """Base of the broker publishers: a thread-safe synchronous
+    :class:`~esrc_core.relay.BatchPublisher` over an asyncio broker client.
+
+    Subclasses implement :meth:`_start`, :meth:`_stop` and :meth:`_send` (or override
+    :meth:`_publish_all`); all of them run on the publisher's own event loop.
+
+    Contract kept for every subclass:
+
+    - The constructor connects and declares what the broker needs, or raises
+      :class:`~esrc_core.errors.BrokerUnavailableError` within ``timeout`` seconds.
+    - :meth:`publish` and :meth:`publish_batch` return only once the broker confirmed
+      every event; they send events in the given order and never send an event before
+      an earlier one of the same call. At most ``max_in_flight`` events wait for their
+      confirmation at once; ``max_in_flight=1`` publishes one event at a time.
+    - A failure raises :class:`~esrc_core.errors.PublishError` whose ``published`` is
+      the number of leading events confirmed; events after the failing one that were
+      still waiting to be sent are not sent.
+    - Calls from several threads are serialized. After :meth:`close`, publishing
+      raises :class:`~esrc_core.errors.PublishError`.
+    """
+
+    broker = "broker"
+    """What the messages call the broker, e.g. ``"RabbitMQ"``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self.url = url
+        self.timeout = float(timeout)
+        self.max_in_flight = max_in_flight
+        self._calls = threading.Lock()
+        self._loop = LoopThread(name=f"esrc-{self.broker.lower()}-publisher")
+        try:
+            self._loop.run(self._start(), self.timeout)
+        except BaseException as err:
+            self._shutdown()
+            if isinstance(err, Exception):
+                raise BrokerUnavailableError(
+                    f"open {self.broker} publisher {self.masked_url!r}: {_describe(err)}"
+                ) from err
+            raise
+
+    @property
+    def masked_url(self) -> str:
+        """The publisher's URL with any password hidden."""
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.masked_url!r})"
+
+    @abc.abstractmethod
+    async def _start(self) -> None:
+        """Connect and declare what the broker needs (exchange, stream)."""
+
+    @abc.abstractmethod
+    async def _stop(self) -> None:
+        """Disconnect; called once, also after a failed :meth:`_start`."""
+
+    async def _send(self, event: RelayEvent) -> Awaitable[Any]:
+        """Send ``event`` and return an awaitable of the broker's confirmation.
+
+        Returns once the event is on its way, so that an event sent by a later call
+        is ordered after it; awaiting the result raises if the broker refused it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement _send or _publish_all")
+
+    async def _publish_all(self, events: Sequence[RelayEvent]) -> None:
+        """Send ``events`` in order, at most :attr:`max_in_flight` unconfirmed at a
+        time, and await each confirmation in order.
+
+        Raises :class:`PartialPublish` (chaining the cause) with the number of leading
+        events confirmed; awaitables not yet confirmed are cancelled.
+        """
+        pending: deque[asyncio.Future[Any]] = deque()
+        confirmed = 0
+        try:
+            for event in events:
+                while len(pending) >= self.max_in_flight:
+                    await asyncio.wait_for(pending.popleft(), self.timeout)
+                    confirmed += 1
+                sent = await asyncio.wait_for(self._send(event), self.timeout)
+                pending.append(asyncio.ensure_future(sent))
+            while pending:
+                await asyncio.wait_for(pending.popleft(), self.timeout)
+                confirmed += 1
+        except Exception as err:
+            for future in pending:
+                future.cancel()
+            raise PartialPublish(confirmed) from err
+
+    def publish(self, event: RelayEvent) -> None:
+        """Publish one event and wait for the broker's confirmation; raise
+        :class:`~esrc_core.errors.PublishError` if it was not confirmed."""
+        self.publish_batch([event])
+
+    def publish_batch(self, events: Sequence[RelayEvent]) -> None:
+        """Publish ``events`` in order and wait until the broker confirmed all of them.
+
+        On failure raises :class:`~esrc_core.errors.PublishError` whose ``published``
+        counts the leading events the broker confirmed.
+        """
+        events = list(events)
+        if not events:
+            return
+        with self._calls:
+            limit = self.timeout * (len(events) + 2)
+            try:
+                self._loop.run(self._publish_all(events), limit)
+            except PartialPublish as partial:
+                cause = partial.__cause__ or partial
+                failed = events[partial.published]
+                raise PublishError(
+                    f"publish {failed.message_id} (event {partial.published + 1} of "
+                    f"{len(events)}) to {self.broker} {self.masked_url!r}: {_describe(cause)}",
+                    published=partial.published,
+                ) from cause
+            except LoopClosedError as err:
+                raise PublishError(
+                    f"publish {events[0].message_id} to {self.broker} {self.masked_url!r}: "
+                    "the publisher is closed",
+                    published=0,
+                ) from err
+            except Exception as err:
+                raise PublishError(
+                    f"publish {events[0].message_id} to {self.broker} {self.masked_url!r}: "
+                    f"{_describe(err)}",
+                    published=0,
+                ) from err
+
+    def close(self) -> None:
+        """Disconnect from the broker and stop the publisher's loop. Calling it twice
+        is harmless."""
+        with self._calls:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._loop.closed:
+            return
+        try:
+            self._loop.run(self._stop(), self.timeout)
+        except Exception as err:
+            log.warning("close %s publisher %s: %s", self.broker, self.masked_url, _describe(err))
+        finally:
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+
+
+def _describe(err: BaseException) -> str:
+    """``err`` as text for a message, with any password in a URL inside it hidden."""
+    text = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    if isinstance(err, TimeoutError) and not str(err):
+        text = "timed out"
+    return _URL_IN_TEXT.sub(lambda found: mask_url(found.group(0)), text)

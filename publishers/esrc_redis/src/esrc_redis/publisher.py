@@ -1,0 +1,103 @@
+"""The Redis Streams publisher: ``XADD`` through redis-py, pipelined, one entry per
+event with the esrc headers and the event bytes as fields."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import redis.asyncio
+from esrc_core.relay import RelayEvent
+from esrc_faststream.headers import relay_headers
+from esrc_faststream.publisher import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_TIMEOUT,
+    AsyncBrokerPublisher,
+    PartialPublish,
+)
+from redis.typing import EncodableT, FieldT
+
+__all__ = ["DATA_FIELD", "DEFAULT_STREAM", "RedisPublisher"]
+
+DEFAULT_STREAM = "esrc"
+"""The stream key entries are added to unless ``stream=`` says otherwise."""
+DATA_FIELD = "data"
+"""The entry field that holds the raw event bytes."""
+
+
+class RedisPublisher(AsyncBrokerPublisher):
+    """Appends relayed events to a Redis stream with ``XADD``.
+
+    - ``url``: ``redis://[user:password@]host:6379/0`` (``rediss://`` for TLS); query
+      parameters other than the options below go to redis-py.
+    - ``stream``: the stream key (default ``esrc``).
+    - ``maxlen``: trim the stream to about this many entries on each add (``None``, the
+      default, never trims); ``approximate=False`` trims exactly.
+    - ``timeout``, ``max_in_flight``: see
+      :class:`~esrc_faststream.publisher.AsyncBrokerPublisher`; a batch is sent in
+      pipelines of ``max_in_flight`` commands.
+
+    Each entry's fields are the esrc headers (``esrc-message-id``, ...) and ``data``,
+    the raw event bytes. Redis runs the commands of a connection in order and answers
+    each ``XADD`` once the entry is in the stream, so entry ids follow publish order.
+    Redis does not drop duplicates: a consumer does, by ``esrc-message-id``.
+    """
+
+    broker = "Redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str = DEFAULT_STREAM,
+        maxlen: int | None = None,
+        approximate: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        if not stream:
+            raise ValueError("stream must be a non-empty key")
+        if maxlen is not None and maxlen < 1:
+            raise ValueError(f"maxlen must be positive or None, got {maxlen}")
+        self.stream = stream
+        self.maxlen = maxlen
+        self.approximate = approximate
+        self._client: redis.asyncio.Redis | None = None
+        super().__init__(url, timeout=timeout, max_in_flight=max_in_flight)
+
+    async def _start(self) -> None:
+        self._client = redis.asyncio.from_url(
+            self.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            decode_responses=False,
+        )
+        await self._client.ping()
+
+    async def _stop(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def _publish_all(self, events: Sequence[RelayEvent]) -> None:
+        confirmed = 0
+        for start in range(0, len(events), self.max_in_flight):
+            chunk = events[start : start + self.max_in_flight]
+            try:
+                results = await asyncio.wait_for(self._add(chunk), self.timeout)
+            except Exception as err:
+                raise PartialPublish(confirmed) from err
+            for result in results:
+                if isinstance(result, Exception):
+                    raise PartialPublish(confirmed) from result
+                confirmed += 1
+
+    async def _add(self, events: Sequence[RelayEvent]) -> list[object]:
+        if self._client is None:
+            raise RuntimeError("the Redis connection is closed")
+        async with self._client.pipeline(transaction=False) as pipe:
+            for event in events:
+                fields: dict[FieldT, EncodableT] = {**relay_headers(event)}
+                fields[DATA_FIELD] = event.event.data
+                pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=self.approximate)
+            return list(await pipe.execute(raise_on_error=False))
