@@ -147,6 +147,18 @@ def _to_json(value: Any, path: str) -> Any:
     raise TypeError(f"{path} has a value of type {type(value).__name__}, which JSON cannot hold")
 
 
+def _key_from_json(key: str, hint: Any, path: str) -> Any:
+    # JSON keys are text: _to_json wrote int keys, and enum keys' values, with str().
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        for member in hint:
+            if str(member.value) == key:
+                return member
+        raise ValueError(f"{path}: key {key!r} is not a value of {hint.__qualname__}")
+    if isinstance(hint, type) and issubclass(hint, int) and not issubclass(hint, bool):
+        return int(key)
+    return _from_json(key, hint, path)
+
+
 def _from_json(raw: Any, hint: Any, path: str) -> Any:  # noqa: PLR0915
     if hint is Any or hint is object:
         return raw
@@ -186,9 +198,7 @@ def _from_json(raw: Any, hint: Any, path: str) -> Any:  # noqa: PLR0915
             raise TypeError(f"{path}: expected an object, got {type(raw).__name__}")
         key_hint, value_hint = args if args else (Any, Any)
         return {
-            _from_json(k, key_hint, path) if key_hint is not str else k: _from_json(
-                v, value_hint, f"{path}[{k!r}]"
-            )
+            _key_from_json(k, key_hint, path): _from_json(v, value_hint, f"{path}[{k!r}]")
             for k, v in raw.items()
         }
     if not isinstance(hint, type):
