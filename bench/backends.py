@@ -1,0 +1,131 @@
+"""The backends a run measures: how to open each one's store, its raw side, and how to
+give both a clean slate."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.raw import RawDatabase, open_raw_database
+from bench.settings import Settings
+from esrc_core import EventStore, mask_url, open_event_store
+
+__all__ = ["KNOWN", "LABELS", "SQLITE_PRAGMAS", "Backend", "default_url", "prepare_backend"]
+
+KNOWN = ("memory", "sqlite", "postgresql", "mysql")
+"""Backend names ``--backends`` accepts."""
+
+LABELS = {
+    "memory": "in-memory",
+    "sqlite": "SQLite",
+    "postgresql": "PostgreSQL",
+    "mysql": "MariaDB/MySQL",
+}
+"""How each backend is named in the report."""
+
+_ENV = {
+    "postgresql": ("ESRC_BENCH_POSTGRESQL_URL", "ESRC_TEST_POSTGRESQL_URL"),
+    "mysql": ("ESRC_BENCH_MYSQL_URL", "ESRC_TEST_MYSQL_URL"),
+    "sqlite": ("ESRC_BENCH_SQLITE_URL",),
+}
+_LOCAL = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",
+}
+
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+"""Run on every raw SQLite connection, so the raw side commits with the same
+durability as the SQL backend does."""
+
+
+def default_url(name: str) -> str | None:
+    """The URL of backend ``name`` from the environment (``ESRC_BENCH_<NAME>_URL``, then
+    the tests' ``ESRC_TEST_<NAME>_URL``), else the local server's; ``None`` for SQLite
+    (a temporary file) and ``memory://`` for the in-memory store."""
+    if name == "memory":
+        return "memory://"
+    for variable in _ENV.get(name, ()):
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return _LOCAL.get(name)
+
+
+@dataclass
+class Backend:
+    """One backend under measurement: its store URL and options, and its raw side
+    (``None`` for the in-memory store, which has no driver to compare with)."""
+
+    name: str
+    url: str
+    store_options: dict[str, Any]
+    raw: RawDatabase | None
+    settings: Settings
+    _temp_dir: Path | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        """The backend's name in the report."""
+        return LABELS.get(self.name, self.name)
+
+    @property
+    def masked_url(self) -> str:
+        """The URL with any password hidden."""
+        return mask_url(self.url)
+
+    def open_store(self) -> EventStore:
+        """Open a new store on the backend (the SQL store with the bench table prefix)."""
+        return open_event_store(self.url, **self.store_options)
+
+    def reset(self) -> None:
+        """Drop every bench table of the backend and of the raw side, then create the raw
+        tables again. The store's must be closed first."""
+        if self.raw is None:
+            return
+        self.raw.drop_tables([self.settings.table_prefix, self.settings.raw_prefix])
+        self.raw.create_tables()
+
+    def clean_up(self) -> list[str]:
+        """Drop every bench table (unless ``--keep-tables``) and delete the temporary
+        SQLite directory; returns the names of the tables dropped."""
+        dropped: list[str] = []
+        if self.raw is not None and not self.settings.keep_tables:
+            dropped = self.raw.drop_tables([self.settings.table_prefix, self.settings.raw_prefix])
+        if self._temp_dir is not None and not self.settings.keep_tables:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+        return dropped
+
+    def scrub(self, message: str) -> str:
+        """``message`` with the backend's password, if it contains it, hidden."""
+        return self.raw.scrub(message) if self.raw is not None else message
+
+
+def prepare_backend(name: str, settings: Settings) -> Backend:
+    """The :class:`Backend` for ``name`` under ``settings``; connects to nothing yet.
+
+    SQLite without a URL gets a file in a new temporary directory, deleted by
+    :meth:`Backend.clean_up`. Raises ``ImportError`` when the raw driver is missing and
+    ``ValueError`` for an unknown name.
+    """
+    if name not in KNOWN:
+        raise ValueError(f"unknown backend {name!r}; choose from {', '.join(KNOWN)}")
+    if name == "memory":
+        return Backend(name, "memory://", {}, None, settings)
+    temp_dir: Path | None = None
+    url = settings.urls.get(name) or default_url(name)
+    if url is None:
+        temp_dir = Path(tempfile.mkdtemp(prefix="esrc-bench-"))
+        url = f"sqlite:///{temp_dir / 'bench.db'}"
+    raw = open_raw_database(
+        name,
+        url,
+        prefix=settings.raw_prefix,
+        timeout=settings.connect_timeout,
+        sqlite_pragmas=SQLITE_PRAGMAS,
+    )
+    options = {"table_prefix": settings.table_prefix}
+    return Backend(name, url, options, raw, settings, temp_dir)

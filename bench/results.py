@@ -1,0 +1,162 @@
+"""What a run produces: figures (esrc beside raw), the targets they are held to, and the
+JSON document that lets runs be compared."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["BackendResult", "Figure", "Target", "write_json"]
+
+SCHEMA = 1
+"""Version of the JSON layout; bumped when a field changes meaning."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for one figure on one backend. It is printed and recorded, never asserted.
+
+    ``kind`` says what is compared with ``threshold``: ``min_ratio`` (esrc at least
+    that fraction of raw), ``max_ratio`` (esrc at most that multiple of raw) or
+    ``min_value`` (esrc's own figure at least that much).
+    """
+
+    kind: Literal["min_ratio", "max_ratio", "min_value"]
+    threshold: float
+    backend: str = "postgresql"
+
+    def describe(self, unit: str) -> str:
+        """The target in words, e.g. ``>= 60% of raw``."""
+        if self.kind == "min_ratio":
+            return f">= {self.threshold:.0%} of raw"
+        if self.kind == "max_ratio":
+            return f"<= {self.threshold:g}x raw"
+        return f">= {self.threshold:,.0f} {unit}"
+
+    def met(self, figure: Figure) -> bool | None:
+        """Whether ``figure`` meets the target; ``None`` when it cannot be told (no
+        figure, or no raw figure for a ratio)."""
+        value = figure.ratio if self.kind != "min_value" else figure.esrc
+        if value is None:
+            return None
+        if self.kind == "max_ratio":
+            return value <= self.threshold
+        return value >= self.threshold
+
+
+@dataclass
+class Figure:
+    """One measurement: esrc's runs and the raw driver's runs of the same work.
+
+    ``unit`` is what each run's value counts (``events/s``, ``ms/load``);
+    ``higher_is_better`` says which way is good. Figures are medians of the runs.
+    ``ratio`` is esrc's median divided by raw's: for a rate, the fraction of the raw
+    speed esrc reaches; for a time, how many times longer esrc takes.
+    """
+
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    work: dict[str, int]
+    target: Target | None = None
+    esrc_runs: list[float] = field(default_factory=list)
+    raw_runs: list[float] = field(default_factory=list)
+    raw_skipped: str | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def esrc(self) -> float | None:
+        """The median of esrc's runs, or ``None`` if none finished."""
+        return statistics.median(self.esrc_runs) if self.esrc_runs else None
+
+    @property
+    def raw(self) -> float | None:
+        """The median of the raw driver's runs, or ``None`` if none finished."""
+        return statistics.median(self.raw_runs) if self.raw_runs else None
+
+    @property
+    def ratio(self) -> float | None:
+        """esrc's median over raw's median, or ``None`` when either is missing."""
+        esrc, raw = self.esrc, self.raw
+        if esrc is None or raw is None or raw == 0:
+            return None
+        return esrc / raw
+
+    def target_met(self, backend: str) -> bool | None:
+        """Whether the target is met on ``backend``; ``None`` if the figure has no
+        target, the target is for another backend, or it cannot be told."""
+        if self.target is None or self.target.backend != backend:
+            return None
+        return self.target.met(self)
+
+    def to_json(self, backend: str) -> dict[str, Any]:
+        """The figure as a JSON object."""
+        target: dict[str, Any] | None = None
+        if self.target is not None:
+            target = {
+                "kind": self.target.kind,
+                "threshold": self.target.threshold,
+                "backend": self.target.backend,
+                "text": self.target.describe(self.unit),
+                "met": self.target.met(self),
+                "applies": self.target.backend == backend,
+            }
+        return {
+            "key": self.key,
+            "title": self.title,
+            "unit": self.unit,
+            "higher_is_better": self.higher_is_better,
+            "work": self.work,
+            "esrc": {"median": self.esrc, "runs": self.esrc_runs},
+            "raw": {"median": self.raw, "runs": self.raw_runs, "skipped": self.raw_skipped},
+            "ratio": self.ratio,
+            "target": target,
+            "error": self.error,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class BackendResult:
+    """Everything measured on one backend, or why it was skipped."""
+
+    name: str
+    label: str
+    url: str
+    status: Literal["ok", "skipped", "failed"] = "ok"
+    reason: str | None = None
+    server: dict[str, str] = field(default_factory=dict)
+    driver: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    figures: list[Figure] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as a JSON object (``url`` is already masked)."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "url": self.url,
+            "status": self.status,
+            "reason": self.reason,
+            "server": self.server,
+            "driver": self.driver,
+            "settings": self.settings,
+            "figures": [f.to_json(self.name) for f in self.figures],
+        }
+
+
+def write_json(path: Path, document: dict[str, Any]) -> Path:
+    """Write ``document`` (with the schema version added) to ``path``, or to a sibling
+    with a numeric suffix if ``path`` exists; return the path written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, number = path, 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+        number += 1
+    candidate.write_text(json.dumps({"schema": SCHEMA, **document}, indent=2) + "\n")
+    return candidate
