@@ -61,7 +61,8 @@ class JsonMarshaler:
 
     Decoding is driven by the class's type annotations, so a ``UUID`` field comes
     back as a ``UUID`` and a ``Decimal`` as a ``Decimal`` (encoded as a string, never a
-    float, so no precision is lost).
+    float, so no precision is lost). A ``timedelta`` is a number of seconds, or a
+    decimal string of seconds when a float cannot hold it to the microsecond.
     """
 
     def marshal(self, event: object) -> bytes:
@@ -123,7 +124,7 @@ def _to_json(value: Any, path: str) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
-        return value.total_seconds()
+        return _timedelta_to_json(value)
     if isinstance(value, uuid.UUID | Decimal):
         return str(value)
     if isinstance(value, bytes):
@@ -145,6 +146,18 @@ def _to_json(value: Any, path: str) -> Any:
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
         return [_to_json(item, f"{path}[{i}]") for i, item in enumerate(items)]
     raise TypeError(f"{path} has a value of type {type(value).__name__}, which JSON cannot hold")
+
+
+def _timedelta_to_json(value: dt.timedelta) -> float | str:
+    # Seconds as a number, unless a float cannot hold every microsecond (beyond about
+    # 142 years): then the exact seconds as a decimal string.
+    seconds = value.total_seconds()
+    try:
+        if dt.timedelta(seconds=seconds) == value:
+            return seconds
+    except OverflowError:
+        pass
+    return str(Decimal(value // dt.timedelta(microseconds=1)).scaleb(-6))
 
 
 def _key_from_json(key: str, hint: Any, path: str) -> Any:
@@ -234,6 +247,8 @@ def _from_json(raw: Any, hint: Any, path: str) -> Any:  # noqa: PLR0915
     if issubclass(hint, dt.time):
         return dt.time.fromisoformat(raw)
     if issubclass(hint, dt.timedelta):
+        if isinstance(raw, str):
+            return dt.timedelta(microseconds=int(Decimal(raw).scaleb(6)))
         return dt.timedelta(seconds=raw)
     if issubclass(hint, uuid.UUID):
         return uuid.UUID(raw)
