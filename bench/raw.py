@@ -405,7 +405,7 @@ def _mysql(url: str, prefix: str, timeout: float) -> RawDatabase:
         _MYSQL,
         connect,
         prefix=prefix,
-        driver={"name": "pymysql", "version": pymysql.__version__},
+        driver={"name": "pymysql", "version": pymysql.VERSION_STRING},
         secret=parsed.password,
     )
 
