@@ -13,8 +13,9 @@ The fence's info string says what the harness does with a block:
 ``python title="path/name.py"``
     A file the reader would create: written to that path in the working directory
     (so later blocks can import it), not executed. When the file name matches
-    ``test_*.py`` the harness runs ``pytest`` on it in a subprocess, in the working
-    directory, and requires it to pass with at least one passing test.
+    ``test_*.py``, the harness runs ``pytest`` on it in a subprocess, in the working
+    directory, after the page's other blocks (so a ``conftest.py`` shown after it is in
+    place), and requires it to pass with at least one passing test.
 
 ``python { .no-run }``
     Shown, never executed: for code that needs something the test run cannot
@@ -156,6 +157,7 @@ def run_page(page: str, text: str, workdir: Path, filename: str | None = None) -
     module = types.ModuleType(f"docs_page_{re.sub(r'[^0-9A-Za-z]', '_', page)}")
     module.__file__ = str(workdir / "__docs_page__.py")
     sys.modules[module.__name__] = module
+    test_files: list[Block] = []
     try:
         for block in parse_blocks(page, text):
             if block.kind == "no-run":
@@ -167,7 +169,7 @@ def run_page(page: str, text: str, workdir: Path, filename: str | None = None) -
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(block.code)
                 if re.fullmatch(r"test_.*\.py", target.name):
-                    _run_pytest_file(block, workdir)
+                    test_files.append(block)
                 continue
             # Pad with newlines so tracebacks show the Markdown file's own line numbers.
             code = compile("\n" * (block.line - 1) + block.code, filename or page, "exec")
@@ -176,6 +178,8 @@ def run_page(page: str, text: str, workdir: Path, filename: str | None = None) -
             except BaseException as err:
                 err.add_note(f"in the ```python block at {page}:{block.line}")
                 raise
+        for block in test_files:
+            _run_pytest_file(block, workdir)
     finally:
         del sys.modules[module.__name__]
         _forget_modules_under(workdir)
