@@ -167,8 +167,6 @@ class EventRegistry:
         name = self.name_of(event)
         try:
             data = self.marshaler.marshal(event)
-        except SerializationError:
-            raise
         except Exception as err:
             raise SerializationError(f"encode event {name}: {err}") from err
         return RawEvent(name, data, dict(metadata or {}))
@@ -182,8 +180,6 @@ class EventRegistry:
         cls = self.class_for(raw.name, aggregate_type=aggregate_type)
         try:
             return self.marshaler.unmarshal(raw.data, cls)
-        except SerializationError:
-            raise
         except Exception as err:
             where = f" of {aggregate_type!r}" if aggregate_type else ""
             raise SerializationError(f"decode event {raw.name}{where}: {err}") from err
