@@ -34,6 +34,7 @@ from esrc_core.relay import RelayEvent
 __all__ = [
     "AGGREGATE_ID",
     "AGGREGATE_TYPE",
+    "BODY_FIELD",
     "EVENT_NAME",
     "HEADERS",
     "MESSAGE_ID",
@@ -60,6 +61,10 @@ EVENT_NAME = "esrc-event-name"
 """Header with the event name."""
 METADATA = "esrc-metadata"
 """Header with the event's metadata as a JSON object."""
+
+BODY_FIELD = "data"
+"""The Redis stream entry field that holds the event bytes (other transports carry
+them as the message body)."""
 
 HEADERS = (MESSAGE_ID, AGGREGATE_TYPE, AGGREGATE_ID, VERSION, POSITION, EVENT_NAME, METADATA)
 """Every header an esrc publisher sets, in a fixed order."""

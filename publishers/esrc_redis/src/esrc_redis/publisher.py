@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import redis.asyncio
 from esrc_core.relay import RelayEvent
-from esrc_faststream.headers import relay_headers
+from esrc_faststream.headers import BODY_FIELD, relay_headers
 from esrc_faststream.publisher import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_TIMEOUT,
@@ -17,12 +17,10 @@ from esrc_faststream.publisher import (
 )
 from redis.typing import EncodableT, FieldT
 
-__all__ = ["DATA_FIELD", "DEFAULT_STREAM", "RedisPublisher"]
+__all__ = ["DEFAULT_STREAM", "RedisPublisher"]
 
 DEFAULT_STREAM = "esrc"
 """The stream key entries are added to unless ``stream=`` says otherwise."""
-DATA_FIELD = "data"
-"""The entry field that holds the raw event bytes."""
 
 
 class RedisPublisher(AsyncBrokerPublisher):
@@ -97,7 +95,8 @@ class RedisPublisher(AsyncBrokerPublisher):
             raise RuntimeError("the Redis connection is closed")
         async with self._client.pipeline(transaction=False) as pipe:
             for event in events:
-                fields: dict[FieldT, EncodableT] = {**relay_headers(event)}
-                fields[DATA_FIELD] = event.event.data
+                fields: dict[FieldT, EncodableT] = {}
+                fields.update(relay_headers(event))
+                fields[BODY_FIELD] = event.event.data
                 pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=self.approximate)
             return list(await pipe.execute(raise_on_error=False))
