@@ -1,0 +1,84 @@
+"""esrc testkit: the acceptance suite every esrc backend runs against itself.
+
+Subclass :class:`EventStoreAcceptance` in a test module, give it a ``store_factory``
+fixture and the backend's capabilities (:func:`capabilities_of`), and pytest runs the
+contract tests, the thread races and the hypothesis state machine.
+
+Names are imported on first use, so that loading the pytest plugin (which imports this
+package) stays cheap in test runs that never touch the suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from esrc_testkit.acceptance import EventStoreAcceptance
+    from esrc_testkit.capabilities import capabilities_of, requires
+    from esrc_testkit.fixtures import StoreFactory, StoreSuite
+    from esrc_testkit.machines import (
+        EventStoreMachine,
+        StateMachineAcceptance,
+        run_event_store_machine,
+    )
+    from esrc_testkit.outbox import OutboxAcceptance
+    from esrc_testkit.races import ConcurrencyAcceptance, run_in_threads
+    from esrc_testkit.repository import RepositoryAcceptance
+    from esrc_testkit.servers import in_ci, server_unreachable, server_url
+    from esrc_testkit.snapshots import SnapshotAcceptance
+    from esrc_testkit.streams import StreamAcceptance
+
+__all__ = [
+    "ConcurrencyAcceptance",
+    "EventStoreAcceptance",
+    "EventStoreMachine",
+    "OutboxAcceptance",
+    "RepositoryAcceptance",
+    "SnapshotAcceptance",
+    "StateMachineAcceptance",
+    "StoreFactory",
+    "StoreSuite",
+    "StreamAcceptance",
+    "capabilities_of",
+    "in_ci",
+    "requires",
+    "run_event_store_machine",
+    "run_in_threads",
+    "server_unreachable",
+    "server_url",
+]
+
+_HOME = {
+    "ConcurrencyAcceptance": "races",
+    "EventStoreAcceptance": "acceptance",
+    "EventStoreMachine": "machines",
+    "OutboxAcceptance": "outbox",
+    "RepositoryAcceptance": "repository",
+    "SnapshotAcceptance": "snapshots",
+    "StateMachineAcceptance": "machines",
+    "StoreFactory": "fixtures",
+    "StoreSuite": "fixtures",
+    "StreamAcceptance": "streams",
+    "capabilities_of": "capabilities",
+    "in_ci": "servers",
+    "requires": "capabilities",
+    "run_event_store_machine": "machines",
+    "run_in_threads": "races",
+    "server_unreachable": "servers",
+    "server_url": "servers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
