@@ -1,0 +1,1 @@
+"""Unit tests of esrc_core, run against the real in-memory backend."""
