@@ -48,7 +48,9 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         """The sleep before retry number ``retry`` (1-based)."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
+        # 2.0 ** 1024 overflows a float; past 2 ** 1023 the doubling exceeds any max_delay.
+        ceiling = self.base_delay * 2.0 ** min(retry - 1, 1023)
+        return random.uniform(0, min(self.max_delay, ceiling))
 
 
 class Repository(Generic[T]):
