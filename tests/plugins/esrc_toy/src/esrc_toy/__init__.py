@@ -1,0 +1,11 @@
+"""esrc-toy: a tiny third-party esrc backend, written against esrc_core's public API
+only, to show that the testkit works for outside authors.
+
+``toy://`` is a working (if slow) store with an outbox. The ``toy-noversioncheck://``,
+``toy-unordered://`` and ``toy-nonatomic://`` stores are broken on purpose; see
+:mod:`esrc_toy.broken`.
+"""
+
+from esrc_toy.store import ToyEventStore, ToyOutbox, forget
+
+__all__ = ["ToyEventStore", "ToyOutbox", "forget"]

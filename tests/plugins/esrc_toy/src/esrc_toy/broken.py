@@ -1,0 +1,58 @@
+"""Toy stores that are BROKEN ON PURPOSE, each in exactly one way.
+
+They exist to prove that the esrc testkit catches real bugs: the testkit's own tests
+run the acceptance suite against each of them and expect named tests to fail. Never
+use them for anything else.
+
+- :class:`NoVersionCheckStore` (``toy-noversioncheck://``): ``append_events`` ignores
+  the expected version, so two writers that read version N both append.
+- :class:`UnorderedOutboxStore` (``toy-unordered://``): the outbox hands out events
+  newest first, and marking the newest one skips everything older.
+- :class:`NonAtomicStore` (``toy-nonatomic://``): a batch is checked and written one
+  event at a time, so a malformed third event leaves the first two stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from esrc_core import AggregateId, RawEvent, check_events
+from esrc_toy.store import ToyEventStore, ToyOutbox, _Record
+
+__all__ = ["NoVersionCheckStore", "NonAtomicStore", "UnorderedOutboxStore"]
+
+
+class NoVersionCheckStore(ToyEventStore):
+    """BROKEN ON PURPOSE: appends whatever the expected version (no optimistic
+    concurrency control)."""
+
+    def _check_expected(self, current: int, expected: int, doing: str) -> None:
+        """Accept any expected version: the bug."""
+
+
+class _NewestFirstOutbox(ToyOutbox):
+    def _pending(self) -> list[_Record]:
+        return list(reversed(super()._pending()))
+
+
+class UnorderedOutboxStore(ToyEventStore):
+    """BROKEN ON PURPOSE: its outbox returns unpublished events newest first."""
+
+    def outbox(self, name: str = "default") -> ToyOutbox:
+        """An outbox that lists the newest event first: the bug."""
+        ordered = super().outbox(name)
+        return _NewestFirstOutbox(self._data, ordered.name)
+
+
+class NonAtomicStore(ToyEventStore):
+    """BROKEN ON PURPOSE: a failed batch can leave its first events stored."""
+
+    def _validate(self, events: Sequence[RawEvent], doing: str) -> None:
+        """Check nothing up front: the bug (events are checked while being written)."""
+
+    def _write(
+        self, aggregate_type: str, aggregate_id: AggregateId, events: Sequence[RawEvent]
+    ) -> None:
+        for index, event in enumerate(events):
+            check_events([event], doing=f"toy-nonatomic: write event {index}")
+            super()._write(aggregate_type, aggregate_id, [event])

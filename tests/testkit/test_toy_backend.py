@@ -1,0 +1,54 @@
+"""A third-party backend (tests/plugins/esrc_toy) found through its entry point and
+run through the whole acceptance suite in a few lines."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from esrc_toy import ToyEventStore, forget
+
+from esrc_core import EventStore, open_event_store, plugins
+from esrc_testkit import EventStoreAcceptance, capabilities_of
+
+
+class TestToyStore(EventStoreAcceptance):
+    """``toy://name`` with the capabilities its descriptor declares."""
+
+    capabilities = capabilities_of("toy://")
+
+    @pytest.fixture
+    def store_factory(self) -> Iterator[Callable[[], EventStore]]:
+        """Each call opens a store under a new name; the data is forgotten afterwards."""
+        opened: list[EventStore] = []
+
+        def open_empty() -> EventStore:
+            opened.append(open_event_store(f"toy://{uuid.uuid4().hex}"))
+            return opened[-1]
+
+        yield open_empty
+        for store in opened:
+            store.close()
+            assert isinstance(store, ToyEventStore)
+            forget(store.name)
+
+    def reopen(self, store: EventStore) -> EventStore:
+        """Open the same URL again."""
+        assert isinstance(store, ToyEventStore)
+        return open_event_store(store.url)
+
+
+def test_toy_backend_is_discovered_through_its_entry_point() -> None:
+    """``plugins()`` found the toy backends in distribution esrc-toy, with their schemes."""
+    found = {b.name: b for b in plugins().backends("store") if b.distribution == "esrc-toy"}
+    assert set(found) == {"toy", "toy-noversioncheck", "toy-unordered", "toy-nonatomic"}
+    assert found["toy"].schemes == ("toy",)
+    assert found["toy"].version == "0.1.0"
+    assert not [p for p in plugins().problems if p.distribution == "esrc-toy"]
+    assert isinstance(open_event_store("toy://"), ToyEventStore)
+
+
+def test_toy_descriptor_declares_the_capabilities_the_suite_runs() -> None:
+    """``capabilities_of`` reads the descriptor: every gated part of the suite runs."""
+    assert capabilities_of("toy://") == {"snapshots", "outbox", "threads", "persistent"}
