@@ -18,11 +18,17 @@ header                 value
 
 :func:`relay_event_from` turns them (and the body) back into the
 :class:`~esrc_core.relay.RelayEvent` that was published.
+
+Header values are ASCII on every transport: characters outside printable ASCII, and
+``%`` itself, are percent-encoded as UTF-8 (``order-42/é`` travels as
+``order-42/%C3%A9``; plain ASCII ids travel unchanged). NATS, for one, does not carry
+other bytes in headers intact.
 """
 
 from __future__ import annotations
 
 import json
+from urllib.parse import quote, unquote
 from collections.abc import Callable, Mapping
 from typing import TypeAlias
 
@@ -42,6 +48,7 @@ __all__ = [
     "POSITION",
     "VERSION",
     "RoutingRule",
+    "header_value",
     "relay_event_from",
     "relay_headers",
     "route",
@@ -75,9 +82,18 @@ RoutingRule: TypeAlias = str | Callable[[RelayEvent], str]
 ``"{aggregate_type}.{event_name}"``, or a function of the event."""
 
 
+_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def header_value(text: str) -> str:
+    """``text`` as an ASCII header value: percent-encode what is not printable ASCII
+    (and ``%``). The encoding :func:`relay_headers` applies to every value."""
+    return quote(text, safe=_SAFE)
+
+
 def relay_headers(event: RelayEvent) -> dict[str, str]:
     """The esrc headers of ``event`` (see the module docstring)."""
-    return {
+    headers = {
         MESSAGE_ID: event.message_id,
         AGGREGATE_TYPE: event.aggregate_type,
         AGGREGATE_ID: encode_id(event.aggregate_id),
@@ -86,6 +102,7 @@ def relay_headers(event: RelayEvent) -> dict[str, str]:
         EVENT_NAME: event.event.name,
         METADATA: json.dumps(dict(event.event.metadata), sort_keys=True, separators=(",", ":")),
     }
+    return {name: header_value(value) for name, value in headers.items()}
 
 
 def relay_event_from(headers: Mapping[str, object], body: bytes) -> RelayEvent:
@@ -108,6 +125,7 @@ def relay_event_from(headers: Mapping[str, object], body: bytes) -> RelayEvent:
     if missing:
         raise InvalidEventError(f"{where}: missing headers {', '.join(missing)}")
     try:
+        text = {name: unquote(value, errors="strict") for name, value in text.items()}
         aggregate_id = decode_id(text[AGGREGATE_ID])
         version = int(text[VERSION])
         position = int(text[POSITION])

@@ -57,8 +57,10 @@ class AsyncBrokerPublisher(abc.ABC):
       an earlier one of the same call. At most ``max_in_flight`` events wait for their
       confirmation at once; ``max_in_flight=1`` publishes one event at a time.
     - A failure raises :class:`~esrc_core.errors.PublishError` whose ``published`` is
-      the number of leading events confirmed; events after the failing one that were
-      still waiting to be sent are not sent.
+      the number of leading events confirmed. An event the client refuses to send
+      stops the batch before any later event is sent; when the broker refuses one,
+      later events may already be on their way (a retry then gives duplicates, which
+      the message id identifies).
     - Calls from several threads are serialized. After :meth:`close`, publishing
       raises :class:`~esrc_core.errors.PublishError`.
     """
@@ -120,25 +122,36 @@ class AsyncBrokerPublisher(abc.ABC):
         """Send ``events`` in order, at most :attr:`max_in_flight` unconfirmed at a
         time, and await each confirmation in order.
 
-        Raises :class:`PartialPublish` (chaining the cause) with the number of leading
-        events confirmed; awaitables not yet confirmed are cancelled.
+        If sending an event fails, the events already sent are still awaited and
+        counted. Raises :class:`PartialPublish` (chaining the cause) with the number of
+        leading events confirmed; confirmations still pending after a failed one are
+        cancelled, and no later event is sent.
         """
         pending: deque[asyncio.Future[Any]] = deque()
         confirmed = 0
-        try:
-            for event in events:
-                while len(pending) >= self.max_in_flight:
-                    await asyncio.wait_for(pending.popleft(), self.timeout)
-                    confirmed += 1
-                sent = await asyncio.wait_for(self._send(event), self.timeout)
-                pending.append(asyncio.ensure_future(sent))
-            while pending:
+
+        async def confirm_next() -> None:
+            nonlocal confirmed
+            try:
                 await asyncio.wait_for(pending.popleft(), self.timeout)
-                confirmed += 1
-        except Exception as err:
-            for future in pending:
-                future.cancel()
-            raise PartialPublish(confirmed) from err
+            except Exception as err:
+                for future in pending:
+                    future.cancel()
+                raise PartialPublish(confirmed) from err
+            confirmed += 1
+
+        for event in events:
+            while len(pending) >= self.max_in_flight:
+                await confirm_next()
+            try:
+                sent = await asyncio.wait_for(self._send(event), self.timeout)
+            except Exception as err:
+                while pending:
+                    await confirm_next()
+                raise PartialPublish(confirmed) from err
+            pending.append(asyncio.ensure_future(sent))
+        while pending:
+            await confirm_next()
 
     def publish(self, event: RelayEvent) -> None:
         """Publish one event and wait for the broker's confirmation; raise

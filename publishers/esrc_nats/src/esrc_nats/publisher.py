@@ -10,7 +10,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from esrc_core.relay import RelayEvent
-from esrc_faststream.headers import RoutingRule, relay_headers, route
+from esrc_faststream.headers import RoutingRule, header_value, relay_headers, route
 from esrc_faststream.publisher import DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, AsyncBrokerPublisher
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -130,7 +130,14 @@ class NatsPublisher(AsyncBrokerPublisher):
         if self._js is None:
             raise RuntimeError("the NATS connection is closed")
         headers: dict[str, Any] = relay_headers(event)
-        headers[MSG_ID_HEADER] = event.message_id
+        headers[MSG_ID_HEADER] = header_value(event.message_id)
+        size = len(event.event.data) + sum(len(k) + len(str(v)) + 4 for k, v in headers.items())
+        if self._nc is not None and size > self._nc.max_payload:
+            # Refused before publish_async, which would otherwise hold a pending slot.
+            raise ValueError(
+                f"message of about {size} bytes exceeds the server's max_payload "
+                f"({self._nc.max_payload} bytes)"
+            )
         # publish_async returns once the message is written to the connection, with a
         # future of its PubAck: awaiting sends one by one keeps the order.
         return await self._js.publish_async(

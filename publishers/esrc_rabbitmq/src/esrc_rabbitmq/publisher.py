@@ -11,12 +11,14 @@ from esrc_faststream.headers import RoutingRule, relay_headers, route
 from esrc_faststream.publisher import DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, AsyncBrokerPublisher
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 
-__all__ = ["DEFAULT_EXCHANGE", "DEFAULT_ROUTING", "RabbitPublisher"]
+__all__ = ["DEFAULT_EXCHANGE", "DEFAULT_ROUTING", "MAX_SHORT_STRING", "RabbitPublisher"]
 
 DEFAULT_EXCHANGE = "esrc"
 """The topic exchange events go to unless ``exchange=`` says otherwise."""
 DEFAULT_ROUTING = "{aggregate_type}.{event_name}"
 """The default routing key rule, e.g. ``Account.MoneyDeposited``."""
+MAX_SHORT_STRING = 255
+"""AMQP's limit on a routing key or message id, in bytes."""
 
 
 class RabbitPublisher(AsyncBrokerPublisher):
@@ -84,6 +86,13 @@ class RabbitPublisher(AsyncBrokerPublisher):
     async def _send(self, event: RelayEvent) -> asyncio.Future[Any]:
         if self._broker is None:
             raise RuntimeError("the RabbitMQ connection is closed")
+        routing_key = route(self.routing, event)
+        # Refused here, before the publish task exists, so no later event is sent.
+        for what, value in (("routing key", routing_key), ("message id", event.message_id)):
+            if len(value.encode()) > MAX_SHORT_STRING:
+                raise ValueError(
+                    f"{what} {value[:40]!r}... is longer than {MAX_SHORT_STRING} bytes"
+                )
         # Tasks start in creation order on this loop, and the client writes each
         # publish under a first-come first-served channel lock, so RabbitMQ receives
         # the messages in the order they are sent here.
@@ -91,7 +100,7 @@ class RabbitPublisher(AsyncBrokerPublisher):
             self._broker.publish(
                 event.event.data,
                 exchange=self._exchange,
-                routing_key=route(self.routing, event),
+                routing_key=routing_key,
                 mandatory=False,
                 persist=self.persistent,
                 timeout=self.timeout,
