@@ -1,4 +1,4 @@
-"""Run the documentation: every ```python block of docs/*.md and README.md.
+"""Run the documentation: every ```python block of docs/**/*.md and README.md.
 
 One test per page. A page's blocks run in order, in one shared namespace (a fresh
 module per page), with a fresh temporary directory as the working directory and on
@@ -137,7 +137,7 @@ def _dedent(line: str, indent: int) -> str:
 
 
 def _pages() -> list[str]:
-    pages = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))
+    pages = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))
     return [*pages, "README.md"]
 
 
@@ -185,6 +185,17 @@ def run_page(page: str, text: str, workdir: Path, filename: str | None = None) -
         _forget_modules_under(workdir)
 
 
+def check_not_run(page: str, blocks: list[Block], allowed: dict[str, set[str]]) -> None:
+    """Fail unless the page's ``{ .no-run }`` blocks are exactly those ``allowed`` lists
+    for it, by first line."""
+    not_run = {b.first_line for b in blocks if b.kind == "no-run"}
+    listed = allowed.get(page, set())
+    assert not_run == listed, (
+        f"{page}: blocks marked {{ .no-run }} must match NOT_RUN in {Path(__file__).name}; "
+        f"not allowed: {sorted(not_run - listed)}, allowed but gone: {sorted(listed - not_run)}"
+    )
+
+
 def _forget_modules_under(directory: Path) -> None:
     """Unload modules imported from files a page wrote, so pages stay independent."""
     root = directory.resolve()
@@ -207,12 +218,7 @@ def test_page(page: str, workdir: Path) -> None:
     """Every ```python block of the page runs without error, and its not-run blocks
     are exactly the ones NOT_RUN allows."""
     text = (ROOT / page).read_text(encoding="utf-8")
-    not_run = {b.first_line for b in parse_blocks(page, text) if b.kind == "no-run"}
-    allowed = NOT_RUN.get(page, set())
-    assert not_run == allowed, (
-        f"{page}: blocks marked {{ .no-run }} must match NOT_RUN in {Path(__file__).name}; "
-        f"not allowed: {sorted(not_run - allowed)}, allowed but gone: {sorted(allowed - not_run)}"
-    )
+    check_not_run(page, parse_blocks(page, text), NOT_RUN)
     run_page(page, text, workdir, filename=str(ROOT / page))
 
 
@@ -282,6 +288,17 @@ def test_parse_blocks_rejects_unknown_python_fences(info: str, message: str) -> 
     """A Python fence the harness would not run as written is an error, not a skip."""
     with pytest.raises(DocsFormatError, match=re.escape(message)):
         parse_blocks("sample.md", f"```{info}\npass\n```\n")
+
+
+def test_check_not_run_refuses_unlisted_and_stale_entries() -> None:
+    """A not-run block missing from the allow-list fails, and so does an allow-list
+    entry whose block is gone; an exact match passes."""
+    blocks = parse_blocks("sample.md", SAMPLE)
+    check_not_run("sample.md", blocks, {"sample.md": {'connect("db.example.com")'}})
+    with pytest.raises(AssertionError, match="not allowed: \\['connect"):
+        check_not_run("sample.md", blocks, {})
+    with pytest.raises(AssertionError, match="allowed but gone: \\['gone\\(\\)'\\]"):
+        check_not_run("sample.md", blocks, {"sample.md": {'connect("db.example.com")', "gone()"}})
 
 
 def test_parse_blocks_rejects_an_unclosed_fence() -> None:
