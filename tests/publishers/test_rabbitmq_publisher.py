@@ -117,12 +117,15 @@ def test_routing_rule_and_exchange_from_options(
     exchange = f"esrc-test-{unique}"
     reader = loop.run(_Reader.open(amqp_url, exchange), 10)
     try:
-        with open_publisher(
+        publisher = open_publisher(
             f"{amqp_url}?exchange={exchange}",
             routing=lambda e: f"events.{e.aggregate_type.lower()}",
-        ) as publisher:
+        )
+        try:
             [event] = relay_events(1)
             publisher.publish(event)
+        finally:
+            publisher.close()
         [message] = loop.run(reader.read(1, 0), 10)
         assert message.routing_key == "events.account"
     finally:

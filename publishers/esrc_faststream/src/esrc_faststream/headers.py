@@ -28,9 +28,9 @@ other bytes in headers intact.
 from __future__ import annotations
 
 import json
-from urllib.parse import quote, unquote
 from collections.abc import Callable, Mapping
 from typing import TypeAlias
+from urllib.parse import quote, unquote
 
 from esrc_core.errors import InvalidEventError
 from esrc_core.events import RawEvent
