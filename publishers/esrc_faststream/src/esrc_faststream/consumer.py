@@ -158,12 +158,14 @@ def subscribe_rabbitmq(
     exchange: str = "esrc",
     routing_key: str = "#",
     durable: bool = True,
+    auto_delete: bool = False,
     prefetch: int = 1,
 ) -> Any:
     """Subscribe ``projection`` to the events RabbitMQ routes to ``queue``.
 
     Declares the durable topic ``exchange`` (as the publisher does) and ``queue``
-    (durable unless ``durable=False``), bound with ``routing_key`` (default: every
+    (durable unless ``durable=False``; deleted with its last consumer if
+    ``auto_delete=True``), bound with ``routing_key`` (default: every
     event). Messages are acknowledged after the handler returns and rejected back to
     the queue if it raises. Returns the FastStream subscriber.
 
@@ -174,7 +176,7 @@ def subscribe_rabbitmq(
     from faststream.rabbit import Channel, ExchangeType, RabbitExchange, RabbitQueue
 
     subscriber = broker.subscriber(
-        RabbitQueue(queue, durable=durable, routing_key=routing_key),
+        RabbitQueue(queue, durable=durable, auto_delete=auto_delete, routing_key=routing_key),
         RabbitExchange(exchange, type=ExchangeType.TOPIC, durable=True),
         channel=Channel(prefetch_count=prefetch),
     )

@@ -50,7 +50,7 @@ def esrc_publisher_backends() -> list[Backend]:
         Backend(
             name="nats",
             kind="publisher",
-            schemes=("nats", "tls"),
+            schemes=("nats",),
             factory=open_publisher,
             capabilities=frozenset({Capability.BATCH}),
             description="NATS JetStream stream, deduplicated by Nats-Msg-Id (nats://host:4222)",

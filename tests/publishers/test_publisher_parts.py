@@ -1,0 +1,207 @@
+"""The broker-independent parts of the publishers: headers, routing rules, options,
+the event loop thread, the projection's once-only handling, plugin registration."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import pytest
+from esrc_core.errors import InvalidEventError
+from esrc_core.events import RawEvent
+from esrc_core.plugins import plugins
+from esrc_core.relay import RelayEvent
+from esrc_faststream.consumer import MemorySeenMessages, Projection, SeenMessages
+from esrc_faststream.headers import (
+    AGGREGATE_ID,
+    HEADERS,
+    MESSAGE_ID,
+    METADATA,
+    VERSION,
+    relay_event_from,
+    relay_headers,
+    route,
+)
+from esrc_faststream.loop import LoopClosedError, LoopThread
+from esrc_faststream.options import flag, optional_int, split_options
+
+EVENTS = [
+    RelayEvent("Account", uuid.uuid4(), 1, 1, RawEvent("Opened", b"\x00\x01", {})),
+    RelayEvent("Order", "ä/%20 x", 12, 99, RawEvent("Shipped ✓", b"", {"k": "v%", "é": "\n"})),
+    RelayEvent("Invoice", -7, 3, 2**40, RawEvent("Paid", b"{}", {"": ""})),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=["uuid", "str", "int"])
+def test_headers_round_trip(event: RelayEvent) -> None:
+    """relay_event_from(relay_headers(e), body) gives back e; headers are ASCII."""
+    headers = relay_headers(event)
+    assert list(headers) == list(HEADERS)
+    assert all(value.isascii() and value.isprintable() for value in headers.values())
+    assert relay_event_from(headers, event.event.data) == event
+    as_bytes = {name: value.encode() for name, value in headers.items()}
+    assert relay_event_from(as_bytes, event.event.data) == event
+
+
+def test_plain_ascii_headers_travel_unchanged() -> None:
+    """An ASCII id without % is readable as is in the headers."""
+    event = RelayEvent("Order", "order-42", 7, 8, RawEvent("Shipped", b""))
+    headers = relay_headers(event)
+    assert headers[MESSAGE_ID] == "Order/s:order-42/7"
+    assert headers[AGGREGATE_ID] == "s:order-42"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({VERSION: None}, "missing headers esrc-version"),
+        ({VERSION: "seven"}, "invalid literal"),
+        ({AGGREGATE_ID: "x:1"}, "not produced by encode_id"),
+        ({METADATA: "[1]"}, "not a JSON object"),
+        ({METADATA: '{"a": 1}'}, "not a JSON object"),
+        ({MESSAGE_ID: "Account/i:1/1"}, "does not match"),
+        ({VERSION: "%FF"}, "can't decode"),
+    ],
+)
+def test_malformed_headers_are_rejected(change: dict[str, str | None], message: str) -> None:
+    """A missing or malformed header raises InvalidEventError naming the message."""
+    headers: dict[str, object] = dict(relay_headers(EVENTS[0]))
+    for name, value in change.items():
+        if value is None:
+            del headers[name]
+        else:
+            headers[name] = value
+    with pytest.raises(InvalidEventError, match=message):
+        relay_event_from(headers, b"")
+
+
+def test_route_formats_and_calls() -> None:
+    """Format strings see the event's fields; callables get the event."""
+    event = EVENTS[2]
+    assert route("{aggregate_type}.{event_name}", event) == "Invoice.Paid"
+    assert route("x.{aggregate_id}.{version}", event) == "x.i:-7.3"
+    assert route(lambda e: e.aggregate_type.upper(), event) == "INVOICE"
+    with pytest.raises(ValueError, match="unknown field"):
+        route("{position}", event)
+    with pytest.raises(ValueError, match="gave ''"):
+        route(lambda e: "", event)
+
+
+def test_split_options_takes_known_options_out_of_the_url() -> None:
+    """Known query parameters become options; keywords win; others stay."""
+    url, options = split_options(
+        "amqp://u:p@h:5672/vh?heartbeat=30&exchange=orders&timeout=2.5&declare=no",
+        {"exchange": str, "timeout": float, "declare": flag},
+        {"exchange": "billing"},
+    )
+    assert url == "amqp://u:p@h:5672/vh?heartbeat=30"
+    assert options == {"exchange": "billing", "timeout": 2.5, "declare": False}
+
+
+def test_split_options_errors() -> None:
+    """An unknown keyword is a TypeError; a bad value names the option, masked URL."""
+    with pytest.raises(TypeError, match="unknown publisher options bogus"):
+        split_options("redis://h", {"stream": str}, {"bogus": 1})
+    with pytest.raises(ValueError, match=r"option maxlen in 'redis://u:\*\*\*@h/0\?maxlen=x'"):
+        split_options("redis://u:pw@h/0?maxlen=x", {"maxlen": optional_int}, {})
+    with pytest.raises(ValueError, match="expected true or false"):
+        flag("maybe")
+    assert optional_int("none") is None
+
+
+def test_loop_thread_runs_times_out_and_closes() -> None:
+    """run returns results and raises errors; a slow coroutine times out; after close
+    run raises LoopClosedError; close twice is harmless."""
+    loop = LoopThread()
+
+    async def answer() -> int:
+        return 42
+
+    async def fail() -> None:
+        raise KeyError("boom")
+
+    assert loop.run(answer(), 5) == 42
+    with pytest.raises(KeyError, match="boom"):
+        loop.run(fail(), 5)
+    with pytest.raises(TimeoutError):
+        loop.run(asyncio.sleep(30), 0.05)
+    loop.close()
+    loop.close()
+    with pytest.raises(LoopClosedError):
+        loop.run(answer(), 5)
+
+
+def test_projection_applies_each_message_once() -> None:
+    """Handlers run by event name, once per message id; unknown names are ignored."""
+    projection = Projection()
+    applied: list[str] = []
+
+    @projection.on("Opened", "Paid")
+    def apply(event: RelayEvent) -> None:
+        applied.append(event.message_id)
+
+    assert projection.event_names == {"Opened", "Paid"}
+    results = [projection.handle(e) for e in (EVENTS[0], EVENTS[1], EVENTS[2], EVENTS[0])]
+    assert results == [True, False, True, False]
+    assert applied == [EVENTS[0].message_id, EVENTS[2].message_id]
+    with pytest.raises(ValueError, match="Paid already"):
+        projection.on("Paid")(apply)
+
+
+def test_failed_handler_is_retried_on_redelivery() -> None:
+    """A handler that raises leaves the id unrecorded; the next delivery applies it."""
+    seen = MemorySeenMessages()
+    assert isinstance(seen, SeenMessages)
+    projection = Projection(seen)
+    calls: list[int] = []
+
+    @projection.on("Opened")
+    def apply(event: RelayEvent) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database down")
+
+    with pytest.raises(RuntimeError, match="database down"):
+        projection.handle(EVENTS[0])
+    assert EVENTS[0].message_id not in seen
+    assert projection.handle(EVENTS[0]) is True
+    assert projection.handle(EVENTS[0]) is False
+    assert (len(calls), len(seen)) == (2, 1)
+
+
+def test_concurrent_deliveries_apply_once() -> None:
+    """Two threads delivering the same message: exactly one applies it."""
+    projection = Projection()
+    applied: list[str] = []
+    projection.on("Opened")(lambda e: applied.append(e.message_id))
+    barrier = threading.Barrier(8)
+    results: list[bool] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        results.append(projection.handle(EVENTS[0]))
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert applied == [EVENTS[0].message_id]
+
+
+def test_publishers_are_registered() -> None:
+    """Each scheme resolves to its distribution's publisher backend."""
+    found = {
+        scheme: (backend.name, backend.distribution)
+        for scheme in ("amqp", "amqps", "nats", "redis", "rediss")
+        for backend in [plugins().resolve(f"{scheme}://host/", "publisher")[0]]
+    }
+    assert found == {
+        "amqp": ("rabbitmq", "esrc-rabbitmq"),
+        "amqps": ("rabbitmq", "esrc-rabbitmq"),
+        "nats": ("nats", "esrc-nats"),
+        "redis": ("redis", "esrc-redis"),
+        "rediss": ("redis", "esrc-redis"),
+    }
