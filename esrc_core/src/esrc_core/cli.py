@@ -1,4 +1,4 @@
-"""The ``esrc`` command line: ``esrc plugins``, ``esrc demo``."""
+"""The ``esrc`` command line: ``esrc plugins``, ``esrc demo``, ``esrc migrate``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,29 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from esrc_core.migrations import Migratable
+    from esrc_core.plugins import open_event_store
+    from esrc_core.urls import mask_url
+
+    store = open_event_store(args.url, **dict(args.option))
+    try:
+        if not isinstance(store, Migratable):
+            raise EsrcError(f"the store for {mask_url(args.url)} has no schema to migrate")
+        store.migrate()
+    finally:
+        store.close()
+    print(f"esrc migrate: {mask_url(args.url)} is up to date")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``esrc`` command; returns the exit status. Errors esrc raises on purpose
     print as one line on stderr with status 1."""
@@ -59,6 +82,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = commands.add_parser("demo", help="save, reload, update and relay an aggregate")
     p.add_argument("--store", help="event store URL (default: sqlite file, else memory://)")
     p.set_defaults(run=_demo)
+    p = commands.add_parser("migrate", help="create or upgrade a store's tables (idempotent)")
+    p.add_argument("url", help="event store URL, e.g. postgresql+psycopg://user@host/db")
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        type=_option,
+        metavar="KEY=VALUE",
+        help="a backend option, e.g. -o table_prefix=app_ (repeatable)",
+    )
+    p.set_defaults(run=_migrate)
     args = parser.parse_args(argv)
     try:
         status: int = args.run(args)

@@ -1,0 +1,746 @@
+"""What differs between SQLite, PostgreSQL and MariaDB/MySQL: how an append is written,
+how the outbox finds the events it may hand out without ever skipping one, and how a
+migration is made safe against concurrent runs.
+
+The outbox order is the pair ``(tx_id, position)`` everywhere; ``tx_id`` is the writing
+transaction's id on PostgreSQL and 0 on the other databases, where the position alone
+is already commit order. Why each database's order never skips an event:
+
+**PostgreSQL.** Every event row records ``pg_current_xact_id()`` of the transaction that
+wrote it, and all rows of one transaction share it. The outbox reads only rows with
+``tx_id < pg_snapshot_xmin(pg_current_snapshot())``: xmin is the oldest transaction id
+still in progress when the reading statement took its snapshot, so every transaction
+with a smaller id has finished - committed (its rows are visible to the read) or
+aborted (its rows never will be). Transaction ids are handed out in increasing order
+and a transaction gets one before its first write, so any transaction that commits
+later has an id >= that xmin: the set of rows below xmin can never grow again. The
+outbox walks that final region in ``(tx_id, position)`` order from a checkpoint that is
+itself below xmin, so a late commit always sorts after the checkpoint and is returned.
+The price: an open writing transaction anywhere in the cluster holds back every event
+written after it began, until it ends (latency, never loss).
+
+**MariaDB/MySQL.** An append first claims its stream (the conditional ``UPDATE`` of
+the stream's version, or the ``INSERT`` of a new stream) - writers to different
+streams do not wait for each other there. Then, as its last step, it locks the single
+row of the ``sequencer`` table (``SELECT ... FOR UPDATE``), inserts its events and
+commits, which releases the lock. Positions (``AUTO_INCREMENT``) are therefore
+allocated only by the lock holder, and the lock is held until the holder's commit is
+visible, so position order is commit order and a reader that has seen position p will
+never see a smaller one appear later (gaps from rolled-back appends stay gaps). The
+price: the commit steps of all appends run one at a time (two round trips and the
+insert), so appends per second are bounded by 1 / (time the lock is held).
+
+**SQLite.** The database has one writer at a time (``BEGIN IMMEDIATE``), so positions
+are allocated and committed in the same order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from esrc_core.errors import EsrcError, InvalidEventError, StoreUnavailableError
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from esrc_sqlalchemy.schema import ID_MAX, RELAY_NAME_MAX, TYPE_MAX, Tables, Utf8Key
+
+__all__ = [
+    "EventRow",
+    "MySqlDialect",
+    "PostgresDialect",
+    "SqlDialect",
+    "SqliteDialect",
+    "dialect_for",
+]
+
+EventRow = tuple[str, bytes, str | None]
+"""One event to write: name, data, metadata as JSON text (``None`` when empty)."""
+
+_MIGRATION_LOCK_TIMEOUT = 120
+_ROWCOUNT = {"preserve_rowcount": True}  # rowcount of INSERT ... SELECT and CTE statements
+_XMIN: sa.ColumnElement[int] = sa.literal_column(
+    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+)
+
+
+def _digest(*parts: object) -> bytes:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+
+
+class SqlDialect:
+    """The statements common to all databases, and the hooks each one overrides.
+
+    Methods take a :class:`~sqlalchemy.engine.Connection` the store opened; the store
+    commits. Nothing here catches driver errors: the store translates them.
+    """
+
+    family = ""
+
+    def __init__(self, tables: Tables, engine: Engine) -> None:
+        self.tables = tables
+        self.engine = engine
+        """The engine the store runs its operations on."""
+        self.base_engine = engine
+        """The engine the store was given or created (migrations run on it)."""
+        st, ev, sn = tables.streams, tables.events, tables.snapshots
+        key_t = sa.bindparam("key_type", type_=Utf8Key(TYPE_MAX))
+        key_i = sa.bindparam("key_id", type_=Utf8Key(ID_MAX))
+        self._key_t, self._key_i = key_t, key_i
+        self._stream_version = sa.select(st.c.version).where(
+            st.c.aggregate_type == key_t, st.c.aggregate_id == key_i
+        )
+        self._read_events = (
+            sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
+            .select_from(
+                st.outerjoin(
+                    ev,
+                    sa.and_(
+                        ev.c.aggregate_type == st.c.aggregate_type,
+                        ev.c.aggregate_id == st.c.aggregate_id,
+                        ev.c.version > sa.bindparam("from_version"),
+                    ),
+                )
+            )
+            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+            .order_by(ev.c.version)
+        )
+        self._latest_snapshot = (
+            sa.select(sn.c.version, sn.c.data)
+            .where(sn.c.aggregate_type == key_t, sn.c.aggregate_id == key_i)
+            .order_by(sn.c.version.desc())
+            .limit(1)
+        )
+        self._insert_stream = st.insert()
+        self._insert_events = ev.insert()
+        self._claim_stream = (
+            st.update()
+            .where(
+                st.c.aggregate_type == key_t,
+                st.c.aggregate_id == key_i,
+                st.c.version == sa.bindparam("from_version"),
+            )
+            .values(version=sa.bindparam("to_version"))
+        )
+        cp = tables.checkpoints
+        self._checkpoint = sa.select(cp.c.tx_id, cp.c.position).where(
+            cp.c.name == sa.bindparam("name", type_=Utf8Key(RELAY_NAME_MAX))
+        )
+        version = sa.bindparam("snap_version", type_=sa.BigInteger)
+        self._snapshot_source = sa.select(key_t, key_i, version).where(
+            st.c.aggregate_type == key_t, st.c.aggregate_id == key_i, st.c.version >= version
+        )
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @contextmanager
+    def migration(self) -> Iterator[Connection]:
+        """A connection holding this database's migration lock for the tables, in a
+        transaction that commits when the block ends without an error."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def prepare(self, conn: Connection) -> None:
+        """Check the server once, on the store's first use (version, limits)."""
+
+    # --- writes ----------------------------------------------------------------------
+
+    def begin_write(self, conn: Connection) -> None:
+        """Start a write transaction on ``conn`` (SQLite: take the write lock now)."""
+
+    def check_rows(self, rows: Sequence[EventRow], doing: str) -> None:
+        """Raise :class:`InvalidEventError` for rows this database cannot take."""
+
+    def check_snapshot(self, data: bytes, doing: str) -> None:
+        """Raise :class:`InvalidEventError` for snapshot data this database cannot take."""
+
+    def create_stream(
+        self, conn: Connection, key: tuple[str, str], rows: Sequence[EventRow]
+    ) -> None:
+        """Insert a new stream at version ``len(rows)`` and its events; a stream that
+        exists raises the driver's unique-violation ``IntegrityError``."""
+        t, i = key
+        conn.execute(
+            self._insert_stream,
+            {"aggregate_type": t, "aggregate_id": i, "version": len(rows)},
+        )
+        self._insert(conn, key, 0, rows)
+
+    def extend_stream(
+        self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> bool:
+        """Append ``rows`` if the stream is at ``from_version``; return whether it was
+        (nothing is written when it is not)."""
+        t, i = key
+        claimed = conn.execute(
+            self._claim_stream,
+            {
+                "key_type": t,
+                "key_id": i,
+                "from_version": from_version,
+                "to_version": from_version + len(rows),
+            },
+        )
+        if claimed.rowcount != 1:
+            return False
+        self._insert(conn, key, from_version, rows)
+        return True
+
+    def _insert(
+        self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> None:
+        t, i = key
+        conn.execute(
+            self._insert_events,
+            [
+                {
+                    "aggregate_type": t,
+                    "aggregate_id": i,
+                    "version": from_version + n,
+                    "name": name,
+                    "data": data,
+                    "metadata": meta,
+                }
+                for n, (name, data, meta) in enumerate(rows, 1)
+            ],
+        )
+
+    def after_write(self, conn: Connection) -> None:
+        """Release per-connection state a write left behind (after commit or rollback)."""
+
+    def notify(self, conn: Connection) -> None:
+        """Wake up outboxes waiting for events (PostgreSQL with ``notify=True``)."""
+
+    # --- reads -----------------------------------------------------------------------
+
+    def stream_version(self, conn: Connection, key: tuple[str, str]) -> int | None:
+        """The stream's version, or ``None`` if it does not exist."""
+        found = conn.execute(self._stream_version, {"key_type": key[0], "key_id": key[1]}).scalar()
+        return None if found is None else int(found)
+
+    def read_events(
+        self, conn: Connection, key: tuple[str, str], from_version: int
+    ) -> Sequence[Any] | None:
+        """Rows (version, name, data, metadata) after ``from_version`` in version order;
+        ``None`` if the stream does not exist. One query."""
+        rows = conn.execute(
+            self._read_events,
+            {"key_type": key[0], "key_id": key[1], "from_version": from_version},
+        ).all()
+        if not rows:
+            return None
+        if rows[0].name is None:
+            return []
+        return rows
+
+    def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
+        """The row (version, data) of the newest snapshot, or ``None``. One query."""
+        return conn.execute(self._latest_snapshot, {"key_type": key[0], "key_id": key[1]}).first()
+
+    # --- snapshots -------------------------------------------------------------------
+
+    def upsert_snapshot(
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+    ) -> bool:
+        """Store (or replace) the snapshot if the stream exists at ``version`` or later;
+        return whether it did. One statement."""
+        raise NotImplementedError
+
+    # --- outbox ----------------------------------------------------------------------
+
+    def outbox_rows(self, conn: Connection, name: str, limit: int) -> Sequence[Any]:
+        """Up to ``limit`` rows (tx_id, position, aggregate_type, aggregate_id, version,
+        name, data, metadata) after relay ``name``'s checkpoint, first in outbox order,
+        only from transactions that can no longer change the order."""
+        raise NotImplementedError
+
+    def outbox_keys(self, conn: Connection, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """The outbox order key (tx_id, position) of each stored event among
+        ``positions``; positions that were never stored are missing from the result."""
+        ev = self.tables.events
+        tx = ev.c.tx_id if "tx_id" in ev.c else sa.literal(0, sa.BigInteger)
+        stmt = sa.select(tx, ev.c.position).where(
+            ev.c.position.in_(sa.bindparam("positions", expanding=True))
+        )
+        found = conn.execute(stmt, {"positions": list(positions)}).all()
+        return {int(p): (int(t), int(p)) for t, p in found}
+
+    def checkpoint(self, conn: Connection, name: str) -> tuple[int, int]:
+        """Relay ``name``'s checkpoint (tx_id, position); (0, 0) before the first mark."""
+        row = conn.execute(self._checkpoint, {"name": name}).first()
+        return (0, 0) if row is None else (int(row.tx_id), int(row.position))
+
+    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
+        """Move relay ``name``'s checkpoint forward to ``key``; never backwards."""
+        raise NotImplementedError
+
+
+class _BinaryList(list[Any]):
+    """A list psycopg sends as an array in binary format (its default for lists is
+    text, which escapes every byte of a ``bytea`` element in Python)."""
+
+
+def _binary_lists(conn: Connection) -> None:
+    """Make ``conn``'s psycopg connection send :class:`_BinaryList` in binary format
+    (once per connection; the flag lives in SQLAlchemy's per-connection ``info``)."""
+    if "esrc_binary_lists" not in conn.info:
+        from psycopg.types.array import ListBinaryDumper
+
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.adapters.register_dumper(_BinaryList, ListBinaryDumper)
+        conn.info["esrc_binary_lists"] = True
+
+
+class PostgresDialect(SqlDialect):
+    """PostgreSQL 13+ with psycopg 3.
+
+    Operations run in autocommit mode and each write is a single statement (a
+    data-modifying CTE that claims or creates the stream and inserts every event from
+    arrays with ``unnest``), so an append is one round trip and atomic by itself. The
+    outbox reads below ``pg_snapshot_xmin`` (see the module docstring).
+    """
+
+    family = "postgresql"
+
+    def __init__(self, tables: Tables, engine: Engine, *, notify: bool = False) -> None:
+        super().__init__(tables, engine.execution_options(isolation_level="AUTOCOMMIT"))
+        self.base_engine = engine
+        self.notify_enabled = notify
+        schema = tables.metadata.schema
+        prefix = tables.streams.name[: -len("streams")]
+        self.channel = "esrc_" + _digest(schema, prefix).hex()
+        """The LISTEN/NOTIFY channel appends of these tables notify on."""
+        self._lock_key = int.from_bytes(_digest("migrate", schema, prefix), "big", signed=True)
+        prep = engine.dialect.identifier_preparer
+        st = prep.format_table(tables.streams)
+        ev = prep.format_table(tables.events)
+        cp = prep.format_table(tables.checkpoints)
+        unnest = (
+            "unnest(CAST(:names AS text[]), CAST(:datas AS bytea[]), CAST(:metas AS text[])) "
+            "WITH ORDINALITY AS e(name, data, metadata, ord)"
+        )
+        insert = (
+            f"INSERT INTO {ev} (aggregate_type, aggregate_id, version, name, data, metadata, "
+            "tx_id) SELECT :aggregate_type, :aggregate_id, {base} + e.ord, e.name, e.data, "
+            "e.metadata, pg_current_xact_id()::text::bigint "
+            f"FROM {{source}}, {unnest} ORDER BY e.ord"
+        )
+        self._create = sa.text(
+            f"WITH created AS (INSERT INTO {st} (aggregate_type, aggregate_id, version) "
+            "VALUES (:aggregate_type, :aggregate_id, :to_version) RETURNING version) "
+            + insert.format(base="0", source="created")
+        )
+        self._append = sa.text(
+            f"WITH claimed AS (UPDATE {st} SET version = :to_version "
+            "WHERE aggregate_type = :aggregate_type AND aggregate_id = :aggregate_id "
+            "AND version = :from_version RETURNING version) "
+            + insert.format(base=":from_version", source="claimed")
+        )
+        self._outbox = sa.text(
+            "WITH cp AS (SELECT COALESCE(MAX(tx_id), 0) AS tx_id, "
+            f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = :name) "
+            "SELECT e.tx_id, e.position, e.aggregate_type, e.aggregate_id, e.version, "
+            f"e.name, e.data, e.metadata FROM {ev} e, cp "
+            "WHERE (e.tx_id, e.position) > (cp.tx_id, cp.position) "
+            "AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
+            "ORDER BY e.tx_id, e.position LIMIT :limit"
+        )
+        self._notify = sa.text("SELECT pg_notify(:channel, '')")
+        cpt = tables.checkpoints
+        ins = postgresql.insert(cpt)
+        self._mark = ins.on_conflict_do_update(
+            index_elements=[cpt.c.name],
+            set_={
+                "tx_id": ins.excluded.tx_id,
+                "position": ins.excluded.position,
+                "updated_at": sa.func.current_timestamp(),
+            },
+            where=sa.tuple_(cpt.c.tx_id, cpt.c.position)
+            < sa.tuple_(ins.excluded.tx_id, ins.excluded.position),
+        )
+        sn = tables.snapshots
+        sins = postgresql.insert(sn).from_select(
+            ["aggregate_type", "aggregate_id", "version", "data"],
+            self._snapshot_source.add_columns(sa.bindparam("snap_data", type_=sa.LargeBinary)),
+        )
+        self._snapshot = sins.on_conflict_do_update(
+            index_elements=[sn.c.aggregate_type, sn.c.aggregate_id, sn.c.version],
+            set_={"data": sins.excluded.data, "created_at": sa.func.current_timestamp()},
+        )
+
+    @contextmanager
+    def migration(self) -> Iterator[Connection]:
+        """A transaction holding ``pg_advisory_xact_lock`` for these tables (released
+        at commit); creates the schema if one was given."""
+        with self.base_engine.connect() as conn:
+            conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(self._lock_key)))
+                schema = self.tables.metadata.schema
+                if schema is not None:
+                    conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+                yield conn
+
+    def prepare(self, conn: Connection) -> None:
+        """Require PostgreSQL 13 or later (``pg_current_xact_id``)."""
+        version = conn.dialect.server_version_info or (0,)
+        if version < (13,):
+            shown = ".".join(str(v) for v in version)
+            raise EsrcError(f"the SQL event store needs PostgreSQL 13 or later, found {shown}")
+
+    def _arrays(self, conn: Connection, rows: Sequence[EventRow]) -> dict[str, Any]:
+        _binary_lists(conn)
+        return {
+            "names": _BinaryList(r[0] for r in rows),
+            "datas": _BinaryList(r[1] for r in rows),
+            "metas": _BinaryList(r[2] for r in rows),
+        }
+
+    def create_stream(
+        self, conn: Connection, key: tuple[str, str], rows: Sequence[EventRow]
+    ) -> None:
+        """One statement: insert the stream row and, from it, every event."""
+        params = self._arrays(conn, rows)
+        params.update(aggregate_type=key[0], aggregate_id=key[1], to_version=len(rows))
+        conn.execute(self._create, params)
+
+    def extend_stream(
+        self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> bool:
+        """One statement: claim the stream at ``from_version`` and insert the events
+        only if the claim matched a row."""
+        params = self._arrays(conn, rows)
+        params.update(
+            aggregate_type=key[0],
+            aggregate_id=key[1],
+            from_version=from_version,
+            to_version=from_version + len(rows),
+        )
+        return conn.execute(self._append, params, execution_options=_ROWCOUNT).rowcount == len(rows)
+
+    def notify(self, conn: Connection) -> None:
+        """``pg_notify`` on :attr:`channel`, in its own transaction after the append
+        committed, so appends never wait on the notification queue's commit lock."""
+        if self.notify_enabled:
+            conn.execute(self._notify, {"channel": self.channel})
+
+    def upsert_snapshot(
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+    ) -> bool:
+        """``INSERT ... SELECT FROM streams ... ON CONFLICT DO UPDATE``."""
+        params = {"key_type": key[0], "key_id": key[1], "snap_version": version}
+        params["snap_data"] = data
+        return conn.execute(self._snapshot, params, execution_options=_ROWCOUNT).rowcount > 0
+
+    def outbox_rows(self, conn: Connection, name: str, limit: int) -> Sequence[Any]:
+        """Rows above the checkpoint and below xmin, in (tx_id, position) order."""
+        return conn.execute(self._outbox, {"name": name, "limit": limit}).all()
+
+    def outbox_keys(self, conn: Connection, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Like :meth:`SqlDialect.outbox_keys`, but only for events below xmin: the
+        outbox has not handed out the others yet."""
+        ev = self.tables.events
+        stmt = sa.select(ev.c.tx_id, ev.c.position).where(
+            ev.c.position.in_(sa.bindparam("positions", expanding=True)),
+            ev.c.tx_id < _XMIN,
+        )
+        found = conn.execute(stmt, {"positions": list(positions)}).all()
+        return {int(p): (int(t), int(p)) for t, p in found}
+
+    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
+        """Upsert the checkpoint where (tx_id, position) grows."""
+        conn.execute(self._mark, {"name": name, "tx_id": key[0], "position": key[1]})
+
+
+class MySqlDialect(SqlDialect):
+    """MariaDB 10.5+ / MySQL 8 with PyMySQL.
+
+    An append claims its stream, then takes the sequencer row lock, inserts its events
+    and commits (see the module docstring). PyMySQL sends bytes hex-encoded, so a row
+    must fit in ``max_allowed_packet`` twice over; payloads larger than that are first
+    sent in pieces into a session variable (before the sequencer lock is taken) and
+    inserted from it. A payload larger than ``max_allowed_packet`` itself cannot be stored or read
+    and is refused with :class:`InvalidEventError` before anything is written.
+    """
+
+    family = "mysql"
+    _ROW_OVERHEAD = 4096
+
+    def __init__(self, tables: Tables, engine: Engine) -> None:
+        super().__init__(tables, engine)
+        assert tables.sequencer is not None
+        seq = tables.sequencer
+        self._sequence = sa.select(seq.c.id).where(seq.c.id == 1).with_for_update()
+        prefix = tables.streams.name[: -len("streams")]
+        self._lock_name = "esrc:" + _digest(engine.url.database, prefix).hex()
+        self.max_packet = 16 * 1024 * 1024
+        """The server's ``max_allowed_packet``, read on first use."""
+        self._packet_lock = threading.Lock()
+        cpt = tables.checkpoints
+        ins = mysql.insert(cpt)
+        self._mark = ins.on_duplicate_key_update(
+            [
+                (
+                    "updated_at",
+                    sa.func.if_(
+                        ins.inserted.position > cpt.c.position,
+                        sa.func.current_timestamp(),
+                        cpt.c.updated_at,
+                    ),
+                ),
+                ("position", sa.func.greatest(cpt.c.position, ins.inserted.position)),
+            ]
+        )
+        ev = tables.events
+        cp_position = (
+            sa.select(sa.func.coalesce(sa.func.max(cpt.c.position), 0))
+            .where(cpt.c.name == sa.bindparam("name", type_=Utf8Key(RELAY_NAME_MAX)))
+            .scalar_subquery()
+        )
+        self._outbox = (
+            sa.select(
+                sa.literal(0, sa.BigInteger).label("tx_id"),
+                ev.c.position,
+                ev.c.aggregate_type,
+                ev.c.aggregate_id,
+                ev.c.version,
+                ev.c.name,
+                ev.c.data,
+                ev.c.metadata,
+            )
+            .where(ev.c.position > cp_position)
+            .order_by(ev.c.position)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+        )
+        self._tables_sn = tables.snapshots
+
+    def _snapshot_statement(self, data: sa.ColumnElement[Any]) -> sa.Executable:
+        sins = mysql.insert(self._tables_sn).from_select(
+            ["aggregate_type", "aggregate_id", "version", "data"],
+            self._snapshot_source.add_columns(data),
+        )
+        return sins.on_duplicate_key_update(
+            data=sins.inserted.data, created_at=sa.func.current_timestamp()
+        )
+
+    @contextmanager
+    def migration(self) -> Iterator[Connection]:
+        """A connection holding ``GET_LOCK`` for these tables (DDL commits by itself on
+        MariaDB/MySQL; the steps are idempotent)."""
+        with self.base_engine.connect() as conn:
+            got = conn.execute(
+                sa.text("SELECT GET_LOCK(:name, :timeout)"),
+                {"name": self._lock_name, "timeout": _MIGRATION_LOCK_TIMEOUT},
+            ).scalar()
+            if got != 1:
+                raise StoreUnavailableError(
+                    f"migrate {self.tables.streams.name}: another migration held the lock "
+                    f"for {_MIGRATION_LOCK_TIMEOUT}s"
+                )
+            try:
+                yield conn
+                conn.commit()
+            finally:
+                # A lost connection has already dropped the lock with its session.
+                with contextlib.suppress(sa.exc.DBAPIError):
+                    conn.rollback()
+                    conn.execute(sa.text("DO RELEASE_LOCK(:name)"), {"name": self._lock_name})
+                    conn.commit()
+
+    def prepare(self, conn: Connection) -> None:
+        """Read ``max_allowed_packet``."""
+        found = conn.execute(sa.text("SELECT @@max_allowed_packet")).scalar()
+        with self._packet_lock:
+            self.max_packet = int(found or self.max_packet)
+
+    def _check(self, data: bytes, text_bytes: int, what: str, doing: str) -> None:
+        limit = self.max_packet
+        if len(data) + 2 * text_bytes + self._ROW_OVERHEAD > limit:
+            raise InvalidEventError(
+                f"{doing}: {what} is {len(data)} bytes, too large for this MariaDB/MySQL "
+                f"server's max_allowed_packet of {limit} bytes; raise it on the server "
+                f"(SET GLOBAL max_allowed_packet = ...) above the largest payload plus 1 MiB"
+            )
+
+    def check_rows(self, rows: Sequence[EventRow], doing: str) -> None:
+        """Every row must fit in one ``max_allowed_packet``."""
+        for index, (name, data, meta) in enumerate(rows):
+            text_bytes = len(name) * 4 + len(meta or "")
+            self._check(data, text_bytes, f"event {index} ({name})", doing)
+
+    def check_snapshot(self, data: bytes, doing: str) -> None:
+        """The snapshot must fit in one ``max_allowed_packet``."""
+        self._check(data, 0, "the snapshot", doing)
+
+    def _inline(self, data: bytes, text_bytes: int) -> bool:
+        return 2 * len(data) + 2 * text_bytes + self._ROW_OVERHEAD <= self.max_packet
+
+    def _stage(self, conn: Connection, slot: int, data: bytes) -> sa.ColumnElement[Any]:
+        """Send ``data`` in pieces into the session variable ``@esrc_data<slot>``."""
+        var = f"@esrc_data{slot}"
+        step = max(64 * 1024, (self.max_packet - self._ROW_OVERHEAD) // 2)
+        conn.execute(sa.text(f"SET {var} = :piece"), {"piece": data[:step]})
+        for start in range(step, len(data), step):
+            conn.execute(
+                sa.text(f"SET {var} = CONCAT({var}, :piece)"),
+                {"piece": data[start : start + step]},
+            )
+        conn.info.setdefault("esrc_staged", []).append(var)
+        return sa.literal_column(var)
+
+    def after_write(self, conn: Connection) -> None:
+        """Free the session variables large payloads were staged in."""
+        staged = conn.info.pop("esrc_staged", None)
+        if staged:
+            conn.execute(sa.text("SET " + ", ".join(f"{v} = NULL" for v in staged)))
+            conn.commit()
+
+    def _insert(
+        self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> None:
+        t, i = key
+        staged: dict[int, sa.ColumnElement[Any]] = {}
+        for index, (name, data, meta) in enumerate(rows):
+            if not self._inline(data, len(name) * 4 + len(meta or "")):
+                staged[index] = self._stage(conn, index, data)
+        conn.execute(self._sequence)
+        batch: list[dict[str, Any]] = []
+        for index, (name, data, meta) in enumerate(rows):
+            params = {
+                "aggregate_type": t,
+                "aggregate_id": i,
+                "version": from_version + index + 1,
+                "name": name,
+                "metadata": meta,
+            }
+            if index in staged:
+                if batch:
+                    conn.execute(self._insert_events, batch)
+                    batch = []
+                conn.execute(self._insert_events.values(data=staged[index]), params)
+            else:
+                params["data"] = data
+                batch.append(params)
+        if batch:
+            conn.execute(self._insert_events, batch)
+
+    def upsert_snapshot(
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+    ) -> bool:
+        """``INSERT ... SELECT FROM streams ... ON DUPLICATE KEY UPDATE``."""
+        params: dict[str, Any] = {
+            "key_type": key[0],
+            "key_id": key[1],
+            "snap_version": version,
+        }
+        if self._inline(data, 0):
+            stmt = self._snapshot_statement(sa.bindparam("snap_data", type_=sa.LargeBinary))
+            params["snap_data"] = data
+        else:
+            stmt = self._snapshot_statement(self._stage(conn, 0, data))
+        return conn.execute(stmt, params, execution_options=_ROWCOUNT).rowcount > 0
+
+    def outbox_rows(self, conn: Connection, name: str, limit: int) -> Sequence[Any]:
+        """Rows above the checkpoint in position (= commit) order."""
+        return conn.execute(self._outbox, {"name": name, "limit": limit}).all()
+
+    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
+        """Upsert the checkpoint with ``GREATEST``."""
+        conn.execute(self._mark, {"name": name, "tx_id": 0, "position": key[1]})
+
+
+class SqliteDialect(SqlDialect):
+    """SQLite 3.24+ (the standard library's driver).
+
+    Writes start with ``BEGIN IMMEDIATE``, so writers queue for the database lock
+    instead of failing to upgrade a read lock; one writer at a time makes position
+    order commit order.
+    """
+
+    family = "sqlite"
+
+    def __init__(self, tables: Tables, engine: Engine) -> None:
+        super().__init__(tables, engine)
+        cpt, ev, sn = tables.checkpoints, tables.events, tables.snapshots
+        ins = sqlite.insert(cpt)
+        self._mark = ins.on_conflict_do_update(
+            index_elements=[cpt.c.name],
+            set_={
+                "position": ins.excluded.position,
+                "updated_at": sa.func.current_timestamp(),
+            },
+            where=cpt.c.position < ins.excluded.position,
+        )
+        cp_position = (
+            sa.select(sa.func.coalesce(sa.func.max(cpt.c.position), 0))
+            .where(cpt.c.name == sa.bindparam("name"))
+            .scalar_subquery()
+        )
+        self._outbox = (
+            sa.select(
+                sa.literal(0, sa.BigInteger).label("tx_id"),
+                ev.c.position,
+                ev.c.aggregate_type,
+                ev.c.aggregate_id,
+                ev.c.version,
+                ev.c.name,
+                ev.c.data,
+                ev.c.metadata,
+            )
+            .where(ev.c.position > cp_position)
+            .order_by(ev.c.position)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+        )
+        sins = sqlite.insert(sn).from_select(
+            ["aggregate_type", "aggregate_id", "version", "data"],
+            self._snapshot_source.add_columns(sa.bindparam("snap_data", type_=sa.LargeBinary)),
+        )
+        self._snapshot = sins.on_conflict_do_update(
+            index_elements=[sn.c.aggregate_type, sn.c.aggregate_id, sn.c.version],
+            set_={"data": sins.excluded.data, "created_at": sa.func.current_timestamp()},
+        )
+
+    @contextmanager
+    def migration(self) -> Iterator[Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction (DDL is transactional in SQLite)."""
+        with self.base_engine.connect() as conn:
+            self.begin_write(conn)
+            yield conn
+            conn.commit()
+
+    def begin_write(self, conn: Connection) -> None:
+        """``BEGIN IMMEDIATE`` unless the driver already opened a transaction."""
+        dbapi = conn.connection.dbapi_connection
+        if not getattr(dbapi, "in_transaction", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def upsert_snapshot(
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+    ) -> bool:
+        """``INSERT ... SELECT FROM streams ... ON CONFLICT DO UPDATE``."""
+        params = {"key_type": key[0], "key_id": key[1], "snap_version": version}
+        params["snap_data"] = data
+        return conn.execute(self._snapshot, params, execution_options=_ROWCOUNT).rowcount > 0
+
+    def outbox_rows(self, conn: Connection, name: str, limit: int) -> Sequence[Any]:
+        """Rows above the checkpoint in position (= commit) order."""
+        return conn.execute(self._outbox, {"name": name, "limit": limit}).all()
+
+    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
+        """Upsert the checkpoint where the position grows."""
+        conn.execute(self._mark, {"name": name, "tx_id": 0, "position": key[1]})
+
+
+def dialect_for(family: str, tables: Tables, engine: Engine, *, notify: bool) -> SqlDialect:
+    """The :class:`SqlDialect` for a database family."""
+    if family == "postgresql":
+        return PostgresDialect(tables, engine, notify=notify)
+    if family == "mysql":
+        return MySqlDialect(tables, engine)
+    return SqliteDialect(tables, engine)

@@ -1,0 +1,161 @@
+"""Database URLs and engines: the URLs the SQL backend accepts, the driver behind each,
+and SQLAlchemy engines configured for an event store.
+
+Accepted URLs (SQLAlchemy style):
+
+- ``sqlite:///path/to/events.db`` (a file) and ``sqlite://`` (in memory, private to
+  the store, usable from many threads);
+- ``postgresql://...`` and ``postgresql+psycopg://...`` (psycopg 3);
+- ``mysql://...``, ``mariadb://...`` and their ``+pymysql`` forms (PyMySQL).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+from esrc_core.errors import BackendUnavailableError
+from esrc_core.urls import mask_url, url_scheme
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.pool import StaticPool
+
+from esrc_sqlalchemy.errors import StoreConfigError
+from esrc_sqlalchemy.plugin import INSTALL_HINT
+
+__all__ = [
+    "create_store_engine",
+    "family_of",
+    "is_memory_sqlite",
+    "normalize_url",
+]
+
+# family -> (default driver, {accepted drivers}, extra to install)
+_FAMILIES: dict[str, tuple[str, frozenset[str], str | None]] = {
+    "sqlite": ("pysqlite", frozenset({"pysqlite"}), None),
+    "postgresql": ("psycopg", frozenset({"psycopg"}), "postgresql"),
+    "mysql": ("pymysql", frozenset({"pymysql"}), "mysql"),
+    "mariadb": ("pymysql", frozenset({"pymysql"}), "mysql"),
+}
+_MODULES = {"pysqlite": "sqlite3", "psycopg": "psycopg", "pymysql": "pymysql"}
+
+
+def family_of(dialect_name: str) -> str:
+    """``"postgresql"``, ``"mysql"`` (also for MariaDB) or ``"sqlite"`` for a SQLAlchemy
+    dialect name; raises :class:`StoreConfigError` for any other database."""
+    if dialect_name in ("mysql", "mariadb"):
+        return "mysql"
+    if dialect_name in ("postgresql", "sqlite"):
+        return dialect_name
+    raise StoreConfigError(
+        f"the SQL event store supports SQLite, PostgreSQL and MariaDB/MySQL, not {dialect_name!r}"
+    )
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a store URL into a SQLAlchemy :class:`~sqlalchemy.engine.URL` with an
+    explicit, supported driver (``postgresql://`` becomes ``postgresql+psycopg://``,
+    ``mysql://`` and ``mariadb://`` use ``pymysql``).
+
+    Raises :class:`StoreConfigError` for a malformed URL or an unsupported database or
+    driver, and :class:`~esrc_core.errors.BackendUnavailableError` naming the extra to
+    install when the driver is missing. Messages mask the password.
+    """
+    if not isinstance(url, str):
+        raise StoreConfigError(f"a store URL must be a str, got {type(url).__name__}")
+    shown = mask_url(url)
+    scheme = url_scheme(url)
+    if scheme is None:
+        raise StoreConfigError(f"malformed store URL {shown!r}: expected scheme://...")
+    family, _, driver = scheme.partition("+")
+    if family not in _FAMILIES:
+        raise StoreConfigError(
+            f"store URL {shown!r}: the SQL backend handles sqlite://, postgresql:// and "
+            f"mysql:// / mariadb:// URLs, not {family}://"
+        )
+    default, accepted, extra = _FAMILIES[family]
+    driver = driver or default
+    if driver not in accepted:
+        raise StoreConfigError(
+            f"store URL {shown!r}: driver {driver!r} is not supported for {family}; "
+            f"use {family}+{default}:// (or plain {family}://)"
+        )
+    try:
+        parsed = sa.make_url(f"{family}+{driver}" + url[len(scheme) :])
+    except (sqlalchemy.exc.ArgumentError, ValueError, TypeError) as err:
+        # The parser's message may quote the raw URL; say what is wrong without it.
+        problem = type(err).__name__
+        if isinstance(err, ValueError) and "int()" in str(err):
+            problem = "the port is not a number"
+        raise StoreConfigError(f"malformed store URL {shown!r}: {problem}") from None
+    if family == "mysql" and not parsed.database:
+        raise StoreConfigError(f"store URL {shown!r} names no database: use {family}://host/db")
+    module = _MODULES[driver]
+    if importlib.util.find_spec(module) is None:
+        install = f'pip install "esrc-sqlalchemy[{extra}]"' if extra else INSTALL_HINT
+        raise BackendUnavailableError(
+            f"cannot open {shown!r}: its driver {module!r} is not installed; {install}"
+        )
+    return parsed
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``)."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
+def create_store_engine(
+    url: URL, *, connect_timeout: float, engine_options: Mapping[str, Any] | None = None
+) -> Engine:
+    """A new engine for ``url`` (from :func:`normalize_url`) set up for the event store.
+
+    - SQLite file: a connection pool usable from any thread, WAL journal, and
+      ``connect_timeout`` as the time a writer waits for the database lock.
+    - SQLite in memory: one shared connection (the store serializes its use).
+    - PostgreSQL: ``connect_timeout`` (libpq rounds it up to whole seconds, at least 2).
+    - MariaDB/MySQL: ``connect_timeout``, utf8mb4, READ COMMITTED isolation, and no
+      extra rollback when a connection goes back to the pool (every use ends its own
+      transaction).
+
+    Bound parameters are hidden from SQLAlchemy's error messages. ``engine_options``
+    are passed to :func:`sqlalchemy.create_engine` and override these settings.
+    """
+    family = family_of(url.get_backend_name())
+    options: dict[str, Any] = {"hide_parameters": True}
+    if family == "sqlite":
+        if is_memory_sqlite(url):
+            options["poolclass"] = StaticPool
+            options["connect_args"] = {"check_same_thread": False}
+        else:
+            options["connect_args"] = {"check_same_thread": False, "timeout": connect_timeout}
+    elif family == "postgresql":
+        options["connect_args"] = {"connect_timeout": max(2, math.ceil(connect_timeout))}
+    else:
+        options["connect_args"] = {"connect_timeout": connect_timeout, "charset": "utf8mb4"}
+        options["isolation_level"] = "READ COMMITTED"
+        options["pool_reset_on_return"] = None
+    options.update(engine_options or {})
+    try:
+        engine = sa.create_engine(url, **options)
+    except ImportError as err:
+        raise BackendUnavailableError(
+            f"cannot open {url.render_as_string(hide_password=True)!r}: {err}; {INSTALL_HINT}"
+        ) from err
+    except (sqlalchemy.exc.ArgumentError, TypeError) as err:
+        raise StoreConfigError(
+            f"cannot create an engine for {url.render_as_string(hide_password=True)!r}: {err}"
+        ) from err
+    if family == "sqlite" and not is_memory_sqlite(url):
+        sa.event.listen(engine, "connect", _sqlite_wal)
+    return engine

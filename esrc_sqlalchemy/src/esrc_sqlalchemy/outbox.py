@@ -1,0 +1,189 @@
+"""The SQL store's outbox: one relay's view of the events it has not yet published."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy.exc
+from esrc_core.errors import EsrcError, StoreUnavailableError
+from esrc_core.events import RawEvent
+from esrc_core.ids import decode_id
+from esrc_core.relay import RelayEvent
+from sqlalchemy.engine import Connection
+
+from esrc_sqlalchemy.dialects import PostgresDialect
+from esrc_sqlalchemy.errors import driver_message
+
+if TYPE_CHECKING:
+    from esrc_sqlalchemy.store import SqlEventStore
+
+__all__ = ["SqlOutbox"]
+
+
+class SqlOutbox:
+    """Relay ``name``'s outbox over a :class:`~esrc_sqlalchemy.store.SqlEventStore`.
+
+    The order is ``(tx_id, position)``: on PostgreSQL, by writing transaction and then
+    position, reading only transactions older than the oldest one still in progress;
+    on MariaDB/MySQL and SQLite, by position, which those stores allocate in commit
+    order. Either way an event whose transaction commits late is still returned,
+    after everything already returned (see :mod:`esrc_sqlalchemy.dialects` for why).
+
+    The checkpoint is the order key of the last published event, kept in the
+    ``checkpoints`` table and only ever moved forward, so a new ``SqlOutbox`` of the
+    same name (after a restart) continues where the previous one stopped.
+
+    :meth:`unpublished_events` and :meth:`mark_events_as_published` are thread-safe;
+    :meth:`wait_for_events` is for one thread at a time. One relay name should have
+    one active consumer: two would publish the same events twice (never lose any).
+    """
+
+    def __init__(self, store: SqlEventStore, name: str, *, poll_interval: float = 0.2) -> None:
+        self._store = store
+        self._name = name
+        self.poll_interval = poll_interval
+        """How often :meth:`wait_for_events` polls when it cannot listen."""
+        self._lock = threading.Lock()
+        self._keys: dict[int, tuple[int, int]] = {}
+        self._listener: Any = None
+
+    def __repr__(self) -> str:
+        return f"SqlOutbox({self._store!r}, {self._name!r})"
+
+    @property
+    def name(self) -> str:
+        """The relay name whose progress this outbox tracks."""
+        return self._name
+
+    def _fetch(self, limit: int) -> Sequence[Any]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive int, got {limit!r}")
+        dialect = self._store._dialect
+        return self._store._run(
+            f"read outbox {self._name!r} of {self._store.url}",
+            lambda conn: dialect.outbox_rows(conn, self._name, limit),
+            write=False,
+        )
+
+    def unpublished_events(self, limit: int) -> list[RelayEvent]:
+        """See :meth:`esrc_core.relay.EventStoreOutbox.unpublished_events`. One query."""
+        rows = self._fetch(limit)
+        events: list[RelayEvent] = []
+        keys: dict[int, tuple[int, int]] = {}
+        for row in rows:
+            try:
+                aggregate_id = decode_id(row.aggregate_id)
+            except ValueError as err:
+                raise EsrcError(
+                    f"read outbox {self._name!r}: event at position {row.position} has an "
+                    f"aggregate id this store did not write: {err}"
+                ) from err
+            metadata = json.loads(row.metadata) if row.metadata else {}
+            raw = RawEvent(row.name, bytes(row.data), metadata)
+            position = int(row.position)
+            events.append(
+                RelayEvent(row.aggregate_type, aggregate_id, int(row.version), position, raw)
+            )
+            keys[position] = (int(row.tx_id), position)
+        with self._lock:
+            self._keys = keys
+        return events
+
+    def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
+        """See :meth:`esrc_core.relay.EventStoreOutbox.mark_events_as_published`.
+
+        Moves the checkpoint to the largest order key among ``events``, in one
+        statement that never moves it back. Raises ``ValueError`` for an event this
+        store never handed out.
+        """
+        if not events:
+            return
+        if not all(isinstance(e, RelayEvent) for e in events):
+            raise TypeError(f"relay {self._name}: mark_events_as_published takes RelayEvents")
+        positions = [e.position for e in events]
+        with self._lock:
+            known = {p: self._keys[p] for p in positions if p in self._keys}
+        missing = [p for p in positions if p not in known]
+        dialect = self._store._dialect
+
+        def work(conn: Connection) -> None:
+            keys = dict(known)
+            if missing:
+                keys.update(dialect.outbox_keys(conn, missing))
+                never = sorted(set(positions) - keys.keys())
+                if never:
+                    raise ValueError(
+                        f"relay {self._name}: positions {never[:10]} were never handed out "
+                        "by this store's outbox"
+                    )
+            dialect.mark(conn, self._name, max(keys[p] for p in positions))
+
+        self._store._run(
+            f"mark events of outbox {self._name!r} of {self._store.url} as published",
+            work,
+            write=True,
+        )
+
+    def wait_for_events(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until there may be unpublished events;
+        return ``True`` then, ``False`` on timeout.
+
+        On PostgreSQL with ``notify=True`` this listens on the store's channel
+        (``LISTEN``; appends notify after they commit) on a connection of its own,
+        checking the outbox once when it starts listening. Otherwise it polls the
+        outbox every :attr:`poll_interval` seconds. A ``True`` is a hint: the events
+        may still be held back behind a transaction in progress.
+        """
+        dialect = self._store._dialect
+        if isinstance(dialect, PostgresDialect) and dialect.notify_enabled:
+            return self._wait_notified(dialect, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._fetch(1):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self.poll_interval, remaining))
+
+    def _wait_notified(self, dialect: PostgresDialect, timeout: float) -> bool:
+        doing = f"wait for events of outbox {self._name!r} of {self._store.url}"
+        try:
+            if self._listener is None:
+                raw = dialect.base_engine.raw_connection()
+                raw.detach()
+                try:
+                    driver = raw.driver_connection
+                    assert driver is not None
+                    driver.autocommit = True
+                    driver.execute(f'LISTEN "{dialect.channel}"')
+                except BaseException:
+                    raw.close()
+                    raise
+                self._listener = raw
+                if self._fetch(1):
+                    return True
+            driver = self._listener.driver_connection
+            for _ in driver.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        except (sqlalchemy.exc.SQLAlchemyError, OSError) as err:
+            self.close()
+            raise StoreUnavailableError(f"{doing}: {driver_message(err)}") from err
+        except Exception as err:
+            if type(err).__module__.startswith("psycopg"):
+                self.close()
+                raise StoreUnavailableError(f"{doing}: {driver_message(err)}") from err
+            raise
+
+    def close(self) -> None:
+        """Close the listening connection, if any. Calling it twice is harmless."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener.close()

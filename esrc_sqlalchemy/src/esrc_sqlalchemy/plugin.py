@@ -1,0 +1,88 @@
+"""Entry point of the ``sqlalchemy`` backend: claims ``sqlite``, ``postgresql``,
+``mysql`` and ``mariadb`` URLs.
+
+This module stays light: SQLAlchemy and the drivers are imported only when a store
+is opened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esrc_core.errors import BackendUnavailableError
+from esrc_core.plugins import Backend, Capability, hookimpl
+
+__all__ = ["INSTALL_HINT", "esrc_store_backends", "open_store"]
+
+INSTALL_HINT = (
+    'pip install "esrc-sqlalchemy[postgresql]" for PostgreSQL (psycopg 3), '
+    '"esrc-sqlalchemy[mysql]" for MariaDB/MySQL (PyMySQL); SQLite needs nothing more'
+)
+"""How to install the drivers of the SQL backend."""
+
+_BOOLEAN = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEAN.update({"0": False, "false": False, "no": False, "off": False})
+_OPTION_TYPES: dict[str, type] = {
+    "connect_timeout": float,
+    "create_schema": bool,
+    "max_payload_bytes": int,
+    "notify": bool,
+}
+
+
+def _coerce(options: dict[str, Any]) -> dict[str, Any]:
+    """Turn option values given as text (``esrc migrate URL -o key=value``) into the
+    types the store takes; other values pass unchanged."""
+    from esrc_sqlalchemy.errors import StoreConfigError
+
+    coerced = dict(options)
+    for key, value in options.items():
+        wanted = _OPTION_TYPES.get(key)
+        if wanted is None or not isinstance(value, str):
+            continue
+        try:
+            if wanted is bool:
+                coerced[key] = _BOOLEAN[value.strip().lower()]
+            else:
+                coerced[key] = wanted(value)
+        except (KeyError, ValueError):
+            raise StoreConfigError(
+                f"option {key}={value!r} is not a valid {wanted.__name__}"
+            ) from None
+    return coerced
+
+
+def open_store(url: str, **options: Any) -> Any:
+    """Open a :class:`~esrc_sqlalchemy.store.SqlEventStore` for ``url``; ``options``
+    are its keyword arguments (text values are converted)."""
+    try:
+        from esrc_sqlalchemy.store import SqlEventStore
+    except ImportError as err:
+        raise BackendUnavailableError(
+            f"the sqlalchemy backend cannot load ({err}); pip install esrc-sqlalchemy"
+        ) from err
+    return SqlEventStore(url, **_coerce(options))
+
+
+@hookimpl
+def esrc_store_backends() -> list[Backend]:
+    """The SQL event store."""
+    return [
+        Backend(
+            name="sqlalchemy",
+            kind="store",
+            schemes=("sqlite", "postgresql", "mysql", "mariadb"),
+            factory=open_store,
+            capabilities=frozenset(
+                {
+                    Capability.SNAPSHOTS,
+                    Capability.OUTBOX,
+                    Capability.THREADS,
+                    Capability.PERSISTENT,
+                }
+            ),
+            description="SQL event store with outbox: sqlite:///file.db, sqlite://, "
+            "postgresql+psycopg://..., mysql+pymysql://...",
+            install_hint=INSTALL_HINT,
+        )
+    ]

@@ -1,0 +1,507 @@
+"""The SQL event store: :class:`SqlEventStore`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy.exc
+from esrc_core.errors import (
+    AggregateAlreadyExists,
+    AggregateNotFound,
+    AggregateRequiresEvents,
+    EsrcError,
+    InvalidAggregateIdError,
+    InvalidEventError,
+    OptimisticConcurrencyError,
+    SnapshotVersionError,
+    StoreUnavailableError,
+)
+from esrc_core.events import RawEvent, RawSnapshot, check_events
+from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
+from esrc_core.urls import mask_url
+from sqlalchemy.engine import Connection, Engine
+
+from esrc_sqlalchemy.dialects import EventRow, SqlDialect, dialect_for
+from esrc_sqlalchemy.engines import create_store_engine, family_of, is_memory_sqlite, normalize_url
+from esrc_sqlalchemy.errors import StoreConfigError, is_deadlock, is_unique_violation, translate
+from esrc_sqlalchemy.schema import (
+    ID_MAX,
+    NAME_MAX,
+    RELAY_NAME_MAX,
+    SCHEMA_VERSION,
+    TYPE_MAX,
+    Tables,
+    apply_migrations,
+    build_tables,
+    check_identifier,
+    schema_version,
+)
+
+if TYPE_CHECKING:
+    from esrc_sqlalchemy.outbox import SqlOutbox
+
+__all__ = ["DEFAULT_MAX_PAYLOAD", "SqlEventStore"]
+
+T = TypeVar("T")
+
+DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
+"""The default largest event data (and snapshot data), in bytes: 16 MiB."""
+
+_DEADLOCK_ATTEMPTS = 3
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` can be stored as text everywhere: UTF-8 encodable, no NUL."""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class SqlEventStore:
+    """An :class:`~esrc_core.store.EventStore` with outbox on SQLite, PostgreSQL or
+    MariaDB/MySQL, through SQLAlchemy Core.
+
+    ``SqlEventStore(url)`` creates (and owns) an engine for ``url``;
+    ``SqlEventStore(engine)`` uses the application's engine and its pool (``close``
+    then leaves it open). Options:
+
+    - ``table_prefix`` (default ``"esrc_"``): starts every table name; 1 to 41 letters,
+      digits or underscores, not starting with a digit. Several stores with different
+      prefixes share one database independently.
+    - ``schema``: the PostgreSQL schema holding the tables (created if missing).
+    - ``connect_timeout`` (seconds, default 10): how long connecting may take before
+      :class:`~esrc_core.errors.StoreUnavailableError` (SQLite: how long a writer waits
+      for the database lock). Only for stores that create their engine.
+    - ``create_schema`` (default ``True``): create or upgrade the tables on first use;
+      with ``False`` the first use checks they are at :data:`SCHEMA_VERSION` (see
+      :meth:`migrate` and ``esrc migrate URL``).
+    - ``max_payload_bytes`` (default 16 MiB): the largest event data, metadata or
+      snapshot accepted; larger ones raise :class:`~esrc_core.errors.InvalidEventError`.
+    - ``notify`` (PostgreSQL only, default ``False``): after each append, send a
+      ``pg_notify`` that wakes :meth:`SqlOutbox.wait_for_events
+      <esrc_sqlalchemy.outbox.SqlOutbox.wait_for_events>` (one more round trip per
+      append).
+    - ``engine_options``: extra :func:`sqlalchemy.create_engine` arguments (pool size...).
+
+    Limits: aggregate types and event names up to 200 characters, string ids up to 398
+    characters (400 encoded), relay names up to 200 characters; none may contain NUL
+    or unpaired surrogates. Breaking one raises before anything is written.
+
+    Nothing connects until the first operation. All methods are safe to call from
+    many threads; on ``sqlite://`` (in memory) they take turns on one connection.
+    Driver errors are translated (a lost or refused connection becomes
+    :class:`~esrc_core.errors.StoreUnavailableError`) with the cause chained. If the
+    connection is lost while an append commits, the append may or may not be stored;
+    read the stream to find out.
+    """
+
+    def __init__(
+        self,
+        url: str | Engine,
+        *,
+        table_prefix: str = "esrc_",
+        schema: str | None = None,
+        connect_timeout: float = 10.0,
+        create_schema: bool = True,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        notify: bool = False,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_identifier(table_prefix, "table_prefix")
+        if schema is not None:
+            check_identifier(schema, "schema")
+        if (
+            isinstance(connect_timeout, bool)
+            or not isinstance(connect_timeout, int | float)
+            or not 0 < connect_timeout < 86400
+        ):
+            raise StoreConfigError(
+                f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
+            )
+        if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int):
+            raise StoreConfigError(f"max_payload_bytes must be an int, got {max_payload_bytes!r}")
+        if max_payload_bytes < 1:
+            raise StoreConfigError(f"max_payload_bytes must be positive, got {max_payload_bytes}")
+        if isinstance(url, Engine):
+            if engine_options:
+                raise StoreConfigError(
+                    "engine_options apply only when the store creates its engine"
+                )
+            engine, self._owns_engine = url, False
+            self.url = url.url.render_as_string(hide_password=True)
+        elif isinstance(url, str):
+            parsed = normalize_url(url)
+            engine = create_store_engine(
+                parsed, connect_timeout=float(connect_timeout), engine_options=engine_options
+            )
+            self._owns_engine = True
+            self.url = mask_url(url)
+        else:
+            raise StoreConfigError(f"expected a URL or an Engine, got {type(url).__name__}")
+        family = family_of(engine.dialect.name)
+        if schema is not None and family != "postgresql":
+            raise StoreConfigError(f"schema= is for PostgreSQL only, not {family} ({self.url})")
+        if notify and family != "postgresql":
+            raise StoreConfigError(f"notify= is for PostgreSQL only, not {family} ({self.url})")
+        self.engine = engine
+        """The SQLAlchemy engine the store uses."""
+        self.family = family
+        """``"sqlite"``, ``"postgresql"`` or ``"mysql"`` (also for MariaDB)."""
+        self.table_prefix = table_prefix
+        self.schema = schema
+        self.max_payload_bytes = max_payload_bytes
+        self.tables: Tables = build_tables(table_prefix, schema, family)
+        """The store's table definitions."""
+        self._dialect: SqlDialect = dialect_for(family, self.tables, engine, notify=notify)
+        self._create_schema = create_schema
+        self._serial: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if is_memory_sqlite(engine.url) else contextlib.nullcontext()
+        )
+        self._ready = False
+        self._closed = False
+        self._ready_lock = threading.Lock()
+        self._outboxes: weakref.WeakSet[SqlOutbox] = weakref.WeakSet()
+
+    def __repr__(self) -> str:
+        return f"SqlEventStore({self.url!r}, table_prefix={self.table_prefix!r})"
+
+    def __enter__(self) -> SqlEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- running statements ----------------------------------------------------------
+
+    def _ensure_ready(self, doing: str) -> None:
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._closed:
+                raise StoreUnavailableError(f"{doing}: the store {self.url} is closed")
+            if self._ready:
+                return
+            try:
+                if self._create_schema:
+                    self._migrate()
+                else:
+                    self._verify_schema()
+            except sqlalchemy.exc.SQLAlchemyError as err:
+                raise translate(err, doing, self.url) from err
+            self._ready = True
+
+    def _run(
+        self,
+        doing: str,
+        work: Callable[[Connection], T],
+        *,
+        write: bool,
+        conflict: Callable[[], EsrcError] | None = None,
+    ) -> T:
+        """Run ``work`` on a connection, committing a write; translate driver errors.
+
+        A unique violation becomes ``conflict()`` when given; a deadlock the server
+        resolved by rolling back is retried (the transaction left nothing behind).
+        """
+        self._ensure_ready(doing)
+        dialect = self._dialect
+        attempt = 1
+        while True:
+            try:
+                with self._serial, self.engine_for_work.connect() as conn:
+                    if not write:
+                        return work(conn)
+                    try:
+                        dialect.begin_write(conn)
+                        result = work(conn)
+                        conn.commit()
+                    except BaseException:
+                        if not conn.invalidated:
+                            with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+                                conn.rollback()
+                                dialect.after_write(conn)
+                        raise
+                    dialect.after_write(conn)
+                    dialect.notify(conn)
+                    return result
+            except sqlalchemy.exc.SQLAlchemyError as err:
+                if conflict is not None and is_unique_violation(err):
+                    raise conflict() from err
+                if write and is_deadlock(err) and attempt < _DEADLOCK_ATTEMPTS:
+                    attempt += 1
+                    continue
+                raise translate(err, doing, self.url) from err
+
+    @property
+    def engine_for_work(self) -> Engine:
+        """The engine operations run on (on PostgreSQL: the store's engine in autocommit
+        mode, since every operation is a single statement)."""
+        return self._dialect.engine
+
+    # --- validation ------------------------------------------------------------------
+
+    def _key(self, aggregate_type: str, aggregate_id: AggregateId, doing: str) -> tuple[str, str]:
+        check_aggregate_type(aggregate_type, doing=doing)
+        if len(aggregate_type) > TYPE_MAX or not _is_text(aggregate_type):
+            raise ValueError(
+                f"{doing}: aggregate type must be at most {TYPE_MAX} characters of "
+                "UTF-8 text without NUL"
+            )
+        encoded = encode_id(check_id(aggregate_id, doing=doing))
+        if len(encoded) > ID_MAX:
+            raise InvalidAggregateIdError(
+                f"{doing}: aggregate id is {len(encoded) - 2} characters long; this store "
+                f"accepts ids up to {ID_MAX - 2} characters"
+            )
+        if not _is_text(encoded):
+            raise InvalidAggregateIdError(
+                f"{doing}: aggregate id must be UTF-8 text without NUL characters "
+                "(no unpaired surrogates)"
+            )
+        return aggregate_type, encoded
+
+    def _rows(self, events: Sequence[RawEvent], doing: str) -> list[EventRow]:
+        check_events(events, doing=doing)
+        limit = self.max_payload_bytes
+        rows: list[EventRow] = []
+        for index, event in enumerate(events):
+            name, data = event.name, event.data
+            if len(name) > NAME_MAX:
+                raise InvalidEventError(
+                    f"{doing}: event {index} name is {len(name)} characters; at most "
+                    f"{NAME_MAX} are allowed"
+                )
+            if not _is_text(name):
+                raise InvalidEventError(
+                    f"{doing}: event {index} name {_shown(name)} is not UTF-8 text without NUL"
+                )
+            if len(data) > limit:
+                raise InvalidEventError(
+                    f"{doing}: event {index} ({name}) data is {len(data)} bytes, over the "
+                    f"store's max_payload_bytes of {limit}"
+                )
+            meta = None
+            if event.metadata:
+                meta = json.dumps(dict(event.metadata), separators=(",", ":"))
+            if meta is not None and len(meta) > limit:
+                raise InvalidEventError(
+                    f"{doing}: event {index} ({name}) metadata is {len(meta)} bytes as JSON, "
+                    f"over the store's max_payload_bytes of {limit}"
+                )
+            rows.append((name, data, meta))
+        if not rows:
+            raise AggregateRequiresEvents(f"{doing}: at least one event is required")
+        self._ensure_ready(doing)
+        self._dialect.check_rows(rows, doing)
+        return rows
+
+    # --- EventStore ------------------------------------------------------------------
+
+    def add_aggregate(
+        self, aggregate_type: str, aggregate_id: AggregateId, events: Sequence[RawEvent]
+    ) -> None:
+        """See :meth:`esrc_core.store.EventStore.add_aggregate`. One statement on
+        PostgreSQL; on the others one transaction."""
+        doing = f"add {aggregate_type} {_shown(aggregate_id)}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        rows = self._rows(events, doing)
+        dialect = self._dialect
+        self._run(
+            doing,
+            lambda conn: dialect.create_stream(conn, key, rows),
+            write=True,
+            conflict=lambda: AggregateAlreadyExists(f"{doing}: the aggregate already exists"),
+        )
+
+    def append_events(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int,
+        events: Sequence[RawEvent],
+    ) -> None:
+        """See :meth:`esrc_core.store.EventStore.append_events`. The database enforces
+        the expected version (a conditional update of the stream's version)."""
+        doing = f"append to {aggregate_type} {_shown(aggregate_id)} at version {from_version}"
+        if isinstance(from_version, bool) or not isinstance(from_version, int):
+            raise TypeError(f"{doing}: from_version must be an int")
+        key = self._key(aggregate_type, aggregate_id, doing)
+        rows = self._rows(events, doing)
+        dialect = self._dialect
+
+        def work(conn: Connection) -> tuple[bool, int | None]:
+            if dialect.extend_stream(conn, key, from_version, rows):
+                return True, None
+            return False, dialect.stream_version(conn, key)
+
+        stored, current = self._run(
+            doing,
+            work,
+            write=True,
+            conflict=lambda: OptimisticConcurrencyError(
+                f"{doing}: another writer appended at the same version"
+            ),
+        )
+        if not stored:
+            if current is None:
+                raise OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
+            raise OptimisticConcurrencyError(f"{doing}: stream is at version {current}")
+
+    def events(
+        self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
+    ) -> list[RawEvent]:
+        """See :meth:`esrc_core.store.EventStore.events`. One query."""
+        doing = f"read {aggregate_type} {_shown(aggregate_id)}"
+        if isinstance(from_version, bool) or not isinstance(from_version, int):
+            raise TypeError(f"{doing}: from_version must be an int")
+        key = self._key(aggregate_type, aggregate_id, doing)
+        dialect = self._dialect
+        rows = self._run(
+            doing, lambda conn: dialect.read_events(conn, key, from_version), write=False
+        )
+        if rows is None:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        return [
+            RawEvent(r.name, bytes(r.data), json.loads(r.metadata) if r.metadata else {})
+            for r in rows
+        ]
+
+    def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
+        """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
+        doing = f"check {aggregate_type} {_shown(aggregate_id)}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        dialect = self._dialect
+        version = self._run(doing, lambda conn: dialect.stream_version(conn, key), write=False)
+        return version is not None
+
+    def add_snapshot(
+        self, aggregate_type: str, aggregate_id: AggregateId, snapshot: RawSnapshot
+    ) -> None:
+        """See :meth:`esrc_core.store.EventStore.add_snapshot`. An upsert that also
+        checks the stream, in one statement."""
+        doing = f"add snapshot of {aggregate_type} {_shown(aggregate_id)}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        if not isinstance(snapshot, RawSnapshot) or not isinstance(snapshot.data, bytes):
+            raise TypeError(f"{doing}: expected a RawSnapshot with bytes data")
+        version, data = snapshot.version, snapshot.data
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TypeError(f"{doing}: the snapshot version must be an int")
+        if len(data) > self.max_payload_bytes:
+            raise InvalidEventError(
+                f"{doing}: the snapshot is {len(data)} bytes, over the store's "
+                f"max_payload_bytes of {self.max_payload_bytes}"
+            )
+        self._ensure_ready(doing)
+        dialect = self._dialect
+        dialect.check_snapshot(data, doing)
+
+        def work(conn: Connection) -> tuple[bool, int | None]:
+            if version >= 1 and dialect.upsert_snapshot(conn, key, version, data):
+                return True, None
+            return False, dialect.stream_version(conn, key)
+
+        stored, current = self._run(doing, work, write=True)
+        if not stored:
+            if current is None:
+                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+            raise SnapshotVersionError(f"{doing}: version {version} is outside 1..{current}")
+
+    def latest_snapshot(self, aggregate_type: str, aggregate_id: AggregateId) -> RawSnapshot | None:
+        """See :meth:`esrc_core.store.EventStore.latest_snapshot`. One query."""
+        doing = f"read snapshot of {aggregate_type} {_shown(aggregate_id)}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        dialect = self._dialect
+        row = self._run(doing, lambda conn: dialect.latest_snapshot(conn, key), write=False)
+        return None if row is None else RawSnapshot(int(row.version), bytes(row.data))
+
+    # --- outbox, schema, lifecycle ---------------------------------------------------
+
+    def outbox(self, name: str = "default") -> SqlOutbox:
+        """The outbox of relay ``name``; see :class:`esrc_core.relay.HasOutbox` and
+        :class:`~esrc_sqlalchemy.outbox.SqlOutbox` for its order."""
+        from esrc_sqlalchemy.outbox import SqlOutbox
+
+        if not isinstance(name, str) or not name:
+            raise ValueError("a relay name must be a non-empty str")
+        if len(name) > RELAY_NAME_MAX or not _is_text(name):
+            raise ValueError(
+                f"relay name {_shown(name)} must be at most {RELAY_NAME_MAX} characters of "
+                "UTF-8 text without NUL"
+            )
+        outbox = SqlOutbox(self, name)
+        self._outboxes.add(outbox)
+        return outbox
+
+    def migrate(self) -> None:
+        """Create or upgrade the tables to :data:`SCHEMA_VERSION`.
+
+        Idempotent, and safe to run from several threads or processes at once: runs
+        take turns on a database lock (PostgreSQL ``pg_advisory_xact_lock``,
+        MariaDB/MySQL ``GET_LOCK``, SQLite ``BEGIN IMMEDIATE``). Raises
+        :class:`~esrc_core.errors.StoreUnavailableError` when the database cannot be
+        reached and :class:`~esrc_core.errors.EsrcError` when its tables were written by
+        a newer release.
+        """
+        doing = f"migrate the {self.table_prefix}* tables"
+        with self._ready_lock:
+            if self._closed:
+                raise StoreUnavailableError(f"{doing}: the store is closed")
+            try:
+                self._migrate()
+            except sqlalchemy.exc.SQLAlchemyError as err:
+                raise translate(err, doing, self.url) from err
+            self._ready = True
+
+    def _migrate(self) -> None:
+        with self._serial, self._dialect.migration() as conn:
+            self._dialect.prepare(conn)
+            apply_migrations(conn, self.tables)
+
+    def _verify_schema(self) -> None:
+        with self._serial, self._dialect.base_engine.connect() as conn:
+            self._dialect.prepare(conn)
+            found = schema_version(conn, self.tables)
+        if found == SCHEMA_VERSION:
+            return
+        where = f"{self.url} (table prefix {self.table_prefix!r})"
+        if found is not None and found > SCHEMA_VERSION:
+            raise EsrcError(
+                f"the tables in {where} are at schema version {found}, newer than this "
+                f"esrc-sqlalchemy understands ({SCHEMA_VERSION}); upgrade it"
+            )
+        state = "do not exist" if not found else f"are at schema version {found}"
+        raise EsrcError(
+            f"the event store tables in {where} {state}; run `esrc migrate URL` or open "
+            "the store with create_schema=True"
+        )
+
+    def close(self) -> None:
+        """Close the outboxes' listening connections and, if the store created its
+        engine, the engine's pool (for ``sqlite://`` that discards the data). Calling
+        it twice is harmless; using the store afterwards raises
+        :class:`~esrc_core.errors.StoreUnavailableError`."""
+        with self._ready_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._ready = False
+        for outbox in list(self._outboxes):
+            outbox.close()
+        if self._owns_engine:
+            self.engine.dispose()
