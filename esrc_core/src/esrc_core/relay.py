@@ -170,7 +170,9 @@ class Relay:
                 try:
                     self.publisher.publish_batch(events)
                 except PublishError as err:
-                    published = err.published
+                    # Trust the count only within the batch: a negative count would
+                    # otherwise mark events[:-k], events that were never published.
+                    published = max(0, min(err.published, len(events)))
                     raise
                 published = len(events)
             else:
