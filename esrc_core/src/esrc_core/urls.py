@@ -6,7 +6,9 @@ import re
 
 __all__ = ["mask_url", "url_scheme"]
 
-_USERINFO = re.compile(r"^(?P<scheme>[^:/?#]+://)(?P<user>[^:@/?#]*):(?P<password>[^@/?#]*)@")
+# The password runs to the last "@" of the authority, so an unescaped "@" in it is
+# masked too rather than leaking what follows it.
+_USERINFO = re.compile(r"^(?P<scheme>[^:/?#]+://)(?P<user>[^:@/?#]*):(?P<password>[^/?#]*)@")
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd|secret|token)=)[^&#]*")
 
 
