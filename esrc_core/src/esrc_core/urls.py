@@ -10,17 +10,24 @@ __all__ = ["mask_url", "url_scheme"]
 # masked too rather than leaking what follows it.
 _USERINFO = re.compile(r"^(?P<scheme>[^:/?#]+://)(?P<user>[^:@/?#]*):(?P<password>[^/?#]*)@")
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd|secret|token)=)[^&#]*")
+# Without a well-formed "scheme://", anything from the first ":" to the last "@" may be a
+# password ("user:pw@host", "postgresql:/user:pw@host"); masking too much beats leaking.
+_LOOSE_USERINFO = re.compile(r"^(?P<head>[^:@]*):.*@")
 
 
 def mask_url(url: str) -> str:
     """``url`` with any password replaced by ``***``: in the userinfo part and in
     query parameters named password, passwd, pwd, secret or token.
 
-    Safe to call on malformed input; it never raises.
+    Safe to call on malformed input; it never raises. Without a ``scheme://`` prefix,
+    everything from the first ``:`` to the last ``@`` is masked.
     """
     if not isinstance(url, str):
         return repr(type(url))
-    masked = _USERINFO.sub(r"\g<scheme>\g<user>:***@", url, count=1)
+    if url_scheme(url) is None:
+        masked = _LOOSE_USERINFO.sub(r"\g<head>:***@", url, count=1)
+    else:
+        masked = _USERINFO.sub(r"\g<scheme>\g<user>:***@", url, count=1)
     return _QUERY_SECRET.sub(r"\1***", masked)
 
 
