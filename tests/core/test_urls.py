@@ -65,6 +65,19 @@ def test_malformed_urls_never_raise(url: str) -> None:
     assert isinstance(mask_url(url), str)
 
 
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("user:secret@host/db", "user:***@host/db"),
+        ("postgresql:/user:secret@host", "postgresql:***@host"),
+        ("postgresql//user:se@cret@host/db", "postgresql//user:***@host/db"),
+        ("host/db?password=secret", "host/db?password=***"),
+    ],
+)
+def test_passwords_in_urls_without_a_scheme_are_masked(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
 @pytest.mark.parametrize("value", [None, 5, b"pg://u:secret@h"], ids=repr)
 def test_non_strings_are_not_echoed(value: Any) -> None:
     masked = mask_url(value)
