@@ -1,0 +1,121 @@
+"""The testkit's pytest plugin and helpers: ``--esrc-url``, server URLs that skip or
+fail, and capability gating that skips before a store is opened."""
+
+from __future__ import annotations
+
+import pytest
+
+from esrc_testkit import server_unreachable, server_url
+
+pytest_plugins = ["pytester"]
+
+URL_TEST = """
+def test_url(esrc_url):
+    assert esrc_url == "{want}"
+"""
+
+
+def test_esrc_url_comes_from_the_option(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--esrc-url`` wins over ``ESRC_URL``."""
+    monkeypatch.setenv("ESRC_URL", "memory://from-env")
+    pytester.makepyfile(URL_TEST.format(want="memory://from-option"))
+    pytester.runpytest("--esrc-url=memory://from-option").assert_outcomes(passed=1)
+
+
+def test_esrc_url_falls_back_to_the_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the option, the fixture reads ``ESRC_URL``."""
+    monkeypatch.setenv("ESRC_URL", "memory://from-env")
+    pytester.makepyfile(URL_TEST.format(want="memory://from-env"))
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_esrc_url_skips_when_nothing_is_given(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With neither, a test that asks for ``esrc_url`` is skipped, saying how to give one."""
+    monkeypatch.delenv("ESRC_URL", raising=False)
+    pytester.makepyfile(URL_TEST.format(want="unused"))
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no store URL: pass --esrc-url=URL or set ESRC_URL*"])
+
+
+def test_plugin_is_inert(pytester: pytest.Pytester) -> None:
+    """The plugin is loaded, yet a test that asks for nothing gets no fixture set up."""
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("--setup-show")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["plugins:*esrc-testkit*"])
+    assert "SETUP" not in result.stdout.str()
+
+
+def test_server_url_returns_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A set variable is returned as is (trimmed)."""
+    monkeypatch.setenv("ESRC_TEST_EXAMPLE_URL", " postgresql://u@h/db ")
+    assert server_url("ESRC_TEST_EXAMPLE_URL") == "postgresql://u@h/db"
+
+
+def test_server_url_skips_when_unset_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset on a developer's machine: skip, naming the variable and an example."""
+    monkeypatch.delenv("ESRC_TEST_EXAMPLE_URL", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        server_url("ESRC_TEST_EXAMPLE_URL", example="postgresql://u@h/db")
+    assert "ESRC_TEST_EXAMPLE_URL is not set" in str(skipped.value)
+    assert "export ESRC_TEST_EXAMPLE_URL=postgresql://u@h/db" in str(skipped.value)
+
+
+def test_server_url_fails_when_unset_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset with ``CI=true``: fail, so CI cannot pass by skipping."""
+    monkeypatch.delenv("ESRC_TEST_EXAMPLE_URL", raising=False)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        server_url("ESRC_TEST_EXAMPLE_URL")
+    assert "ESRC_TEST_EXAMPLE_URL is not set and CI=true" in str(failed.value)
+
+
+def test_server_unreachable_fails_without_the_password() -> None:
+    """An unreachable server fails the test; the message masks the password."""
+    with pytest.raises(pytest.fail.Exception) as failed:
+        server_unreachable(
+            "ESRC_TEST_EXAMPLE_URL",
+            "postgresql://user:s3cret@127.0.0.1:1/db",
+            ConnectionRefusedError("connection refused"),
+        )
+    message = str(failed.value)
+    assert "s3cret" not in message
+    assert "postgresql://user:***@127.0.0.1:1/db" in message
+    assert "ConnectionRefusedError: connection refused" in message
+
+
+GATED_SUITE = """
+import pytest
+from esrc_testkit import SnapshotAcceptance
+
+class TestNoSnapshots(SnapshotAcceptance):
+    capabilities = frozenset({"outbox"})
+
+    @pytest.fixture
+    def store_factory(self):
+        def refuse():
+            raise AssertionError("a store was opened for a test that should be skipped")
+        yield refuse
+"""
+
+
+def test_undeclared_capability_skips_before_opening_a_store(pytester: pytest.Pytester) -> None:
+    """Tests of a capability the class does not declare are skipped, the reason names
+    the capability, and no store is opened for them."""
+    pytester.makepyfile(GATED_SUITE)
+    result = pytester.runpytest("-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("skipped", 0) >= 8
+    assert "passed" not in outcomes
+    assert "failed" not in outcomes
+    result.stdout.fnmatch_lines(
+        ["*the backend does not declare the 'snapshots' capability (declared: outbox)*"]
+    )

@@ -1,0 +1,117 @@
+"""The acceptance suite catches real bugs: run it, in a separate pytest process, against
+the toy stores that are broken on purpose (tests/plugins/esrc_toy/src/esrc_toy/broken.py)
+and check that the tests named for each bug fail, while the working toy store passes
+everything."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# The module a backend author would write, with the state machine tuned for a proof
+# rather than for debugging: a fixed seed (the same examples every run) and no
+# shrinking of the failure it finds.
+SUITE_MODULE = """
+import uuid
+
+import hypothesis
+import pytest
+
+from esrc_core import open_event_store
+from esrc_testkit import EventStoreAcceptance, capabilities_of
+from esrc_testkit.machines import DEFAULT_SETTINGS
+
+
+class TestStore(EventStoreAcceptance):
+    capabilities = capabilities_of("{scheme}://")
+    state_machine_settings = hypothesis.settings(
+        DEFAULT_SETTINGS,
+        derandomize=True,
+        database=None,
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+    )
+
+    @pytest.fixture
+    def store_factory(self):
+        yield lambda: open_event_store(f"{scheme}://{{uuid.uuid4().hex}}")
+
+    def reopen(self, store):
+        return open_event_store(store.url)
+"""
+
+# Every bug must fail at least these tests; other tests may fail too.
+MUST_FAIL = {
+    "toy-noversioncheck": {
+        "test_append_at_stale_version_raises_and_changes_nothing",
+        "test_append_ahead_of_the_stream_raises",
+        "test_concurrent_appends_at_one_version_exactly_one_wins",
+        "test_repository_round_trip",
+        "test_state_machine",
+    },
+    "toy-unordered": {
+        "test_outbox_returns_sequential_writes_in_commit_order",
+        "test_outbox_order_is_consistent_with_versions",
+        "test_marked_events_do_not_come_back",
+        "test_relay_publishes_everything_in_order",
+        "test_relay_during_concurrent_writes_sees_every_event_once",
+        "test_state_machine",
+    },
+    "toy-nonatomic": {
+        "test_malformed_batch_is_atomic[name]",
+        "test_malformed_batch_is_atomic[data]",
+        "test_malformed_batch_is_atomic[metadata]",
+        "test_state_machine",
+    },
+}
+
+# Tests none of the bugs touches: they must still pass, so the failures above come
+# from the bug and not from a suite that fails on anything.
+UNTOUCHED = {
+    "test_add_then_read_returns_exactly_the_events",
+    "test_invalid_ids_are_rejected_by_every_method",
+    "test_latest_snapshot_has_the_highest_version",
+    "test_missing_aggregate_cannot_be_read",
+}
+
+
+def run_suite(pytester: pytest.Pytester, scheme: str) -> dict[str, str]:
+    """Run the acceptance suite against ``scheme://`` in a new pytest process; return
+    each test's outcome (passed, failed, error or skipped) by test name."""
+    pytester.makepyfile(test_store=SUITE_MODULE.format(scheme=scheme))
+    report = pytester.path / "report.xml"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--junitxml={report}")
+    assert report.exists(), f"the inner pytest run wrote no report:\n{result.stdout.str()}"
+    outcomes: dict[str, str] = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        outcome = "passed"
+        for tag in ("failure", "error", "skipped"):
+            if case.find(tag) is not None:
+                outcome = "failed" if tag == "failure" else tag
+        outcomes[str(case.get("name"))] = outcome
+    assert outcomes, f"the inner pytest run collected nothing:\n{result.stdout.str()}"
+    return outcomes
+
+
+def test_suite_passes_on_the_working_toy_store(pytester: pytest.Pytester) -> None:
+    """The working toy store declares every capability and passes every test."""
+    outcomes = run_suite(pytester, "toy")
+    not_passed = {name: o for name, o in outcomes.items() if o != "passed"}
+    assert not not_passed
+    assert {name for names in MUST_FAIL.values() for name in names} <= set(outcomes)
+
+
+@pytest.mark.parametrize("scheme", sorted(MUST_FAIL))
+def test_suite_catches_the_broken_store(pytester: pytest.Pytester, scheme: str) -> None:
+    """The tests named for the store's bug fail; tests the bug cannot touch pass; no
+    test errors out in setup instead of failing."""
+    outcomes = run_suite(pytester, scheme)
+    failed = {name for name, outcome in outcomes.items() if outcome == "failed"}
+    missed = sorted(MUST_FAIL[scheme] - failed)
+    assert not missed, f"{scheme}: these tests should have failed but did not: {missed}"
+    errors = sorted(name for name, outcome in outcomes.items() if outcome == "error")
+    assert not errors, f"{scheme}: these tests errored instead of failing: {errors}"
+    wrongly_failed = sorted(UNTOUCHED & failed)
+    assert not wrongly_failed, f"{scheme}: these tests should have passed: {wrongly_failed}"
