@@ -16,7 +16,7 @@ from typing import Any, Literal, Optional, TypeVar, Union
 import msgspec
 import pydantic
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from esrc_core import EventMarshaler, JsonMarshaler, SerializationError
@@ -120,7 +120,7 @@ everything = st.builds(
     plain=st.sampled_from(Plain),
     money=money,
     lines=st.lists(lines, max_size=3),
-    tags=st.lists(st.text()),
+    tags=st.lists(st.text(), max_size=5),
     pair=st.tuples(st.integers(), st.text()),
     many=st.lists(st.integers()).map(tuple),
     unique=st.sets(st.integers()),
@@ -150,6 +150,7 @@ def _is_decimal(text: str) -> bool:
     return True
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(everything)
 def test_property_round_trip_of_a_dataclass_holding_every_supported_type(
     event: Everything,
