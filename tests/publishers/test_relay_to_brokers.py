@@ -42,9 +42,18 @@ def _rabbitmq(
     loop.run(broker.start(), 20)
     publisher = open_publisher(url, exchange=name)
 
+    async def delete_exchange() -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.exchange_delete(name)
+
     def stop() -> None:
         publisher.close()
         loop.run(broker.stop(), 20)
+        loop.run(delete_exchange(), 20)
 
     return Setup(publisher, stop)
 
