@@ -37,9 +37,9 @@ _LOCAL = {
     "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",
 }
 
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
-"""Run on every raw SQLite connection, so the raw side commits with the same
-durability as the SQL backend does."""
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL",)
+"""Run on every raw SQLite connection: the SQL store puts its connections in WAL mode
+and leaves ``synchronous`` at its default, so the raw side commits the same way."""
 
 
 def default_url(name: str) -> str | None:
@@ -89,13 +89,15 @@ class Backend:
         self.raw.drop_tables([self.settings.table_prefix, self.settings.raw_prefix])
         self.raw.create_tables()
 
-    def clean_up(self) -> list[str]:
-        """Drop every bench table (unless ``--keep-tables``) and delete the temporary
-        SQLite directory; returns the names of the tables dropped."""
+    def clean_up(self, *, drop_tables: bool = True) -> list[str]:
+        """Drop every bench table (unless ``--keep-tables`` or ``drop_tables`` is false,
+        as when the server cannot be reached) and delete the temporary SQLite
+        directory; returns the names of the tables dropped."""
         dropped: list[str] = []
-        if self.raw is not None and not self.settings.keep_tables:
+        keep = self.settings.keep_tables
+        if self.raw is not None and drop_tables and not keep:
             dropped = self.raw.drop_tables([self.settings.table_prefix, self.settings.raw_prefix])
-        if self._temp_dir is not None and not self.settings.keep_tables:
+        if self._temp_dir is not None and not keep:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
         return dropped
 

@@ -59,14 +59,14 @@ _POSTGRESQL = _Dialect(
     events_ddl=(
         "CREATE TABLE {table} ("
         "position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-        "aggregate_type VARCHAR(255) NOT NULL, aggregate_id VARCHAR(255) NOT NULL, "
-        "version INTEGER NOT NULL, name VARCHAR(255) NOT NULL, data BYTEA NOT NULL, "
+        "aggregate_type VARCHAR(200) NOT NULL, aggregate_id VARCHAR(400) NOT NULL, "
+        "version BIGINT NOT NULL, name VARCHAR(200) NOT NULL, data BYTEA NOT NULL, "
         "metadata TEXT NOT NULL, UNIQUE (aggregate_type, aggregate_id, version))"
     ),
     snapshots_ddl=(
         "CREATE TABLE {table} ("
-        "aggregate_type VARCHAR(255) NOT NULL, aggregate_id VARCHAR(255) NOT NULL, "
-        "version INTEGER NOT NULL, data BYTEA NOT NULL, "
+        "aggregate_type VARCHAR(200) NOT NULL, aggregate_id VARCHAR(400) NOT NULL, "
+        "version BIGINT NOT NULL, data BYTEA NOT NULL, "
         "PRIMARY KEY (aggregate_type, aggregate_id, version))"
     ),
     list_tables="SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
@@ -86,15 +86,15 @@ _MYSQL = _Dialect(
     events_ddl=(
         "CREATE TABLE {table} ("
         "position BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
-        "aggregate_type VARCHAR(255) NOT NULL, aggregate_id VARCHAR(255) NOT NULL, "
-        "version INTEGER NOT NULL, name VARCHAR(255) NOT NULL, data LONGBLOB NOT NULL, "
-        "metadata TEXT NOT NULL, UNIQUE KEY (aggregate_type, aggregate_id, version)"
+        "aggregate_type VARBINARY(800) NOT NULL, aggregate_id VARBINARY(1600) NOT NULL, "
+        "version BIGINT NOT NULL, name VARCHAR(200) NOT NULL, data LONGBLOB NOT NULL, "
+        "metadata LONGTEXT NOT NULL, UNIQUE KEY (aggregate_type, aggregate_id, version)"
         ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
     ),
     snapshots_ddl=(
         "CREATE TABLE {table} ("
-        "aggregate_type VARCHAR(255) NOT NULL, aggregate_id VARCHAR(255) NOT NULL, "
-        "version INTEGER NOT NULL, data LONGBLOB NOT NULL, "
+        "aggregate_type VARBINARY(800) NOT NULL, aggregate_id VARBINARY(1600) NOT NULL, "
+        "version BIGINT NOT NULL, data LONGBLOB NOT NULL, "
         "PRIMARY KEY (aggregate_type, aggregate_id, version)"
         ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
     ),
@@ -106,7 +106,7 @@ _MYSQL = _Dialect(
         ("innodb_flush_log_at_trx_commit", "SELECT @@innodb_flush_log_at_trx_commit"),
         ("sync_binlog", "SELECT @@sync_binlog"),
         ("log_bin", "SELECT @@log_bin"),
-        ("transaction_isolation", "SELECT @@tx_isolation"),
+        ("session_isolation", "SELECT @@tx_isolation"),
         ("innodb_buffer_pool_size", "SELECT @@innodb_buffer_pool_size"),
     ),
 )
@@ -393,6 +393,7 @@ def _mysql(url: str, prefix: str, timeout: float) -> RawDatabase:
         "database": parsed.database,
         "charset": parsed.query.get("charset", "utf8mb4"),
         "autocommit": False,
+        "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         "connect_timeout": max(1, round(timeout)),
     }
 

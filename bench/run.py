@@ -165,8 +165,8 @@ def _measure_backend(name: str, settings: Settings) -> BackendResult:
         result.driver = dict(backend.raw.driver)
     reason = _probe(backend, result)
     if reason is not None:
-        result.status, result.reason = "skipped", reason
-        backend.clean_up()
+        result.status, result.reason = "skipped", " ".join(reason.split())
+        backend.clean_up(drop_tables=False)
         return result
     context = Context(backend, settings, say)
     try:

@@ -111,7 +111,7 @@ def _measure(
     figure: Figure,
     esrc: Callable[[int], float],
     raw: Callable[[int], float] | None,
-) -> Figure:
+) -> None:
     """Run both sides ``repeat`` times, alternating which goes first, recording each
     run's value; an exception ends the figure with ``error`` set."""
     backend = ctx.backend
@@ -139,7 +139,6 @@ def _measure(
         figure.error = backend.scrub(f"{type(err).__name__}: {err}")
         ctx.say(f"{figure.title}: failed: {figure.error}")
         print(backend.scrub(traceback.format_exc()), file=sys.stderr, end="")
-    return figure
 
 
 def _guard(ctx: Context, figures: list[Figure], body: Callable[[], None]) -> list[Figure]:
