@@ -106,7 +106,7 @@ class Basket(EventRaiserAggregate):
 def basket_history(basket_id: uuid.UUID, count: int) -> list[object]:
     """The ``count`` events (1 or more) of a basket: opened, then ``count - 1`` items.
 
-    The payloads vary from event to event (about 100 bytes of JSON each) and are the
+    The payloads vary from event to event (about 70 bytes of JSON each) and are the
     same for the same arguments.
     """
     if count < 1:
