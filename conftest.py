@@ -2,7 +2,8 @@
 ``nox -s "backend(backend='postgresql')"``) runs one backend's tests.
 
 A test belongs to a backend when its node id names it: ``postgres`` → postgresql,
-``mysql``/``mariadb`` → mysql, ``sqlite`` → sqlite, ``memory`` → memory.
+``mysql``/``mariadb`` → mysql, ``sqlite`` → sqlite, ``memory`` → memory,
+``rabbitmq``/``amqp`` → rabbitmq, ``nats`` → nats, ``redis`` → redis.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ _BACKEND_WORDS = {
     "mysql": ("mysql", "mariadb"),
     "sqlite": ("sqlite",),
     "memory": ("memory",),
+    "rabbitmq": ("rabbitmq", "amqp"),
+    "nats": ("nats",),
+    "redis": ("redis",),
 }
 
 

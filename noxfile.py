@@ -12,17 +12,19 @@ nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 nox.options.error_on_missing_interpreters = True
 
-TYPED = [
-    "esrc_core/src",
-    "esrc_memory/src",
-    "esrc_sqlalchemy/src",
-    "esrc_testkit/src",
-    "tests/plugins/esrc_toy/src",
-    "bench",
-    "noxfile.py",
+PACKAGES = [
+    "esrc_core",
+    "esrc_memory",
+    "esrc_sqlalchemy",
+    "esrc_testkit",
+    "esrc_faststream",
+    "esrc_rabbitmq",
+    "esrc_nats",
+    "esrc_redis",
+    "esrc_toy",
 ]
 
-BACKENDS = ["memory", "sqlite", "postgresql", "mysql"]
+BACKENDS = ["memory", "sqlite", "postgresql", "mysql", "rabbitmq", "nats", "redis"]
 
 
 @nox.session
@@ -35,8 +37,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package, the bench harness and the tests."""
-    session.run("mypy", "--strict", *TYPED)
-    session.run("mypy", "--strict", "tests")
+    packages = [arg for name in PACKAGES for arg in ("-p", name)]
+    session.run("mypy", "--strict", *packages)
+    session.run("mypy", "--strict", "bench", "tests", "noxfile.py", "conftest.py")
 
 
 @nox.session
