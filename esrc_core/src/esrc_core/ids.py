@@ -58,13 +58,18 @@ def encode_id(aggregate_id: AggregateId) -> str:
 def decode_id(text: str) -> AggregateId:
     """Invert :func:`encode_id`; raise ``ValueError`` for text it did not produce."""
     prefix, body = text[:2], text[2:]
+    value: AggregateId | None = None
     try:
         if prefix == _UUID:
-            return uuid.UUID(body)
-        if prefix == _STR and body:
-            return body
-        if prefix == _INT:
-            return int(body)
+            value = uuid.UUID(body)
+        elif prefix == _STR and body:
+            value = body
+        elif prefix == _INT:
+            value = int(body)
     except ValueError as err:
         raise ValueError(f"decode aggregate id {text!r}: {err}") from err
-    raise ValueError(f"decode aggregate id {text!r}: not produced by encode_id")
+    # int() and UUID() also accept "05", " 5", "1_000", upper case and braces: only the
+    # one text encode_id writes for a value is that value's id.
+    if value is None or encode_id(value) != text:
+        raise ValueError(f"decode aggregate id {text!r}: not produced by encode_id")
+    return value
