@@ -27,6 +27,50 @@ def test_encoding_is_injective(a: AggregateId, b: AggregateId) -> None:
     assert (encode_id(a) == encode_id(b)) == same
 
 
+near_ids = st.one_of(
+    st.text(),
+    st.builds(
+        "{}{}{}".format,
+        st.sampled_from(["", "0", "+", " ", "-0", "00"]),
+        st.integers(min_value=0),
+        st.sampled_from(["", " ", "\n", "_0"]),
+    ),
+    st.uuids().map(lambda u: str(u).upper()),
+    st.uuids().map(lambda u: u.hex),
+    st.uuids().map(lambda u: f"{{{u}}}"),
+)
+"""Texts close to what encode_id writes: padded ints, other spellings of UUIDs."""
+
+
+@given(st.sampled_from(["u:", "s:", "i:", "x:", ""]), near_ids)
+def test_decode_accepts_only_what_encode_produces(prefix: str, body: str) -> None:
+    text = prefix + body
+    try:
+        decoded = decode_id(text)
+    except ValueError:
+        return
+    assert encode_id(decoded) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i:05",
+        "i:+5",
+        "i: 5",
+        "i:5 ",
+        "i:1_000",
+        "i:-0",
+        "i:\u0661",
+        "u:" + "A" * 32,
+        "u:{%s}" % ("0" * 32),
+    ],
+)
+def test_decode_rejects_non_canonical_forms(text: str) -> None:
+    with pytest.raises(ValueError, match="not produced by encode_id"):
+        decode_id(text)
+
+
 def test_int_and_str_of_the_same_digits_are_different_ids() -> None:
     assert encode_id(42) != encode_id("42")
     assert decode_id(encode_id("42")) == "42"
