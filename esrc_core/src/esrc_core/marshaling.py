@@ -9,7 +9,9 @@ installed; neither is required.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
+import functools
 import datetime as dt
 import enum
 import json
@@ -161,7 +163,11 @@ def _timedelta_to_json(value: dt.timedelta) -> float | str:
 
 
 def _key_from_json(key: str, hint: Any, path: str) -> Any:
-    # JSON keys are text: _to_json wrote int keys, and enum keys' values, with str().
+    # JSON keys are text: _to_json wrote int and bool keys, and enum keys' values, with str().
+    while isinstance(hint, typing.NewType):
+        hint = hint.__supertype__
+    if hint is bool and key in ("True", "False"):
+        return key == "True"
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         for member in hint:
             if str(member.value) == key:
@@ -172,94 +178,215 @@ def _key_from_json(key: str, hint: Any, path: str) -> Any:
     return _from_json(key, hint, path)
 
 
-def _from_json(raw: Any, hint: Any, path: str) -> Any:  # noqa: PLR0915
+Converter = Callable[[Any, str], Any]
+"""Turns a decoded JSON value into the annotated type; the str is the value's path,
+used only in error messages."""
+
+
+def _from_json(raw: Any, hint: Any, path: str) -> Any:
+    return _converter(hint)(raw, path)
+
+
+def _converter(hint: Any) -> Converter:
+    # Decoding is compiled once per annotation: inspecting types (get_type_hints above
+    # all) costs far more than converting a value, and a stream replays the same few
+    # event classes thousands of times.
+    try:
+        return _cached_converter(hint)
+    except TypeError:  # an unhashable annotation: build it every time
+        return _build_converter(hint)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_converter(hint: Any) -> Converter:
+    return _build_converter(hint)
+
+
+def _identity(raw: Any, path: str) -> Any:
+    return raw
+
+
+def _build_converter(hint: Any) -> Converter:  # noqa: PLR0915
+    while isinstance(hint, typing.NewType):
+        hint = hint.__supertype__
     if hint is Any or hint is object:
-        return raw
+        return _identity
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin is typing.Union or origin is types.UnionType:
-        if raw is None and type(None) in args:
+        return _union_converter(hint, args)
+    if origin is typing.Literal:
+
+        def literal(raw: Any, path: str) -> Any:
+            if raw not in args:
+                raise ValueError(f"{path}: {raw!r} is not one of {args}")
+            return raw
+
+        return literal
+    if origin in (list, tuple, set, frozenset) or hint in (list, tuple, set, frozenset):
+        return _sequence_converter(origin or hint, args)
+    if origin is dict or hint is dict:
+        key_hint, value_hint = args if args else (Any, Any)
+        value_conv = _converter(value_hint)
+
+        def mapping(raw: Any, path: str) -> Any:
+            if not isinstance(raw, dict):
+                raise TypeError(f"{path}: expected an object, got {type(raw).__name__}")
+            return {
+                _key_from_json(k, key_hint, path): value_conv(v, f"{path}[{k!r}]")
+                for k, v in raw.items()
+            }
+
+        return mapping
+    if not isinstance(hint, type):
+        return _identity
+    if dataclasses.is_dataclass(hint):
+        return _dataclass_converter(hint)
+    return _scalar_converter(hint)
+
+
+def _union_converter(hint: Any, args: tuple[Any, ...]) -> Converter:
+    optional = type(None) in args
+    options = [_converter(arg) for arg in args if arg is not type(None)]
+
+    def union(raw: Any, path: str) -> Any:
+        if raw is None and optional:
             return None
         errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        for option in options:
             try:
-                return _from_json(raw, arg, path)
+                return option(raw, path)
             except Exception as err:
                 errors.append(str(err))
         raise ValueError(f"{path}: {raw!r} matches none of {hint}: {'; '.join(errors)}")
-    if origin is typing.Literal:
-        if raw not in args:
-            raise ValueError(f"{path}: {raw!r} is not one of {args}")
-        return raw
-    if origin in (list, tuple, set, frozenset) or hint in (list, tuple, set, frozenset):
+
+    return union
+
+
+def _sequence_converter(container: Any, args: tuple[Any, ...]) -> Converter:
+    if container is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        items = [_converter(a) for a in args]
+
+        def fixed_tuple(raw: Any, path: str) -> Any:
+            if not isinstance(raw, list):
+                raise TypeError(f"{path}: expected a list, got {type(raw).__name__}")
+            if len(items) != len(raw):
+                raise ValueError(f"{path}: expected {len(items)} items, got {len(raw)}")
+            return tuple(
+                conv(v, f"{path}[{i}]") for i, (conv, v) in enumerate(zip(items, raw, strict=True))
+            )
+
+        return fixed_tuple
+    item = _converter(args[0] if args else Any)
+
+    def sequence(raw: Any, path: str) -> Any:
         if not isinstance(raw, list):
             raise TypeError(f"{path}: expected a list, got {type(raw).__name__}")
-        container = origin or hint
-        if container is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-            if len(args) != len(raw):
-                raise ValueError(f"{path}: expected {len(args)} items, got {len(raw)}")
-            return tuple(
-                _from_json(v, a, f"{path}[{i}]")
-                for i, (a, v) in enumerate(zip(args, raw, strict=True))
-            )
-        item = args[0] if args else Any
-        return container(_from_json(v, item, f"{path}[{i}]") for i, v in enumerate(raw))
-    if origin is dict or hint is dict:
+        if item is _identity:
+            return raw if container is list else container(raw)
+        return container(item(v, f"{path}[{i}]") for i, v in enumerate(raw))
+
+    return sequence
+
+
+def _dataclass_converter(cls: type[Any]) -> Converter:
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    # (name, converter or None for "no conversion", required, passed to __init__)
+    plan = [
+        (
+            f.name,
+            _field_converter(hints.get(f.name, Any)),
+            f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            f.init,
+        )
+        for f in fields
+    ]
+    has_non_init = any(not init for _, _, _, init in plan)
+
+    def dataclass(raw: Any, path: str) -> Any:
         if not isinstance(raw, dict):
             raise TypeError(f"{path}: expected an object, got {type(raw).__name__}")
-        key_hint, value_hint = args if args else (Any, Any)
-        return {
-            _key_from_json(k, key_hint, path): _from_json(v, value_hint, f"{path}[{k!r}]")
-            for k, v in raw.items()
-        }
-    if not isinstance(hint, type):
-        return raw
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(raw, dict):
-            raise TypeError(f"{path}: expected an object, got {type(raw).__name__}")
-        hints = typing.get_type_hints(hint)
         kwargs = {}
-        for f in dataclasses.fields(hint):
-            if f.name in raw:
-                kwargs[f.name] = _from_json(raw[f.name], hints.get(f.name, Any), f"{path}.{f.name}")
-            elif (
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            ) and f.init:
-                raise KeyError(f"{path}.{f.name} is missing")
-        fields = {f.name: f for f in dataclasses.fields(hint)}
-        obj = hint(**{k: v for k, v in kwargs.items() if fields[k].init})
-        for k, v in kwargs.items():
-            if not fields[k].init:
-                object.__setattr__(obj, k, v)
+        late = {}
+        for name, conv, required, init in plan:
+            if name in raw:
+                value = raw[name]
+                if conv is not None:
+                    value = conv(value, f"{path}.{name}")
+                if init:
+                    kwargs[name] = value
+                else:
+                    late[name] = value
+            elif required:
+                raise KeyError(f"{path}.{name} is missing")
+        obj = cls(**kwargs)
+        if has_non_init:
+            for name, value in late.items():
+                object.__setattr__(obj, name, value)
         return obj
+
+    return dataclass
+
+
+def _field_converter(hint: Any) -> Converter | None:
+    # str and int fields need only a type check; return None when no work is needed
+    # beyond the checks the plain converter does, to keep the hot loop short.
+    conv = _converter(hint)
+    return conv
+
+
+def _scalar_converter(hint: type[Any]) -> Converter:  # noqa: PLR0911
     if issubclass(hint, enum.Enum):
-        return hint(raw)
+        return lambda raw, path: hint(raw)
     if issubclass(hint, bool):
-        if not isinstance(raw, bool):
-            raise TypeError(f"{path}: expected a bool, got {raw!r}")
-        return raw
+
+        def boolean(raw: Any, path: str) -> Any:
+            if not isinstance(raw, bool):
+                raise TypeError(f"{path}: expected a bool, got {raw!r}")
+            return raw
+
+        return boolean
     if issubclass(hint, dt.datetime):
-        return dt.datetime.fromisoformat(raw)
+        return lambda raw, path: dt.datetime.fromisoformat(raw)
     if issubclass(hint, dt.date):
-        return dt.date.fromisoformat(raw)
+        return lambda raw, path: dt.date.fromisoformat(raw)
     if issubclass(hint, dt.time):
-        return dt.time.fromisoformat(raw)
+        return lambda raw, path: dt.time.fromisoformat(raw)
     if issubclass(hint, dt.timedelta):
-        if isinstance(raw, str):
-            return dt.timedelta(microseconds=int(Decimal(raw).scaleb(6)))
-        return dt.timedelta(seconds=raw)
+
+        def timedelta(raw: Any, path: str) -> Any:
+            if isinstance(raw, str):
+                return dt.timedelta(microseconds=int(Decimal(raw).scaleb(6)))
+            return dt.timedelta(seconds=raw)
+
+        return timedelta
     if issubclass(hint, uuid.UUID):
-        return uuid.UUID(raw)
+        return lambda raw, path: uuid.UUID(raw)
     if issubclass(hint, Decimal):
-        return Decimal(raw)
+        return lambda raw, path: Decimal(raw)
     if issubclass(hint, bytes):
-        return bytes.fromhex(raw)
-    if issubclass(hint, float) and isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
-    if issubclass(hint, int | str) and isinstance(raw, hint) and not isinstance(raw, bool):
-        return raw
-    if hint is type(None) and raw is None:
-        return None
-    raise TypeError(f"{path}: expected {hint.__name__}, got {type(raw).__name__} {raw!r}")
+        return lambda raw, path: bytes.fromhex(raw)
+    if issubclass(hint, float):
+
+        def real(raw: Any, path: str) -> Any:
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                return float(raw)
+            raise TypeError(f"{path}: expected {hint.__name__}, got {type(raw).__name__} {raw!r}")
+
+        return real
+    if hint is type(None):
+
+        def none(raw: Any, path: str) -> Any:
+            if raw is None:
+                return None
+            raise TypeError(f"{path}: expected None, got {type(raw).__name__} {raw!r}")
+
+        return none
+
+    def exact(raw: Any, path: str) -> Any:
+        if isinstance(raw, hint) and not isinstance(raw, bool):
+            return raw
+        raise TypeError(f"{path}: expected {hint.__name__}, got {type(raw).__name__} {raw!r}")
+
+    return exact
