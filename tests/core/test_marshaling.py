@@ -11,7 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Optional, TypeVar, Union
+from typing import Any, Literal, NewType, Optional, TypeVar, Union
 
 import msgspec
 import pydantic
@@ -373,6 +373,49 @@ def test_dict_key_that_is_no_enum_value_is_a_serialization_error() -> None:
     data = b'{"by_int":{},"by_level":{"3":1},"by_color":{},"by_uuid":{}}'
     with pytest.raises(SerializationError, match="by_level"):
         marshaler.unmarshal(data, Keys)
+
+
+OrderId = NewType("OrderId", uuid.UUID)
+Cents = NewType("Cents", int)
+PlacedAt = NewType("PlacedAt", dt.datetime)
+
+
+@dataclass(frozen=True)
+class WithNewTypes:
+    order_id: OrderId
+    amount: Cents
+    at: PlacedAt
+    related: list[OrderId]
+    by_order: dict[OrderId, Cents]
+
+
+def test_newtype_fields_decode_to_their_underlying_type() -> None:
+    u = OrderId(uuid.uuid4())
+    event = WithNewTypes(u, Cents(150), PlacedAt(dt.datetime(2024, 1, 1)), [u], {u: Cents(1)})
+    decoded = round_trip(event)
+    assert decoded == event
+    assert isinstance(decoded.order_id, uuid.UUID)
+    assert isinstance(decoded.at, dt.datetime)
+    assert isinstance(decoded.related[0], uuid.UUID)
+    assert isinstance(next(iter(decoded.by_order)), uuid.UUID)
+
+
+def test_newtype_field_with_a_wrong_value_is_a_serialization_error() -> None:
+    data = b'{"order_id":"x","amount":1,"at":"2024-01-01T00:00:00","related":[],"by_order":{}}'
+    with pytest.raises(SerializationError, match="WithNewTypes"):
+        marshaler.unmarshal(data, WithNewTypes)
+
+
+@dataclass(frozen=True)
+class Flags:
+    by_flag: dict[bool, str]
+
+
+def test_bool_dict_keys_round_trip() -> None:
+    event = Flags({True: "yes", False: "no"})
+    decoded = round_trip(event)
+    assert decoded == event
+    assert all(type(k) is bool for k in decoded.by_flag)
 
 
 @dataclass(frozen=True)
