@@ -3,6 +3,7 @@ run through the whole acceptance suite in a few lines."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -40,7 +41,12 @@ class TestToyStore(EventStoreAcceptance):
 
 
 def test_toy_backend_is_discovered_through_its_entry_point() -> None:
-    """``plugins()`` found the toy backends in distribution esrc-toy, with their schemes."""
+    """esrc-toy declares an ``esrc`` entry point, and ``plugins()`` found its backends
+    through it, with their schemes and the distribution's name and version."""
+    (entry_point,) = importlib.metadata.entry_points(group="esrc", name="toy")
+    assert entry_point.value == "esrc_toy.plugin"
+    assert entry_point.dist is not None
+    assert entry_point.dist.name == "esrc-toy"
     found = {b.name: b for b in plugins().backends("store") if b.distribution == "esrc-toy"}
     assert set(found) == {"toy", "toy-noversioncheck", "toy-unordered", "toy-nonatomic"}
     assert found["toy"].schemes == ("toy",)
