@@ -81,4 +81,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """The module's names, including the public ones not imported yet."""
     return sorted([*globals(), *__all__])
