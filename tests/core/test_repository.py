@@ -22,9 +22,12 @@ from esrc_core import (
     EventStore,
     InvalidAggregateIdError,
     OptimisticConcurrencyError,
+    RawEvent,
     RawSnapshot,
     Repository,
     RetryPolicy,
+    SerializationError,
+    UnknownEventError,
 )
 
 from .domain import Counter, CounterCreated, Incremented, PlainCounter, registry
@@ -68,6 +71,21 @@ def test_contains(store: EventStore) -> None:
 def test_find_by_id_of_a_missing_aggregate_raises_aggregate_not_found(store: EventStore) -> None:
     with pytest.raises(AggregateNotFound, match="'missing'"):
         counters(store).find_by_id("missing")
+
+
+def test_loading_a_stream_with_an_unregistered_event_names_it_and_the_type(
+    store: EventStore,
+) -> None:
+    store.add_aggregate("Counter", "c1", [RawEvent("CounterCreated", b'{"counter_id":"c1"}')])
+    store.append_events("Counter", "c1", 1, [RawEvent("CounterRenamed", b"{}")])
+    with pytest.raises(UnknownEventError, match=r"'CounterRenamed' in a stream of 'Counter'"):
+        counters(store).find_by_id("c1")
+
+
+def test_loading_an_undecodable_event_names_it_and_the_type(store: EventStore) -> None:
+    store.add_aggregate("Counter", "c1", [RawEvent("CounterCreated", b'{"counter":')])
+    with pytest.raises(SerializationError, match=r"decode event CounterCreated of 'Counter'"):
+        counters(store).find_by_id("c1")
 
 
 def test_update_appends_the_changes(store: EventStore) -> None:
