@@ -9,17 +9,17 @@ installed; neither is required.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import dataclasses
-import functools
 import datetime as dt
 import enum
+import functools
 import json
 import math
 import sys
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -104,14 +104,25 @@ def _encode(event: object) -> bytes:
 
 
 def _decode(data: bytes, cls: type[T]) -> T:
+    decoder: Callable[[bytes], Any] = _class_decoder(cls)  # type: ignore[arg-type]
+    return typing.cast(T, decoder(data))
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_decoder(cls: type[Any]) -> Callable[[bytes], Any]:
+    # Chosen once per class: which library decodes it, and the compiled converter.
     if _is_pydantic(cls):
-        return cls.model_validate_json(data)  # type: ignore[attr-defined,no-any-return]
+        validate: Callable[[bytes], Any] = cls.model_validate_json
+        return validate
     if _is_msgspec(cls):
         import msgspec
 
-        decoded: T = msgspec.json.decode(data, type=cls)
-        return decoded
-    return typing.cast(T, _from_json(json.loads(data), cls, cls.__qualname__))
+        decoder = msgspec.json.Decoder(cls)
+        return decoder.decode
+    convert = _converter(cls)
+    path = cls.__qualname__
+    loads = json.loads
+    return lambda data: convert(loads(data), path)
 
 
 def _to_json(value: Any, path: str) -> Any:
@@ -206,7 +217,7 @@ def _identity(raw: Any, path: str) -> Any:
     return raw
 
 
-def _build_converter(hint: Any) -> Converter:  # noqa: PLR0915
+def _build_converter(hint: Any) -> Converter:
     while isinstance(hint, typing.NewType):
         hint = hint.__supertype__
     if hint is Any or hint is object:
@@ -297,7 +308,9 @@ def _dataclass_converter(cls: type[Any]) -> Converter:
         (
             f.name,
             _field_converter(hints.get(f.name, Any)),
-            f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            f.init
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING,
             f.init,
         )
         for f in fields
@@ -330,13 +343,12 @@ def _dataclass_converter(cls: type[Any]) -> Converter:
 
 
 def _field_converter(hint: Any) -> Converter | None:
-    # str and int fields need only a type check; return None when no work is needed
-    # beyond the checks the plain converter does, to keep the hot loop short.
+    # None when the JSON value is used as it is (Any), to keep the hot loop short.
     conv = _converter(hint)
-    return conv
+    return None if conv is _identity else conv
 
 
-def _scalar_converter(hint: type[Any]) -> Converter:  # noqa: PLR0911
+def _scalar_converter(hint: type[Any]) -> Converter:
     if issubclass(hint, enum.Enum):
         return lambda raw, path: hint(raw)
     if issubclass(hint, bool):
