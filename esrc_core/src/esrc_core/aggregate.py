@@ -167,9 +167,11 @@ class EventRaiserAggregate:
 
     @classmethod
     def from_events(cls, aggregate_id: AggregateId, events: Sequence[object]) -> Self:
-        """Replay ``events`` into a :meth:`blank` instance; ``initial_version`` becomes
-        the number of events."""
+        """Replay ``events`` into a :meth:`blank` instance whose ``id`` is set to
+        ``aggregate_id`` first (an event handler may set it again); ``initial_version``
+        becomes the number of events."""
         aggregate = cls.blank()
+        aggregate.id = aggregate_id
         aggregate._replay(events, 0)
         return aggregate
 

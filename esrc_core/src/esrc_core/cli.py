@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,8 @@ __all__ = ["main"]
 
 
 def _plugins(_: argparse.Namespace) -> int:
+    # Load problems are part of this command's output; do not log them a second time.
+    logging.getLogger("esrc.plugins").setLevel(logging.ERROR)
     loaded = plugins()
     rows = [("kind", "name", "distribution", "version", "schemes", "capabilities")]
     for b in loaded.backends():

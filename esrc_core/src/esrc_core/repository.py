@@ -97,16 +97,31 @@ class Repository(Generic[T]):
     def find_by_id(self, aggregate_id: AggregateId) -> T:
         """Load the aggregate: latest snapshot (if any) plus the events after it.
 
+        A snapshot the factory cannot restore (its format changed, say) is logged and
+        ignored: the aggregate is then replayed from its first event.
         Raises :class:`~esrc_core.errors.AggregateNotFound` when it does not exist.
         """
         check_id(aggregate_id, doing=f"find {self.aggregate_type}")
         snapshot = self.store.latest_snapshot(self.aggregate_type, aggregate_id)
-        from_version = snapshot.version if snapshot is not None else 0
-        raw = self.store.events(self.aggregate_type, aggregate_id, from_version)
-        events = [self.registry.from_raw(e, aggregate_type=self.aggregate_type) for e in raw]
         if snapshot is not None:
-            return self.factory.from_snapshot(aggregate_id, snapshot, events)
-        return self.factory.from_events(aggregate_id, events)
+            events = self._decoded_events(aggregate_id, snapshot.version)
+            try:
+                return self.factory.from_snapshot(aggregate_id, snapshot, events)
+            except Exception:
+                log.warning(
+                    "restoring %s %s from its snapshot at version %d failed; replaying "
+                    "all events instead",
+                    self.aggregate_type,
+                    aggregate_id,
+                    snapshot.version,
+                    exc_info=True,
+                )
+        return self.factory.from_events(aggregate_id, self._decoded_events(aggregate_id, 0))
+
+    def _decoded_events(self, aggregate_id: AggregateId, from_version: int) -> list[Any]:
+        raw = self.store.events(self.aggregate_type, aggregate_id, from_version)
+        decode = self.registry.from_raw
+        return [decode(e, aggregate_type=self.aggregate_type) for e in raw]
 
     def contains(self, aggregate_id: AggregateId) -> bool:
         """Whether an aggregate with this id exists."""
