@@ -174,3 +174,16 @@ def test_blank_has_no_state_and_no_changes() -> None:
 
 def test_an_event_raiser_aggregate_is_an_aggregate() -> None:
     assert isinstance(Counter("c1"), Aggregate)
+
+
+def test_from_events_sets_the_id_before_replay() -> None:
+    class Anonymous(EventRaiserAggregate):
+        seen_id: object = None
+
+        def on_event(self, event: object) -> None:
+            self.seen_id = self.id
+
+    loaded = Anonymous.from_events("a-7", [Incremented(1)])
+
+    assert loaded.id == "a-7"
+    assert loaded.seen_id == "a-7"

@@ -587,3 +587,21 @@ def test_retry_delay_is_within_full_jitter_bounds(retry: int, base: float, cap: 
 def test_retry_delay_with_zero_base_is_zero() -> None:
     assert RetryPolicy(base_delay=0).delay(1) == 0
     assert RetryPolicy(base_delay=0).delay(2000) == 0
+
+
+def test_an_unreadable_snapshot_is_logged_and_loading_replays_every_event(
+    store: EventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    repo = counters(store, snapshot_every=0)
+    counter = Counter("c1")
+    counter.increment(4)
+    repo.add(counter)
+    store.add_snapshot("Counter", "c1", RawSnapshot(2, b"not json"))
+
+    with caplog.at_level(logging.WARNING, logger="esrc.repository"):
+        loaded = repo.find_by_id("c1")
+
+    assert loaded.value == 4
+    assert loaded.restored_from is None
+    assert loaded.initial_version == 2
+    assert "snapshot at version 2 failed" in caplog.text
