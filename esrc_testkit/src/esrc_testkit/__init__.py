@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         run_event_store_machine,
     )
     from esrc_testkit.outbox import OutboxAcceptance
+    from esrc_testkit.publishers import PublisherAcceptance, Received, relay_events
     from esrc_testkit.races import ConcurrencyAcceptance, run_in_threads
     from esrc_testkit.repository import RepositoryAcceptance
     from esrc_testkit.servers import in_ci, server_unreachable, server_url
@@ -34,6 +35,8 @@ __all__ = [
     "EventStoreAcceptance",
     "EventStoreMachine",
     "OutboxAcceptance",
+    "PublisherAcceptance",
+    "Received",
     "RepositoryAcceptance",
     "SnapshotAcceptance",
     "StateMachineAcceptance",
@@ -43,6 +46,7 @@ __all__ = [
     "capabilities_of",
     "in_ci",
     "requires",
+    "relay_events",
     "run_event_store_machine",
     "run_in_threads",
     "server_unreachable",
@@ -54,6 +58,8 @@ _HOME = {
     "EventStoreAcceptance": "acceptance",
     "EventStoreMachine": "machines",
     "OutboxAcceptance": "outbox",
+    "PublisherAcceptance": "publishers",
+    "Received": "publishers",
     "RepositoryAcceptance": "repository",
     "SnapshotAcceptance": "snapshots",
     "StateMachineAcceptance": "machines",
@@ -63,6 +69,7 @@ _HOME = {
     "capabilities_of": "capabilities",
     "in_ci": "servers",
     "requires": "capabilities",
+    "relay_events": "publishers",
     "run_event_store_machine": "machines",
     "run_in_threads": "races",
     "server_unreachable": "servers",
