@@ -4,12 +4,21 @@ with an outbox whose order never skips an event that commits late.
 Open one with ``esrc_core.open_event_store("sqlite:///events.db")`` (or a
 ``postgresql://`` / ``mysql://`` URL), or directly with :class:`SqlEventStore`, which
 also takes an existing SQLAlchemy ``Engine``.
+
+Names are imported on first use, so that the plugin entry point
+(:mod:`esrc_sqlalchemy.plugin`) loads without SQLAlchemy or any driver.
 """
 
-from esrc_sqlalchemy.errors import StoreConfigError
-from esrc_sqlalchemy.outbox import SqlOutbox
-from esrc_sqlalchemy.schema import SCHEMA_VERSION
-from esrc_sqlalchemy.store import DEFAULT_MAX_PAYLOAD, SqlEventStore
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from esrc_sqlalchemy.errors import StoreConfigError
+    from esrc_sqlalchemy.outbox import SqlOutbox
+    from esrc_sqlalchemy.schema import SCHEMA_VERSION
+    from esrc_sqlalchemy.store import DEFAULT_MAX_PAYLOAD, SqlEventStore
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
@@ -18,3 +27,25 @@ __all__ = [
     "SqlOutbox",
     "StoreConfigError",
 ]
+
+_HOME = {
+    "DEFAULT_MAX_PAYLOAD": "store",
+    "SCHEMA_VERSION": "schema",
+    "SqlEventStore": "store",
+    "SqlOutbox": "outbox",
+    "StoreConfigError": "errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

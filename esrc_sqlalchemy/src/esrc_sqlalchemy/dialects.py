@@ -150,8 +150,10 @@ class SqlDialect:
 
     # --- writes ----------------------------------------------------------------------
 
-    def begin_write(self, conn: Connection) -> None:
-        """Start a write transaction on ``conn`` (SQLite: take the write lock now)."""
+    def begin_write(self, conn: Connection, *, single: bool) -> None:
+        """Start a write transaction on ``conn``; ``single`` says the write is one
+        statement (atomic by itself). SQLite takes the write lock now; MariaDB/MySQL in
+        autocommit mode opens a transaction unless ``single``."""
 
     def check_rows(self, rows: Sequence[EventRow], doing: str) -> None:
         """Raise :class:`InvalidEventError` for rows this database cannot take."""
@@ -553,6 +555,14 @@ class MySqlDialect(SqlDialect):
                     conn.execute(sa.text("DO RELEASE_LOCK(:name)"), {"name": self._lock_name})
                     conn.commit()
 
+    def begin_write(self, conn: Connection, *, single: bool) -> None:
+        """``START TRANSACTION`` when the connection is in autocommit mode, unless
+        ``single``; a connection that is not (an application's engine) has already
+        begun one implicitly."""
+        dbapi: Any = conn.connection.dbapi_connection
+        if not single and dbapi.get_autocommit():
+            conn.exec_driver_sql("START TRANSACTION")
+
     def prepare(self, conn: Connection) -> None:
         """Read ``max_allowed_packet``."""
         found = conn.execute(sa.text("SELECT @@max_allowed_packet")).scalar()
@@ -710,11 +720,11 @@ class SqliteDialect(SqlDialect):
     def migration(self) -> Iterator[Connection]:
         """A ``BEGIN IMMEDIATE`` transaction (DDL is transactional in SQLite)."""
         with self.base_engine.connect() as conn:
-            self.begin_write(conn)
+            self.begin_write(conn, single=False)
             yield conn
             conn.commit()
 
-    def begin_write(self, conn: Connection) -> None:
+    def begin_write(self, conn: Connection, *, single: bool) -> None:
         """``BEGIN IMMEDIATE`` unless the driver already opened a transaction."""
         dbapi = conn.connection.dbapi_connection
         if not getattr(dbapi, "in_transaction", False):

@@ -41,6 +41,7 @@ _FAMILIES: dict[str, tuple[str, frozenset[str], str | None]] = {
     "mariadb": ("pymysql", frozenset({"pymysql"}), "mysql"),
 }
 _MODULES = {"pysqlite": "sqlite3", "psycopg": "psycopg", "pymysql": "pymysql"}
+_SERVER_STATUS_IN_TRANS = 1  # MySQL protocol server status flag
 
 
 def family_of(dialect_name: str) -> str:
@@ -124,9 +125,9 @@ def create_store_engine(
       ``connect_timeout`` as the time a writer waits for the database lock.
     - SQLite in memory: one shared connection (the store serializes its use).
     - PostgreSQL: ``connect_timeout`` (libpq rounds it up to whole seconds, at least 2).
-    - MariaDB/MySQL: ``connect_timeout``, utf8mb4, READ COMMITTED isolation, and no
-      extra rollback when a connection goes back to the pool (every use ends its own
-      transaction).
+    - MariaDB/MySQL: ``connect_timeout``, utf8mb4, autocommit (single statements
+      commit by themselves; appends open a READ COMMITTED transaction explicitly), and
+      no ``COMMIT``/``ROLLBACK`` round trip when the server reports no open transaction.
 
     Bound parameters are hidden from SQLAlchemy's error messages. ``engine_options``
     are passed to :func:`sqlalchemy.create_engine` and override these settings.
@@ -142,9 +143,12 @@ def create_store_engine(
     elif family == "postgresql":
         options["connect_args"] = {"connect_timeout": max(2, math.ceil(connect_timeout))}
     else:
-        options["connect_args"] = {"connect_timeout": connect_timeout, "charset": "utf8mb4"}
-        options["isolation_level"] = "READ COMMITTED"
-        options["pool_reset_on_return"] = None
+        options["connect_args"] = {
+            "connect_timeout": connect_timeout,
+            "charset": "utf8mb4",
+            "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        }
+        options["isolation_level"] = "AUTOCOMMIT"
     options.update(engine_options or {})
     try:
         engine = sa.create_engine(url, **options)
@@ -158,4 +162,29 @@ def create_store_engine(
         ) from err
     if family == "sqlite" and not is_memory_sqlite(url):
         sa.event.listen(engine, "connect", _sqlite_wal)
+    if family == "mysql":
+        _skip_idle_transaction_ends(engine)
     return engine
+
+
+def _skip_idle_transaction_ends(engine: Engine) -> None:
+    """Make ``engine``'s dialect skip ``COMMIT`` and ``ROLLBACK`` when PyMySQL's last
+    server status says no transaction is open (in autocommit mode, after a single
+    statement), instead of spending a round trip on a no-op."""
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def in_transaction(dbapi_connection: Any) -> bool:
+        status = getattr(dbapi_connection, "server_status", None)
+        return not isinstance(status, int) or bool(status & _SERVER_STATUS_IN_TRANS)
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if in_transaction(dbapi_connection):
+            commit(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if in_transaction(dbapi_connection):
+            rollback(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]

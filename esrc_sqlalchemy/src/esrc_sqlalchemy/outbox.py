@@ -127,6 +127,7 @@ class SqlOutbox:
             f"mark events of outbox {self._name!r} of {self._store.url} as published",
             work,
             write=True,
+            single=True,
         )
 
     def wait_for_events(self, timeout: float) -> bool:

@@ -181,6 +181,11 @@ class SqlEventStore:
     def __repr__(self) -> str:
         return f"SqlEventStore({self.url!r}, table_prefix={self.table_prefix!r})"
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def __enter__(self) -> SqlEventStore:
         return self
 
@@ -212,10 +217,12 @@ class SqlEventStore:
         work: Callable[[Connection], T],
         *,
         write: bool,
+        single: bool = False,
         conflict: Callable[[], EsrcError] | None = None,
     ) -> T:
         """Run ``work`` on a connection, committing a write; translate driver errors.
 
+        ``single`` says the write is one statement, needing no explicit transaction.
         A unique violation becomes ``conflict()`` when given; a deadlock the server
         resolved by rolling back is retried (the transaction left nothing behind).
         """
@@ -228,7 +235,7 @@ class SqlEventStore:
                     if not write:
                         return work(conn)
                     try:
-                        dialect.begin_write(conn)
+                        dialect.begin_write(conn, single=single)
                         result = work(conn)
                         conn.commit()
                     except BaseException:
@@ -416,7 +423,7 @@ class SqlEventStore:
                 return True, None
             return False, dialect.stream_version(conn, key)
 
-        stored, current = self._run(doing, work, write=True)
+        stored, current = self._run(doing, work, write=True, single=True)
         if not stored:
             if current is None:
                 raise AggregateNotFound(f"{doing}: the aggregate does not exist")
