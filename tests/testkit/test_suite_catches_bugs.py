@@ -96,9 +96,22 @@ def run_suite(pytester: pytest.Pytester, scheme: str) -> dict[str, str]:
 
 
 def test_suite_passes_on_the_working_toy_store(pytester: pytest.Pytester) -> None:
-    """The working toy store declares every capability and passes every test."""
+    """The working toy store passes every test of the capabilities it declares; only
+    the tests of the operator views and relay locks, which it does not offer, skip."""
+    from esrc_testkit import InspectionAcceptance, RelayLockAcceptance
+
+    optional = {
+        name
+        for suite in (InspectionAcceptance, RelayLockAcceptance)
+        for name in vars(suite)
+        if name.startswith("test_")
+    }
     outcomes = run_suite(pytester, "toy")
-    not_passed = {name: o for name, o in outcomes.items() if o != "passed"}
+    not_passed = {
+        name: o
+        for name, o in outcomes.items()
+        if o != "passed" and not (o == "skipped" and name in optional)
+    }
     assert not not_passed
     assert {name for names in MUST_FAIL.values() for name in names} <= set(outcomes)
 

@@ -27,6 +27,8 @@ from esrc_core.errors import (
 )
 from esrc_core.events import EventRegistry, RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_id, decode_id, encode_id
+from esrc_core.inspection import Inspectable, RecordedEvent, RelayProgress, StreamInfo
+from esrc_core.locks import HasRelayLock, RelayLock
 from esrc_core.marshaling import EventMarshaler, JsonMarshaler
 from esrc_core.plugins import (
     Backend,
@@ -70,6 +72,8 @@ __all__ = [
     "EventStore",
     "EventStoreOutbox",
     "HasOutbox",
+    "HasRelayLock",
+    "Inspectable",
     "InvalidAggregateIdError",
     "InvalidEventError",
     "JsonMarshaler",
@@ -79,14 +83,18 @@ __all__ = [
     "Publisher",
     "RawEvent",
     "RawSnapshot",
+    "RecordedEvent",
     "Relay",
     "RelayEvent",
+    "RelayLock",
+    "RelayProgress",
     "Repository",
     "RetryPolicy",
     "SerializationError",
     "SnapshotNotSupported",
     "SnapshotVersionError",
     "StoreUnavailableError",
+    "StreamInfo",
     "UnknownBackendError",
     "UnknownEventError",
     "check_events",

@@ -72,6 +72,10 @@ class Capability:
     """Safe under concurrent use from many threads."""
     PERSISTENT = "persistent"
     """Data survives closing and reopening the store with the same URL."""
+    RELAY_LOCK = "relay-lock"
+    """Locks relay names across processes (:class:`~esrc_core.locks.HasRelayLock`)."""
+    INSPECT = "inspect"
+    """Offers operator views (:class:`~esrc_core.inspection.Inspectable`)."""
     BATCH = "batch"
     """A publisher that implements :class:`~esrc_core.relay.BatchPublisher`."""
 

@@ -44,7 +44,15 @@ def esrc_store_backends() -> list[Backend]:
             kind="store",
             schemes=("memory",),
             factory=open_store,
-            capabilities=frozenset({Capability.SNAPSHOTS, Capability.OUTBOX, Capability.THREADS}),
+            capabilities=frozenset(
+                {
+                    Capability.SNAPSHOTS,
+                    Capability.OUTBOX,
+                    Capability.THREADS,
+                    Capability.RELAY_LOCK,
+                    Capability.INSPECT,
+                }
+            ),
             description="in-process event store with outbox (memory:// or memory://name)",
         )
     ]

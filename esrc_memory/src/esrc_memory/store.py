@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,9 +18,10 @@ from esrc_core.errors import (
 )
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
+from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.relay import RelayEvent
 
-__all__ = ["MemoryEventStore", "MemoryOutbox"]
+__all__ = ["MemoryEventStore", "MemoryOutbox", "MemoryRelayLock"]
 
 
 @dataclass
@@ -35,7 +38,9 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     streams: dict[tuple[str, str], _Stream] = field(default_factory=dict)
     log: list[RelayEvent] = field(default_factory=list)
+    recorded_at: list[dt.datetime] = field(default_factory=list)
     checkpoints: dict[str, int] = field(default_factory=dict)
+    relay_locks: dict[str, object] = field(default_factory=dict)
 
 
 _named: weakref.WeakValueDictionary[str, _State] = weakref.WeakValueDictionary()
@@ -112,6 +117,8 @@ class MemoryEventStore:
 
     def _write(self, aggregate_type: str, stream: _Stream, events: Sequence[RawEvent]) -> None:
         log = self._state.log
+        now = dt.datetime.now(dt.UTC)
+        self._state.recorded_at.extend(now for _ in events)
         for event in events:
             stored = RawEvent(event.name, event.data, dict(event.metadata))
             stream.events.append(stored)
@@ -172,8 +179,117 @@ class MemoryEventStore:
             raise ValueError("a relay name must be a non-empty str")
         return MemoryOutbox(self._state, name)
 
+    def relay_lock(self, name: str) -> MemoryRelayLock:
+        """A lock on relay ``name``; see :class:`esrc_core.locks.HasRelayLock`. It is
+        shared by every store of the same name in this process."""
+        return MemoryRelayLock(self._state, name)
+
+    def streams(
+        self, aggregate_type: str | None = None, *, limit: int | None = None
+    ) -> list[StreamInfo]:
+        """See :meth:`esrc_core.inspection.Inspectable.streams`."""
+        with self._state.lock:
+            keys = sorted(k for k in self._state.streams if aggregate_type in (None, k[0]))
+            if limit is not None:
+                keys = keys[:limit]
+            last = {
+                (e.aggregate_type, encode_id(e.aggregate_id)): at
+                for e, at in zip(self._state.log, self._state.recorded_at, strict=True)
+            }
+            return [
+                StreamInfo(
+                    key[0],
+                    self._state.streams[key].aggregate_id,
+                    len(self._state.streams[key].events),
+                    last.get(key),
+                )
+                for key in keys
+            ]
+
+    def recorded_events(
+        self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
+    ) -> list[RecordedEvent]:
+        """See :meth:`esrc_core.inspection.Inspectable.recorded_events`."""
+        doing = f"read {aggregate_type} {aggregate_id!r}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        with self._state.lock:
+            if key not in self._state.streams:
+                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+            return [
+                RecordedEvent(e.aggregate_type, e.aggregate_id, e.version, e.position, e.event, at)
+                for e, at in zip(self._state.log, self._state.recorded_at, strict=True)
+                if e.aggregate_type == aggregate_type
+                and encode_id(e.aggregate_id) == key[1]
+                and e.version > from_version
+            ]
+
+    def relays(self) -> list[RelayProgress]:
+        """See :meth:`esrc_core.inspection.Inspectable.relays`."""
+        with self._state.lock:
+            total = len(self._state.log)
+            return [
+                RelayProgress(
+                    name,
+                    done,
+                    total - done,
+                    self._state.recorded_at[done] if done < total else None,
+                )
+                for name, done in sorted(self._state.checkpoints.items())
+            ]
+
+    def copy_relay(self, source: str, target: str) -> None:
+        """See :meth:`esrc_core.inspection.Inspectable.copy_relay`."""
+        with self._state.lock:
+            if source in self._state.checkpoints:
+                self._state.checkpoints[target] = self._state.checkpoints[source]
+            else:
+                self._state.checkpoints.pop(target, None)
+
+    def forget_relay(self, name: str) -> None:
+        """See :meth:`esrc_core.inspection.Inspectable.forget_relay`."""
+        with self._state.lock:
+            self._state.checkpoints.pop(name, None)
+
     def close(self) -> None:
         """Nothing to release; named data stays while another store of the name lives."""
+
+
+class MemoryRelayLock:
+    """A :class:`esrc_core.locks.RelayLock` within one process."""
+
+    def __init__(self, state: _State, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("a relay name must be a non-empty str")
+        self._state = state
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The relay name."""
+        return self._name
+
+    def acquire(self, timeout: float = 0.0) -> bool:
+        """See :meth:`esrc_core.locks.RelayLock.acquire`."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            with self._state.lock:
+                owner = self._state.relay_locks.setdefault(self._name, self)
+            if owner is self:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+
+    def held(self) -> bool:
+        """See :meth:`esrc_core.locks.RelayLock.held`."""
+        with self._state.lock:
+            return self._state.relay_locks.get(self._name) is self
+
+    def release(self) -> None:
+        """See :meth:`esrc_core.locks.RelayLock.release`."""
+        with self._state.lock:
+            if self._state.relay_locks.get(self._name) is self:
+                del self._state.relay_locks[self._name]
 
 
 class MemoryOutbox:

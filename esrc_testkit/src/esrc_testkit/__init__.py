@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from esrc_testkit.acceptance import EventStoreAcceptance
     from esrc_testkit.capabilities import capabilities_of, requires
     from esrc_testkit.fixtures import StoreFactory, StoreSuite
+    from esrc_testkit.inspection import InspectionAcceptance
+    from esrc_testkit.locks import RelayLockAcceptance
     from esrc_testkit.machines import (
         EventStoreMachine,
         StateMachineAcceptance,
@@ -34,9 +36,11 @@ __all__ = [
     "ConcurrencyAcceptance",
     "EventStoreAcceptance",
     "EventStoreMachine",
+    "InspectionAcceptance",
     "OutboxAcceptance",
     "PublisherAcceptance",
     "Received",
+    "RelayLockAcceptance",
     "RepositoryAcceptance",
     "SnapshotAcceptance",
     "StateMachineAcceptance",
@@ -57,9 +61,11 @@ _HOME = {
     "ConcurrencyAcceptance": "races",
     "EventStoreAcceptance": "acceptance",
     "EventStoreMachine": "machines",
+    "InspectionAcceptance": "inspection",
     "OutboxAcceptance": "outbox",
     "PublisherAcceptance": "publishers",
     "Received": "publishers",
+    "RelayLockAcceptance": "locks",
     "RepositoryAcceptance": "repository",
     "SnapshotAcceptance": "snapshots",
     "StateMachineAcceptance": "machines",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from esrc_testkit.inspection import InspectionAcceptance
+from esrc_testkit.locks import RelayLockAcceptance
 from esrc_testkit.machines import StateMachineAcceptance
 from esrc_testkit.outbox import OutboxAcceptance
 from esrc_testkit.races import ConcurrencyAcceptance
@@ -18,6 +20,8 @@ class EventStoreAcceptance(
     OutboxAcceptance,
     ConcurrencyAcceptance,
     RepositoryAcceptance,
+    RelayLockAcceptance,
+    InspectionAcceptance,
     StateMachineAcceptance,
 ):
     """Every acceptance test of an event store backend. Subclass it in a test module::
@@ -47,5 +51,6 @@ class EventStoreAcceptance(
     ``"persistent"`` also overrides ``reopen(store)``; ``state_machine_settings``
     tunes the hypothesis run. The parts (``StreamAcceptance``, ``SnapshotAcceptance``,
     ``OutboxAcceptance``, ``ConcurrencyAcceptance``, ``RepositoryAcceptance``,
-    ``StateMachineAcceptance``) can also be subclassed one by one.
+    ``RelayLockAcceptance``, ``InspectionAcceptance``, ``StateMachineAcceptance``) can
+    also be subclassed one by one.
     """

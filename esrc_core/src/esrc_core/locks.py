@@ -1,0 +1,50 @@
+"""Relay locks: at most one active relay per name on a store, across processes."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+__all__ = ["HasRelayLock", "RelayLock"]
+
+
+@runtime_checkable
+class RelayLock(Protocol):
+    """The exclusive right to run relay ``name`` against one store.
+
+    A lock is held by one process (and one ``RelayLock`` object) at a time. It must be
+    released when its holder dies (a crashed process never blocks the next relay
+    forever): database locks tied to a session, or file locks the kernel drops, do
+    this. Not thread-safe: one thread drives one lock.
+    """
+
+    @property
+    def name(self) -> str:
+        """The relay name this lock guards."""
+        ...
+
+    def acquire(self, timeout: float = 0.0) -> bool:
+        """Try to take the lock for up to ``timeout`` seconds (0: try once).
+
+        Returns whether it is now held. Taking a lock this object already holds
+        returns ``True``. Raises :class:`~esrc_core.errors.StoreUnavailableError` when
+        the store cannot be reached.
+        """
+        ...
+
+    def held(self) -> bool:
+        """Whether the lock is still held; ``False`` after :meth:`release` or once it
+        was lost (the session holding it died). A relay checks this before each batch."""
+        ...
+
+    def release(self) -> None:
+        """Give the lock up. Releasing a lock not held is harmless."""
+        ...
+
+
+@runtime_checkable
+class HasRelayLock(Protocol):
+    """A store capability: it can lock a relay name across processes."""
+
+    def relay_lock(self, name: str) -> RelayLock:
+        """A new, not yet acquired lock for relay ``name``."""
+        ...
