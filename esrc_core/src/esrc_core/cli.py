@@ -1,11 +1,12 @@
-"""The ``esrc`` command line: ``esrc plugins``, ``esrc demo``, ``esrc migrate``."""
+"""The ``esrc`` command line: ``esrc plugins``, ``esrc demo``, ``esrc migrate``, and
+store inspection: ``esrc streams``, ``esrc events``, ``esrc tail``, ``esrc relays``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from esrc_core.errors import EsrcError
 from esrc_core.plugins import plugins
@@ -75,6 +76,108 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relay(args: argparse.Namespace) -> int:
+    from esrc_core.runner import LockNotAcquiredError, RelayRunner
+
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        runner = RelayRunner.from_urls(
+            args.store,
+            args.publisher,
+            store_options=dict(args.store_option),
+            name=args.name,
+            batch_size=args.batch_size,
+            poll_interval=args.poll_interval,
+            log_interval=args.log_interval,
+            lock_timeout=args.lock_timeout,
+        )
+        with runner.stop_on_signals():
+            runner.run()
+    except LockNotAcquiredError:
+        raise
+    except (EsrcError, ValueError, TypeError) as err:
+        # Bad usage: an unknown scheme, a malformed URL or option, a missing driver.
+        print(f"esrc relay: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 86400, got {text}")
+    return value
+
+
+def _store_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("url", help="event store URL, e.g. sqlite:///events.db")
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        type=_option,
+        metavar="KEY=VALUE",
+        help="a backend option, e.g. -o table_prefix=app_ (repeatable)",
+    )
+
+
+def _streams(args: argparse.Namespace) -> int:
+    from esrc_core.inspect_commands import list_streams
+
+    return list_streams(
+        args.url, aggregate_type=args.type, limit=args.limit, options=dict(args.option)
+    )
+
+
+def _events(args: argparse.Namespace) -> int:
+    from esrc_core.inspect_commands import id_candidates, show_events
+
+    try:
+        ids = id_candidates(args.id, args.id_type)
+    except ValueError as err:
+        args.usage(str(err))
+    return show_events(
+        args.url, args.type, ids, from_version=args.from_version, options=dict(args.option)
+    )
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from esrc_core.inspect_commands import tail
+
+    return tail(
+        args.url,
+        relay=args.relay,
+        from_start=args.from_start,
+        poll=args.poll,
+        options=dict(args.option),
+    )
+
+
+def _relays(args: argparse.Namespace) -> int:
+    from esrc_core.inspect_commands import list_relays
+
+    return list_relays(args.url, options=dict(args.option))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``esrc`` command; returns the exit status. Errors esrc raises on purpose
     print as one line on stderr with status 1."""
@@ -97,6 +200,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a backend option, e.g. -o table_prefix=app_ (repeatable)",
     )
     p.set_defaults(run=_migrate)
+    p = commands.add_parser("relay", help="relay events from a store to a broker until stopped")
+    p.add_argument("--store", required=True, help="event store URL, e.g. sqlite:///events.db")
+    p.add_argument("--publisher", required=True, help="publisher URL, e.g. amqp://host/")
+    p.add_argument("--name", default="default", help="the relay name (default: default)")
+    p.add_argument("--batch-size", type=int, default=500, metavar="N", help="events per batch")
+    p.add_argument(
+        "--poll-interval", type=float, default=0.5, metavar="S", help="idle wait, seconds"
+    )
+    p.add_argument(
+        "--log-interval", type=float, default=10.0, metavar="S", help="seconds between logs"
+    )
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="S",
+        help="give up after S seconds on standby (default: wait until the lock is free)",
+    )
+    p.add_argument(
+        "-o",
+        "--store-option",
+        action="append",
+        default=[],
+        type=_option,
+        metavar="KEY=VALUE",
+        help="a store option, e.g. -o table_prefix=app_ (repeatable)",
+    )
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.set_defaults(run=_relay)
+    p = commands.add_parser("streams", help="list streams: type, id, version, last event time")
+    _store_arguments(p)
+    p.add_argument("--type", help="only streams of this aggregate type")
+    p.add_argument("--limit", type=_whole(1), metavar="N", help="at most N streams")
+    p.set_defaults(run=_streams)
+    p = commands.add_parser("events", help="show one stream's events, data decoded")
+    _store_arguments(p)
+    p.add_argument("type", help="the aggregate type")
+    p.add_argument("id", help="the aggregate id, as text")
+    p.add_argument(
+        "--from",
+        dest="from_version",
+        type=_whole(0),
+        default=0,
+        metavar="N",
+        help="only events after version N",
+    )
+    p.add_argument(
+        "--id-type",
+        choices=("uuid", "int", "str"),
+        help="read ID as this type (default: try uuid, then int, then str)",
+    )
+    p.set_defaults(run=_events, usage=p.error)
+    p = commands.add_parser("tail", help="print events as they are committed, until Ctrl-C")
+    _store_arguments(p)
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--relay", metavar="NAME", help="start where relay NAME stands")
+    start.add_argument("--from-start", action="store_true", help="start at the first event")
+    p.add_argument("--poll", type=_seconds, default=0.5, metavar="S", help="seconds between polls")
+    p.set_defaults(run=_tail)
+    p = commands.add_parser("relays", help="list relays: published, pending, lag")
+    _store_arguments(p)
+    p.set_defaults(run=_relays)
     args = parser.parse_args(argv)
     try:
         status: int = args.run(args)
