@@ -1,5 +1,6 @@
-"""The ``esrc`` command line: ``esrc plugins``, ``esrc demo``, ``esrc migrate``, and
-store inspection: ``esrc streams``, ``esrc events``, ``esrc tail``, ``esrc relays``."""
+"""The ``esrc`` command line: ``esrc plugins``, ``esrc demo``, ``esrc migrate``, the
+relay process ``esrc relay``, and store inspection: ``esrc streams``, ``esrc events``,
+``esrc tail``, ``esrc relays``."""
 
 from __future__ import annotations
 
@@ -77,11 +78,9 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _relay(args: argparse.Namespace) -> int:
-    from esrc_core.runner import LockNotAcquiredError, RelayRunner
+    from esrc_core.runner import LockNotAcquiredError, RelayRunner, log_to_stderr
 
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr(args.log_level)
     try:
         runner = RelayRunner.from_urls(
             args.store,
@@ -178,28 +177,7 @@ def _relays(args: argparse.Namespace) -> int:
     return list_relays(args.url, options=dict(args.option))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``esrc`` command; returns the exit status. Errors esrc raises on purpose
-    print as one line on stderr with status 1."""
-    parser = argparse.ArgumentParser(prog="esrc", description="esrc event sourcing tools")
-    commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("plugins", help="list installed backends and load errors")
-    p.set_defaults(run=_plugins)
-    p = commands.add_parser("demo", help="save, reload, update and relay an aggregate")
-    p.add_argument("--store", help="event store URL (default: sqlite file, else memory://)")
-    p.set_defaults(run=_demo)
-    p = commands.add_parser("migrate", help="create or upgrade a store's tables (idempotent)")
-    p.add_argument("url", help="event store URL, e.g. postgresql+psycopg://user@host/db")
-    p.add_argument(
-        "-o",
-        "--option",
-        action="append",
-        default=[],
-        type=_option,
-        metavar="KEY=VALUE",
-        help="a backend option, e.g. -o table_prefix=app_ (repeatable)",
-    )
-    p.set_defaults(run=_migrate)
+def _add_relay_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("relay", help="relay events from a store to a broker until stopped")
     p.add_argument("--store", required=True, help="event store URL, e.g. sqlite:///events.db")
     p.add_argument("--publisher", required=True, help="publisher URL, e.g. amqp://host/")
@@ -228,6 +206,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(run=_relay)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``esrc`` command; returns the exit status. Errors esrc raises on purpose
+    print as one line on stderr with status 1."""
+    parser = argparse.ArgumentParser(prog="esrc", description="esrc event sourcing tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("plugins", help="list installed backends and load errors")
+    p.set_defaults(run=_plugins)
+    p = commands.add_parser("demo", help="save, reload, update and relay an aggregate")
+    p.add_argument("--store", help="event store URL (default: sqlite file, else memory://)")
+    p.set_defaults(run=_demo)
+    p = commands.add_parser("migrate", help="create or upgrade a store's tables (idempotent)")
+    p.add_argument("url", help="event store URL, e.g. postgresql+psycopg://user@host/db")
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        type=_option,
+        metavar="KEY=VALUE",
+        help="a backend option, e.g. -o table_prefix=app_ (repeatable)",
+    )
+    p.set_defaults(run=_migrate)
+    _add_relay_command(commands)
     p = commands.add_parser("streams", help="list streams: type, id, version, last event time")
     _store_arguments(p)
     p.add_argument("--type", help="only streams of this aggregate type")

@@ -1,0 +1,556 @@
+"""The relay process: one named relay kept running against a store and a publisher.
+
+:class:`RelayRunner` is what ``esrc relay`` runs, and what an application runs in a
+thread of its own. Around :meth:`Relay.run_once <esrc_core.relay.Relay.run_once>` it
+adds what a long-running process needs:
+
+- **One active relay per name.** It takes the store's relay lock for its name
+  (:class:`~esrc_core.locks.HasRelayLock`) before publishing; a second runner of the
+  same name waits on standby and takes over when the first one dies. Before each batch
+  it checks that the lock is still held, and stops publishing as soon as it is not
+  (then takes it again). A store without relay locks runs unlocked, with a warning.
+- **In order.** Batches run one after the other: the next batch is read only after
+  the previous one was published and marked, so the outbox order is the publish order.
+- **Waking on new events** through the outbox's ``wait_for_events(timeout)`` when it
+  has one (:class:`WaitingOutbox`; PostgreSQL with ``notify=True`` is woken by each
+  commit), else by polling every ``poll_interval`` seconds.
+- **Reconnecting.** A failure (broker or database away, a publish refused) is logged
+  in one line per attempt and retried after an exponential, capped, jittered delay
+  (:class:`Backoff`); a publisher the runner opened is closed and opened again. Nothing
+  is ever skipped: the next attempt starts at the outbox's checkpoint.
+- **Progress** logged every ``log_interval`` seconds: events relayed, the rate, and
+  the lag in events and seconds where the store is
+  :class:`~esrc_core.inspection.Inspectable`.
+- **A clean stop.** :meth:`RelayRunner.stop` (thread-safe, callable from a signal
+  handler) lets the batch in flight finish, publishing and marking, then the lock is
+  released and what the runner opened is closed.
+
+Logger: ``esrc.runner``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from esrc_core.errors import (
+    BrokerUnavailableError,
+    EsrcError,
+    PublishError,
+    StoreUnavailableError,
+)
+from esrc_core.inspection import Inspectable
+from esrc_core.locks import HasRelayLock, RelayLock
+from esrc_core.plugins import Plugins, plugins
+from esrc_core.relay import EventStoreOutbox, HasOutbox, Publisher, Relay
+from esrc_core.store import EventStore
+from esrc_core.urls import mask_url
+
+__all__ = [
+    "Backoff",
+    "LockNotAcquiredError",
+    "RelayRunner",
+    "RunnerState",
+    "WaitingOutbox",
+    "log_to_stderr",
+]
+
+log = logging.getLogger("esrc.runner")
+
+RunnerState = Literal["starting", "standby", "relaying", "retrying", "stopped"]
+"""What a :class:`RelayRunner` is doing: ``starting`` (not yet holding the lock),
+``standby`` (another relay holds the lock), ``relaying``, ``retrying`` (waiting after
+a failure) or ``stopped``."""
+
+_TRANSIENT = (StoreUnavailableError, BrokerUnavailableError, PublishError, OSError)
+"""Failures expected while a server is away: logged in one line, without a traceback."""
+
+_LOCK_ATTEMPT = 1.0
+"""Longest single wait for the relay lock, so that a stop is noticed within it."""
+
+
+@runtime_checkable
+class WaitingOutbox(Protocol):
+    """An outbox capability: block until new events may be there, instead of polling."""
+
+    def wait_for_events(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until there may be unpublished events.
+
+        Returns ``True`` then (a hint, not a promise) and ``False`` on timeout. Raises
+        :class:`~esrc_core.errors.StoreUnavailableError` when the store is away.
+        """
+        ...
+
+
+class LockNotAcquiredError(EsrcError):
+    """A :class:`RelayRunner` with a ``lock_timeout`` did not get the relay lock in time:
+    another relay of the same name kept it."""
+
+
+@dataclass
+class Backoff:
+    """Delays between retries: ``initial`` seconds, multiplied by ``factor`` for each
+    further consecutive failure up to ``maximum``, with jitter.
+
+    The delay before retry ``n`` is drawn uniformly between half and all of
+    ``min(maximum, initial * factor ** (n - 1))``, so relays that failed together do
+    not all come back at the same moment.
+    """
+
+    initial: float = 0.1
+    maximum: float = 30.0
+    factor: float = 2.0
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial <= self.maximum:
+            raise ValueError(
+                f"backoff needs 0 < initial <= maximum, got {self.initial} and {self.maximum}"
+            )
+        if self.factor < 1:
+            raise ValueError(f"backoff factor must be at least 1, got {self.factor}")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1 after the first failure)."""
+        ceiling = self.initial
+        for _ in range(max(attempt, 1) - 1):
+            ceiling *= self.factor
+            if ceiling >= self.maximum:
+                break
+        ceiling = min(ceiling, self.maximum)
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+
+def log_to_stderr(level: int | str = logging.INFO) -> None:
+    """Log to stderr one line per record, with time, level and logger, as ``esrc relay``
+    does: esrc's own loggers from ``level`` up; other libraries' (broker and database
+    clients) only at ``DEBUG`` or for ``CRITICAL`` records, since the runner already
+    reports each failure, with its cause, in one line."""
+    numeric = logging.getLevelName(level) if isinstance(level, str) else level
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def only_esrc(record: logging.LogRecord) -> bool:
+        return (
+            numeric <= logging.DEBUG
+            or record.levelno >= logging.CRITICAL
+            or record.name == "esrc"
+            or record.name.startswith("esrc.")
+        )
+
+    handler.addFilter(only_esrc)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(numeric)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class RelayRunner:
+    """Keeps relay ``name`` running from ``store`` to a publisher until :meth:`stop`.
+
+    ``store`` is the caller's store; it needs an outbox (:class:`~esrc_core.relay.HasOutbox`)
+    and is not closed by the runner (:meth:`from_urls` opens one and closes it).
+    ``publisher`` is either a publisher, used as it is and never closed, or a function
+    without arguments that opens one: the runner then opens it when it starts, closes it
+    after a failed publish and opens a new one for the next attempt, and closes it at
+    the end. Opening may raise :class:`~esrc_core.errors.BrokerUnavailableError` (or
+    ``OSError``), which is retried; any other exception is taken as a configuration
+    error and leaves :meth:`run`.
+
+    - ``batch_size``: events per batch (one ``publish_batch`` call).
+    - ``poll_interval``: seconds to wait for new events when the outbox is drained
+      before looking again; with a :class:`WaitingOutbox` the wait ends early when
+      events arrive. It also bounds how long :meth:`stop` takes while idle.
+    - ``log_interval``: seconds between progress lines (``0`` logs none).
+    - ``lock_timeout``: seconds to wait for the relay lock before :meth:`run` raises
+      :class:`LockNotAcquiredError`; ``None`` (the default) waits as long as it takes.
+    - ``backoff``: the delays between attempts after failures.
+
+    One thread calls :meth:`run`; :meth:`stop` and the read-only properties may be
+    used from any thread.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        publisher: Publisher | Callable[[], Publisher],
+        *,
+        name: str = "default",
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        log_interval: float = 10.0,
+        lock_timeout: float | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
+        if not log_interval >= 0:
+            raise ValueError(f"log_interval must be 0 or more, got {log_interval!r}")
+        if lock_timeout is not None and not lock_timeout >= 0:
+            raise ValueError(f"lock_timeout must be 0 or more, got {lock_timeout!r}")
+        if not isinstance(store, HasOutbox):
+            raise EsrcError(f"relay {name}: the store {store!r} has no outbox to relay from")
+        self.name = name
+        self.store = store
+        self.batch_size = batch_size
+        self.poll_interval = float(poll_interval)
+        self.log_interval = float(log_interval)
+        self.lock_timeout = lock_timeout
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.outbox: EventStoreOutbox = store.outbox(name)
+        if isinstance(publisher, Publisher):
+            self._open_publisher: Callable[[], Publisher] | None = None
+            self._publisher: Publisher | None = publisher
+        elif callable(publisher):
+            self._open_publisher = publisher
+            self._publisher = None
+        else:
+            raise TypeError(f"expected a Publisher or a function opening one, got {publisher!r}")
+        self._owns_store = False
+        self._stop = threading.Event()
+        self._lock: RelayLock | None = None
+        self._unlocked_warned = False
+        self._state: RunnerState = "starting"
+        self._relayed = 0
+        self._failures = 0
+        self._started = time.monotonic()
+        self._last_log = (self._started, 0)
+        self._running = False
+        self._config_error: Exception | None = None
+
+    @classmethod
+    def from_urls(
+        cls,
+        store_url: str,
+        publisher_url: str,
+        *,
+        store_options: Mapping[str, Any] | None = None,
+        publisher_options: Mapping[str, Any] | None = None,
+        plugin_set: Plugins | None = None,
+        **settings: Any,
+    ) -> RelayRunner:
+        """A runner that opens the store and the publisher from URLs, and closes both
+        when it stops.
+
+        The store is opened now and the publisher backend resolved now, so an unknown
+        scheme or a malformed URL raises here
+        (:class:`~esrc_core.errors.UnknownBackendError`, the backend's configuration
+        error); the publisher is opened by :meth:`run` and retried while its broker
+        cannot be reached. ``settings`` are the constructor's keyword arguments;
+        ``plugin_set`` defaults to the process-wide :func:`~esrc_core.plugins.plugins`.
+        """
+        found = plugin_set if plugin_set is not None else plugins()
+        found.resolve(publisher_url, "publisher")
+        popts = dict(publisher_options or {})
+        store = found.open_event_store(store_url, **dict(store_options or {}))
+        try:
+            runner = cls(store, lambda: found.open_publisher(publisher_url, **popts), **settings)
+        except BaseException:
+            store.close()
+            raise
+        runner._owns_store = True
+        log.debug(
+            "relay %s: from %s to %s", runner.name, mask_url(store_url), mask_url(publisher_url)
+        )
+        return runner
+
+    # --- what other threads may look at -------------------------------------------------
+
+    @property
+    def state(self) -> RunnerState:
+        """What the runner is doing now (see :data:`RunnerState`)."""
+        return self._state
+
+    @property
+    def relayed(self) -> int:
+        """Events published (and marked) since :meth:`run` started."""
+        return self._relayed
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return: the batch in flight is finished (published and
+        marked) first. Thread-safe, and safe to call from a signal handler."""
+        self._stop.set()
+
+    @contextlib.contextmanager
+    def stop_on_signals(
+        self, signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+    ) -> Iterator[None]:
+        """Within the block, the first of ``signals`` calls :meth:`stop`; the handlers
+        in place before are then restored, so a second signal acts as it did before
+        (SIGINT raises ``KeyboardInterrupt``, SIGTERM ends the process at once). The
+        previous handlers are restored when the block ends, too. Main thread only."""
+        previous = {sig: signal.getsignal(sig) for sig in signals}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            restore()
+            log.info(
+                "relay %s: %s received: stopping after the batch in flight",
+                self.name,
+                signal.Signals(signum).name,
+            )
+            self.stop()
+
+        for sig in signals:
+            signal.signal(sig, handle)
+        try:
+            yield
+        finally:
+            restore()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Relay until :meth:`stop` is called; return the number of events relayed.
+
+        Failures are retried (see the class docstring). Raises
+        :class:`LockNotAcquiredError` when ``lock_timeout`` runs out, and the error of a
+        publisher factory that failed for another reason than an unreachable broker.
+        Whatever happens, the lock is released and what the runner opened is closed
+        before it returns or raises. A runner runs once.
+        """
+        if self._running:
+            raise RuntimeError(f"relay {self.name}: a RelayRunner runs once")
+        self._running = True
+        self._started = time.monotonic()
+        self._last_log = (self._started, 0)
+        log.info(
+            "relay %s: starting (batch size %d, poll interval %.2fs)",
+            self.name,
+            self.batch_size,
+            self.poll_interval,
+        )
+        try:
+            while not self._stop.is_set():
+                try:
+                    if not self._take_lock():
+                        break
+                    publisher = self._ensure_publisher()
+                    self._state = "relaying"
+                    self._relay_batches(publisher)
+                except LockNotAcquiredError:
+                    raise
+                except Exception as err:
+                    if err is self._config_error:
+                        raise
+                    self._failed(err)
+        finally:
+            self._shut_down()
+        return self._relayed
+
+    def _relay_batches(self, publisher: Publisher) -> None:
+        """Relay batch after batch until stopped or the lock is lost."""
+        relay = Relay(self.outbox, publisher, batch_size=self.batch_size)
+        while not self._stop.is_set():
+            if self._lock is not None and not self._lock.held():
+                log.warning(
+                    "relay %s: lost the relay lock; stopped publishing, taking it again",
+                    self.name,
+                )
+                lost, self._lock = self._lock, None
+                lost.release()
+                return
+            count = relay.run_once()
+            self._relayed += count
+            if self._failures:
+                log.info(
+                    "relay %s: recovered after %d failed attempt%s",
+                    self.name,
+                    self._failures,
+                    "" if self._failures == 1 else "s",
+                )
+                self._failures = 0
+            self._log_progress()
+            if count < self.batch_size and not self._stop.is_set():
+                self._wait_for_events()
+
+    def _wait_for_events(self) -> None:
+        if isinstance(self.outbox, WaitingOutbox):
+            self.outbox.wait_for_events(self.poll_interval)
+        else:
+            self._stop.wait(self.poll_interval)
+
+    def _take_lock(self) -> bool:
+        """Hold the relay lock (or run unlocked); ``False`` if stopped while waiting."""
+        if self._lock is not None:
+            return True
+        store = self.store
+        if not isinstance(store, HasRelayLock):
+            if not self._unlocked_warned:
+                log.warning(
+                    "relay %s: the store %r cannot lock relay names; running UNLOCKED: "
+                    "make sure no other relay named %r runs against it",
+                    self.name,
+                    store,
+                    self.name,
+                )
+                self._unlocked_warned = True
+            return True
+        lock = store.relay_lock(self.name)
+        started = time.monotonic()
+        deadline = None if self.lock_timeout is None else started + self.lock_timeout
+        next_note = started + (self.log_interval or 60.0)
+        waited = False
+        while not self._stop.is_set():
+            now = time.monotonic()
+            attempt = (
+                _LOCK_ATTEMPT if deadline is None else max(0.0, min(_LOCK_ATTEMPT, deadline - now))
+            )
+            if lock.acquire(attempt):
+                self._lock = lock
+                if waited:
+                    log.info(
+                        "relay %s: took over the relay lock after %.1fs on standby",
+                        self.name,
+                        time.monotonic() - started,
+                    )
+                else:
+                    log.info("relay %s: holding the relay lock", self.name)
+                return True
+            if not waited:
+                waited = True
+                self._state = "standby"
+                log.info(
+                    "relay %s: on standby: another relay holds the lock; taking over when it stops",
+                    self.name,
+                )
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise LockNotAcquiredError(
+                    f"relay {self.name}: another relay kept the lock for the "
+                    f"{self.lock_timeout}s of lock_timeout"
+                )
+            if now >= next_note:
+                log.info("relay %s: still on standby after %.0fs", self.name, now - started)
+                next_note = now + (self.log_interval or 60.0)
+        return False
+
+    def _ensure_publisher(self) -> Publisher:
+        if self._publisher is not None:
+            return self._publisher
+        assert self._open_publisher is not None
+        try:
+            self._publisher = self._open_publisher()
+        except (BrokerUnavailableError, OSError):
+            raise
+        except Exception as err:
+            self._config_error = err
+            raise
+        return self._publisher
+
+    def _failed(self, err: Exception) -> None:
+        """Log a failed attempt in one line, drop a broken publisher, wait the backoff."""
+        self._failures += 1
+        delay = self.backoff.delay(self._failures)
+        self._state = "retrying"
+        if isinstance(err, PublishError | BrokerUnavailableError):
+            self._close_publisher()
+        if isinstance(err, _TRANSIENT) or self._failures > 1:
+            log.warning(
+                "relay %s: attempt %d failed: %s; retrying in %.2fs",
+                self.name,
+                self._failures,
+                _one_line(err),
+                delay,
+            )
+        else:
+            log.exception(
+                "relay %s: attempt %d failed; retrying in %.2fs", self.name, self._failures, delay
+            )
+        self._stop.wait(delay)
+
+    # --- progress ------------------------------------------------------------------------
+
+    def _log_progress(self) -> None:
+        if not self.log_interval:
+            return
+        now = time.monotonic()
+        last_at, last_count = self._last_log
+        if now - last_at < self.log_interval:
+            return
+        self._last_log = (now, self._relayed)
+        rate = (self._relayed - last_count) / (now - last_at)
+        overall = self._relayed / max(now - self._started, 1e-9)
+        log.info(
+            "relay %s: %d events relayed (%.1f/s in the last %.1fs, %.1f/s overall); lag: %s",
+            self.name,
+            self._relayed,
+            rate,
+            now - last_at,
+            overall,
+            self._lag(),
+        )
+
+    def _lag(self) -> str:
+        store = self.store
+        if not isinstance(store, Inspectable):
+            return "unknown (the store does not report relay progress)"
+        try:
+            progress = next((p for p in store.relays() if p.name == self.name), None)
+        except Exception as err:
+            return f"unknown ({_one_line(err)})"
+        if progress is None:
+            return "unknown (nothing marked yet)"
+        if not progress.pending or progress.oldest_pending_at is None:
+            return f"{progress.pending} events"
+        behind = (dt.datetime.now(dt.UTC) - progress.oldest_pending_at).total_seconds()
+        return f"{progress.pending} events, {max(behind, 0.0):.2f}s"
+
+    # --- the end -------------------------------------------------------------------------
+
+    def _close_publisher(self) -> None:
+        if self._open_publisher is None or self._publisher is None:
+            return
+        publisher, self._publisher = self._publisher, None
+        try:
+            publisher.close()
+        except Exception as err:
+            log.warning("relay %s: closing the publisher failed: %s", self.name, _one_line(err))
+
+    def _shut_down(self) -> None:
+        self._close_publisher()
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            try:
+                lock.release()
+            except Exception as err:
+                log.warning(
+                    "relay %s: releasing the relay lock failed: %s", self.name, _one_line(err)
+                )
+        if self._owns_store:
+            try:
+                self.store.close()
+            except Exception as err:
+                log.warning("relay %s: closing the store failed: %s", self.name, _one_line(err))
+        self._state = "stopped"
+        log.info(
+            "relay %s: stopped after relaying %d events in %.1fs",
+            self.name,
+            self._relayed,
+            time.monotonic() - self._started,
+        )
