@@ -1,0 +1,261 @@
+"""The command handlers: each loads one aggregate, runs one command on it and saves it.
+
+Commands that need several aggregates to agree (a bid reserves the investor's funds,
+then the invoice decides) are not one handler: :mod:`financing.process` chains the
+steps through relayed events. Here each step is a handler of its own that changes one
+aggregate, so no transaction ever spans two streams.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TypeVar
+
+from esrc_core import AggregateNotFound, EventStore, Repository, RetryPolicy
+from financing.errors import InvoiceNotForSale, UnknownAggregate
+from financing.events import registry
+from financing.investor import Investor
+from financing.invoice import Invoice, InvoiceStatus
+from financing.issuer import Issuer
+
+__all__ = ["DEFAULT_RETRY", "Commands"]
+
+A = TypeVar("A", Issuer, Investor, Invoice)
+
+DEFAULT_RETRY = RetryPolicy(attempts=12, base_delay=0.002, max_delay=0.05)
+"""How often a command is retried after a concurrency conflict: enough for a dozen
+writers racing on one aggregate."""
+
+
+class Commands:
+    """The financing application's write side over one event store.
+
+    Every handler loads the aggregate, applies the command and saves it with
+    :meth:`~esrc_core.Repository.update_by_id`, which reloads and tries again when
+    another writer saved the aggregate first (optimistic concurrency). A refused command
+    raises a :class:`~financing.errors.FinancingError` and saves nothing; a command that
+    names a missing aggregate raises :class:`~financing.errors.UnknownAggregate`.
+
+    Saved events carry metadata: ``command`` (the handler's name) and, for the steps the
+    choreography runs, ``caused_by`` (the message id of the event that triggered it).
+    Investors are snapshotted every ``investor_snapshot_every`` events. Safe to use from
+    many threads.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        investor_snapshot_every: int = 5,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        self.store = store
+        self.issuers: Repository[Issuer] = Repository(store, Issuer, registry, retry=retry)
+        self.investors: Repository[Investor] = Repository(
+            store, Investor, registry, snapshot_every=investor_snapshot_every, retry=retry
+        )
+        self.invoices: Repository[Invoice] = Repository(store, Invoice, registry, retry=retry)
+        self._conflicts = 0
+        self._lock = threading.Lock()
+
+    @property
+    def conflicts(self) -> int:
+        """How many times a handler lost a race to another writer and retried."""
+        with self._lock:
+            return self._conflicts
+
+    # Issuers
+
+    def register_issuer(self, name: str, *, issuer_id: uuid.UUID | None = None) -> uuid.UUID:
+        """Register a new issuer; returns its id."""
+        issuer = Issuer(issuer_id or uuid.uuid4(), name)
+        self.issuers.add(issuer, metadata={"command": "register_issuer"})
+        return issuer.id
+
+    def suspend_issuer(self, issuer_id: uuid.UUID, reason: str) -> None:
+        """Stop the issuer from selling invoices."""
+        self._update(self.issuers, issuer_id, lambda i: i.suspend(reason), "suspend_issuer")
+
+    def put_invoice_for_sale(
+        self,
+        issuer_id: uuid.UUID,
+        number: str,
+        face_value: Decimal | int | str,
+        asking_price: Decimal | int | str,
+    ) -> uuid.UUID:
+        """Put the issuer's invoice ``number`` up for sale; returns the invoice id.
+
+        Raises :class:`~financing.errors.IssuerNotActive` for a suspended issuer and
+        :class:`~esrc_core.AggregateAlreadyExists` when the issuer already sold an
+        invoice with this number.
+        """
+        issuer = self._find(self.issuers, issuer_id, f"put invoice {number} up for sale")
+        invoice = issuer.put_invoice_for_sale(number, face_value, asking_price)
+        self.invoices.add(invoice, metadata={"command": "put_invoice_for_sale"})
+        return invoice.id
+
+    # Investors
+
+    def register_investor(self, name: str, *, investor_id: uuid.UUID | None = None) -> uuid.UUID:
+        """Register a new investor with no funds; returns its id."""
+        investor = Investor(investor_id or uuid.uuid4(), name)
+        self.investors.add(investor, metadata={"command": "register_investor"})
+        return investor.id
+
+    def deposit(self, investor_id: uuid.UUID, amount: Decimal | int | str) -> None:
+        """Add funds to the investor's available balance."""
+        self._update(self.investors, investor_id, lambda i: i.deposit(amount), "deposit")
+
+    def place_bid(
+        self,
+        investor_id: uuid.UUID,
+        invoice_id: uuid.UUID,
+        amount: Decimal | int | str,
+        *,
+        bid_id: uuid.UUID | None = None,
+        on_attempt: Callable[[int], object] | None = None,
+    ) -> uuid.UUID:
+        """Bid ``amount`` on an invoice: reserves the investor's funds and returns the
+        bid id. The invoice accepts or rejects the bid later, when the choreography
+        hands it the relayed ``BidPlaced``.
+
+        Raises :class:`~financing.errors.InvoiceNotForSale` when the invoice is financed
+        (as far as this handler can see: a bid that crosses a concurrent one is
+        rejected by the invoice instead), and what :meth:`Investor.place_bid
+        <financing.investor.Investor.place_bid>` raises. ``on_attempt`` is called
+        with the attempt number (1, 2, ...) each time the handler runs the command,
+        after loading the investor.
+        """
+        doing = f"bid on invoice {invoice_id} by investor {investor_id}"
+        invoice = self._find(self.invoices, invoice_id, doing)
+        if invoice.status is InvoiceStatus.FINANCED:
+            raise InvoiceNotForSale(f"{doing}: invoice {invoice.number} is already financed")
+        bid = bid_id or uuid.uuid4()
+        self._update(
+            self.investors,
+            investor_id,
+            lambda i: i.place_bid(bid, invoice_id, amount),
+            "place_bid",
+            on_attempt=on_attempt,
+        )
+        return bid
+
+    # Invoices
+
+    def reverse_financing(self, invoice_id: uuid.UUID, reason: str) -> None:
+        """Undo an invoice's financing and put it up for sale again; the choreography
+        then returns the investor's committed funds."""
+        self._update(
+            self.invoices, invoice_id, lambda i: i.reverse_financing(reason), "reverse_financing"
+        )
+
+    # Steps of the choreography (see financing.process)
+
+    def decide_bid(
+        self,
+        invoice_id: uuid.UUID,
+        bid_id: uuid.UUID,
+        investor_id: uuid.UUID,
+        amount: Decimal,
+        *,
+        caused_by: str | None = None,
+    ) -> None:
+        """Let the invoice accept or reject a placed bid (idempotent)."""
+        self._update(
+            self.invoices,
+            invoice_id,
+            lambda i: i.decide_bid(bid_id, investor_id, amount),
+            "decide_bid",
+            caused_by=caused_by,
+        )
+
+    def commit_funds(
+        self, investor_id: uuid.UUID, bid_id: uuid.UUID, *, caused_by: str | None = None
+    ) -> None:
+        """Commit an accepted bid's reserved funds (idempotent)."""
+        self._update(
+            self.investors,
+            investor_id,
+            lambda i: i.commit_funds(bid_id),
+            "commit_funds",
+            caused_by=caused_by,
+        )
+
+    def release_reserved_funds(
+        self,
+        investor_id: uuid.UUID,
+        bid_id: uuid.UUID,
+        reason: str,
+        *,
+        caused_by: str | None = None,
+    ) -> None:
+        """Release a rejected bid's reserved funds (idempotent compensation)."""
+        self._update(
+            self.investors,
+            investor_id,
+            lambda i: i.release_reserved_funds(bid_id, reason),
+            "release_reserved_funds",
+            caused_by=caused_by,
+        )
+
+    def return_committed_funds(
+        self,
+        investor_id: uuid.UUID,
+        bid_id: uuid.UUID,
+        reason: str,
+        *,
+        caused_by: str | None = None,
+    ) -> None:
+        """Return the committed funds of a reversed financing (idempotent
+        compensation)."""
+        self._update(
+            self.investors,
+            investor_id,
+            lambda i: i.return_committed_funds(bid_id, reason),
+            "return_committed_funds",
+            caused_by=caused_by,
+        )
+
+    def _find(self, repository: Repository[A], aggregate_id: uuid.UUID, doing: str) -> A:
+        try:
+            return repository.find_by_id(aggregate_id)
+        except AggregateNotFound as err:
+            raise UnknownAggregate(
+                f"{doing}: there is no {repository.aggregate_type} {aggregate_id}"
+            ) from err
+
+    def _update(
+        self,
+        repository: Repository[A],
+        aggregate_id: uuid.UUID,
+        command: Callable[[A], None],
+        name: str,
+        *,
+        caused_by: str | None = None,
+        on_attempt: Callable[[int], object] | None = None,
+    ) -> A:
+        attempts = 0
+
+        def attempt(aggregate: A) -> None:
+            nonlocal attempts
+            attempts += 1
+            if on_attempt is not None:
+                on_attempt(attempts)
+            command(aggregate)
+
+        metadata = {"command": name}
+        if caused_by is not None:
+            metadata["caused_by"] = caused_by
+        try:
+            return repository.update_by_id(aggregate_id, attempt, metadata=metadata)
+        except AggregateNotFound as err:
+            raise UnknownAggregate(
+                f"{name}: there is no {repository.aggregate_type} {aggregate_id}"
+            ) from err
+        finally:
+            if attempts > 1:
+                with self._lock:
+                    self._conflicts += attempts - 1

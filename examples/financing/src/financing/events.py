@@ -1,0 +1,165 @@
+"""The events of the financing domain and the registry that names them.
+
+Events are facts in the past tense. Each belongs to the stream of one aggregate:
+``Issuer``, ``Investor`` or ``Invoice``. An event carries what a reader of the relayed
+stream needs without loading anything else: the read models and the choreography work
+from the events alone (the aggregate id comes with the relayed message).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from esrc_core import EventRegistry
+
+__all__ = [
+    "BidAccepted",
+    "BidPlaced",
+    "BidRejected",
+    "CommittedFundsReturned",
+    "FinancingReversed",
+    "FundsCommitted",
+    "FundsDeposited",
+    "InvestorRegistered",
+    "InvoicePutForSale",
+    "IssuerRegistered",
+    "IssuerSuspended",
+    "ReservedFundsReleased",
+    "registry",
+]
+
+registry = EventRegistry()
+"""Every event of the domain, registered under its class name."""
+
+
+# Issuer
+
+
+@registry.register
+@dataclass(frozen=True)
+class IssuerRegistered:
+    """An issuer (a business that sells its invoices) joined the marketplace."""
+
+    issuer_id: uuid.UUID
+    name: str
+
+
+@registry.register
+@dataclass(frozen=True)
+class IssuerSuspended:
+    """The issuer may no longer put invoices up for sale."""
+
+    reason: str
+
+
+# Investor
+
+
+@registry.register
+@dataclass(frozen=True)
+class InvestorRegistered:
+    """An investor joined the marketplace, with no funds yet."""
+
+    investor_id: uuid.UUID
+    name: str
+
+
+@registry.register
+@dataclass(frozen=True)
+class FundsDeposited:
+    """``amount`` was added to the investor's available balance."""
+
+    amount: Decimal
+
+
+@registry.register
+@dataclass(frozen=True)
+class BidPlaced:
+    """The investor bid ``amount`` on an invoice; the amount moved from available to
+    reserved until the invoice accepts or rejects the bid."""
+
+    bid_id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount: Decimal
+
+
+@registry.register
+@dataclass(frozen=True)
+class FundsCommitted:
+    """The bid was accepted: its reserved amount is now committed to the invoice."""
+
+    bid_id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount: Decimal
+
+
+@registry.register
+@dataclass(frozen=True)
+class ReservedFundsReleased:
+    """The bid was rejected: its reserved amount is available again (compensation)."""
+
+    bid_id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount: Decimal
+    reason: str
+
+
+@registry.register
+@dataclass(frozen=True)
+class CommittedFundsReturned:
+    """The invoice's financing was reversed: the committed amount is available again
+    (compensation)."""
+
+    bid_id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount: Decimal
+    reason: str
+
+
+# Invoice
+
+
+@registry.register
+@dataclass(frozen=True)
+class InvoicePutForSale:
+    """An issuer offered an invoice of ``face_value`` for at least ``asking_price``."""
+
+    invoice_id: uuid.UUID
+    issuer_id: uuid.UUID
+    number: str
+    face_value: Decimal
+    asking_price: Decimal
+
+
+@registry.register
+@dataclass(frozen=True)
+class BidAccepted:
+    """The invoice is financed by this bid."""
+
+    bid_id: uuid.UUID
+    investor_id: uuid.UUID
+    amount: Decimal
+
+
+@registry.register
+@dataclass(frozen=True)
+class BidRejected:
+    """The invoice refused this bid, for ``reason``."""
+
+    bid_id: uuid.UUID
+    investor_id: uuid.UUID
+    amount: Decimal
+    reason: str
+
+
+@registry.register
+@dataclass(frozen=True)
+class FinancingReversed:
+    """The financing by this bid was undone and the invoice is for sale again."""
+
+    bid_id: uuid.UUID
+    investor_id: uuid.UUID
+    amount: Decimal
+    reason: str
