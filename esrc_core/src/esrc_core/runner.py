@@ -37,7 +37,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -51,7 +51,7 @@ from esrc_core.errors import (
 from esrc_core.inspection import Inspectable
 from esrc_core.locks import HasRelayLock, RelayLock
 from esrc_core.plugins import Plugins, plugins
-from esrc_core.relay import EventStoreOutbox, HasOutbox, Publisher, Relay
+from esrc_core.relay import EventStoreOutbox, HasOutbox, Publisher, Relay, RelayEvent
 from esrc_core.store import EventStore
 from esrc_core.urls import mask_url
 
@@ -280,7 +280,8 @@ class RelayRunner:
 
     @property
     def relayed(self) -> int:
-        """Events published (and marked) since :meth:`run` started."""
+        """Events published and marked since :meth:`run` started, including those of
+        batches that failed part of the way."""
         return self._relayed
 
     @property
@@ -365,7 +366,7 @@ class RelayRunner:
 
     def _relay_batches(self, publisher: Publisher) -> None:
         """Relay batch after batch until stopped or the lock is lost."""
-        relay = Relay(self.outbox, publisher, batch_size=self.batch_size)
+        relay = Relay(_CountingOutbox(self), publisher, batch_size=self.batch_size)
         while not self._stop.is_set():
             if self._lock is not None and not self._lock.held():
                 log.warning(
@@ -376,7 +377,6 @@ class RelayRunner:
                 lost.release()
                 return
             count = relay.run_once()
-            self._relayed += count
             if self._failures:
                 log.info(
                     "relay %s: recovered after %d failed attempt%s",
@@ -412,15 +412,13 @@ class RelayRunner:
                 self._unlocked_warned = True
             return True
         lock = store.relay_lock(self.name)
+        self._state = "starting"
         started = time.monotonic()
         deadline = None if self.lock_timeout is None else started + self.lock_timeout
         next_note = started + (self.log_interval or 60.0)
         waited = False
+        attempt = 0.0  # the first attempt does not wait, so standby is known at once
         while not self._stop.is_set():
-            now = time.monotonic()
-            attempt = (
-                _LOCK_ATTEMPT if deadline is None else max(0.0, min(_LOCK_ATTEMPT, deadline - now))
-            )
             if lock.acquire(attempt):
                 self._lock = lock
                 if waited:
@@ -448,6 +446,7 @@ class RelayRunner:
             if now >= next_note:
                 log.info("relay %s: still on standby after %.0fs", self.name, now - started)
                 next_note = now + (self.log_interval or 60.0)
+            attempt = _LOCK_ATTEMPT if deadline is None else min(_LOCK_ATTEMPT, deadline - now)
         return False
 
     def _ensure_publisher(self) -> Publisher:
@@ -554,3 +553,22 @@ class RelayRunner:
             self._relayed,
             time.monotonic() - self._started,
         )
+
+
+class _CountingOutbox:
+    """The runner's outbox, counting the events marked published into the runner."""
+
+    def __init__(self, runner: RelayRunner) -> None:
+        self._runner = runner
+        self._outbox = runner.outbox
+
+    @property
+    def name(self) -> str:
+        return self._outbox.name
+
+    def unpublished_events(self, limit: int) -> list[RelayEvent]:
+        return self._outbox.unpublished_events(limit)
+
+    def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
+        self._outbox.mark_events_as_published(events)
+        self._runner._relayed += len(events)
