@@ -171,31 +171,40 @@ class SqlDialect:
             self._insert_stream,
             {"aggregate_type": t, "aggregate_id": i, "version": len(rows)},
         )
-        self._insert(conn, key, 0, rows)
+        self.insert_events(conn, key, 0, rows)
 
     def extend_stream(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
     ) -> bool:
         """Append ``rows`` if the stream is at ``from_version``; return whether it was
-        (nothing is written when it is not)."""
-        t, i = key
+        (nothing is written when it is not): :meth:`claim_stream`, then
+        :meth:`insert_events`."""
+        if not self.claim_stream(conn, key, from_version, len(rows)):
+            return False
+        self.insert_events(conn, key, from_version, rows)
+        return True
+
+    def claim_stream(
+        self, conn: Connection, key: tuple[str, str], from_version: int, count: int
+    ) -> bool:
+        """Move the stream from ``from_version`` to ``from_version + count`` if it is
+        there (a conditional ``UPDATE`` that locks the stream's row until the end of
+        the transaction); return whether it was."""
         claimed = conn.execute(
             self._claim_stream,
             {
-                "key_type": t,
-                "key_id": i,
+                "key_type": key[0],
+                "key_id": key[1],
                 "from_version": from_version,
-                "to_version": from_version + len(rows),
+                "to_version": from_version + count,
             },
         )
-        if claimed.rowcount != 1:
-            return False
-        self._insert(conn, key, from_version, rows)
-        return True
+        return claimed.rowcount == 1
 
-    def _insert(
+    def insert_events(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
     ) -> None:
+        """Insert ``rows`` at versions ``from_version + 1`` on (executemany)."""
         t, i = key
         conn.execute(
             self._insert_events,
@@ -353,6 +362,7 @@ class PostgresDialect(SqlDialect):
             "AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
             "ORDER BY e.tx_id, e.position LIMIT :limit"
         )
+        self._insert_only = sa.text(insert.format(base=":from_version", source="(SELECT 1) one"))
         self._notify = sa.text("SELECT pg_notify(:channel, '')")
         cpt = tables.checkpoints
         ins = postgresql.insert(cpt)
@@ -425,6 +435,15 @@ class PostgresDialect(SqlDialect):
             to_version=from_version + len(rows),
         )
         return conn.execute(self._append, params, execution_options=_ROWCOUNT).rowcount == len(rows)
+
+    def insert_events(
+        self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> None:
+        """Insert ``rows`` (with this transaction's id) in one statement; appends use
+        :meth:`extend_stream`, which claims the stream in the same statement."""
+        params = self._arrays(conn, rows)
+        params.update(aggregate_type=key[0], aggregate_id=key[1], from_version=from_version)
+        conn.execute(self._insert_only, params)
 
     def notify(self, conn: Connection) -> None:
         """``pg_notify`` on :attr:`channel`, in its own transaction after the append
@@ -611,9 +630,11 @@ class MySqlDialect(SqlDialect):
             conn.execute(sa.text("SET " + ", ".join(f"{v} = NULL" for v in staged)))
             conn.commit()
 
-    def _insert(
+    def insert_events(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
     ) -> None:
+        """Stage large payloads, take the sequencer lock, insert ``rows`` (executemany
+        of the small ones, PyMySQL sends them as multi-row ``INSERT``)."""
         t, i = key
         staged: dict[int, sa.ColumnElement[Any]] = {}
         for index, (name, data, meta) in enumerate(rows):

@@ -157,20 +157,18 @@ class SqlOutbox:
         try:
             if self._listener is None:
                 raw = dialect.base_engine.raw_connection()
+                driver: Any = raw.driver_connection
                 raw.detach()
                 try:
-                    driver = raw.driver_connection
-                    assert driver is not None
                     driver.autocommit = True
                     driver.execute(f'LISTEN "{dialect.channel}"')
                 except BaseException:
                     raw.close()
                     raise
-                self._listener = raw
+                self._listener = driver
                 if self._fetch(1):
                     return True
-            driver = self._listener.driver_connection
-            for _ in driver.notifies(timeout=timeout, stop_after=1):
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
                 return True
             return False
         except (sqlalchemy.exc.SQLAlchemyError, OSError) as err:

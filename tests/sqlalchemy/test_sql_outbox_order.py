@@ -1,0 +1,304 @@
+"""The outbox never skips an event whose transaction commits late: a transaction held
+open while later ones commit and are relayed, and many writers committing after
+random delays while a reader relays and restarts."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import pytest
+from esrc_sqlalchemy.testing import PrefixPool
+from sqlalchemy.engine import Connection
+
+from esrc_core import OptimisticConcurrencyError, RawEvent, RelayEvent
+from esrc_sqlalchemy import SqlEventStore, SqlOutbox
+
+SETTLE_SECONDS = 60.0
+"""How long a test waits for events another session still holds back (on PostgreSQL,
+any transaction open on the server delays the outbox) before it fails."""
+
+
+def _rows(*names: str) -> list[tuple[str, bytes, str | None]]:
+    return [(name, name.encode(), None) for name in names]
+
+
+def _key(store: SqlEventStore, aggregate_id: str) -> tuple[str, str]:
+    return store._key("Order", aggregate_id, "test")
+
+
+def _begin(store: SqlEventStore, conn: Connection) -> None:
+    """Open a write transaction on ``conn`` as the store's appends do."""
+    store._dialect.begin_write(conn, single=False)
+
+
+def _drain(outbox: SqlOutbox, count: int) -> list[RelayEvent]:
+    """Read and mark until ``count`` events came, waiting for transactions of other
+    sessions on the server to end; fails after :data:`SETTLE_SECONDS`."""
+    got: list[RelayEvent] = []
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while len(got) < count:
+        batch = outbox.unpublished_events(100)
+        got.extend(batch)
+        outbox.mark_events_as_published(batch)
+        if not batch:
+            assert time.monotonic() < deadline, f"got {len(got)} of {count} events: {got}"
+            time.sleep(0.05)
+    assert len(got) == count, f"got {len(got)} events, want {count}: {got}"
+    return got
+
+
+def _names(events: Sequence[RelayEvent]) -> list[str]:
+    return [e.event.name for e in events]
+
+
+def _opened(store: SqlEventStore) -> SqlOutbox:
+    for aggregate_id in ("a", "b", "c"):
+        store.add_aggregate("Order", aggregate_id, [RawEvent("Created", b"")])
+    outbox = store.outbox("relay")
+    _drain(outbox, 3)
+    return outbox
+
+
+def test_postgres_transaction_committing_late_is_relayed_first(postgresql_pool: PrefixPool) -> None:
+    """A appends and stays open; B and C append and commit. The outbox holds B and C
+    back while A is in flight (A's transaction id is older), then returns A, B, C."""
+    store = postgresql_pool.open()
+    outbox = _opened(store)
+    with store.engine.connect() as a:
+        assert store._dialect.extend_stream(a, _key(store, "a"), 1, _rows("A"))
+        store.append_events("Order", "b", 1, [RawEvent("B", b"B")])
+        store.append_events("Order", "c", 1, [RawEvent("C", b"C")])
+        while_open = outbox.unpublished_events(100)
+        outbox.mark_events_as_published(while_open)
+        a.commit()
+    assert while_open == []
+    after = _drain(store.outbox("relay"), 3)
+    assert _names(after) == ["A", "B", "C"]
+
+
+def test_mariadb_append_that_commits_late_is_relayed_after_earlier_commits(
+    mysql_pool: PrefixPool,
+) -> None:
+    """A claims its stream and stays open before its commit step; B and C append,
+    commit and are relayed and marked; then A inserts and commits: A is still relayed."""
+    store = mysql_pool.open()
+    outbox = _opened(store)
+    dialect = store._dialect
+    with store.engine.connect() as a:
+        _begin(store, a)
+        assert dialect.claim_stream(a, _key(store, "a"), 1, 1)
+        store.append_events("Order", "b", 1, [RawEvent("B", b"B")])
+        store.append_events("Order", "c", 1, [RawEvent("C", b"C")])
+        first = _drain(outbox, 2)
+        dialect.insert_events(a, _key(store, "a"), 1, _rows("A"))
+        a.commit()
+    assert sorted(_names(first)) == ["B", "C"]
+    assert _names(_drain(store.outbox("relay"), 1)) == ["A"]
+
+
+@pytest.mark.parametrize("database", ["mariadb", "sqlite"])
+def test_commit_step_holder_goes_first_and_others_wait_mariadb_sqlite(
+    database: str, tmp_path: object, request: pytest.FixtureRequest
+) -> None:
+    """A inserts its events and stays open (holding the sequencer lock on MariaDB, the
+    database lock on SQLite); B and C append from threads meanwhile. Nothing new is
+    visible until A commits; then A comes first, B and C after it."""
+    pool = (
+        request.getfixturevalue("mysql_pool")
+        if database == "mariadb"
+        else PrefixPool(f"sqlite:///{tmp_path}/order.db")
+    )
+    store = pool.open()
+    try:
+        outbox = _opened(store)
+        writers: list[threading.Thread] = []
+        errors: list[BaseException] = []
+
+        def append(aggregate_id: str, name: str) -> Callable[[], None]:
+            def run() -> None:
+                try:
+                    store.append_events("Order", aggregate_id, 1, [RawEvent(name, b"")])
+                except BaseException as err:
+                    errors.append(err)
+
+            return run
+
+        with store.engine.connect() as a:
+            _begin(store, a)
+            assert store._dialect.extend_stream(a, _key(store, "a"), 1, _rows("A"))
+            for aggregate_id, name in (("b", "B"), ("c", "C")):
+                writers.append(threading.Thread(target=append(aggregate_id, name)))
+                writers[-1].start()
+            while_open = outbox.unpublished_events(100)
+            a.commit()
+        for writer in writers:
+            writer.join()
+        assert errors == []
+        assert while_open == []
+        after = _drain(outbox, 3)
+        assert _names(after)[0] == "A"
+        assert sorted(_names(after)[1:]) == ["B", "C"]
+    finally:
+        if database == "sqlite":
+            pool.drop()
+
+
+def _check_relayed(store: SqlEventStore, relayed: list[RelayEvent], streams: int) -> None:
+    """Every stored event relayed exactly once, in an order consistent with versions,
+    and the same order a fresh relay name sees."""
+    ids = Counter(e.message_id for e in relayed)
+    repeated = [m for m, n in ids.items() if n > 1]
+    assert repeated == [], f"relayed more than once: {repeated}"
+    total = 0
+    for n in range(streams):
+        versions = [e.version for e in relayed if e.aggregate_id == f"agg-{n}"]
+        history = store.events("Order", f"agg-{n}")
+        total += len(history)
+        assert versions == list(range(1, len(history) + 1)), f"agg-{n}: {versions}"
+        got = [e.event for e in relayed if e.aggregate_id == f"agg-{n}"]
+        assert got == history
+    assert len(relayed) == total
+    fresh = _drain(store.outbox("checker"), total)
+    assert [e.message_id for e in fresh] == [e.message_id for e in relayed]
+
+
+class _Traffic:
+    """Writers appending to shared streams with random delays, and a relay reading
+    and marking concurrently, restarting its outbox object every few batches."""
+
+    def __init__(self, store: SqlEventStore, streams: int) -> None:
+        self.store = store
+        self.streams = streams
+        self.done = threading.Event()
+        self.errors: list[BaseException] = []
+        self.relayed: list[RelayEvent] = []
+
+    def append_slowly(self, rng: random.Random, aggregate_id: str) -> None:
+        """Claim the stream, wait, insert, wait, commit; retry on a lost claim."""
+        store, dialect = self.store, self.store._dialect
+        while True:
+            version = len(store.events("Order", aggregate_id))
+            rows = _rows(*(f"E{rng.randrange(10**6)}" for _ in range(rng.randint(1, 3))))
+            key = _key(store, aggregate_id)
+            with store.engine.connect() as conn:
+                _begin(store, conn)
+                if not dialect.claim_stream(conn, key, version, len(rows)):
+                    conn.rollback()
+                    continue
+                time.sleep(rng.uniform(0, 0.01))
+                dialect.insert_events(conn, key, version, rows)
+                time.sleep(rng.uniform(0, 0.003))
+                conn.commit()
+            return
+
+    def append(self, aggregate_id: str) -> None:
+        """An ordinary append through the store; retry on a conflict."""
+        while True:
+            version = len(self.store.events("Order", aggregate_id))
+            try:
+                self.store.append_events("Order", aggregate_id, version, [RawEvent("S", b"")])
+            except OptimisticConcurrencyError:
+                continue
+            return
+
+    def writer(self, seed: int, appends: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(appends):
+                aggregate_id = f"agg-{rng.randrange(self.streams)}"
+                if rng.random() < 0.3:
+                    self.append(aggregate_id)
+                else:
+                    self.append_slowly(rng, aggregate_id)
+        except BaseException as err:
+            self.errors.append(err)
+
+    def reader(self) -> None:
+        rng = random.Random(99)
+        outbox = self.store.outbox("relay")
+        try:
+            batches = 0
+            while True:
+                finished = self.done.is_set()
+                batch = outbox.unpublished_events(rng.randint(1, 7))
+                self.relayed.extend(batch)
+                outbox.mark_events_as_published(batch)
+                batches += 1
+                if batches % 5 == 0:
+                    outbox = self.store.outbox("relay")
+                if finished and not batch:
+                    return
+                if not batch:
+                    time.sleep(0.002)
+        except BaseException as err:
+            self.errors.append(err)
+
+    def run(self, writers: int, appends: int) -> None:
+        threads = [
+            threading.Thread(target=self.writer, args=(seed, appends)) for seed in range(writers)
+        ]
+        relay = threading.Thread(target=self.reader)
+        relay.start()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.done.set()
+        relay.join()
+
+
+def test_concurrent_writers_with_commit_delays_relay_every_event_once_postgres_mariadb_sqlite(
+    any_pool: PrefixPool,
+) -> None:
+    """Six writers append to eight shared streams, most appends committing after random
+    delays (between claiming the stream and inserting, and before the commit),
+    while a reader relays in random batch sizes and restarts (a new outbox object)
+    every few batches. At the end every event was relayed exactly once, in an order
+    consistent with each stream's versions, and a fresh relay name sees the same order."""
+    store = any_pool.open()
+    streams = 8
+    for n in range(streams):
+        store.add_aggregate("Order", f"agg-{n}", [RawEvent("Created", b"0")])
+    traffic = _Traffic(store, streams)
+    traffic.run(writers=6, appends=15)
+    assert traffic.errors == []
+    relayed = traffic.relayed
+    total = sum(len(store.events("Order", f"agg-{n}")) for n in range(streams))
+    relayed.extend(_drain(store.outbox("relay"), total - len(relayed)))
+    _check_relayed(store, relayed, streams)
+
+
+def test_postgres_wait_for_events_wakes_on_notify(postgresql_pool: PrefixPool) -> None:
+    """With ``notify=True`` a waiting outbox wakes up when another thread appends; with
+    nothing to read it returns False after its timeout."""
+    plain = postgresql_pool.open()
+    store = SqlEventStore(postgresql_pool.url, table_prefix=plain.table_prefix, notify=True)
+    try:
+        outbox = store.outbox("waiter")
+        assert outbox.wait_for_events(0.1) is False
+        woke: list[bool] = []
+        waiter = threading.Thread(target=lambda: woke.append(outbox.wait_for_events(60)))
+        waiter.start()
+        store.add_aggregate("Order", "n-1", [RawEvent("Created", b"")])
+        waiter.join()
+        assert woke == [True]
+        assert _names(_drain(outbox, 1)) == ["Created"]
+    finally:
+        store.close()
+
+
+def test_sqlite_wait_for_events_polls(tmp_path: object) -> None:
+    """Without LISTEN/NOTIFY ``wait_for_events`` polls: True when there is something to
+    read, False after the timeout when there is not."""
+    store = SqlEventStore(f"sqlite:///{tmp_path}/wait.db")
+    try:
+        outbox = store.outbox()
+        assert outbox.wait_for_events(0.05) is False
+        store.add_aggregate("Order", 1, [RawEvent("Created", b"")])
+        assert outbox.wait_for_events(60) is True
+    finally:
+        store.close()
