@@ -80,7 +80,8 @@ def id_candidates(text: str, id_type: IdType | None = None) -> list[AggregateId]
     if id_type in (None, "str"):
         found.append(text)
     if not found:
-        raise ValueError(f"{text!r} is not a {id_type} id")
+        article = "an" if id_type == "int" else "a"
+        raise ValueError(f"{text!r} is not {article} {id_type} id")
     return found
 
 

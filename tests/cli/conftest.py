@@ -1,0 +1,132 @@
+"""Fixtures for the command-line tests: stores to inspect, on each backend that can be
+inspected, with the command-line arguments that name them."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from esrc_core.inspection import Inspectable
+from esrc_core.store import EventStore
+from esrc_sqlalchemy.engines import create_store_engine, normalize_url
+from esrc_sqlalchemy.testing import PrefixPool
+from esrc_testkit.servers import server_unreachable, server_url
+
+from esrc_core import Capability, open_event_store, plugins
+
+POSTGRESQL = ("ESRC_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Target:
+    """A store under test: ``store`` writes to it, and ``[command, url, *options]``
+    names it on the command line."""
+
+    url: str
+    store: EventStore
+    options: list[str] = field(default_factory=list)
+
+    @property
+    def store_options(self) -> dict[str, str]:
+        """The backend options of :attr:`options` as keyword arguments."""
+        return dict(o.split("=", 1) for o in self.options[1::2])
+
+    def argv(self, command: str, *rest: str) -> list[str]:
+        """The arguments of ``esrc COMMAND URL [options] REST...``."""
+        return [command, self.url, *self.options, *rest]
+
+
+def require_inspection(url: str) -> None:
+    """Skip unless the backend for ``url`` declares the ``inspect`` capability: tests
+    are gated by capabilities, as in the testkit."""
+    backend, _ = plugins().resolve(url, "store")
+    if Capability.INSPECT not in backend.capabilities:
+        pytest.skip(f"the {backend.name} backend does not declare the 'inspect' capability")
+
+
+def _inspectable(store: EventStore) -> None:
+    """Fail unless ``store``, whose backend declares ``inspect``, implements it."""
+    if not isinstance(store, Inspectable):
+        store.close()
+        pytest.fail(
+            f"{type(store).__name__} declares the 'inspect' capability but does not "
+            "implement esrc_core.inspection.Inspectable",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def sqlite_target(tmp_path: Path) -> Iterator[Target]:
+    """An empty SQLite file store."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    require_inspection(url)
+    store = open_event_store(url)
+    _inspectable(store)
+    yield Target(url, store)
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def postgresql_pool() -> Iterator[PrefixPool]:
+    """Empty PostgreSQL stores on table prefixes of their own (skip when
+    ESRC_TEST_POSTGRESQL_URL is unset, fail in CI or when the server is unreachable)."""
+    url = server_url(POSTGRESQL[0], example=POSTGRESQL[1])
+    engine = create_store_engine(normalize_url(url), connect_timeout=5)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as err:
+        server_unreachable(POSTGRESQL[0], url, err)
+    finally:
+        engine.dispose()
+    pool = PrefixPool(url)
+    yield pool
+    pool.drop()
+
+
+@pytest.fixture
+def postgresql_target(postgresql_pool: PrefixPool) -> Iterator[Target]:
+    """Empty PostgreSQL tables of the test's own, named with ``-o table_prefix=...``."""
+    require_inspection(postgresql_pool.url)
+    store = postgresql_pool.open()
+    _inspectable(store)
+    yield Target(postgresql_pool.url, store, ["-o", f"table_prefix={store.table_prefix}"])
+    store.close()
+
+
+@pytest.fixture
+def memory_target() -> Iterator[Target]:
+    """An empty named in-memory store: visible to this process only."""
+    url = f"memory://cli-{secrets.token_hex(4)}"
+    store = open_event_store(url)  # holding it keeps the named store alive
+    yield Target(url, store)
+    store.close()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory", marks=pytest.mark.memory),
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+    ]
+)
+def target(request: pytest.FixtureRequest) -> Target:
+    """An empty store on each inspectable backend: memory, an SQLite file, PostgreSQL."""
+    found: Target = request.getfixturevalue(f"{request.param}_target")
+    return found
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+    ]
+)
+def shared_target(request: pytest.FixtureRequest) -> Target:
+    """An empty store that other processes can open too: SQLite file, PostgreSQL."""
+    found: Target = request.getfixturevalue(f"{request.param}_target")
+    return found
