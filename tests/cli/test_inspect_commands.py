@@ -474,6 +474,21 @@ def test_tail_from_the_start_prints_every_event_in_outbox_order(target: Target) 
     assert _relay_names(target) == {}
 
 
+def test_tail_stops_quietly_when_its_reader_goes_away(target: Target) -> None:
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    populate(target)
+    errors = io.StringIO()
+    status = tail(
+        target.url, from_start=True, options=target.store_options, out=ClosedPipe(), err=errors
+    )
+    assert status == 0
+    assert errors.getvalue().splitlines()[-1] == "esrc tail: stopped after 0 events"
+    assert _relay_names(target) == {}, "the private relay is forgotten"
+
+
 # --- errors -----------------------------------------------------------------------
 
 

@@ -192,6 +192,32 @@ def test_tail_from_the_end_prints_only_what_comes_after(sqlite_target: Target) -
     assert _relays(sqlite_target) == {}
 
 
+def test_tail_whose_reader_goes_away_exits_0_and_forgets_its_relay(
+    sqlite_target: Target,
+) -> None:
+    populate(sqlite_target)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "esrc_core.cli", *sqlite_target.argv("tail", "--poll", "0.05")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=_env(),
+    )
+    try:
+        err = _LineReader(process.stderr)  # type: ignore[arg-type]
+        assert "Ctrl-C stops" in err.next()
+        process.stdout.close()  # type: ignore[union-attr]  # as `esrc tail | head -0` would
+        sqlite_target.store.add_aggregate("Order", "o-2", [RawEvent("OrderPlaced", b"{}")])
+        assert process.wait(timeout=WAIT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert err.rest() == ["esrc tail: stopped after 0 events"]
+    assert _relays(sqlite_target) == {}
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

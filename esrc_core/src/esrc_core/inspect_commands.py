@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import secrets
 import signal
 import sys
@@ -375,7 +376,8 @@ def tail(
 ) -> int:
     """``esrc tail``: print events as they are committed, in outbox order, one line
     each (``#position type id vVERSION name data``), until Ctrl-C, SIGTERM (in the
-    main thread) or ``stop`` is set. Returns 0 then.
+    main thread), ``stop`` is set, or whoever reads ``out`` closes it (a broken pipe).
+    Returns 0 then.
 
     It reads through a relay name of its own, ``esrc-tail-<random>``, that starts where
     relay ``relay`` stands (when given; never changing that relay's progress), at the
@@ -429,10 +431,22 @@ def tail(
                     shown += len(batch)
         except KeyboardInterrupt:
             pass
+        except BrokenPipeError:  # whoever read the output is gone: `esrc tail | head`
+            _discard_output(out)
         finally:
             _let_go(store, outbox, private, err)
     err.write(f"esrc tail: stopped after {_count(shown, 'event')}\n")
     return 0
+
+
+def _discard_output(out: TextIO) -> None:
+    """Point standard output, if ``out`` is it, at the null device, so that flushing it
+    at exit does not fail a second time on the closed pipe."""
+    if out is sys.stdout:
+        with contextlib.suppress(OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, out.fileno())
+            os.close(null)
 
 
 def _let_go(store: Inspectable, outbox: EventStoreOutbox, private: str, err: TextIO) -> None:
