@@ -31,7 +31,7 @@ class _Terminal(io.StringIO):
         ("Zoë 東京", "Zoë 東京"),
         ("two\nlines\tand\r", "two\\nlines\\tand\\r"),
         ("\x1b[31mred", "\\x1b[31mred"),
-        ("back\\slash", "back\\\\slash"),
+        ("b'already\\nescaped'", "b'already\\nescaped'"),
         ("\u202eevil", "\\u202eevil"),
         ("\U000e0001tag", "\\U000e0001tag"),
     ],

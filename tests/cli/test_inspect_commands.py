@@ -66,7 +66,7 @@ def populate(target: Target) -> None:
         ACCOUNT_UUID,
         [
             RawEvent("AccountOpened", b"\x08\x96\x01\x00\xff"),
-            RawEvent("Noted", b"plain text, not JSON"),
+            RawEvent("Noted", b"plain text,\nnot JSON"),
             RawEvent("Emptied", b""),
         ],
     )
@@ -168,7 +168,7 @@ def test_events_shows_data_that_is_not_json_as_escaped_bytes_or_hex(
     assert heading == f"Account {ACCOUNT_UUID} (uuid id): 3 events"
     assert [cells(r)[-1] for r in rows] == [
         "0x08960100ff",
-        "b'plain text, not JSON'",
+        "b'plain text,\\nnot JSON'",
         "(empty)",
     ]
 

@@ -32,14 +32,15 @@ ELLIPSIS = "…"
 """What ends a cell that was cut short."""
 
 _GAP = "  "
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def printable(text: str) -> str:
     """``text`` with every character a terminal would not simply show written as an
-    escape: ``\\n``, ``\\t``, ``\\x1b``, ``\\u202e`` and so on; backslashes are doubled
-    so an escape cannot be mistaken for the characters it spells. Spaces stay."""
-    if text.isprintable() and "\\" not in text:
+    escape: ``\\n``, ``\\t``, ``\\x1b``, ``\\u202e`` and so on. Spaces and backslashes
+    stay as they are, so text that is already escaped (JSON, a bytes literal) reads
+    the same."""
+    if text.isprintable():
         return text
     out: list[str] = []
     for char in text:
