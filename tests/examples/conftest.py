@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -40,9 +41,14 @@ def postgresql_url() -> str:
     return url
 
 
-def broker_url(broker: str) -> str:
-    """The URL of ``broker`` (``rabbitmq``, ``nats``, ``redis``) from its environment
-    variable, checked to accept connections."""
+@pytest.fixture
+def broker_url() -> Callable[[str], str]:
+    """Gives the URL of a broker (``rabbitmq``, ``nats``, ``redis``) from its
+    environment variable, checked to accept connections."""
+    return _broker_url
+
+
+def _broker_url(broker: str) -> str:
     env_var, example, port = BROKERS[broker]
     url = server_url(env_var, example=example)
     parts = urlsplit(url)

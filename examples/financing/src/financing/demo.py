@@ -125,9 +125,7 @@ def run_demo(config: DemoConfig | None = None, out: Out = print) -> DemoResult:
         if pipeline is not None:
             pipeline.close()
         read_models.close()
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
+        store.close()
 
 
 def _locations(config: DemoConfig) -> tuple[str, str, bool]:
