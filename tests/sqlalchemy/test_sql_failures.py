@@ -1,0 +1,158 @@
+"""The database connection dies in the middle of an append (``pg_terminate_backend``
+on PostgreSQL, ``KILL`` on MariaDB): the append is stored whole or not at all, the
+caller gets StoreUnavailableError, and the store's next call works."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from esrc_sqlalchemy.engines import create_store_engine, normalize_url
+from esrc_sqlalchemy.testing import PrefixPool
+from sqlalchemy.engine import Connection, Engine
+
+from esrc_core import RawEvent, StoreUnavailableError
+from esrc_sqlalchemy import SqlEventStore
+
+DEADLINE_SECONDS = 60.0
+
+
+class _Server:
+    """An administrative connection to the server that can find and kill sessions."""
+
+    def __init__(self, database: str, engine: Engine, holder: Engine) -> None:
+        self.database = database
+        self.engine = engine
+        """Autocommit connections for finding and killing sessions."""
+        self.holder = holder
+        """Connections with ordinary transactions, for holding locks."""
+
+    def session_id(self, conn: Connection) -> int:
+        query = (
+            "SELECT pg_backend_pid()" if self.database == "postgresql" else "SELECT CONNECTION_ID()"
+        )
+        return int(conn.execute(sa.text(query)).scalar_one())
+
+    def blocked_session(self, table: str) -> int:
+        """The id of the session waiting on a lock in a statement naming ``table``."""
+        if self.database == "postgresql":
+            query = (
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE :pattern AND pid <> pg_backend_pid()"
+            )
+        else:
+            query = (
+                "SELECT id FROM information_schema.processlist WHERE info LIKE :pattern "
+                "AND id <> CONNECTION_ID()"
+            )
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        with self.engine.connect() as conn:
+            while True:
+                found = conn.execute(sa.text(query), {"pattern": f"%{table}%"}).scalars().all()
+                if found:
+                    return int(found[0])
+                assert time.monotonic() < deadline, f"no session blocked on {table}"
+                time.sleep(0.02)
+
+    def kill(self, session: int) -> None:
+        """Terminate session ``session`` on the server."""
+        with self.engine.connect() as conn:
+            if self.database == "postgresql":
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": session})
+            else:
+                conn.execute(sa.text(f"KILL {int(session)}"))
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[PrefixPool, _Server]]:
+    """A pool and an admin connection on PostgreSQL, then on MariaDB."""
+    name = "postgresql" if request.param == "postgresql" else "mysql"
+    pool: PrefixPool = request.getfixturevalue(f"{name}_pool")
+    url = normalize_url(pool.url)
+    engine = create_store_engine(url, connect_timeout=5)
+    holder = sa.create_engine(url)
+    yield (
+        pool,
+        _Server(request.param, engine.execution_options(isolation_level="AUTOCOMMIT"), holder),
+    )
+    engine.dispose()
+    holder.dispose()
+    pool.release()
+
+
+def _lock_statement(store: SqlEventStore) -> tuple[str, sa.Executable]:
+    """The table a blocked append waits on, and a statement that locks it: the
+    stream's row on PostgreSQL, the sequencer row on MariaDB."""
+    tables = store.tables
+    if tables.sequencer is not None:
+        seq = tables.sequencer
+        return seq.name, sa.select(seq.c.id).with_for_update()
+    streams = tables.streams
+    return streams.name, sa.select(streams.c.version).with_for_update()
+
+
+def test_connection_killed_while_append_waits_writes_nothing_and_store_recovers_postgres_mariadb(
+    server: tuple[PrefixPool, _Server],
+) -> None:
+    """An append blocked on a lock (the stream's row on PostgreSQL, the sequencer on
+    MariaDB, after claiming the stream) loses its connection: StoreUnavailableError,
+    none of its three events stored, the stream still at version 1; the next append
+    at version 1 succeeds."""
+    pool, admin = server
+    store = pool.open()
+    store.add_aggregate("Order", "o-1", [RawEvent("Created", b"")])
+    table, lock = _lock_statement(store)
+    outcome: list[BaseException | None] = []
+
+    def append() -> None:
+        events = [RawEvent(f"E{n}", b"x") for n in range(3)]
+        try:
+            store.append_events("Order", "o-1", 1, events)
+        except BaseException as err:
+            outcome.append(err)
+        else:
+            outcome.append(None)
+
+    with admin.holder.connect() as holder, holder.begin():
+        holder.execute(lock)
+        writer = threading.Thread(target=append)
+        writer.start()
+        admin.kill(admin.blocked_session(table))
+        writer.join()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], StoreUnavailableError), repr(outcome[0])
+    assert store.events("Order", "o-1") == [RawEvent("Created", b"")]
+    store.append_events("Order", "o-1", 1, [RawEvent("After", b"")])
+    assert [e.name for e in store.events("Order", "o-1")] == ["Created", "After"]
+    assert [e.event.name for e in store.outbox("check").unpublished_events(10)] == [
+        "Created",
+        "After",
+    ]
+
+
+def test_open_append_transaction_killed_leaves_none_of_it_postgres_mariadb(
+    server: tuple[PrefixPool, _Server],
+) -> None:
+    """A transaction that claimed the stream and inserted all its events is killed
+    before it commits: none of the events is stored and the store goes on working."""
+    pool, admin = server
+    store = pool.open()
+    store.add_aggregate("Order", "o-1", [RawEvent("Created", b"")])
+    key = store._key("Order", "o-1", "test")
+    rows: list[tuple[str, bytes, str | None]] = [(f"E{n}", b"x", None) for n in range(3)]
+    conn = store.engine.connect()
+    try:
+        store._dialect.begin_write(conn, single=False)
+        assert store._dialect.extend_stream(conn, key, 1, rows)
+        admin.kill(admin.session_id(conn))
+        with pytest.raises(sa.exc.DBAPIError):
+            conn.commit()
+    finally:
+        conn.invalidate()
+        conn.close()
+    assert store.events("Order", "o-1") == [RawEvent("Created", b"")]
+    store.append_events("Order", "o-1", 1, [RawEvent("After", b"")])
+    assert [e.name for e in store.events("Order", "o-1")] == ["Created", "After"]

@@ -1,0 +1,168 @@
+"""``esrc migrate URL`` and :meth:`SqlEventStore.migrate`: idempotent, versioned, safe to
+run from several threads (each with its own engine, as separate processes would) at
+once, on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from esrc_core.cli import main
+from esrc_sqlalchemy.engines import create_store_engine, family_of, normalize_url
+from esrc_sqlalchemy.schema import build_tables
+
+from esrc_core import EsrcError, RawEvent
+from esrc_sqlalchemy import SCHEMA_VERSION, SqlEventStore
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite file, then the PostgreSQL and MariaDB servers."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/migrate.db"
+    name = "postgresql_url" if request.param == "postgresql" else "mysql_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture
+def prefix(database_url: str) -> Iterator[str]:
+    """A table prefix of this test's own; its tables are dropped afterwards."""
+    chosen = f"m{secrets.token_hex(4)}_"
+    yield chosen
+    engine = create_store_engine(normalize_url(database_url), connect_timeout=5)
+    build_tables(chosen, None, family_of(engine.dialect.name)).metadata.drop_all(engine)
+    engine.dispose()
+
+
+def _versions(url: str, prefix: str) -> list[int]:
+    engine = create_store_engine(normalize_url(url), connect_timeout=5)
+    table = build_tables(prefix, None, family_of(engine.dialect.name)).schema_version
+    try:
+        with engine.connect() as conn:
+            return [int(v) for v in conn.execute(sa.select(table.c.version)).scalars()]
+    finally:
+        engine.dispose()
+
+
+def test_esrc_migrate_twice_is_idempotent(
+    database_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command succeeds twice, records one schema version, and a store that does
+    not create tables itself works on them."""
+    for _ in range(2):
+        assert main(["migrate", database_url, "-o", f"table_prefix={prefix}"]) == 0
+        assert "is up to date" in capsys.readouterr().out
+    assert _versions(database_url, prefix) == [SCHEMA_VERSION]
+    store = SqlEventStore(database_url, table_prefix=prefix, create_schema=False)
+    try:
+        store.add_aggregate("Order", 1, [RawEvent("Created", b"")])
+        assert store.events("Order", 1) == [RawEvent("Created", b"")]
+    finally:
+        store.close()
+
+
+def test_migrate_from_threads_at_once(database_url: str, prefix: str) -> None:
+    """Six stores (six engines) migrate the same prefix at the same moment: all
+    succeed and one schema version is recorded."""
+    stores = [SqlEventStore(database_url, table_prefix=prefix) for _ in range(6)]
+    start = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def migrate(store: SqlEventStore) -> None:
+        start.wait()
+        try:
+            store.migrate()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=migrate, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert errors == []
+    assert _versions(database_url, prefix) == [SCHEMA_VERSION]
+
+
+def test_first_use_from_threads_creates_the_tables_once(database_url: str, prefix: str) -> None:
+    """Stores whose first call happens in many threads at once all work."""
+    stores = [SqlEventStore(database_url, table_prefix=prefix) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def first_use(n: int, store: SqlEventStore) -> None:
+        start.wait()
+        try:
+            store.add_aggregate("Order", n, [RawEvent("Created", b"")])
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=first_use, args=(n, s)) for n, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(stores[0].outbox().unpublished_events(10)) == len(stores)
+    for store in stores:
+        store.close()
+
+
+def test_store_that_does_not_create_tables_says_to_migrate(database_url: str, prefix: str) -> None:
+    """With ``create_schema=False`` and no tables, the first call says to run
+    ``esrc migrate``."""
+    store = SqlEventStore(database_url, table_prefix=prefix, create_schema=False)
+    with pytest.raises(EsrcError, match="esrc migrate"):
+        store.contains_aggregate("Order", 1)
+    store.close()
+
+
+def test_tables_from_a_newer_release_are_refused(database_url: str, prefix: str) -> None:
+    """A schema version above this release's is an error naming both versions."""
+    first = SqlEventStore(database_url, table_prefix=prefix)
+    first.migrate()
+    with first.engine.begin() as conn:
+        conn.execute(first.tables.schema_version.insert().values(version=99, description="x"))
+    first.close()
+    for create in (True, False):
+        store = SqlEventStore(database_url, table_prefix=prefix, create_schema=create)
+        with pytest.raises(EsrcError, match=f"schema version 99.*{SCHEMA_VERSION}"):
+            store.contains_aggregate("Order", 1)
+        store.close()
+
+
+def test_esrc_migrate_reports_errors_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A store with no schema, a bad option and an unreachable server each give exit
+    status 1 and a one-line message (password masked)."""
+    assert main(["migrate", "memory://"]) == 1
+    assert "no schema to migrate" in capsys.readouterr().err
+    assert main(["migrate", "sqlite://", "-o", "connect_timeout=soon"]) == 1
+    assert "connect_timeout" in capsys.readouterr().err
+    url = "postgresql://postgres:s3cret@127.0.0.1:1/test"
+    assert main(["migrate", url, "-o", "connect_timeout=2"]) == 1
+    err = capsys.readouterr().err
+    assert "unavailable" in err
+    assert "s3cret" not in err
+
+
+def test_postgres_schema_option_creates_and_uses_the_schema(postgresql_url: str) -> None:
+    """``schema=`` puts the tables in that PostgreSQL schema, creating it."""
+    schema = f"s{secrets.token_hex(4)}"
+    store = SqlEventStore(postgresql_url, schema=schema)
+    try:
+        store.add_aggregate("Order", 1, [RawEvent("Created", b"")])
+        with store.engine.connect() as conn:
+            names = sa.inspect(conn).get_table_names(schema=schema)
+        assert "esrc_events" in names
+        assert store.outbox().unpublished_events(10)[0].event.name == "Created"
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        store.close()
