@@ -4,8 +4,12 @@ topic exchange and persistent messages."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
+import aiormq.abc
+from aio_pika import DeliveryMode, Message
+from aio_pika.abc import AbstractRobustChannel
 from esrc_core.relay import RelayEvent
 from esrc_faststream.headers import RoutingRule, relay_headers, route
 from esrc_faststream.publisher import DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, AsyncBrokerPublisher
@@ -66,6 +70,8 @@ class RabbitPublisher(AsyncBrokerPublisher):
         self.routing = routing
         self.persistent = persistent
         self._broker: RabbitBroker | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._batch_channel: aiormq.abc.AbstractChannel | None = None
         self._exchange = RabbitExchange(
             exchange, type=ExchangeType.TOPIC, durable=True, declare=declare
         )
@@ -75,17 +81,35 @@ class RabbitPublisher(AsyncBrokerPublisher):
         self._broker = RabbitBroker(
             self.url, timeout=self.timeout, fail_fast=True, logger=None, app_id="esrc"
         )
-        await self._broker.connect()
+        connection = await self._broker.connect()
         await self._broker.declare_exchange(self._exchange)
+        self._channel = await connection.channel(publisher_confirms=True)
 
     async def _stop(self) -> None:
         if self._broker is not None:
-            broker, self._broker = self._broker, None
+            broker, self._broker, self._channel = self._broker, None, None
             await broker.stop()
 
-    async def _send(self, event: RelayEvent) -> asyncio.Future[Any]:
-        if self._broker is None:
+    async def _publish_all(self, events: Sequence[RelayEvent]) -> None:
+        # The whole batch goes through the AMQP channel open when it starts. The client
+        # reconnects a lost connection by itself and restores its channels at once: an
+        # event sent on the restored channel could then overtake an earlier one that
+        # failed on the lost one. A channel taken here is never restored, so after a
+        # loss every later event of the batch fails too, and the relay resends in order.
+        if self._channel is None:
             raise RuntimeError("the RabbitMQ connection is closed")
+        self._batch_channel = await asyncio.wait_for(
+            self._channel.get_underlay_channel(), self.timeout
+        )
+        try:
+            await super()._publish_all(events)
+        finally:
+            self._batch_channel = None
+
+    async def _send(self, event: RelayEvent) -> asyncio.Future[Any]:
+        channel = self._batch_channel
+        if channel is None or channel.is_closed:
+            raise RuntimeError("the RabbitMQ channel is closed")
         routing_key = route(self.routing, event)
         # Refused here, before the publish task exists, so no later event is sent.
         for what, value in (("routing key", routing_key), ("message id", event.message_id)):
@@ -93,21 +117,27 @@ class RabbitPublisher(AsyncBrokerPublisher):
                 raise ValueError(
                     f"{what} {value[:40]!r}... is longer than {MAX_SHORT_STRING} bytes"
                 )
-        # Tasks start in creation order on this loop, and the client writes each
-        # publish under a first-come first-served channel lock, so RabbitMQ receives
-        # the messages in the order they are sent here.
+        message = Message(
+            event.event.data,
+            headers=dict(relay_headers(event)),
+            content_type="application/octet-stream",
+            delivery_mode=DeliveryMode.PERSISTENT
+            if self.persistent
+            else DeliveryMode.NOT_PERSISTENT,
+            message_id=event.message_id,
+            correlation_id=event.message_id,
+            type=event.event.name,
+            app_id="esrc",
+        )
+        # Tasks start in creation order on this loop and take the channel's write lock
+        # first come, first served, so RabbitMQ receives the messages in this order.
         return asyncio.ensure_future(
-            self._broker.publish(
-                event.event.data,
-                exchange=self._exchange,
+            channel.basic_publish(
+                message.body,
+                exchange=self.exchange,
                 routing_key=routing_key,
+                properties=message.properties,
                 mandatory=False,
-                persist=self.persistent,
                 timeout=self.timeout,
-                headers=dict(relay_headers(event)),
-                message_id=event.message_id,
-                correlation_id=event.message_id,
-                message_type=event.event.name,
-                content_type="application/octet-stream",
             )
         )
