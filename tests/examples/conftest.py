@@ -18,6 +18,7 @@ from financing.commands import Commands
 from esrc_core import open_event_store
 
 POSTGRESQL = ("ESRC_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL = ("ESRC_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 BROKERS = {
     "rabbitmq": ("ESRC_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", 5672),
     "nats": ("ESRC_TEST_NATS_URL", "nats://127.0.0.1:4222", 4222),
@@ -28,7 +29,16 @@ BROKERS = {
 @pytest.fixture(scope="session")
 def postgresql_url() -> str:
     """The PostgreSQL URL from ESRC_TEST_POSTGRESQL_URL, checked to answer."""
-    env_var, example = POSTGRESQL
+    return _database_url(*POSTGRESQL)
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    """The MariaDB/MySQL URL from ESRC_TEST_MYSQL_URL, checked to answer."""
+    return _database_url(*MYSQL)
+
+
+def _database_url(env_var: str, example: str) -> str:
     url = server_url(env_var, example=example)
     engine = create_store_engine(normalize_url(url), connect_timeout=5)
     try:

@@ -1,6 +1,6 @@
 """The read models: what each event does to the tables, one application per message id
 under duplicate delivery, and the message id committed in the same transaction as the
-changes (on SQLite and PostgreSQL)."""
+changes (on SQLite, PostgreSQL and MariaDB/MySQL)."""
 
 from __future__ import annotations
 
@@ -37,14 +37,16 @@ BID = uuid.UUID("00000000-0000-4000-8000-0000000000b1")
     params=[
         pytest.param("sqlite", marks=pytest.mark.sqlite),
         pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mysql", marks=pytest.mark.mysql),
     ]
 )
 def read_models(request: pytest.FixtureRequest, tmp_path: Path, name: str) -> Iterator[ReadModels]:
-    """Empty read models in an SQLite file or on PostgreSQL, with tables of this test."""
+    """Empty read models in an SQLite file, on PostgreSQL or on MariaDB/MySQL, with
+    tables of this test."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'read-models.db'}"
     else:
-        url = request.getfixturevalue("postgresql_url")
+        url = request.getfixturevalue(f"{request.param}_url")
     models = ReadModels(url, table_prefix=f"{name}_")
     models.create()
     yield models

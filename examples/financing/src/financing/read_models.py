@@ -23,8 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.exc
 from esrc_faststream.consumer import Projection
-from esrc_sqlalchemy.engines import create_store_engine, normalize_url
+from esrc_sqlalchemy.engines import is_memory_sqlite, normalize_url
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
 
 from esrc_core import RelayEvent, mask_url
 from financing.events import (
@@ -84,14 +85,48 @@ class InvoiceView:
     reversals: int
 
 
+_CONNECT_TIMEOUT = 10
+
+
+def _create_engine(url: str) -> Engine:
+    """An engine for the read models: transactions as the database gives them (never
+    autocommit), a wait for SQLite's write lock, bound values kept out of messages."""
+    parsed = normalize_url(url)  # the driver esrc supports, or a clear error
+    options: dict[str, Any] = {"hide_parameters": True}
+    family = parsed.get_backend_name()
+    if family == "sqlite":
+        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if is_memory_sqlite(parsed):
+            options["poolclass"] = StaticPool
+    elif family == "postgresql":
+        options["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT}
+    else:
+        options["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT, "charset": "utf8mb4"}
+    engine = sa.create_engine(parsed, **options)
+    if family == "sqlite" and not is_memory_sqlite(parsed):
+        # Readers do not wait for the writer, nor the writer for readers.
+        sa.event.listen(engine, "connect", _sqlite_wal)
+    return engine
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
 def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     md = sa.MetaData()
     uid = sa.String(36)
+    mysql: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
     tables = {
         "applied": sa.Table(
             f"{prefix}applied_messages",
             md,
             sa.Column("message_id", sa.String(255), primary_key=True),
+            **mysql,
         ),
         "issuers": sa.Table(
             f"{prefix}issuers",
@@ -99,6 +134,7 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("issuer_id", uid, primary_key=True),
             sa.Column("name", sa.String(200), nullable=False),
             sa.Column("active", sa.Boolean, nullable=False),
+            **mysql,
         ),
         "investors": sa.Table(
             f"{prefix}investors",
@@ -108,6 +144,7 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("available_cents", sa.BigInteger, nullable=False),
             sa.Column("reserved_cents", sa.BigInteger, nullable=False),
             sa.Column("committed_cents", sa.BigInteger, nullable=False),
+            **mysql,
         ),
         "invoices": sa.Table(
             f"{prefix}invoices",
@@ -122,6 +159,7 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("financed_cents", sa.BigInteger, nullable=True),
             sa.Column("rejected_bids", sa.Integer, nullable=False),
             sa.Column("reversals", sa.Integer, nullable=False),
+            **mysql,
         ),
     }
     return md, tables
@@ -147,7 +185,7 @@ class ReadModels:
             self.engine, self._owns_engine = url, False
             self.url = url.url.render_as_string(hide_password=True)
         else:
-            self.engine = create_store_engine(normalize_url(url), connect_timeout=10.0)
+            self.engine = _create_engine(url)
             self._owns_engine = True
             self.url = mask_url(url)
         self.table_prefix = table_prefix
