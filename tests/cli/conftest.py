@@ -118,15 +118,3 @@ def target(request: pytest.FixtureRequest) -> Target:
     """An empty store on each inspectable backend: memory, an SQLite file, PostgreSQL."""
     found: Target = request.getfixturevalue(f"{request.param}_target")
     return found
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.sqlite),
-        pytest.param("postgresql", marks=pytest.mark.postgresql),
-    ]
-)
-def shared_target(request: pytest.FixtureRequest) -> Target:
-    """An empty store that other processes can open too: SQLite file, PostgreSQL."""
-    found: Target = request.getfixturevalue(f"{request.param}_target")
-    return found

@@ -276,6 +276,25 @@ def test_an_id_that_is_not_of_the_given_type_is_a_usage_error(
     assert err.splitlines()[-1] == f"esrc events: error: {message}"
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["tail", "memory://", "--relay", "x", "--from-start"], "not allowed with argument"),
+        (["tail", "memory://", "--poll", "0"], "expected seconds between 0 and 86400"),
+        (["streams", "memory://", "--limit", "0"], "expected a number >= 1, got 0"),
+        (["events", "memory://", "A", "1", "--from", "-1"], "expected a number >= 0, got -1"),
+        (["relays", "memory://", "-o", "novalue"], "expected key=value, got 'novalue'"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
 def test_id_candidates_keep_text_that_int_would_rewrite_as_text() -> None:
     assert id_candidates("42") == [42, "42"]
     assert id_candidates("007") == ["007"]

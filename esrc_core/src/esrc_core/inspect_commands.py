@@ -332,29 +332,71 @@ def _tail_line(event: RelayEvent, width: int | None) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """In the main thread, make SIGTERM stop the block the way Ctrl-C does."""
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """In the main thread, make the first Ctrl-C (SIGINT) or SIGTERM set ``stop``, so
+    the work in hand finishes cleanly, and a second one interrupt it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _skip_to_end(outbox: EventStoreOutbox, batch_size: int, progress: Progress) -> int:
-    skipped = 0
-    while batch := outbox.unpublished_events(batch_size):
-        outbox.mark_events_as_published(batch)
-        skipped += len(batch)
-        progress.update(f"skipping to the end: {skipped:,} events…")
-    return skipped
+class _PrivateRelay:
+    """The relay name a tail reads through: it exists once something was written for
+    it, and is forgotten at the end."""
+
+    def __init__(self, store: _InspectableStore, url: str) -> None:
+        if not isinstance(store, HasOutbox):
+            raise EsrcError(f"cannot follow {mask_url(url)}: the store has no outbox")
+        self.name = f"{_TAIL_PREFIX}{secrets.token_hex(4)}"
+        self.outbox = store.outbox(self.name)
+        self._store = store
+        self._written = False
+
+    def start_where(self, relay: str) -> None:
+        """Start where relay ``relay`` stands."""
+        self._written = True
+        self._store.copy_relay(relay, self.name)
+
+    def mark(self, batch: Sequence[RelayEvent]) -> None:
+        """Move past ``batch``."""
+        self._written = True
+        self.outbox.mark_events_as_published(batch)
+
+    def skip_to_end(self, batch_size: int, progress: Progress, stop: threading.Event) -> int:
+        """Move past every event committed so far (until ``stop`` is set); return how
+        many there were."""
+        skipped = 0
+        while not stop.is_set() and (batch := self.outbox.unpublished_events(batch_size)):
+            self.mark(batch)
+            skipped += len(batch)
+            progress.update(f"skipping to the end: {skipped:,} events…")
+        return skipped
+
+    def forget(self, err: TextIO) -> None:
+        """Close the outbox's own connections, if any, and forget the name; a failure
+        to forget it is reported on ``err``, not raised."""
+        close = getattr(self.outbox, "close", None)
+        if callable(close):
+            with contextlib.suppress(EsrcError):
+                close()
+        if not self._written:
+            return
+        try:
+            self._store.forget_relay(self.name)
+        except EsrcError as problem:
+            err.write(f"esrc tail: could not forget relay {self.name}: {problem}\n")
 
 
 def _waiter(outbox: EventStoreOutbox, stop: threading.Event) -> Callable[[float], object]:
@@ -375,9 +417,10 @@ def tail(
     stop: threading.Event | None = None,
 ) -> int:
     """``esrc tail``: print events as they are committed, in outbox order, one line
-    each (``#position type id vVERSION name data``), until Ctrl-C, SIGTERM (in the
-    main thread), ``stop`` is set, or whoever reads ``out`` closes it (a broken pipe).
-    Returns 0 then.
+    each (``#position type id vVERSION name data``), until ``stop`` is set, Ctrl-C or
+    SIGTERM arrives (in the main thread: the batch in hand is finished first; a second
+    one interrupts it), or whoever reads ``out`` closes it (a broken pipe). Returns 0
+    then.
 
     It reads through a relay name of its own, ``esrc-tail-<random>``, that starts where
     relay ``relay`` stands (when given; never changing that relay's progress), at the
@@ -392,49 +435,46 @@ def tail(
         raise ValueError(f"tail: poll ({poll}) and batch_size ({batch_size}) must be positive")
     out, err = out or sys.stdout, err or sys.stderr
     stop = stop or threading.Event()
-    private = f"{_TAIL_PREFIX}{secrets.token_hex(4)}"
     shown = 0
     with _inspectable(url, options) as store:
-        if not isinstance(store, HasOutbox):
-            raise EsrcError(f"cannot follow {mask_url(url)}: the store has no outbox")
-        outbox = store.outbox(private)
+        private = _PrivateRelay(store, url)
         try:
-            with _sigterm_interrupts(), Progress(err) as progress:
+            with _stop_on_signals(stop), Progress(err) as progress:
                 if relay is not None:
                     known = {r.name for r in store.relays()}
-                    store.copy_relay(relay, private)
+                    private.start_where(relay)
                     start = f"from where relay {relay!r} stands"
                     if relay not in known:
                         start = f"from the first event (relay {relay!r} has no progress)"
                 elif from_start:
                     start = "from the first event"
                 else:
-                    skipped = _skip_to_end(outbox, batch_size, progress)
+                    skipped = private.skip_to_end(batch_size, progress, stop)
                     start = f"from the end ({_count(skipped, 'earlier event')} skipped)"
                 progress.clear()
                 err.write(
-                    f"esrc tail: following {mask_url(url)} {start} as relay {private}; "
+                    f"esrc tail: following {mask_url(url)} {start} as relay {private.name}; "
                     "Ctrl-C stops\n"
                 )
                 err.flush()
-                wait = _waiter(outbox, stop)
+                wait = _waiter(private.outbox, stop)
                 width = output_width(out)
                 while not stop.is_set():
-                    batch = outbox.unpublished_events(batch_size)
+                    batch = private.outbox.unpublished_events(batch_size)
                     if not batch:
                         wait(poll)
                         continue
                     for event in batch:
                         out.write(_tail_line(event, width) + "\n")
                     out.flush()
-                    outbox.mark_events_as_published(batch)
                     shown += len(batch)
+                    private.mark(batch)
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:  # whoever read the output is gone: `esrc tail | head`
             _discard_output(out)
         finally:
-            _let_go(store, outbox, private, err)
+            private.forget(err)
     err.write(f"esrc tail: stopped after {_count(shown, 'event')}\n")
     return 0
 
@@ -447,15 +487,3 @@ def _discard_output(out: TextIO) -> None:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, out.fileno())
             os.close(null)
-
-
-def _let_go(store: Inspectable, outbox: EventStoreOutbox, private: str, err: TextIO) -> None:
-    """Close the outbox's own connections, if any, and forget the private relay name."""
-    close = getattr(outbox, "close", None)
-    if callable(close):
-        with contextlib.suppress(EsrcError):
-            close()
-    try:
-        store.forget_relay(private)
-    except EsrcError as problem:
-        err.write(f"esrc tail: could not forget relay {private}: {problem}\n")
