@@ -81,6 +81,8 @@ class SqlDialect:
     """
 
     family = ""
+    _outbox: sa.Executable
+    """The outbox query: rows after the checkpoint named ``:name``, ``:limit`` of them."""
 
     def __init__(self, tables: Tables, engine: Engine) -> None:
         self.tables = tables
@@ -264,11 +266,15 @@ class SqlDialect:
 
     # --- outbox ----------------------------------------------------------------------
 
-    def outbox_rows(self, conn: Connection, name: str, limit: int) -> Sequence[Any]:
+    def outbox_rows(
+        self, conn: Connection, name: str, limit: int
+    ) -> tuple[Sequence[Any], int | None]:
         """Up to ``limit`` rows (tx_id, position, aggregate_type, aggregate_id, version,
         name, data, metadata) after relay ``name``'s checkpoint, first in outbox order,
-        only from transactions that can no longer change the order."""
-        raise NotImplementedError
+        only from transactions that can no longer change the order; and the largest
+        ``tx_id`` of committed events held back behind transactions in progress
+        (PostgreSQL; ``None`` when there are none, and always elsewhere). One query."""
+        return conn.execute(self._outbox, {"name": name, "limit": limit}).all(), None
 
     def outbox_keys(self, conn: Connection, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
         """The outbox order key (tx_id, position) of each stored event among
@@ -355,13 +361,18 @@ class PostgresDialect(SqlDialect):
         )
         self._outbox = sa.text(
             "WITH cp AS (SELECT COALESCE(MAX(tx_id), 0) AS tx_id, "
-            f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = :name) "
-            "SELECT e.tx_id, e.position, e.aggregate_type, e.aggregate_id, e.version, "
-            f"e.name, e.data, e.metadata FROM {ev} e, cp "
-            "WHERE (e.tx_id, e.position) > (cp.tx_id, cp.position) "
-            "AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
-            "ORDER BY e.tx_id, e.position LIMIT :limit"
+            f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = :name), "
+            "x AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin), "
+            f"held AS (SELECT MAX(tx_id) AS held FROM {ev} WHERE tx_id >= (SELECT xmin FROM x)), "
+            "ready AS (SELECT e.tx_id, e.position, e.aggregate_type, e.aggregate_id, "
+            f"e.version, e.name, e.data, e.metadata FROM {ev} e "
+            "WHERE (e.tx_id, e.position) > ((SELECT tx_id FROM cp), (SELECT position FROM cp)) "
+            "AND e.tx_id < (SELECT xmin FROM x) "
+            "ORDER BY e.tx_id, e.position LIMIT :limit) "
+            "SELECT held.held, ready.* FROM held LEFT JOIN ready ON true "
+            "ORDER BY ready.tx_id, ready.position"
         )
+        self._xmin = sa.select(_XMIN)
         self._insert_only = sa.text(insert.format(base=":from_version", source="(SELECT 1) one"))
         self._notify = sa.text("SELECT pg_notify(:channel, '')")
         cpt = tables.checkpoints
@@ -459,9 +470,19 @@ class PostgresDialect(SqlDialect):
         params["snap_data"] = data
         return conn.execute(self._snapshot, params, execution_options=_ROWCOUNT).rowcount > 0
 
-    def outbox_rows(self, conn: Connection, name: str, limit: int) -> Sequence[Any]:
-        """Rows above the checkpoint and below xmin, in (tx_id, position) order."""
-        return conn.execute(self._outbox, {"name": name, "limit": limit}).all()
+    def outbox_rows(
+        self, conn: Connection, name: str, limit: int
+    ) -> tuple[Sequence[Any], int | None]:
+        """Rows above the checkpoint and below xmin, in (tx_id, position) order, and
+        the largest ``tx_id`` at or above xmin (events committed but held back)."""
+        rows = conn.execute(self._outbox, {"name": name, "limit": limit}).all()
+        held = rows[0].held if rows else None
+        return [r for r in rows if r.position is not None], held
+
+    def current_xmin(self, conn: Connection) -> int:
+        """``pg_snapshot_xmin(pg_current_snapshot())``: every transaction with a
+        smaller id has ended."""
+        return int(conn.execute(self._xmin).scalar_one())
 
     def outbox_keys(self, conn: Connection, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
         """Like :meth:`SqlDialect.outbox_keys`, but only for events below xmin: the
@@ -677,10 +698,6 @@ class MySqlDialect(SqlDialect):
             stmt = self._snapshot_statement(self._stage(conn, 0, data))
         return conn.execute(stmt, params, execution_options=_ROWCOUNT).rowcount > 0
 
-    def outbox_rows(self, conn: Connection, name: str, limit: int) -> Sequence[Any]:
-        """Rows above the checkpoint in position (= commit) order."""
-        return conn.execute(self._outbox, {"name": name, "limit": limit}).all()
-
     def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
         """Upsert the checkpoint with ``GREATEST``."""
         conn.execute(self._mark, {"name": name, "tx_id": 0, "position": key[1]})
@@ -758,10 +775,6 @@ class SqliteDialect(SqlDialect):
         params = {"key_type": key[0], "key_id": key[1], "snap_version": version}
         params["snap_data"] = data
         return conn.execute(self._snapshot, params, execution_options=_ROWCOUNT).rowcount > 0
-
-    def outbox_rows(self, conn: Connection, name: str, limit: int) -> Sequence[Any]:
-        """Rows above the checkpoint in position (= commit) order."""
-        return conn.execute(self._outbox, {"name": name, "limit": limit}).all()
 
     def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
         """Upsert the checkpoint where the position grows."""

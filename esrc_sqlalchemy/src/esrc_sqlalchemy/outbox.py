@@ -43,11 +43,21 @@ class SqlOutbox:
     one active consumer: two would publish the same events twice (never lose any).
     """
 
-    def __init__(self, store: SqlEventStore, name: str, *, poll_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        store: SqlEventStore,
+        name: str,
+        *,
+        poll_interval: float = 0.2,
+        hold_back_wait: float = 1.0,
+    ) -> None:
         self._store = store
         self._name = name
         self.poll_interval = poll_interval
         """How often :meth:`wait_for_events` polls when it cannot listen."""
+        self.hold_back_wait = hold_back_wait
+        """PostgreSQL: how long :meth:`unpublished_events` may wait for the
+        transactions that hold committed events back to end (0: never wait)."""
         self._lock = threading.Lock()
         self._keys: dict[int, tuple[int, int]] = {}
         self._listener: Any = None
@@ -64,14 +74,40 @@ class SqlOutbox:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive int, got {limit!r}")
         dialect = self._store._dialect
-        return self._store._run(
-            f"read outbox {self._name!r} of {self._store.url}",
-            lambda conn: dialect.outbox_rows(conn, self._name, limit),
-            write=False,
+        doing = f"read outbox {self._name!r} of {self._store.url}"
+        rows, held = self._store._run(
+            doing, lambda conn: dialect.outbox_rows(conn, self._name, limit), write=False
         )
+        if (
+            held is not None
+            and len(rows) < limit
+            and isinstance(dialect, PostgresDialect)
+            and self._wait_for_xmin_above(dialect, held, doing)
+        ):
+            rows, _ = self._store._run(
+                doing, lambda conn: dialect.outbox_rows(conn, self._name, limit), write=False
+            )
+        return rows
+
+    def _wait_for_xmin_above(self, dialect: PostgresDialect, held: int, doing: str) -> bool:
+        """Wait up to :attr:`hold_back_wait` until every transaction older than ``held``
+        has ended; return whether they did. Waiting only delays events: the outbox
+        never returns one before the transactions that could precede it have ended."""
+        deadline = time.monotonic() + self.hold_back_wait
+        pause = 0.002
+        while time.monotonic() < deadline:
+            if self._store._run(doing, dialect.current_xmin, write=False) > held:
+                return True
+            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, 0.05)
+        return False
 
     def unpublished_events(self, limit: int) -> list[RelayEvent]:
-        """See :meth:`esrc_core.relay.EventStoreOutbox.unpublished_events`. One query."""
+        """See :meth:`esrc_core.relay.EventStoreOutbox.unpublished_events`. One query.
+
+        On PostgreSQL, when fewer than ``limit`` events are ready and committed events
+        wait behind transactions still in progress, it first waits (up to
+        :attr:`hold_back_wait`) for those transactions to end, then reads again."""
         rows = self._fetch(limit)
         events: list[RelayEvent] = []
         keys: dict[int, tuple[int, int]] = {}

@@ -79,6 +79,8 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.OUTBOX,
                     Capability.THREADS,
                     Capability.PERSISTENT,
+                    Capability.RELAY_LOCK,
+                    Capability.INSPECT,
                 }
             ),
             description="SQL event store with outbox: sqlite:///file.db, sqlite://, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import weakref
@@ -22,7 +23,8 @@ from esrc_core.errors import (
     StoreUnavailableError,
 )
 from esrc_core.events import RawEvent, RawSnapshot, check_events
-from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
+from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
+from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.urls import mask_url
 from sqlalchemy.engine import Connection, Engine
 
@@ -43,6 +45,8 @@ from esrc_sqlalchemy.schema import (
 )
 
 if TYPE_CHECKING:
+    from esrc_sqlalchemy.inspection import StoreViews
+    from esrc_sqlalchemy.locks import SqlRelayLock
     from esrc_sqlalchemy.outbox import SqlOutbox
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "SqlEventStore"]
@@ -177,6 +181,9 @@ class SqlEventStore:
         self._closed = False
         self._ready_lock = threading.Lock()
         self._outboxes: weakref.WeakSet[SqlOutbox] = weakref.WeakSet()
+        self._relay_locks: dict[str, object] = {}
+        """Holders of relay locks on ``sqlite://``, where locks stay in the process."""
+        self._relay_locks_guard = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SqlEventStore({self.url!r}, table_prefix={self.table_prefix!r})"
@@ -439,11 +446,8 @@ class SqlEventStore:
 
     # --- outbox, schema, lifecycle ---------------------------------------------------
 
-    def outbox(self, name: str = "default") -> SqlOutbox:
-        """The outbox of relay ``name``; see :class:`esrc_core.relay.HasOutbox` and
-        :class:`~esrc_sqlalchemy.outbox.SqlOutbox` for its order."""
-        from esrc_sqlalchemy.outbox import SqlOutbox
-
+    @staticmethod
+    def _check_relay_name(name: str) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("a relay name must be a non-empty str")
         if len(name) > RELAY_NAME_MAX or not _is_text(name):
@@ -451,9 +455,103 @@ class SqlEventStore:
                 f"relay name {_shown(name)} must be at most {RELAY_NAME_MAX} characters of "
                 "UTF-8 text without NUL"
             )
+
+    def outbox(self, name: str = "default") -> SqlOutbox:
+        """The outbox of relay ``name``; see :class:`esrc_core.relay.HasOutbox` and
+        :class:`~esrc_sqlalchemy.outbox.SqlOutbox` for its order."""
+        from esrc_sqlalchemy.outbox import SqlOutbox
+
+        self._check_relay_name(name)
         outbox = SqlOutbox(self, name)
         self._outboxes.add(outbox)
         return outbox
+
+    def relay_lock(self, name: str) -> SqlRelayLock:
+        """A new, not yet acquired lock on relay ``name``; see
+        :class:`esrc_core.locks.HasRelayLock` and :mod:`esrc_sqlalchemy.locks`."""
+        from esrc_sqlalchemy.locks import SqlRelayLock
+
+        self._check_relay_name(name)
+        return SqlRelayLock(self, name)
+
+    # --- operator views (esrc_core.inspection.Inspectable) ----------------------------
+
+    @functools.cached_property
+    def _views(self) -> StoreViews:
+        from esrc_sqlalchemy.inspection import StoreViews
+
+        return StoreViews(self.tables, self.family)
+
+    def streams(
+        self, aggregate_type: str | None = None, *, limit: int | None = None
+    ) -> list[StreamInfo]:
+        """See :meth:`esrc_core.inspection.Inspectable.streams`: by type, then by id
+        text (code point order on every database). One query."""
+        doing = f"list streams of {self.url}"
+        if aggregate_type is not None:
+            self._key(aggregate_type, 0, doing)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise TypeError(f"{doing}: limit must be an int")
+        views = self._views
+        rows = self._run(
+            doing, lambda conn: views.streams(conn, aggregate_type, limit), write=False
+        )
+        return [
+            StreamInfo(row[0], decode_id(row[1]), int(row[2]), views.time(row[3])) for row in rows
+        ]
+
+    def recorded_events(
+        self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
+    ) -> list[RecordedEvent]:
+        """See :meth:`esrc_core.inspection.Inspectable.recorded_events`. One query."""
+        doing = f"read {aggregate_type} {_shown(aggregate_id)}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        views = self._views
+        rows = self._run(doing, lambda conn: views.recorded(conn, key, from_version), write=False)
+        if rows is None:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        return [
+            RecordedEvent(
+                aggregate_type,
+                aggregate_id,
+                int(r.version),
+                int(r.position),
+                RawEvent(r.name, bytes(r.data), json.loads(r.metadata) if r.metadata else {}),
+                views.time(r.created_at),
+            )
+            for r in rows
+        ]
+
+    def relays(self) -> list[RelayProgress]:
+        """See :meth:`esrc_core.inspection.Inspectable.relays`. Pending counts every
+        committed event after the checkpoint (on PostgreSQL also those the outbox still
+        holds back behind a transaction in progress). Scans the events table."""
+        views = self._views
+        rows = self._run(f"list relays of {self.url}", views.relays, write=False)
+        return [RelayProgress(row[0], int(row[1]), int(row[2]), views.time(row[3])) for row in rows]
+
+    def copy_relay(self, source: str, target: str) -> None:
+        """See :meth:`esrc_core.inspection.Inspectable.copy_relay`. Sets ``target``'s
+        checkpoint to exactly ``source``'s, even backwards, in one transaction."""
+        self._check_relay_name(source)
+        self._check_relay_name(target)
+        views = self._views
+        self._run(
+            f"copy relay {source!r} to {target!r} in {self.url}",
+            lambda conn: views.copy(conn, source, target),
+            write=True,
+        )
+
+    def forget_relay(self, name: str) -> None:
+        """See :meth:`esrc_core.inspection.Inspectable.forget_relay`."""
+        self._check_relay_name(name)
+        views = self._views
+        self._run(
+            f"forget relay {name!r} in {self.url}",
+            lambda conn: views.forget(conn, name),
+            write=True,
+            single=True,
+        )
 
     def migrate(self) -> None:
         """Create or upgrade the tables to :data:`SCHEMA_VERSION`.

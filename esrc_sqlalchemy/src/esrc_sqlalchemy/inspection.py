@@ -1,0 +1,146 @@
+"""The statements behind the SQL store's operator views
+(:class:`esrc_core.inspection.Inspectable`): streams, recorded events with their times,
+relay progress, and copying or forgetting a relay name. For tools, not the hot path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from esrc_sqlalchemy.schema import ID_MAX, RELAY_NAME_MAX, TYPE_MAX, Tables, Utf8Key
+
+__all__ = ["StoreViews"]
+
+
+class StoreViews:
+    """Prepared statements for the operator views of one store's tables.
+
+    Times come back timezone-aware in UTC: PostgreSQL keeps ``timestamptz``, SQLite's
+    ``CURRENT_TIMESTAMP`` is UTC text, and MariaDB/MySQL times are read as Unix
+    seconds (``UNIX_TIMESTAMP``), which undoes the session time zone they were
+    written in.
+    """
+
+    def __init__(self, tables: Tables, family: str) -> None:
+        self.family = family
+        st, ev, cp = tables.streams, tables.events, tables.checkpoints
+        self._cp = cp
+
+        def ordered(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+            # Sort by code point, as Python sorts str: bytewise elsewhere already.
+            return sa.collate(column, "C") if family == "postgresql" else column
+
+        def when(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+            return sa.func.unix_timestamp(column) if family == "mysql" else column
+
+        key_t = sa.bindparam("key_type", type_=Utf8Key(TYPE_MAX))
+        key_i = sa.bindparam("key_id", type_=Utf8Key(ID_MAX))
+        last_at = (
+            sa.select(when(ev.c.created_at))
+            .where(
+                ev.c.aggregate_type == st.c.aggregate_type,
+                ev.c.aggregate_id == st.c.aggregate_id,
+                ev.c.version == st.c.version,
+            )
+            .scalar_subquery()
+        )
+        streams = sa.select(st.c.aggregate_type, st.c.aggregate_id, st.c.version, last_at)
+        self._streams = streams.order_by(ordered(st.c.aggregate_type), ordered(st.c.aggregate_id))
+        self._streams_of_type = streams.where(st.c.aggregate_type == key_t).order_by(
+            ordered(st.c.aggregate_id)
+        )
+        self._recorded = (
+            sa.select(
+                st.c.version.label("stream_version"),
+                ev.c.position,
+                ev.c.version,
+                ev.c.name,
+                ev.c.data,
+                ev.c.metadata,
+                when(ev.c.created_at).label("created_at"),
+            )
+            .select_from(
+                st.outerjoin(
+                    ev,
+                    sa.and_(
+                        ev.c.aggregate_type == st.c.aggregate_type,
+                        ev.c.aggregate_id == st.c.aggregate_id,
+                        ev.c.version > sa.bindparam("from_version"),
+                    ),
+                )
+            )
+            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+            .order_by(ev.c.version)
+        )
+        if "tx_id" in ev.c:
+            done = sa.tuple_(ev.c.tx_id, ev.c.position) <= sa.tuple_(cp.c.tx_id, cp.c.position)
+            waiting = sa.tuple_(ev.c.tx_id, ev.c.position) > sa.tuple_(cp.c.tx_id, cp.c.position)
+        else:
+            done = ev.c.position <= cp.c.position
+            waiting = ev.c.position > cp.c.position
+        count = sa.func.count()
+        self._relays = sa.select(
+            cp.c.name,
+            sa.select(count).select_from(ev).where(done).scalar_subquery(),
+            sa.select(count).select_from(ev).where(waiting).scalar_subquery(),
+            sa.select(when(sa.func.min(ev.c.created_at))).where(waiting).scalar_subquery(),
+        ).order_by(ordered(cp.c.name))
+        name = sa.bindparam("name", type_=Utf8Key(RELAY_NAME_MAX))
+        source = sa.bindparam("source", type_=Utf8Key(RELAY_NAME_MAX))
+        target = sa.bindparam("target", type_=Utf8Key(RELAY_NAME_MAX))
+        self._forget = cp.delete().where(cp.c.name == name)
+        self._copy = cp.insert().from_select(
+            ["name", "tx_id", "position"],
+            sa.select(target, cp.c.tx_id, cp.c.position).where(cp.c.name == source),
+        )
+
+    def time(self, value: Any) -> dt.datetime | None:
+        """A time as read by these statements, as an aware UTC datetime."""
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime):
+            return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return dt.datetime.fromtimestamp(float(value), dt.UTC)
+
+    def streams(
+        self, conn: Connection, aggregate_type: str | None, limit: int | None
+    ) -> Sequence[Any]:
+        """Rows (type, encoded id, version, last time) by type then id."""
+        stmt = self._streams if aggregate_type is None else self._streams_of_type
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return conn.execute(stmt, {"key_type": aggregate_type}).all()
+
+    def recorded(
+        self, conn: Connection, key: tuple[str, str], from_version: int
+    ) -> Sequence[Any] | None:
+        """Rows (position, version, name, data, metadata, time) after ``from_version``;
+        ``None`` when the stream does not exist."""
+        rows = conn.execute(
+            self._recorded,
+            {"key_type": key[0], "key_id": key[1], "from_version": from_version},
+        ).all()
+        if not rows:
+            return None
+        return [] if rows[0].name is None else rows
+
+    def relays(self, conn: Connection) -> Sequence[Any]:
+        """Rows (name, published, pending, oldest pending time) by name."""
+        return conn.execute(self._relays).all()
+
+    def copy(self, conn: Connection, source: str, target: str) -> None:
+        """Give ``target`` exactly ``source``'s checkpoint (or none), in the caller's
+        transaction."""
+        if source == target:
+            return
+        conn.execute(self._forget, {"name": target})
+        conn.execute(self._copy, {"target": target, "source": source})
+
+    def forget(self, conn: Connection, name: str) -> None:
+        """Delete relay ``name``'s checkpoint."""
+        conn.execute(self._forget, {"name": name})
