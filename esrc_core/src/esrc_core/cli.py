@@ -210,7 +210,8 @@ def _add_relay_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``esrc`` command; returns the exit status. Errors esrc raises on purpose
-    print as one line on stderr with status 1."""
+    print as one line on stderr with status 1; Ctrl-C ends a command with status 130
+    and no traceback."""
     parser = argparse.ArgumentParser(prog="esrc", description="esrc event sourcing tools")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("plugins", help="list installed backends and load errors")
@@ -270,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EsrcError as err:
         print(f"esrc {args.command}: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"esrc {args.command}: interrupted", file=sys.stderr)
+        return 130
     return status
 
 
