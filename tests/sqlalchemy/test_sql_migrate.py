@@ -145,6 +145,8 @@ def test_esrc_migrate_reports_errors_in_one_line(capsys: pytest.CaptureFixture[s
     assert "no schema to migrate" in capsys.readouterr().err
     assert main(["migrate", "sqlite://", "-o", "connect_timeout=soon"]) == 1
     assert "connect_timeout" in capsys.readouterr().err
+    assert main(["migrate", "sqlite://", "-o", "prefix=app_"]) == 1
+    assert "unknown option(s) prefix" in capsys.readouterr().err
     url = "postgresql://postgres:s3cret@127.0.0.1:1/test"
     assert main(["migrate", url, "-o", "connect_timeout=2"]) == 1
     err = capsys.readouterr().err

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -81,6 +80,8 @@ class SqlDialect:
     """
 
     family = ""
+    _snapshot: sa.Executable
+    """The snapshot upsert (see :meth:`upsert_snapshot`)."""
     _outbox: sa.Executable
     """The outbox query: rows after the checkpoint named ``:name``, ``:limit`` of them."""
 
@@ -93,7 +94,6 @@ class SqlDialect:
         st, ev, sn = tables.streams, tables.events, tables.snapshots
         key_t = sa.bindparam("key_type", type_=Utf8Key(TYPE_MAX))
         key_i = sa.bindparam("key_id", type_=Utf8Key(ID_MAX))
-        self._key_t, self._key_i = key_t, key_i
         self._stream_version = sa.select(st.c.version).where(
             st.c.aggregate_type == key_t, st.c.aggregate_id == key_i
         )
@@ -261,8 +261,23 @@ class SqlDialect:
         self, conn: Connection, key: tuple[str, str], version: int, data: bytes
     ) -> bool:
         """Store (or replace) the snapshot if the stream exists at ``version`` or later;
-        return whether it did. One statement."""
-        raise NotImplementedError
+        return whether it did. One statement: ``INSERT ... SELECT FROM streams ... ON
+        CONFLICT DO UPDATE`` (MariaDB/MySQL: ``ON DUPLICATE KEY UPDATE``)."""
+        params = {"key_type": key[0], "key_id": key[1], "snap_version": version}
+        params["snap_data"] = data
+        return conn.execute(self._snapshot, params, execution_options=_ROWCOUNT).rowcount > 0
+
+    def _snapshot_on_conflict(self, insert: Any) -> sa.Executable:
+        """The snapshot upsert for databases with ``ON CONFLICT`` (PostgreSQL and
+        SQLite), built with their dialect's ``insert``."""
+        sn = self.tables.snapshots
+        source = self._snapshot_source.add_columns(sa.bindparam("snap_data", type_=sa.LargeBinary))
+        stmt = insert(sn).from_select(["aggregate_type", "aggregate_id", "version", "data"], source)
+        result: sa.Executable = stmt.on_conflict_do_update(
+            index_elements=[sn.c.aggregate_type, sn.c.aggregate_id, sn.c.version],
+            set_={"data": stmt.excluded.data, "created_at": sa.func.current_timestamp()},
+        )
+        return result
 
     # --- outbox ----------------------------------------------------------------------
 
@@ -275,6 +290,30 @@ class SqlDialect:
         ``tx_id`` of committed events held back behind transactions in progress
         (PostgreSQL; ``None`` when there are none, and always elsewhere). One query."""
         return conn.execute(self._outbox, {"name": name, "limit": limit}).all(), None
+
+    def _outbox_by_position(self) -> sa.Select[Any]:
+        """The outbox query where position order is commit order (tx_id is 0)."""
+        ev, cp = self.tables.events, self.tables.checkpoints
+        checkpoint = (
+            sa.select(sa.func.coalesce(sa.func.max(cp.c.position), 0))
+            .where(cp.c.name == sa.bindparam("name", type_=Utf8Key(RELAY_NAME_MAX)))
+            .scalar_subquery()
+        )
+        return (
+            sa.select(
+                sa.literal(0, sa.BigInteger).label("tx_id"),
+                ev.c.position,
+                ev.c.aggregate_type,
+                ev.c.aggregate_id,
+                ev.c.version,
+                ev.c.name,
+                ev.c.data,
+                ev.c.metadata,
+            )
+            .where(ev.c.position > checkpoint)
+            .order_by(ev.c.position)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+        )
 
     def outbox_keys(self, conn: Connection, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
         """The outbox order key (tx_id, position) of each stored event among
@@ -387,15 +426,7 @@ class PostgresDialect(SqlDialect):
             where=sa.tuple_(cpt.c.tx_id, cpt.c.position)
             < sa.tuple_(ins.excluded.tx_id, ins.excluded.position),
         )
-        sn = tables.snapshots
-        sins = postgresql.insert(sn).from_select(
-            ["aggregate_type", "aggregate_id", "version", "data"],
-            self._snapshot_source.add_columns(sa.bindparam("snap_data", type_=sa.LargeBinary)),
-        )
-        self._snapshot = sins.on_conflict_do_update(
-            index_elements=[sn.c.aggregate_type, sn.c.aggregate_id, sn.c.version],
-            set_={"data": sins.excluded.data, "created_at": sa.func.current_timestamp()},
-        )
+        self._snapshot = self._snapshot_on_conflict(postgresql.insert)
 
     @contextmanager
     def migration(self) -> Iterator[Connection]:
@@ -462,14 +493,6 @@ class PostgresDialect(SqlDialect):
         if self.notify_enabled:
             conn.execute(self._notify, {"channel": self.channel})
 
-    def upsert_snapshot(
-        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
-    ) -> bool:
-        """``INSERT ... SELECT FROM streams ... ON CONFLICT DO UPDATE``."""
-        params = {"key_type": key[0], "key_id": key[1], "snap_version": version}
-        params["snap_data"] = data
-        return conn.execute(self._snapshot, params, execution_options=_ROWCOUNT).rowcount > 0
-
     def outbox_rows(
         self, conn: Connection, name: str, limit: int
     ) -> tuple[Sequence[Any], int | None]:
@@ -507,8 +530,9 @@ class MySqlDialect(SqlDialect):
     and commits (see the module docstring). PyMySQL sends bytes hex-encoded, so a row
     must fit in ``max_allowed_packet`` twice over; payloads larger than that are first
     sent in pieces into a session variable (before the sequencer lock is taken) and
-    inserted from it. A payload larger than ``max_allowed_packet`` itself cannot be stored or read
-    and is refused with :class:`InvalidEventError` before anything is written.
+    inserted from it. A payload larger than ``max_allowed_packet`` itself cannot be
+    stored or read and is refused with :class:`InvalidEventError` before anything is
+    written.
     """
 
     family = "mysql"
@@ -523,7 +547,6 @@ class MySqlDialect(SqlDialect):
         self._lock_name = "esrc:" + _digest(engine.url.database, prefix).hex()
         self.max_packet = 16 * 1024 * 1024
         """The server's ``max_allowed_packet``, read on first use."""
-        self._packet_lock = threading.Lock()
         cpt = tables.checkpoints
         ins = mysql.insert(cpt)
         self._mark = ins.on_duplicate_key_update(
@@ -539,31 +562,10 @@ class MySqlDialect(SqlDialect):
                 ("position", sa.func.greatest(cpt.c.position, ins.inserted.position)),
             ]
         )
-        ev = tables.events
-        cp_position = (
-            sa.select(sa.func.coalesce(sa.func.max(cpt.c.position), 0))
-            .where(cpt.c.name == sa.bindparam("name", type_=Utf8Key(RELAY_NAME_MAX)))
-            .scalar_subquery()
-        )
-        self._outbox = (
-            sa.select(
-                sa.literal(0, sa.BigInteger).label("tx_id"),
-                ev.c.position,
-                ev.c.aggregate_type,
-                ev.c.aggregate_id,
-                ev.c.version,
-                ev.c.name,
-                ev.c.data,
-                ev.c.metadata,
-            )
-            .where(ev.c.position > cp_position)
-            .order_by(ev.c.position)
-            .limit(sa.bindparam("limit", type_=sa.Integer))
-        )
-        self._tables_sn = tables.snapshots
+        self._outbox = self._outbox_by_position()
 
     def _snapshot_statement(self, data: sa.ColumnElement[Any]) -> sa.Executable:
-        sins = mysql.insert(self._tables_sn).from_select(
+        sins = mysql.insert(self.tables.snapshots).from_select(
             ["aggregate_type", "aggregate_id", "version", "data"],
             self._snapshot_source.add_columns(data),
         )
@@ -606,8 +608,7 @@ class MySqlDialect(SqlDialect):
     def prepare(self, conn: Connection) -> None:
         """Read ``max_allowed_packet``."""
         found = conn.execute(sa.text("SELECT @@max_allowed_packet")).scalar()
-        with self._packet_lock:
-            self.max_packet = int(found or self.max_packet)
+        self.max_packet = int(found or self.max_packet)
 
     def _check(self, data: bytes, text_bytes: int, what: str, doing: str) -> None:
         limit = self.max_packet
@@ -715,7 +716,7 @@ class SqliteDialect(SqlDialect):
 
     def __init__(self, tables: Tables, engine: Engine) -> None:
         super().__init__(tables, engine)
-        cpt, ev, sn = tables.checkpoints, tables.events, tables.snapshots
+        cpt = tables.checkpoints
         ins = sqlite.insert(cpt)
         self._mark = ins.on_conflict_do_update(
             index_elements=[cpt.c.name],
@@ -725,34 +726,8 @@ class SqliteDialect(SqlDialect):
             },
             where=cpt.c.position < ins.excluded.position,
         )
-        cp_position = (
-            sa.select(sa.func.coalesce(sa.func.max(cpt.c.position), 0))
-            .where(cpt.c.name == sa.bindparam("name"))
-            .scalar_subquery()
-        )
-        self._outbox = (
-            sa.select(
-                sa.literal(0, sa.BigInteger).label("tx_id"),
-                ev.c.position,
-                ev.c.aggregate_type,
-                ev.c.aggregate_id,
-                ev.c.version,
-                ev.c.name,
-                ev.c.data,
-                ev.c.metadata,
-            )
-            .where(ev.c.position > cp_position)
-            .order_by(ev.c.position)
-            .limit(sa.bindparam("limit", type_=sa.Integer))
-        )
-        sins = sqlite.insert(sn).from_select(
-            ["aggregate_type", "aggregate_id", "version", "data"],
-            self._snapshot_source.add_columns(sa.bindparam("snap_data", type_=sa.LargeBinary)),
-        )
-        self._snapshot = sins.on_conflict_do_update(
-            index_elements=[sn.c.aggregate_type, sn.c.aggregate_id, sn.c.version],
-            set_={"data": sins.excluded.data, "created_at": sa.func.current_timestamp()},
-        )
+        self._outbox = self._outbox_by_position()
+        self._snapshot = self._snapshot_on_conflict(sqlite.insert)
 
     @contextmanager
     def migration(self) -> Iterator[Connection]:
@@ -767,14 +742,6 @@ class SqliteDialect(SqlDialect):
         dbapi = conn.connection.dbapi_connection
         if not getattr(dbapi, "in_transaction", False):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    def upsert_snapshot(
-        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
-    ) -> bool:
-        """``INSERT ... SELECT FROM streams ... ON CONFLICT DO UPDATE``."""
-        params = {"key_type": key[0], "key_id": key[1], "snap_version": version}
-        params["snap_data"] = data
-        return conn.execute(self._snapshot, params, execution_options=_ROWCOUNT).rowcount > 0
 
     def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
         """Upsert the checkpoint where the position grows."""

@@ -23,22 +23,31 @@ INSTALL_HINT = (
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True}
 _BOOLEAN.update({"0": False, "false": False, "no": False, "off": False})
 _OPTION_TYPES: dict[str, type] = {
+    "table_prefix": str,
+    "schema": str,
     "connect_timeout": float,
     "create_schema": bool,
     "max_payload_bytes": int,
     "notify": bool,
+    "engine_options": dict,
 }
 
 
 def _coerce(options: dict[str, Any]) -> dict[str, Any]:
-    """Turn option values given as text (``esrc migrate URL -o key=value``) into the
-    types the store takes; other values pass unchanged."""
+    """Check option names, and turn values given as text (``esrc migrate URL -o
+    key=value``) into the types the store takes; other values pass unchanged."""
     from esrc_sqlalchemy.errors import StoreConfigError
 
+    unknown = sorted(set(options) - set(_OPTION_TYPES))
+    if unknown:
+        raise StoreConfigError(
+            f"unknown option(s) {', '.join(unknown)} for the SQL store; it takes "
+            f"{', '.join(_OPTION_TYPES)}"
+        )
     coerced = dict(options)
     for key, value in options.items():
-        wanted = _OPTION_TYPES.get(key)
-        if wanted is None or not isinstance(value, str):
+        wanted = _OPTION_TYPES[key]
+        if wanted in (str, dict) or not isinstance(value, str):
             continue
         try:
             if wanted is bool:
