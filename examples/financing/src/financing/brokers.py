@@ -232,12 +232,23 @@ async def _reset_nats(url: str, stream: str) -> None:
     import nats
     import nats.js.errors
 
-    client = await nats.connect(url)
+    client = await nats.connect(
+        [server.strip() for server in url.split(",") if server.strip()],
+        connect_timeout=5,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,  # else the first connect keeps trying
+        error_cb=_ignore,
+    )
     try:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await client.jetstream().delete_stream(stream)
     finally:
         await client.close()
+
+
+async def _ignore(_: Exception) -> None:
+    """nats-py reports connection errors to a callback (and logs them with a traceback
+    by default); the caller gets the exception from ``connect`` anyway."""
 
 
 async def _reset_redis(url: str, stream: str) -> None:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from esrc_faststream.consumer import Projection
 from esrc_sqlalchemy.engines import is_memory_sqlite, normalize_url
+from esrc_sqlalchemy.errors import driver_message
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
@@ -219,7 +220,7 @@ class ReadModels:
         try:
             return work(self.engine)
         except sqlalchemy.exc.SQLAlchemyError as err:
-            raise ReadModelError(f"{doing} in {self.url}: {err}") from err
+            raise ReadModelError(f"{doing} in {self.url}: {driver_message(err)}") from err
 
     # The projection
 
@@ -238,7 +239,7 @@ class ReadModels:
                     self._local.conn = None
                 return True
         except sqlalchemy.exc.SQLAlchemyError as err:
-            raise ReadModelError(f"{doing}: {err}") from err
+            raise ReadModelError(f"{doing}: {driver_message(err)}") from err
 
     def _record(self, conn: Connection, message_id: str) -> bool:
         dialect = conn.dialect.name
