@@ -103,7 +103,7 @@ def _against_target(figure: Figure) -> str:
     """What the target compares, and the target: ``65% (target >= 60% of raw)``."""
     if figure.target is None:
         return ""
-    if figure.target.kind == "min_value":
+    if figure.target.kind in ("min_value", "max_value"):
         shown = f"{format_value(figure.esrc, figure.unit)} {figure.unit}"
     else:
         shown = (

@@ -20,11 +20,11 @@ class Target:
     """A goal for one figure on one backend. It is printed and recorded, never asserted.
 
     ``kind`` says what is compared with ``threshold``: ``min_ratio`` (esrc at least
-    that fraction of raw), ``max_ratio`` (esrc at most that multiple of raw) or
-    ``min_value`` (esrc's own figure at least that much).
+    that fraction of raw), ``max_ratio`` (esrc at most that multiple of raw),
+    ``min_value`` (esrc's own figure at least that much) or ``max_value`` (at most).
     """
 
-    kind: Literal["min_ratio", "max_ratio", "min_value"]
+    kind: Literal["min_ratio", "max_ratio", "min_value", "max_value"]
     threshold: float
     backend: str = "postgresql"
 
@@ -34,15 +34,17 @@ class Target:
             return f">= {self.threshold:.0%} of raw"
         if self.kind == "max_ratio":
             return f"<= {self.threshold:g}x raw"
+        if self.kind == "max_value":
+            return f"<= {self.threshold:,.0f} {unit}"
         return f">= {self.threshold:,.0f} {unit}"
 
     def met(self, figure: Figure) -> bool | None:
         """Whether ``figure`` meets the target; ``None`` when it cannot be told (no
         figure, or no raw figure for a ratio)."""
-        value = figure.ratio if self.kind != "min_value" else figure.esrc
+        value = figure.esrc if self.kind in ("min_value", "max_value") else figure.ratio
         if value is None:
             return None
-        if self.kind == "max_ratio":
+        if self.kind in ("max_ratio", "max_value"):
             return value <= self.threshold
         return value >= self.threshold
 
