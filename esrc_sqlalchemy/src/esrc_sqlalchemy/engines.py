@@ -42,6 +42,9 @@ _FAMILIES: dict[str, tuple[str, frozenset[str], str | None]] = {
 }
 _MODULES = {"pysqlite": "sqlite3", "psycopg": "psycopg", "pymysql": "pymysql"}
 _SERVER_STATUS_IN_TRANS = 1  # MySQL protocol server status flag
+_SERVER_POOL = {"pool_size": 10, "max_overflow": 20}
+"""Connections kept open per server store: SQLAlchemy's default (5, and closing every
+connection beyond it when returned) makes busy threads reconnect all the time."""
 
 
 def family_of(dialect_name: str) -> str:
@@ -124,10 +127,13 @@ def create_store_engine(
     - SQLite file: a connection pool usable from any thread, WAL journal, and
       ``connect_timeout`` as the time a writer waits for the database lock.
     - SQLite in memory: one shared connection (the store serializes its use).
+    - PostgreSQL and MariaDB/MySQL: a pool keeping up to 10 connections open (30 at
+      most), so that concurrent threads do not reconnect for every call.
     - PostgreSQL: ``connect_timeout`` (libpq rounds it up to whole seconds, at least 2).
     - MariaDB/MySQL: ``connect_timeout``, utf8mb4, autocommit (single statements
       commit by themselves; appends open a READ COMMITTED transaction explicitly), and
-      no ``COMMIT``/``ROLLBACK`` round trip when the server reports no open transaction.
+      no ``COMMIT``/``ROLLBACK`` round trip when the server reports no open transaction,
+      and connections replaced after an hour (before the server's ``wait_timeout``).
 
     Bound parameters are hidden from SQLAlchemy's error messages. ``engine_options``
     are passed to :func:`sqlalchemy.create_engine` and override these settings.
@@ -141,8 +147,11 @@ def create_store_engine(
         else:
             options["connect_args"] = {"check_same_thread": False, "timeout": connect_timeout}
     elif family == "postgresql":
+        options.update(_SERVER_POOL)
         options["connect_args"] = {"connect_timeout": max(2, math.ceil(connect_timeout))}
     else:
+        options.update(_SERVER_POOL)
+        options["pool_recycle"] = 3600
         options["connect_args"] = {
             "connect_timeout": connect_timeout,
             "charset": "utf8mb4",

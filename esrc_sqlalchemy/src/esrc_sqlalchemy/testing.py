@@ -1,9 +1,9 @@
 """Support for test suites that need many new, empty stores on one database server.
 
 Creating a store's tables takes a few hundred milliseconds on a server; emptying them
-takes a few. :class:`PrefixPool` hands out stores on table prefixes of its own, empties
-a prefix's tables once every store on it is closed, hands the prefix out again, and
-drops all its tables at the end.
+takes a few. :class:`PrefixPool` hands out stores on table prefixes of its own, all on
+one engine (one connection pool), empties a prefix's tables once every store on it is
+closed, hands the prefix out again, and drops all its tables at the end.
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ class PrefixPool:
                 self._count += 1
                 prefix = f"{self._tag}_{self._count}_"
                 self._created.append(prefix)
-            store = SqlEventStore(self.url, table_prefix=prefix, **self.options)
+            store = SqlEventStore(self._engine, table_prefix=prefix, **self.options)
             self._in_use[prefix] = [store]
         return store
 
     def reopen(self, store: SqlEventStore) -> SqlEventStore:
         """Another store on ``store``'s prefix: the same tables and data."""
-        again = SqlEventStore(self.url, table_prefix=store.table_prefix, **self.options)
+        again = SqlEventStore(self._engine, table_prefix=store.table_prefix, **self.options)
         with self._lock:
             self._in_use.setdefault(store.table_prefix, []).append(again)
         return again
