@@ -22,6 +22,7 @@ PACKAGES = [
     "esrc_nats",
     "esrc_redis",
     "esrc_toy",
+    "financing",
 ]
 
 BACKENDS = ["memory", "sqlite", "postgresql", "mysql", "rabbitmq", "nats", "redis"]
