@@ -66,28 +66,29 @@ def test_esrc_migrate_twice_is_idempotent(
         store.close()
 
 
-def test_migrate_from_threads_at_once(database_url: str, prefix: str) -> None:
-    """Six stores (six engines) migrate the same prefix at the same moment: all
-    succeed and one schema version is recorded."""
-    stores = [SqlEventStore(database_url, table_prefix=prefix) for _ in range(6)]
-    start = threading.Barrier(len(stores))
+def test_esrc_migrate_from_threads_at_once(database_url: str, prefix: str) -> None:
+    """Six ``esrc migrate`` runs (each with its own store and engine, as separate
+    processes would have) on the same prefix at the same moment: all succeed and one
+    schema version is recorded."""
+    runs = 6
+    start = threading.Barrier(runs)
+    statuses: list[int] = []
     errors: list[BaseException] = []
 
-    def migrate(store: SqlEventStore) -> None:
+    def migrate() -> None:
         start.wait()
         try:
-            store.migrate()
+            statuses.append(main(["migrate", database_url, "-o", f"table_prefix={prefix}"]))
         except BaseException as err:
             errors.append(err)
 
-    threads = [threading.Thread(target=migrate, args=(s,)) for s in stores]
+    threads = [threading.Thread(target=migrate) for _ in range(runs)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    for store in stores:
-        store.close()
     assert errors == []
+    assert statuses == [0] * runs
     assert _versions(database_url, prefix) == [SCHEMA_VERSION]
 
 
