@@ -3,6 +3,7 @@ point stays light, and stores built on an application's own engine."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from esrc_core.plugins import Capability, plugins
 from esrc_sqlalchemy.testing import PrefixPool
 
 from esrc_core import RawEvent, open_event_store
-from esrc_sqlalchemy import SqlEventStore
+from esrc_sqlalchemy import SqlEventStore, StoreConfigError
 
 
 def test_entry_point_module_loads_without_sqlalchemy_or_drivers() -> None:
@@ -113,3 +114,14 @@ def test_store_on_an_application_engine_shares_it_mariadb(mysql_pool: PrefixPool
     assert store.outbox().unpublished_events(10) == []
     store.close()
     engine.dispose()
+
+
+def test_engine_with_another_driver_is_refused() -> None:
+    """An application engine on a driver the store does not support (SQLAlchemy's
+    mysqldb dialect, here driving PyMySQL) raises StoreConfigError naming the driver
+    to use; nothing connects."""
+    pymysql = importlib.import_module("pymysql")
+    engine = sa.create_engine("mysql+mysqldb://u:s3cret@localhost/db", module=pymysql)
+    with pytest.raises(StoreConfigError, match=r"mysqldb.*mysql\+pymysql") as caught:
+        SqlEventStore(engine)
+    assert "s3cret" not in str(caught.value)

@@ -27,6 +27,7 @@ from esrc_sqlalchemy.errors import StoreConfigError
 from esrc_sqlalchemy.plugin import INSTALL_HINT
 
 __all__ = [
+    "check_engine",
     "create_store_engine",
     "family_of",
     "is_memory_sqlite",
@@ -57,6 +58,21 @@ def family_of(dialect_name: str) -> str:
     raise StoreConfigError(
         f"the SQL event store supports SQLite, PostgreSQL and MariaDB/MySQL, not {dialect_name!r}"
     )
+
+
+def check_engine(engine: Engine) -> str:
+    """The family of an application's ``engine`` (see :func:`family_of`); raises
+    :class:`StoreConfigError` when its driver is not the one the store supports for
+    that database (psycopg 3, PyMySQL, the standard library's sqlite3)."""
+    family = family_of(engine.dialect.name)
+    default, accepted, _ = _FAMILIES[family]
+    driver = engine.dialect.driver
+    if driver not in accepted:
+        raise StoreConfigError(
+            f"the engine for {engine.url.render_as_string(hide_password=True)!r} uses "
+            f"driver {driver!r}; the SQL event store needs {family}+{default}"
+        )
+    return family
 
 
 def normalize_url(url: str) -> URL:

@@ -29,7 +29,13 @@ from esrc_core.urls import mask_url
 from sqlalchemy.engine import Connection, Engine
 
 from esrc_sqlalchemy.dialects import EventRow, SqlDialect, dialect_for
-from esrc_sqlalchemy.engines import create_store_engine, family_of, is_memory_sqlite, normalize_url
+from esrc_sqlalchemy.engines import (
+    check_engine,
+    create_store_engine,
+    family_of,
+    is_memory_sqlite,
+    normalize_url,
+)
 from esrc_sqlalchemy.errors import StoreConfigError, is_deadlock, is_unique_violation, translate
 from esrc_sqlalchemy.schema import (
     ID_MAX,
@@ -147,6 +153,7 @@ class SqlEventStore:
                 raise StoreConfigError(
                     "engine_options apply only when the store creates its engine"
                 )
+            check_engine(url)
             engine, self._owns_engine = url, False
             self.url = url.url.render_as_string(hide_password=True)
         elif isinstance(url, str):
