@@ -60,6 +60,10 @@ class NatsPublisher(AsyncBrokerPublisher):
     ``Nats-Expected-Stream``, so a subject captured by another stream is refused
     instead of stored elsewhere. Messages of one connection reach the server in the
     order they are written, and each is written before the next.
+
+    The publisher does not reconnect: once its connection is lost, every publish raises
+    :class:`~esrc_core.errors.PublishError`, and a new publisher must be opened (the
+    ``esrc relay`` process does that by itself).
     """
 
     broker = "NATS JetStream"
@@ -92,9 +96,11 @@ class NatsPublisher(AsyncBrokerPublisher):
         self._nc = await nats.connect(
             servers,
             connect_timeout=max(1, round(self.timeout)),
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=1,
+            # No reconnecting: after a lost connection the client would flush what it
+            # still buffered to the new one, ahead of earlier messages lost with the old
+            # one, and the stream would hold them out of order. A lost connection
+            # fails the batch; whoever publishes next opens a new publisher.
+            allow_reconnect=False,
             error_cb=_ignore_errors,
         )
         self._js = self._nc.jetstream(
