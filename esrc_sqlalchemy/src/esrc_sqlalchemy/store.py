@@ -113,6 +113,10 @@ class SqlEventStore:
     characters (400 encoded), relay names up to 200 characters; none may contain NUL
     or unpaired surrogates. Breaking one raises before anything is written.
 
+    Besides the event store it offers named outboxes (:meth:`outbox`), relay locks
+    (:meth:`relay_lock`), the operator views of
+    :class:`esrc_core.inspection.Inspectable` and :meth:`migrate`.
+
     Nothing connects until the first operation. All methods are safe to call from
     many threads; on ``sqlite://`` (in memory) they take turns on one connection.
     Driver errors are translated (a lost or refused connection becomes
@@ -605,8 +609,9 @@ class SqlEventStore:
 
     def close(self) -> None:
         """Close the outboxes' listening connections and, if the store created its
-        engine, the engine's pool (for ``sqlite://`` that discards the data). Calling
-        it twice is harmless; using the store afterwards raises
+        engine, the engine's pool (for ``sqlite://`` that discards the data). Relay
+        locks keep their own connections until released. Calling it twice is
+        harmless; using the store afterwards raises
         :class:`~esrc_core.errors.StoreUnavailableError`."""
         with self._ready_lock:
             if self._closed:
