@@ -1,0 +1,219 @@
+"""Fixtures of the relay process tests: the servers' URLs (from the environment; skip
+when unset, fail under CI=true or when set but unreachable), a store on SQLite or
+PostgreSQL with tables of its own, and a broker (RabbitMQ or NATS JetStream) with
+names of its own, a way to cut the relay's connection, and a reader of everything it
+received."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from esrc_core.relay import RelayEvent
+from esrc_faststream.loop import LoopThread
+from esrc_sqlalchemy.engines import create_store_engine, normalize_url
+from esrc_sqlalchemy.schema import build_tables
+from esrc_sqlalchemy.store import SqlEventStore
+from esrc_testkit.servers import server_unreachable, server_url
+
+from .harness import BrokerReader, TcpProxy, rabbitmq_close_connections
+
+POSTGRESQL = ("ESRC_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+AMQP = ("ESRC_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", 5672)
+NATS = ("ESRC_TEST_NATS_URL", "nats://127.0.0.1:4222", 4222)
+
+RELAY_SETTINGS = ["--batch-size", "50", "--poll-interval", "0.05", "--log-interval", "0.5"]
+"""Small batches and short waits, so that kills and drops land in the middle of work."""
+
+
+def _with_query(url: str, **params: str) -> str:
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
+
+
+def _reachable_broker(env_var: str, example: str, default_port: int) -> str:
+    url = server_url(env_var, example=example)
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 5
+        ):
+            pass
+    except OSError as err:
+        server_unreachable(env_var, url, err)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> str:
+    """The PostgreSQL URL from ESRC_TEST_POSTGRESQL_URL, checked with a query."""
+    url = server_url(POSTGRESQL[0], example=POSTGRESQL[1])
+    engine = create_store_engine(normalize_url(url), connect_timeout=5)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as err:
+        server_unreachable(POSTGRESQL[0], url, err)
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The RabbitMQ URL from ESRC_TEST_AMQP_URL."""
+    return _reachable_broker(*AMQP)
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS URL from ESRC_TEST_NATS_URL."""
+    return _reachable_broker(*NATS)
+
+
+@pytest.fixture(scope="session")
+def loop() -> Iterator[LoopThread]:
+    """An event loop thread for the tests' own broker clients."""
+    thread = LoopThread(name="esrc-relay-test-clients")
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short name unique to this test."""
+    return secrets.token_hex(4)
+
+
+@dataclass
+class Database:
+    """A store's tables for one test: the URL and options the relay process gets, and
+    the test's own store on the same tables (for writers and checks)."""
+
+    kind: str
+    relay_url: str
+    prefix: str
+    store: SqlEventStore
+    session_name: str | None = None
+    """PostgreSQL: the application_name of the relay process's sessions."""
+
+    def arguments(self) -> list[str]:
+        """The relay command's store arguments."""
+        return ["--store", self.relay_url, "-o", f"table_prefix={self.prefix}"]
+
+    def terminate_relay_sessions(self) -> int:
+        """PostgreSQL: end every session of the relay process (``pg_terminate_backend``);
+        returns how many were ended. The test's own sessions are left alone."""
+        assert self.session_name is not None, "only PostgreSQL sessions can be terminated"
+        with self.store.engine.connect() as conn:
+            ended = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": self.session_name},
+            ).scalar_one()
+            conn.commit()
+        return int(ended)
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Database]:
+    """A store on ``request.param``: ``"sqlite"`` (a file in the test's directory) or
+    ``"postgresql"`` (tables with a prefix of their own, dropped afterwards)."""
+    prefix = f"relay_{unique}_"
+    if request.param == "sqlite":
+        file_url = f"sqlite:///{tmp_path / 'events.db'}"
+        store = SqlEventStore(file_url, table_prefix=prefix)
+        yield Database("sqlite", file_url, prefix, store)
+        store.close()
+        return
+    assert request.param == "postgresql", request.param
+    url: str = request.getfixturevalue("postgresql_url")
+    session_name = f"esrc-relay-{unique}"
+    store = SqlEventStore(url, table_prefix=prefix)
+    try:
+        store.migrate()
+        yield Database(
+            "postgresql",
+            _with_query(url, application_name=session_name),
+            prefix,
+            store,
+            session_name,
+        )
+    finally:
+        store.close()
+        engine = create_store_engine(normalize_url(url), connect_timeout=10)
+        try:
+            build_tables(prefix, None, "postgresql").metadata.drop_all(engine)
+        finally:
+            engine.dispose()
+
+
+@dataclass
+class Broker:
+    """A broker with names unique to one test: the publisher URL for the relay, how to
+    cut the relay's connection, and how to read back everything it received."""
+
+    kind: str
+    publisher_url: str
+    drop: Callable[[], int]
+    """Cut the relay's broker connection(s); returns how many were cut."""
+    read: Callable[[int], list[RelayEvent]]
+    """Everything received, in order, given how many events are expected at least."""
+    duplicates: bool
+    """Whether the broker may hold an event twice (JetStream drops repeats)."""
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def arguments(self) -> list[str]:
+        """The relay command's publisher arguments."""
+        return ["--publisher", self.publisher_url]
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest, loop: LoopThread, unique: str) -> Iterator[Broker]:
+    """``request.param`` is ``"rabbitmq"`` (a topic exchange and a queue bound to all of
+    it; the relay's connection is closed server-side with ``rabbitmqctl``) or ``"nats"``
+    (a JetStream stream; the relay connects through a :class:`TcpProxy`, and a drop
+    cuts the proxied connections, which leaves the shared server running)."""
+    reader = BrokerReader(loop)
+    if request.param == "rabbitmq":
+        url: str = request.getfixturevalue("amqp_url")
+        name = f"esrc-relay-{unique}"
+        reader.rabbit_queue(url, name, name)
+        made = Broker(
+            "rabbitmq",
+            _with_query(url, exchange=name, name=name, timeout="3"),
+            drop=lambda: rabbitmq_close_connections(name),
+            read=lambda expected: reader.drain_rabbit(url, name, expected),
+            duplicates=True,
+        )
+        made.cleanups.append(lambda: reader.delete_rabbit(url, name, name))
+    else:
+        assert request.param == "nats", request.param
+        url = request.getfixturevalue("nats_url")
+        parts = urlsplit(url)
+        proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 4222))
+        stream, subjects = f"ESRC_RELAY_{unique}", f"esrc-relay-{unique}"
+        made = Broker(
+            "nats",
+            _with_query(
+                f"nats://127.0.0.1:{proxy.port}",
+                stream=stream,
+                subjects=f"{subjects}.>",
+                subject=subjects + ".{aggregate_type}.{event_name}",
+                timeout="3",
+            ),
+            drop=proxy.drop,
+            read=lambda _expected: reader.read_nats(url, stream, f"{subjects}.>"),
+            duplicates=False,
+        )
+        made.cleanups += [proxy.close, lambda: reader.delete_nats(url, stream)]
+    yield made
+    for cleanup in made.cleanups:
+        cleanup()

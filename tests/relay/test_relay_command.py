@@ -1,0 +1,100 @@
+"""``esrc relay`` as a command, without servers: bad usage is one line on stderr and
+exit status 2; a broker or database that cannot be reached at startup is retried
+(one line per attempt), and SIGTERM still stops the process with status 0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .harness import RelayProcess
+
+
+def _relay(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "esrc_core.cli", "relay", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--store", "nosuch://x", "--publisher", "memory://"],
+            "no installed store backend handles 'nosuch://x'",
+        ),
+        (
+            ["--store", "memory://", "--publisher", "nosuch://u:secret@host/"],
+            "no installed publisher backend handles 'nosuch://u:***@host/'",
+        ),
+        (
+            ["--store", "memory://", "--publisher", "memory://", "-o", "table_prefix=x_"],
+            "the memory store takes no options",
+        ),
+        (
+            ["--store", "memory://", "--publisher", "memory://", "--batch-size", "0"],
+            "batch_size must be a positive int",
+        ),
+    ],
+    ids=["unknown-store", "unknown-publisher", "bad-store-option", "bad-batch-size"],
+)
+def test_bad_usage_is_one_line_and_status_2(arguments: list[str], message: str) -> None:
+    """Mistakes in the command are reported in one line on stderr, passwords masked,
+    with exit status 2."""
+    result = _relay(*arguments)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("esrc relay:")]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "secret" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_publisher_option_is_status_2() -> None:
+    """An option the publisher does not take fails when the publisher is first opened,
+    as bad usage, not as something to retry."""
+    result = _relay("--store", "memory://", "--publisher", "amqp://127.0.0.1:1/?timeout=soon")
+    assert result.returncode == 2, result.stderr
+    assert "esrc relay: option timeout" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("store", "publisher", "failure"),
+    [
+        ("memory://", "amqp://guest:secret@127.0.0.1:1/", "BrokerUnavailableError"),
+        (
+            "postgresql+psycopg://postgres:secret@127.0.0.1:1/test",
+            "memory://",
+            "StoreUnavailableError",
+        ),
+    ],
+    ids=["broker-away", "database-away"],
+)
+def test_unreachable_at_startup_is_retried_until_sigterm(
+    tmp_path: Path, store: str, publisher: str, failure: str
+) -> None:
+    """A server that cannot be reached when the relay starts is not fatal: each attempt
+    fails in one line (password masked), with growing delays, and SIGTERM exits 0."""
+    relay = RelayProcess(
+        tmp_path / "relay.log",
+        ["--store", store, "--publisher", publisher, "--log-interval", "0.2"],
+    )
+    try:
+        relay.wait_for("attempt 3 failed")
+        assert relay.terminate() == 0, relay.tail()
+    finally:
+        relay.close()
+    log = relay.text()
+    attempts = [line for line in log.splitlines() if " failed: " in line]
+    assert all(failure in line for line in attempts), log
+    assert "secret" not in log
+    assert "Traceback" not in log
+    assert "stopped after relaying 0 events" in log
