@@ -179,15 +179,25 @@ def _relays(args: argparse.Namespace) -> int:
 
 def _add_relay_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("relay", help="relay events from a store to a broker until stopped")
-    p.add_argument("--store", required=True, help="event store URL, e.g. sqlite:///events.db")
-    p.add_argument("--publisher", required=True, help="publisher URL, e.g. amqp://host/")
+    p.add_argument("--store", required=True, metavar="URL", help="event store URL")
+    p.add_argument("--publisher", required=True, metavar="URL", help="publisher URL")
     p.add_argument("--name", default="default", help="the relay name (default: default)")
-    p.add_argument("--batch-size", type=int, default=500, metavar="N", help="events per batch")
     p.add_argument(
-        "--poll-interval", type=float, default=0.5, metavar="S", help="idle wait, seconds"
+        "--batch-size", type=int, default=500, metavar="N", help="events per batch (default 500)"
     )
     p.add_argument(
-        "--log-interval", type=float, default=10.0, metavar="S", help="seconds between logs"
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="seconds to wait for new events before looking again (default 0.5)",
+    )
+    p.add_argument(
+        "--log-interval",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds between progress lines (default 10; 0: none)",
     )
     p.add_argument(
         "--lock-timeout",
