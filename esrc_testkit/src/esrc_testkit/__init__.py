@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from esrc_testkit.acceptance import EventStoreAcceptance
+    from esrc_testkit.aggregates import DEFAULT_AGGREGATE_ID, Given, Outcome, given
     from esrc_testkit.capabilities import capabilities_of, requires
     from esrc_testkit.fixtures import StoreFactory, StoreSuite
     from esrc_testkit.inspection import InspectionAcceptance
@@ -33,11 +34,14 @@ if TYPE_CHECKING:
     from esrc_testkit.streams import StreamAcceptance
 
 __all__ = [
+    "DEFAULT_AGGREGATE_ID",
     "ConcurrencyAcceptance",
     "EventStoreAcceptance",
     "EventStoreMachine",
+    "Given",
     "InspectionAcceptance",
     "OutboxAcceptance",
+    "Outcome",
     "PublisherAcceptance",
     "Received",
     "RelayLockAcceptance",
@@ -48,6 +52,7 @@ __all__ = [
     "StoreSuite",
     "StreamAcceptance",
     "capabilities_of",
+    "given",
     "in_ci",
     "relay_events",
     "requires",
@@ -58,6 +63,10 @@ __all__ = [
 ]
 
 _HOME = {
+    "DEFAULT_AGGREGATE_ID": "aggregates",
+    "Given": "aggregates",
+    "Outcome": "aggregates",
+    "given": "aggregates",
     "ConcurrencyAcceptance": "races",
     "EventStoreAcceptance": "acceptance",
     "EventStoreMachine": "machines",
