@@ -6,9 +6,10 @@ adds what a long-running process needs:
 
 - **One active relay per name.** It takes the store's relay lock for its name
   (:class:`~esrc_core.locks.HasRelayLock`) before publishing; a second runner of the
-  same name waits on standby and takes over when the first one dies. Before each batch
-  it checks that the lock is still held, and stops publishing as soon as it is not
-  (then takes it again). A store without relay locks runs unlocked, with a warning.
+  same name waits on standby, its publisher already open, and takes over when the
+  first one dies. Before each batch it checks that the lock is still held, and stops
+  publishing as soon as it is not (then takes it again). A store without relay locks
+  runs unlocked, with a warning.
 - **In order.** Batches run one after the other: the next batch is read only after
   the previous one was published and marked, so the outbox order is the publish order.
 - **Waking on new events** through the outbox's ``wait_for_events(timeout)`` when it
@@ -349,9 +350,11 @@ class RelayRunner:
         try:
             while not self._stop.is_set():
                 try:
+                    # The publisher first: a relay on standby is then ready to publish
+                    # the moment it takes the lock over.
+                    publisher = self._ensure_publisher()
                     if not self._take_lock():
                         break
-                    publisher = self._ensure_publisher()
                     self._state = "relaying"
                     self._relay_batches(publisher)
                 except LockNotAcquiredError:
