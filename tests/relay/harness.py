@@ -103,16 +103,16 @@ class RelayProcess:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
 
-    def terminate(self, timeout: float = 30.0) -> int:
-        """SIGTERM the process and return its exit status; fails if it does not exit
-        within ``timeout`` seconds."""
-        self.proc.send_signal(signal.SIGTERM)
+    def terminate(self, timeout: float = 30.0, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``sig`` (SIGTERM) and return the exit status; fails if the process does
+        not exit within ``timeout`` seconds."""
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(
-                f"relay process {self.pid} ignored SIGTERM for {timeout}s:\n{self.tail()}"
+                f"relay process {self.pid} ignored {sig.name} for {timeout}s:\n{self.tail()}"
             ) from None
 
     def close(self) -> None:

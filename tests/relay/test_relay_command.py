@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from signal import SIGINT, SIGTERM, Signals
 
 import pytest
 
@@ -67,29 +68,31 @@ def test_a_bad_publisher_option_is_status_2() -> None:
 
 
 @pytest.mark.parametrize(
-    ("store", "publisher", "failure"),
+    ("store", "publisher", "failure", "sig"),
     [
-        ("memory://", "amqp://guest:secret@127.0.0.1:1/", "BrokerUnavailableError"),
+        ("memory://", "amqp://guest:secret@127.0.0.1:1/", "BrokerUnavailableError", SIGINT),
         (
             "postgresql+psycopg://postgres:secret@127.0.0.1:1/test",
             "memory://",
             "StoreUnavailableError",
+            SIGTERM,
         ),
     ],
-    ids=["broker-away", "database-away"],
+    ids=["broker-away-sigint", "database-away-sigterm"],
 )
-def test_unreachable_at_startup_is_retried_until_sigterm(
-    tmp_path: Path, store: str, publisher: str, failure: str
+def test_unreachable_at_startup_is_retried_until_a_signal(
+    tmp_path: Path, store: str, publisher: str, failure: str, sig: Signals
 ) -> None:
     """A server that cannot be reached when the relay starts is not fatal: each attempt
-    fails in one line (password masked), with growing delays, and SIGTERM exits 0."""
+    fails in one line (password masked), with growing delays, and SIGINT or SIGTERM
+    stops it with status 0."""
     relay = RelayProcess(
         tmp_path / "relay.log",
         ["--store", store, "--publisher", publisher, "--log-interval", "0.2"],
     )
     try:
         relay.wait_for("attempt 3 failed")
-        assert relay.terminate() == 0, relay.tail()
+        assert relay.terminate(sig=sig) == 0, relay.tail()
     finally:
         relay.close()
     log = relay.text()
@@ -97,4 +100,5 @@ def test_unreachable_at_startup_is_retried_until_sigterm(
     assert all(failure in line for line in attempts), log
     assert "secret" not in log
     assert "Traceback" not in log
+    assert f"{sig.name} received" in log
     assert "stopped after relaying 0 events" in log
