@@ -85,20 +85,15 @@ def server(request: pytest.FixtureRequest) -> Iterator[tuple[PrefixPool, _Server
 
 def _lock_statement(store: SqlEventStore) -> tuple[str, sa.Executable]:
     """The table a blocked append waits on, and a statement that locks it: the
-    stream's row on PostgreSQL, the sequencer row on MariaDB."""
-    tables = store.tables
-    if tables.sequencer is not None:
-        seq = tables.sequencer
-        return seq.name, sa.select(seq.c.id).with_for_update()
-    streams = tables.streams
+    stream's row."""
+    streams = store.tables.streams
     return streams.name, sa.select(streams.c.version).with_for_update()
 
 
 def test_connection_killed_while_append_waits_writes_nothing_and_store_recovers_postgres_mariadb(
     server: tuple[PrefixPool, _Server],
 ) -> None:
-    """An append blocked on a lock (the stream's row on PostgreSQL, the sequencer on
-    MariaDB, after claiming the stream) loses its connection: StoreUnavailableError,
+    """An append blocked on a lock (the stream's row) loses its connection: StoreUnavailableError,
     none of its three events stored, the stream still at version 1; the next append
     at version 1 succeeds."""
     pool, admin = server

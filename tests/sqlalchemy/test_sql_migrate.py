@@ -169,3 +169,56 @@ def test_postgres_schema_option_creates_and_uses_the_schema(postgresql_url: str)
         with store.engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         store.close()
+
+
+def _as_version_1(store: SqlEventStore) -> None:
+    """Turn ``store``'s tables back into schema version 1: no ``seq`` on MariaDB."""
+    tables = store.tables
+    with store.engine.begin() as conn:
+        if "seq" in tables.events.c:
+            prep = conn.dialect.identifier_preparer
+            index = prep.quote(f"{store.table_prefix}events_seq")
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {prep.format_table(tables.events)} DROP INDEX {index}, "
+                    "DROP COLUMN seq"
+                )
+            )
+        conn.execute(tables.schema_version.delete())
+        conn.execute(tables.schema_version.insert().values(version=1, description="v1"))
+
+
+def test_version_1_tables_are_upgraded_and_relays_resume(database_url: str, prefix: str) -> None:
+    """Tables at schema version 1 holding events and a relay checkpoint (a position)
+    are upgraded on first use: version 2 is recorded, on MariaDB every event is
+    numbered with its position, the relay resumes right after its checkpoint in the
+    old order, and events appended afterwards follow."""
+    old = SqlEventStore(database_url, table_prefix=prefix)
+    old.add_aggregate("Order", "a", [RawEvent(f"A{n}", b"") for n in range(3)])
+    old.add_aggregate("Order", "b", [RawEvent(f"B{n}", b"") for n in range(2)])
+    positions = [e.position for e in old.recorded_events("Order", "a")]
+    with old.engine.begin() as conn:
+        conn.execute(old.tables.checkpoints.delete())
+        conn.execute(
+            old.tables.checkpoints.insert().values(name="relay", tx_id=0, position=positions[1])
+        )
+    _as_version_1(old)
+    old.close()
+    store = SqlEventStore(database_url, table_prefix=prefix)
+    try:
+        store.append_events("Order", "b", 2, [RawEvent("B2", b"")])
+        assert sorted(_versions(database_url, prefix)) == [1, SCHEMA_VERSION]
+        events = store.tables.events
+        if "seq" in events.c:
+            with store.engine.connect() as conn:
+                numbered = conn.execute(
+                    sa.select(events.c.position, events.c.seq).where(events.c.name != "B2")
+                ).all()
+            assert [(p, s) for p, s in numbered if p != s] == []
+        if store.family == "postgresql":
+            return  # checkpoints there are (tx_id, position): not touched by version 2
+        outbox = store.outbox("relay")
+        resumed = outbox.unpublished_events(100)
+        assert [e.event.name for e in resumed] == ["A2", "B0", "B1", "B2"]
+    finally:
+        store.close()

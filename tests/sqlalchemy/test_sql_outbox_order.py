@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-import pytest
 from esrc_sqlalchemy.testing import PrefixPool
 from sqlalchemy.engine import Connection
 
@@ -20,6 +19,9 @@ from esrc_sqlalchemy import SqlEventStore, SqlOutbox
 SETTLE_SECONDS = 60.0
 """How long a test waits for events another session still holds back (on PostgreSQL,
 any transaction open on the server delays the outbox) before it fails."""
+NOT_BLOCKED_SECONDS = 30.0
+"""How long an operation that must not wait on a lock may take before the test says it
+is blocked (a liveness bound, far above the milliseconds it takes)."""
 
 
 def _rows(*names: str) -> list[tuple[str, bytes, str | None]]:
@@ -100,18 +102,11 @@ def test_mariadb_append_that_commits_late_is_relayed_after_earlier_commits(
     assert _names(_drain(store.outbox("relay"), 1)) == ["A"]
 
 
-@pytest.mark.parametrize("database", ["mariadb", "sqlite"])
-def test_commit_step_holder_goes_first_and_others_wait_mariadb_sqlite(
-    database: str, tmp_path: object, request: pytest.FixtureRequest
-) -> None:
-    """A inserts its events and stays open (holding the sequencer lock on MariaDB, the
-    database lock on SQLite); B and C append from threads meanwhile. Nothing new is
-    visible until A commits; then A comes first, B and C after it."""
-    pool = (
-        request.getfixturevalue("mysql_pool")
-        if database == "mariadb"
-        else PrefixPool(f"sqlite:///{tmp_path}/order.db")
-    )
+def test_sqlite_commit_step_holder_goes_first_and_others_wait(tmp_path: object) -> None:
+    """A inserts its events and stays open (holding SQLite's database lock); B and C
+    append from threads meanwhile. Nothing new is visible until A commits; then A
+    comes first, B and C after it."""
+    pool = PrefixPool(f"sqlite:///{tmp_path}/order.db")
     store = pool.open()
     try:
         outbox = _opened(store)
@@ -143,8 +138,88 @@ def test_commit_step_holder_goes_first_and_others_wait_mariadb_sqlite(
         assert _names(after)[0] == "A"
         assert sorted(_names(after)[1:]) == ["B", "C"]
     finally:
-        if database == "sqlite":
-            pool.drop()
+        pool.drop()
+
+
+def _in_thread(work: Callable[[], object], what: str) -> None:
+    """Run ``work`` in a thread and fail if it does not finish within
+    :data:`NOT_BLOCKED_SECONDS` (it would be waiting on a lock) or raises."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(NOT_BLOCKED_SECONDS)
+    assert not thread.is_alive(), f"{what}: still waiting after {NOT_BLOCKED_SECONDS}s"
+    assert errors == [], f"{what}: {errors!r}"
+
+
+def test_mariadb_append_is_not_blocked_by_an_open_append_to_another_aggregate(
+    mysql_pool: PrefixPool,
+) -> None:
+    """A claims its stream and inserts its event, and stays open; an append to another
+    aggregate, an add of a new one, and an append while another session holds the
+    sequencer lock all finish without waiting. After A commits every event is relayed."""
+    store = mysql_pool.open()
+    outbox = _opened(store)
+    dialect = store._dialect
+    assert store.tables.sequencer is not None
+    lock = store.tables.sequencer.select().with_for_update()
+    with store.engine.connect() as a, store.engine.connect() as sequencer:
+        _begin(store, a)
+        assert dialect.extend_stream(a, _key(store, "a"), 1, _rows("A"))
+        _in_thread(
+            lambda: store.append_events("Order", "b", 1, [RawEvent("B", b"")]),
+            "append to b while an append to a is open",
+        )
+        _in_thread(
+            lambda: store.add_aggregate("Order", "d", [RawEvent("D", b"")]),
+            "add d while an append to a is open",
+        )
+        _begin(store, sequencer)
+        sequencer.execute(lock)
+        _in_thread(
+            lambda: store.append_events("Order", "c", 1, [RawEvent("C", b"")]),
+            "append to c while another session holds the sequencer lock",
+        )
+        sequencer.rollback()
+        a.commit()
+    assert sorted(_names(_drain(outbox, 4))) == ["A", "B", "C", "D"]
+
+
+def test_mariadb_outbox_pass_is_not_blocked_by_an_open_append_and_relays_it_later(
+    mysql_pool: PrefixPool,
+) -> None:
+    """A inserts its event and stays open; B commits. The outbox (its sequencing pass
+    included) returns B without waiting for A and without seeing A; once A commits,
+    the next read returns A - after B, which was already relayed."""
+    store = mysql_pool.open()
+    outbox = _opened(store)
+    with store.engine.connect() as a:
+        _begin(store, a)
+        assert store._dialect.extend_stream(a, _key(store, "a"), 1, _rows("A"))
+        store.append_events("Order", "b", 1, [RawEvent("B", b"")])
+        while_open: list[RelayEvent] = []
+        _in_thread(
+            lambda: while_open.extend(outbox.unpublished_events(100)),
+            "outbox read while an append is open",
+        )
+        assert _names(while_open) == ["B"]
+        outbox.mark_events_as_published(while_open)
+        _in_thread(
+            lambda: while_open.extend(outbox.unpublished_events(100)),
+            "second outbox read while an append is open",
+        )
+        assert _names(while_open) == ["B"]
+        a.commit()
+    late = _drain(outbox, 1)
+    assert _names(late) == ["A"]
+    assert _names(_drain(store.outbox("fresh"), 5)) == ["Created"] * 3 + ["B", "A"]
 
 
 def _check_relayed(store: SqlEventStore, relayed: list[RelayEvent], streams: int) -> None:

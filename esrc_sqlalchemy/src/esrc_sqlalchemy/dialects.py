@@ -19,16 +19,39 @@ itself below xmin, so a late commit always sorts after the checkpoint and is ret
 The price: an open writing transaction anywhere in the cluster holds back every event
 written after it began, until it ends (latency, never loss).
 
-**MariaDB/MySQL.** An append first claims its stream (the conditional ``UPDATE`` of
-the stream's version, or the ``INSERT`` of a new stream) - writers to different
-streams do not wait for each other there. Then, as its last step, it locks the single
-row of the ``sequencer`` table (``SELECT ... FOR UPDATE``), inserts its events and
-commits, which releases the lock. Positions (``AUTO_INCREMENT``) are therefore
-allocated only by the lock holder, and the lock is held until the holder's commit is
-visible, so position order is commit order and a reader that has seen position p will
-never see a smaller one appear later (gaps from rolled-back appends stay gaps). The
-price: the commit steps of all appends run one at a time (two round trips and the
-insert), so appends per second are bounded by 1 / (time the lock is held).
+**MariaDB/MySQL: sequence after commit.** An append takes no lock beyond its own
+stream's row (the conditional ``UPDATE`` of the stream's version, or the ``INSERT`` of
+a new stream) and inserts its events with a NULL ``seq``; writers to different streams
+never wait for each other. ``position`` (``AUTO_INCREMENT``) is only a tie-breaker: it
+is allocated at insert time, not at commit, so it alone is not commit order. The outbox
+order is ``seq``, handed out by the readers: an outbox that finds fewer than ``limit``
+numbered events after its checkpoint runs a short *sequencing pass* in a transaction
+of its own - lock the single row of the ``sequencer`` table (``SELECT ... FOR
+UPDATE``; outboxes take turns on it, appends never touch it), read the committed rows
+whose ``seq`` is NULL in position order together with the largest ``seq`` given so far
+(one consistent, non-locking read), number them consecutively after it (an ``UPDATE``
+by primary key), commit. Then it reads ``seq > checkpoint`` in ``seq`` order; the
+checkpoint is a ``seq``.
+
+Why nothing is skipped and the order holds:
+
+- Only committed rows are numbered: the pass finds them with a consistent read, which
+  neither sees nor waits for rows of transactions in flight, and updates them by
+  primary key, locking only rows no writer holds. Rolled-back rows never get a number.
+- A number, once given, never changes, and passes run one at a time (the lock), each
+  reading after the previous one committed: the numbers form one total order that only
+  grows at its end, the same for every relay and after every restart.
+- A row that commits late is numbered by a later pass, above everything numbered
+  before it, so a reader past checkpoint c still finds it: nothing is skipped.
+- Per stream, version v+1 can only be appended after v committed (the stream row's
+  version check), so v was inserted first and has the smaller position: within one
+  pass rows are numbered by position, and across passes v is numbered no later than
+  v+1. Each stream's versions appear in order.
+
+The price: every event is written once more, by the reader that numbers it, and relays
+number events for each other (whichever outbox runs a pass numbers every committed
+row). Positions come from one server's ``AUTO_INCREMENT``, monotonic in time; a
+multi-writer cluster that interleaves ranges would break the per-stream argument above.
 
 **SQLite.** The database has one writer at a time (``BEGIN IMMEDIATE``), so positions
 are allocated and committed in the same order.
@@ -62,6 +85,9 @@ EventRow = tuple[str, bytes, str | None]
 """One event to write: name, data, metadata as JSON text (``None`` when empty)."""
 
 _MIGRATION_LOCK_TIMEOUT = 120
+_PASS_MIN = 1000
+"""Fewest events a MariaDB/MySQL sequencing pass numbers when there are that many, so
+that reading in small batches does not run a pass per batch."""
 _ROWCOUNT = {"preserve_rowcount": True}  # rowcount of INSERT ... SELECT and CTE statements
 _XMIN: sa.ColumnElement[int] = sa.literal_column(
     "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
@@ -284,8 +310,10 @@ class SqlDialect:
     def outbox_rows(
         self, conn: Connection, name: str, limit: int
     ) -> tuple[Sequence[Any], int | None]:
-        """Up to ``limit`` rows (tx_id, position, aggregate_type, aggregate_id, version,
-        name, data, metadata) after relay ``name``'s checkpoint, first in outbox order,
+        """Up to ``limit`` rows (tx_id, ord, position, aggregate_type, aggregate_id,
+        version, name, data, metadata) after relay ``name``'s checkpoint, first in
+        outbox order - the order key is (tx_id, ord); ord is the position except on
+        MariaDB/MySQL, where it is the ``seq`` -
         only from transactions that can no longer change the order; and the largest
         ``tx_id`` of committed events held back behind transactions in progress
         (PostgreSQL; ``None`` when there are none, and always elsewhere). One query."""
@@ -302,6 +330,7 @@ class SqlDialect:
         return (
             sa.select(
                 sa.literal(0, sa.BigInteger).label("tx_id"),
+                ev.c.position.label("ord"),
                 ev.c.position,
                 ev.c.aggregate_type,
                 ev.c.aggregate_id,
@@ -403,8 +432,8 @@ class PostgresDialect(SqlDialect):
             f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = :name), "
             "x AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin), "
             f"held AS (SELECT MAX(tx_id) AS held FROM {ev} WHERE tx_id >= (SELECT xmin FROM x)), "
-            "ready AS (SELECT e.tx_id, e.position, e.aggregate_type, e.aggregate_id, "
-            f"e.version, e.name, e.data, e.metadata FROM {ev} e "
+            "ready AS (SELECT e.tx_id, e.position AS ord, e.position, e.aggregate_type, "
+            f"e.aggregate_id, e.version, e.name, e.data, e.metadata FROM {ev} e "
             "WHERE (e.tx_id, e.position) > ((SELECT tx_id FROM cp), (SELECT position FROM cp)) "
             "AND e.tx_id < (SELECT xmin FROM x) "
             "ORDER BY e.tx_id, e.position LIMIT :limit) "
@@ -526,10 +555,10 @@ class PostgresDialect(SqlDialect):
 class MySqlDialect(SqlDialect):
     """MariaDB 10.5+ / MySQL 8 with PyMySQL.
 
-    An append claims its stream, then takes the sequencer row lock, inserts its events
-    and commits (see the module docstring). PyMySQL sends bytes hex-encoded, so a row
-    must fit in ``max_allowed_packet`` twice over; payloads larger than that are first
-    sent in pieces into a session variable (before the sequencer lock is taken) and
+    An append claims its stream and inserts its events with a NULL ``seq``; the outbox
+    numbers committed events in sequencing passes (see the module docstring). PyMySQL
+    sends bytes hex-encoded, so a row must fit in ``max_allowed_packet`` twice over;
+    payloads larger than that are first sent in pieces into a session variable and
     inserted from it. A payload larger than ``max_allowed_packet`` itself cannot be
     stored or read and is refused with :class:`InvalidEventError` before anything is
     written.
@@ -541,8 +570,32 @@ class MySqlDialect(SqlDialect):
     def __init__(self, tables: Tables, engine: Engine) -> None:
         super().__init__(tables, engine)
         assert tables.sequencer is not None
-        seq = tables.sequencer
-        self._sequence = sa.select(seq.c.id).where(seq.c.id == 1).with_for_update()
+        sequencer, ev = tables.sequencer, tables.events
+        self._lock_sequencer = (
+            sa.select(sequencer.c.id).where(sequencer.c.id == 1).with_for_update()
+        )
+        unnumbered = (
+            sa.select(ev.c.position)
+            .where(ev.c.seq.is_(None))
+            .order_by(ev.c.position)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+        )
+        top = sa.select(sa.func.coalesce(sa.func.max(ev.c.seq), 0)).scalar_subquery()
+        self._unnumbered_after = unnumbered.add_columns(top.label("top"))
+        cpt = tables.checkpoints
+        checkpoint = (
+            sa.select(sa.func.coalesce(sa.func.max(cpt.c.position), 0))
+            .where(cpt.c.name == sa.bindparam("name", type_=Utf8Key(RELAY_NAME_MAX)))
+            .scalar_subquery()
+        )
+        self._probe = sa.select(
+            top.label("top"),
+            sa.select(sa.func.min(ev.c.position)).where(ev.c.seq.is_(None)).scalar_subquery(),
+            checkpoint,
+        )
+        """The largest ``seq``, the first unnumbered position (or NULL) and relay
+        ``:name``'s checkpoint, in one read."""
+        self._events_table = engine.dialect.identifier_preparer.format_table(ev)
         prefix = tables.streams.name[: -len("streams")]
         self._lock_name = "esrc:" + _digest(engine.url.database, prefix).hex()
         self.max_packet = 16 * 1024 * 1024
@@ -562,7 +615,22 @@ class MySqlDialect(SqlDialect):
                 ("position", sa.func.greatest(cpt.c.position, ins.inserted.position)),
             ]
         )
-        self._outbox = self._outbox_by_position()
+        self._outbox = (
+            sa.select(
+                sa.literal(0, sa.BigInteger).label("tx_id"),
+                ev.c.seq.label("ord"),
+                ev.c.position,
+                ev.c.aggregate_type,
+                ev.c.aggregate_id,
+                ev.c.version,
+                ev.c.name,
+                ev.c.data,
+                ev.c.metadata,
+            )
+            .where(ev.c.seq > checkpoint)
+            .order_by(ev.c.seq)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+        )
 
     def _snapshot_statement(self, data: sa.ColumnElement[Any]) -> sa.Executable:
         sins = mysql.insert(self.tables.snapshots).from_select(
@@ -655,14 +723,13 @@ class MySqlDialect(SqlDialect):
     def insert_events(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
     ) -> None:
-        """Stage large payloads, take the sequencer lock, insert ``rows`` (executemany
+        """Stage large payloads, then insert ``rows`` with a NULL ``seq`` (executemany
         of the small ones, PyMySQL sends them as multi-row ``INSERT``)."""
         t, i = key
         staged: dict[int, sa.ColumnElement[Any]] = {}
         for index, (name, data, meta) in enumerate(rows):
             if not self._inline(data, len(name) * 4 + len(meta or "")):
                 staged[index] = self._stage(conn, index, data)
-        conn.execute(self._sequence)
         batch: list[dict[str, Any]] = []
         for index, (name, data, meta) in enumerate(rows):
             params = {
@@ -699,8 +766,70 @@ class MySqlDialect(SqlDialect):
             stmt = self._snapshot_statement(self._stage(conn, 0, data))
         return conn.execute(stmt, params, execution_options=_ROWCOUNT).rowcount > 0
 
+    def outbox_rows(
+        self, conn: Connection, name: str, limit: int
+    ) -> tuple[Sequence[Any], int | None]:
+        """Rows after the checkpoint in ``seq`` order. When fewer than ``limit`` came
+        back: number what is waiting (:meth:`sequence`) and read again if numbered
+        events beyond those rows now exist (numbered by this pass or by another
+        outbox's since the read)."""
+        params = {"name": name, "limit": limit}
+        rows = conn.execute(self._outbox, params).all()
+        if len(rows) < limit:
+            conn.commit()
+            top, waiting, checkpoint = conn.execute(self._probe, {"name": name}).one()
+            beyond = int(top) > (int(rows[-1].ord) if rows else int(checkpoint))
+            if waiting is not None and self.sequence(conn, max(limit, _PASS_MIN)):
+                beyond = True
+            if beyond:
+                rows = conn.execute(self._outbox, params).all()
+        return rows, None
+
+    def sequence(self, conn: Connection, most: int) -> int:
+        """Number up to ``most`` committed events that have no ``seq`` yet, in position
+        order, after the largest ``seq`` given so far; return how many it numbered.
+
+        In a transaction of its own: lock the sequencer row, read the unnumbered
+        committed rows and the largest ``seq`` in one consistent read (taken after the
+        lock, so it sees every earlier pass), update them by primary key, commit. It
+        never waits for, or sees, an append in flight; it waits only for another pass.
+        """
+        conn.commit()
+        self.begin_write(conn, single=False)
+        try:
+            conn.execute(self._lock_sequencer)
+            found = conn.execute(self._unnumbered_after, {"limit": most}).all()
+            if found:
+                top = int(found[0].top)
+                listed = ",".join(str(int(row.position)) for row in found)
+                numbered = conn.exec_driver_sql(
+                    f"UPDATE {self._events_table} SET seq = {top} + FIELD(position, {listed}) "
+                    f"WHERE position IN ({listed})"
+                ).rowcount
+                if numbered != len(found):
+                    raise EsrcError(
+                        f"number events of {self._events_table}: {numbered} of "
+                        f"{len(found)} rows updated; another pass ran without the lock"
+                    )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return len(found)
+
+    def outbox_keys(self, conn: Connection, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """The outbox order key (0, seq) of each numbered event among ``positions``."""
+        ev = self.tables.events
+        stmt = sa.select(ev.c.seq, ev.c.position).where(
+            ev.c.position.in_(sa.bindparam("positions", expanding=True)),
+            ev.c.seq.is_not(None),
+        )
+        found = conn.execute(stmt, {"positions": list(positions)}).all()
+        return {int(p): (0, int(s)) for s, p in found}
+
     def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
-        """Upsert the checkpoint with ``GREATEST``."""
+        """Upsert the checkpoint (a ``seq``, kept in the position column) with
+        ``GREATEST``."""
         conn.execute(self._mark, {"name": name, "tx_id": 0, "position": key[1]})
 
 

@@ -80,6 +80,9 @@ class StoreViews:
         if "tx_id" in ev.c:
             done = sa.tuple_(ev.c.tx_id, ev.c.position) <= sa.tuple_(cp.c.tx_id, cp.c.position)
             waiting = sa.tuple_(ev.c.tx_id, ev.c.position) > sa.tuple_(cp.c.tx_id, cp.c.position)
+        elif "seq" in ev.c:
+            done = ev.c.seq <= cp.c.position
+            waiting = sa.or_(ev.c.seq > cp.c.position, ev.c.seq.is_(None))
         else:
             done = ev.c.position <= cp.c.position
             waiting = ev.c.position > cp.c.position

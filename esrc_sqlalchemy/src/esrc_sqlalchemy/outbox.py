@@ -28,11 +28,12 @@ __all__ = ["SqlOutbox"]
 class SqlOutbox:
     """Relay ``name``'s outbox over a :class:`~esrc_sqlalchemy.store.SqlEventStore`.
 
-    The order is ``(tx_id, position)``: on PostgreSQL, by writing transaction and then
-    position, reading only transactions older than the oldest one still in progress;
-    on MariaDB/MySQL and SQLite, by position, which those stores allocate in commit
-    order. Either way an event whose transaction commits late is still returned,
-    after everything already returned (see :mod:`esrc_sqlalchemy.dialects` for why).
+    The order: on PostgreSQL by writing transaction and then position, reading only
+    transactions older than the oldest one still in progress; on SQLite by position,
+    which it allocates in commit order; on MariaDB/MySQL by ``seq``, a number the
+    outboxes give committed events in sequencing passes. Either way an event whose
+    transaction commits late is still returned, after everything already returned (see
+    :mod:`esrc_sqlalchemy.dialects` for why).
 
     The checkpoint is the order key of the last published event, kept in the
     ``checkpoints`` table and only ever moved forward, so a new ``SqlOutbox`` of the
@@ -125,7 +126,7 @@ class SqlOutbox:
             events.append(
                 RelayEvent(row.aggregate_type, aggregate_id, int(row.version), position, raw)
             )
-            keys[position] = (int(row.tx_id), position)
+            keys[position] = (int(row.tx_id), int(row.ord))
         with self._lock:
             self._keys = keys
         return events

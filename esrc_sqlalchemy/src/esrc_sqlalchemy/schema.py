@@ -8,11 +8,18 @@ Every table name starts with the store's ``table_prefix``. The tables:
 - ``<prefix>events``: global position (identity / autoincrement), stream key,
   version, name, data (binary), metadata (JSON text, NULL when empty), created_at;
   unique (aggregate type, aggregate id, version). On PostgreSQL also ``tx_id``, the
-  writing transaction's id, indexed with the position for the outbox.
+  writing transaction's id, indexed with the position for the outbox. On
+  MariaDB/MySQL also ``seq``, the outbox sequence number: NULL when written, given
+  once by the outbox after the row committed, never changed (indexed).
 - ``<prefix>snapshots``: (aggregate type, aggregate id, version) -> data.
 - ``<prefix>checkpoints``: relay name -> the outbox position it has published up to,
-  as the pair (tx_id, position); tx_id is 0 except on PostgreSQL.
-- ``<prefix>sequencer`` (MariaDB/MySQL only): one row whose lock orders commits.
+  as the pair (tx_id, position); tx_id is 0 except on PostgreSQL, and on MariaDB/MySQL
+  the position column holds a ``seq``.
+- ``<prefix>sequencer`` (MariaDB/MySQL only): one row whose lock the outboxes take in
+  turn to hand out sequence numbers; appends never touch it.
+
+Versions: 1 created the tables; 2 added ``seq`` on MariaDB/MySQL (existing rows get
+``seq = position``, which was their commit order, so checkpoints stay valid).
 
 Stream keys compare exactly (case, trailing spaces and all): on MariaDB/MySQL they are
 stored as UTF-8 in ``VARBINARY`` columns, because the text collations there ignore
@@ -48,7 +55,7 @@ __all__ = [
     "schema_version",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this release writes and reads."""
 NAME_MAX = 200
 """Longest event name, in characters."""
@@ -133,6 +140,10 @@ _LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 _Timestamp = sa.DateTime(timezone=True)
 
 
+def _seq_index(prefix: str) -> str:
+    return f"{prefix}events_seq"
+
+
 def _now() -> sa.FetchedValue:
     return sa.DefaultClause(sa.func.current_timestamp())
 
@@ -207,6 +218,9 @@ def build_tables(prefix: str, schema: str | None, family: str) -> Tables:
     if family == "postgresql":
         event_columns.append(sa.Column("tx_id", sa.BigInteger, nullable=False))
         event_columns.append(sa.Index(f"{prefix}events_tx_order", "tx_id", "position"))
+    if family == "mysql":
+        event_columns.append(sa.Column("seq", sa.BigInteger, nullable=True))
+        event_columns.append(sa.Index(_seq_index(prefix), "seq"))
     events = sa.Table(f"{prefix}events", md, *event_columns, **options)
     snapshots = sa.Table(
         f"{prefix}snapshots",
@@ -246,6 +260,9 @@ def schema_version(conn: Connection, tables: Tables) -> int | None:
     return int(found or 0)
 
 
+_INITIAL = "streams, events, snapshots, checkpoints"
+
+
 def _initial(conn: Connection, tables: Tables) -> None:
     for table in tables.all():
         table.create(conn, checkfirst=True)
@@ -255,16 +272,46 @@ def _initial(conn: Connection, tables: Tables) -> None:
             conn.execute(seq.insert().values(id=1))
 
 
+_SEQ_CHUNK = 10_000
+
+
+def _add_seq(conn: Connection, tables: Tables) -> None:
+    """MariaDB/MySQL: add ``events.seq`` and its index if missing, and number the rows
+    that have none with their position. Before version 2 an append took the sequencer
+    lock to insert and commit, so position order was commit order: the numbers keep
+    the order every relay has seen, and checkpoints (positions) stay valid as seqs."""
+    if tables.sequencer is None:
+        return
+    ev = tables.events
+    prep = conn.dialect.identifier_preparer
+    table = prep.format_table(ev)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(ev.name)}
+    if "seq" not in columns:
+        index = prep.quote(_seq_index(ev.name[: -len("events")]))
+        conn.execute(
+            sa.text(f"ALTER TABLE {table} ADD COLUMN seq BIGINT NULL, ADD INDEX {index} (seq)")
+        )
+    number = sa.text(
+        f"UPDATE {table} SET seq = position WHERE seq IS NULL ORDER BY position LIMIT {_SEQ_CHUNK}"
+    )
+    while conn.execute(number).rowcount:
+        conn.commit()
+
+
 _MIGRATIONS: list[tuple[int, str, Callable[[Connection, Tables], None]]] = [
-    (1, "streams, events, snapshots, checkpoints", _initial),
+    (2, "events.seq: outbox order numbers given after commit (MariaDB/MySQL)", _add_seq),
 ]
+"""Steps from one version to the next; a new database gets :func:`_initial` (the
+current tables) and then every step, each of which is idempotent."""
 
 
 def apply_migrations(conn: Connection, tables: Tables) -> int:
     """Bring the tables up to :data:`SCHEMA_VERSION` on ``conn``; return the version.
 
-    The caller holds the database's migration lock for the tables, so concurrent runs
-    wait for each other; every step is idempotent, so running again is harmless. Raises
+    A new database gets the current tables and one version row; an older one runs the
+    steps above its version, recording each. The caller holds the database's
+    migration lock for the tables, so concurrent runs wait for each other; every step
+    is idempotent, so running again is harmless. Raises
     :class:`~esrc_core.errors.EsrcError` when the database's schema is newer than this
     release understands.
     """
@@ -275,11 +322,16 @@ def apply_migrations(conn: Connection, tables: Tables) -> int:
             f"the tables {tables.schema_version.fullname} are at schema version {current}, "
             f"newer than this esrc-sqlalchemy understands ({SCHEMA_VERSION}); upgrade it"
         )
+    record = tables.schema_version.insert()
+    if current == 0:
+        _initial(conn, tables)
+        for _, _, step in _MIGRATIONS:
+            step(conn, tables)
+        conn.execute(record.values(version=SCHEMA_VERSION, description=_INITIAL))
+        return SCHEMA_VERSION
     for version, description, step in _MIGRATIONS:
         if version > current:
             step(conn, tables)
-            conn.execute(
-                tables.schema_version.insert().values(version=version, description=description)
-            )
+            conn.execute(record.values(version=version, description=description))
             current = version
     return current
