@@ -365,6 +365,30 @@ class SqlDialect:
         raise NotImplementedError
 
 
+def _driver_fetch(
+    conn: Connection, sql: str, params: dict[str, Any], *, rows: bool = True
+) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on ``conn``'s psycopg connection and fetch every row as a tuple
+    (``rows=False``: fetch nothing), in binary format: no SQLAlchemy statement or row
+    objects and no text parsing, for the outbox's hot path. A driver error is raised as
+    SQLAlchemy's ``DBAPIError`` (so the store translates it) and a broken connection is
+    invalidated (not returned to the pool)."""
+    import psycopg
+
+    driver: Any = conn.connection.driver_connection
+    try:
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(sql, params)
+            found: list[tuple[Any, ...]] = cursor.fetchall() if rows else []
+            return found
+    except psycopg.Error as err:
+        if driver.broken:
+            conn.invalidate(err)
+        raise sa.exc.DBAPIError.instance(
+            sql, params, err, psycopg.Error, hide_parameters=True
+        ) from err
+
+
 class _BinaryList(list[Any]):
     """A list psycopg sends as an array in binary format (its default for lists is
     text, which escapes every byte of a ``bytea`` element in Python)."""
@@ -427,33 +451,33 @@ class PostgresDialect(SqlDialect):
             "AND version = :from_version RETURNING version) "
             + insert.format(base=":from_version", source="claimed")
         )
-        self._outbox = sa.text(
+        held = f"SELECT MAX(tx_id) FROM {ev} WHERE tx_id >= (SELECT xmin FROM x)"
+        self._outbox_sql = (
             "WITH cp AS (SELECT COALESCE(MAX(tx_id), 0) AS tx_id, "
-            f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = :name), "
-            "x AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin), "
-            f"held AS (SELECT MAX(tx_id) AS held FROM {ev} WHERE tx_id >= (SELECT xmin FROM x)), "
-            "ready AS (SELECT e.tx_id, e.position AS ord, e.position, e.aggregate_type, "
-            f"e.aggregate_id, e.version, e.name, e.data, e.metadata FROM {ev} e "
+            f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = %(name)s), "
+            "x AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) "
+            "SELECT e.tx_id, e.position, e.position, e.aggregate_type, e.aggregate_id, "
+            f"e.version, e.name, e.data, e.metadata, ({held}) FROM {ev} e "
             "WHERE (e.tx_id, e.position) > ((SELECT tx_id FROM cp), (SELECT position FROM cp)) "
             "AND e.tx_id < (SELECT xmin FROM x) "
-            "ORDER BY e.tx_id, e.position LIMIT :limit) "
-            "SELECT held.held, ready.* FROM held LEFT JOIN ready ON true "
-            "ORDER BY ready.tx_id, ready.position"
+            "ORDER BY e.tx_id, e.position LIMIT %(limit)s"
         )
+        """The outbox query, run on psycopg directly (binary results, plain tuples): the
+        ready rows in index order, each with the largest held-back ``tx_id`` last."""
+        self._held_sql = (
+            "WITH x AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) "
+            + held
+        )
+        """The largest held-back ``tx_id`` alone, for when no row is ready."""
         self._xmin = sa.select(_XMIN)
         self._insert_only = sa.text(insert.format(base=":from_version", source="(SELECT 1) one"))
         self._notify = sa.text("SELECT pg_notify(:channel, '')")
-        cpt = tables.checkpoints
-        ins = postgresql.insert(cpt)
-        self._mark = ins.on_conflict_do_update(
-            index_elements=[cpt.c.name],
-            set_={
-                "tx_id": ins.excluded.tx_id,
-                "position": ins.excluded.position,
-                "updated_at": sa.func.current_timestamp(),
-            },
-            where=sa.tuple_(cpt.c.tx_id, cpt.c.position)
-            < sa.tuple_(ins.excluded.tx_id, ins.excluded.position),
+        self._mark_sql = (
+            f"INSERT INTO {cp} AS c (name, tx_id, position) "
+            "VALUES (%(name)s, %(tx_id)s, %(position)s) ON CONFLICT (name) DO UPDATE "
+            "SET tx_id = excluded.tx_id, position = excluded.position, "
+            "updated_at = CURRENT_TIMESTAMP "
+            "WHERE (c.tx_id, c.position) < (excluded.tx_id, excluded.position)"
         )
         self._snapshot = self._snapshot_on_conflict(postgresql.insert)
 
@@ -526,10 +550,13 @@ class PostgresDialect(SqlDialect):
         self, conn: Connection, name: str, limit: int
     ) -> tuple[Sequence[Any], int | None]:
         """Rows above the checkpoint and below xmin, in (tx_id, position) order, and
-        the largest ``tx_id`` at or above xmin (events committed but held back)."""
-        rows = conn.execute(self._outbox, {"name": name, "limit": limit}).all()
-        held = rows[0].held if rows else None
-        return [r for r in rows if r.position is not None], held
+        the largest ``tx_id`` at or above xmin (events committed but held back). One
+        query (a second, small one when no row is ready), fetched from psycopg in
+        binary format as plain tuples."""
+        rows = _driver_fetch(conn, self._outbox_sql, {"name": name, "limit": limit})
+        if not rows:
+            return [], _driver_fetch(conn, self._held_sql, {})[0][0]
+        return [row[:-1] for row in rows], rows[0][-1]
 
     def current_xmin(self, conn: Connection) -> int:
         """``pg_snapshot_xmin(pg_current_snapshot())``: every transaction with a
@@ -548,8 +575,9 @@ class PostgresDialect(SqlDialect):
         return {int(p): (int(t), int(p)) for t, p in found}
 
     def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
-        """Upsert the checkpoint where (tx_id, position) grows."""
-        conn.execute(self._mark, {"name": name, "tx_id": key[0], "position": key[1]})
+        """Upsert the checkpoint where (tx_id, position) grows (on psycopg directly)."""
+        params = {"name": name, "tx_id": key[0], "position": key[1]}
+        _driver_fetch(conn, self._mark_sql, params, rows=False)
 
 
 class MySqlDialect(SqlDialect):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +43,7 @@ _FAMILIES: dict[str, tuple[str, frozenset[str], str | None]] = {
     "mariadb": ("pymysql", frozenset({"pymysql"}), "mysql"),
 }
 _MODULES = {"pysqlite": "sqlite3", "psycopg": "psycopg", "pymysql": "pymysql"}
+_WAL_SWITCH_SECONDS = 10.0
 _SERVER_STATUS_IN_TRANS = 1  # MySQL protocol server status flag
 _SERVER_POOL = {"pool_size": 10, "max_overflow": 20}
 """Connections kept open per server store: SQLAlchemy's default (5, and closing every
@@ -128,9 +130,23 @@ def is_memory_sqlite(url: URL) -> bool:
 
 
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Put the database file in WAL mode (it stays so). Switching needs the file to
+    itself and SQLite does not wait for that (no busy timeout), so connections that
+    open a new file at the same moment retry for a while instead of failing."""
+    import sqlite3
+
     cursor = dbapi_connection.cursor()
+    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        while True:
+            try:
+                if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
     finally:
         cursor.close()
 

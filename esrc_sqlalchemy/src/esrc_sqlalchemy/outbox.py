@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy.exc
 from esrc_core.errors import EsrcError, StoreUnavailableError
 from esrc_core.events import RawEvent
-from esrc_core.ids import decode_id
+from esrc_core.ids import AggregateId, decode_id
 from esrc_core.relay import RelayEvent
 from sqlalchemy.engine import Connection
 
@@ -72,6 +72,9 @@ class SqlOutbox:
         return self._name
 
     def _fetch(self, limit: int) -> Sequence[Any]:
+        """Up to ``limit`` rows after the checkpoint; on PostgreSQL, when fewer are
+        ready and committed events are held back, wait for them
+        (:meth:`_wait_for_xmin_above`) and read again."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive int, got {limit!r}")
         dialect = self._store._dialect
@@ -103,6 +106,15 @@ class SqlOutbox:
             pause = min(pause * 2, 0.05)
         return False
 
+    def _decode_id(self, encoded: str, position: int) -> AggregateId:
+        try:
+            return decode_id(encoded)
+        except ValueError as err:
+            raise EsrcError(
+                f"read outbox {self._name!r}: event at position {position} has an "
+                f"aggregate id this store did not write: {err}"
+            ) from err
+
     def unpublished_events(self, limit: int) -> list[RelayEvent]:
         """See :meth:`esrc_core.relay.EventStoreOutbox.unpublished_events`. One query.
 
@@ -112,21 +124,29 @@ class SqlOutbox:
         rows = self._fetch(limit)
         events: list[RelayEvent] = []
         keys: dict[int, tuple[int, int]] = {}
-        for row in rows:
-            try:
-                aggregate_id = decode_id(row.aggregate_id)
-            except ValueError as err:
-                raise EsrcError(
-                    f"read outbox {self._name!r}: event at position {row.position} has an "
-                    f"aggregate id this store did not write: {err}"
-                ) from err
-            metadata = json.loads(row.metadata) if row.metadata else {}
-            raw = RawEvent(row.name, bytes(row.data), metadata)
-            position = int(row.position)
-            events.append(
-                RelayEvent(row.aggregate_type, aggregate_id, int(row.version), position, raw)
+        # Events of one stream (and often of one command) share their id and metadata
+        # text: decode each distinct text once per batch.
+        ids: dict[str, AggregateId] = {}
+        metas: dict[str, dict[str, str]] = {}
+        append = events.append
+        for tx_id, order, position, aggregate_type, encoded, version, name, stored, meta in rows:
+            aggregate_id = ids.get(encoded)
+            if aggregate_id is None:
+                aggregate_id = ids[encoded] = self._decode_id(encoded, position)
+            if meta:
+                parsed = metas.get(meta)
+                if parsed is None:
+                    parsed = metas[meta] = json.loads(meta)
+                metadata = parsed.copy()
+            else:
+                metadata = {}
+            data = stored if type(stored) is bytes else bytes(stored)
+            append(
+                RelayEvent(
+                    aggregate_type, aggregate_id, version, position, RawEvent(name, data, metadata)
+                )
             )
-            keys[position] = (int(row.tx_id), int(row.ord))
+            keys[position] = (tx_id, order)
         with self._lock:
             self._keys = keys
         return events
