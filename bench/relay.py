@@ -8,10 +8,10 @@ For each broker (RabbitMQ, NATS JetStream, Redis Streams), in one run:
    broker's client, pipelined the same way (256 unconfirmed at most), every confirm
    awaited;
 2. **end-to-end latency**: writer threads append 1-event aggregates at a steady rate
-   (1,000 events/s by default) while a runner relays them and a consumer on the broker
-   receives them; the time from an append's commit (the call returning) to its
-   message's arrival, p50 and p99, with the outbox polled and with ``LISTEN``/``NOTIFY``
-   (``notify=True``).
+   (1,000 events/s by default) while an ``esrc relay`` process relays them and a
+   consumer on the broker receives them; the time from an append's commit (the call
+   returning) to its message's arrival, p50 and p99, with the outbox polled and with
+   ``LISTEN``/``NOTIFY`` (``notify=True``).
 
 Targets, printed and never asserted: the throughput at least 50% of the raw publish
 rate; p99 latency under 50 ms with ``LISTEN``/``NOTIFY``. Results go to
@@ -26,6 +26,8 @@ import asyncio
 import datetime as dt
 import os
 import secrets
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -604,6 +606,49 @@ def _latency(
     return [p50, p99]
 
 
+class _RelayProcess:
+    """``esrc relay`` in a process of its own, as it is deployed, so that the writers
+    and the consumer in this process do not share an interpreter (and its lock) with
+    the relay."""
+
+    def __init__(
+        self, url: str, prefix: str, broker: Broker, settings: RelaySettings, *, notify: bool
+    ) -> None:
+        command = [sys.executable, "-m", "esrc_core.cli", "relay", "--store", url]
+        command += ["-o", f"table_prefix={prefix}", "-o", f"notify={str(notify).lower()}"]
+        command += ["--publisher", broker.publisher_url(), "--name", "latency"]
+        command += ["--batch-size", str(settings.batch_size), "--log-interval", "0"]
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip())
+
+    def wait_until_relaying(self, timeout: float = 60.0) -> None:
+        """Wait until the process holds the relay lock (its publisher is open by then)."""
+        deadline = time.monotonic() + timeout
+        while not any("holding the relay lock" in line for line in self.lines):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the relay process did not start: " + " | ".join(self.lines))
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """SIGTERM the process and wait for it to end."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+
 def _latency_once(
     broker: Broker, tables: _Tables, settings: RelaySettings, *, notify: bool
 ) -> tuple[list[float], str]:
@@ -618,14 +663,11 @@ def _latency_once(
             received.setdefault(mid, at)
 
     store.migrate()
+    broker.drain()  # what the throughput runs left would hold the consumer up
     stop_consumer = broker.consume(arrived)
-    publisher = open_publisher(broker.publisher_url())
-    runner = RelayRunner(
-        store, publisher, name="latency", batch_size=settings.batch_size, log_interval=0
-    )
-    thread = threading.Thread(target=runner.run, name="bench-relay", daemon=True)
-    thread.start()
+    relay = _RelayProcess(tables.url, store.table_prefix, broker, settings, notify=notify)
     try:
+        relay.wait_until_relaying()
         achieved = _write_steadily(store, settings, committed)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -634,9 +676,7 @@ def _latency_once(
                     break
             time.sleep(0.01)
     finally:
-        runner.stop()
-        thread.join(30)
-        publisher.close()
+        relay.stop()
         stop_consumer()
         store.close()
     with lock:
