@@ -126,17 +126,21 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _store_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("url", help="event store URL, e.g. sqlite:///events.db")
+def _options_argument(p: argparse.ArgumentParser, flag: str = "--option") -> None:
     p.add_argument(
         "-o",
-        "--option",
+        flag,
         action="append",
         default=[],
         type=_option,
         metavar="KEY=VALUE",
-        help="a backend option, e.g. -o table_prefix=app_ (repeatable)",
+        help="a store option, e.g. -o table_prefix=app_ (repeatable)",
     )
+
+
+def _store_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("url", help="event store URL, e.g. sqlite:///events.db")
+    _options_argument(p)
 
 
 def _streams(args: argparse.Namespace) -> int:
@@ -205,15 +209,7 @@ def _add_relay_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="S",
         help="give up after S seconds on standby (default: wait until the lock is free)",
     )
-    p.add_argument(
-        "-o",
-        "--store-option",
-        action="append",
-        default=[],
-        type=_option,
-        metavar="KEY=VALUE",
-        help="a store option, e.g. -o table_prefix=app_ (repeatable)",
-    )
+    _options_argument(p, "--store-option")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(run=_relay)
 
@@ -230,16 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store", help="event store URL (default: sqlite file, else memory://)")
     p.set_defaults(run=_demo)
     p = commands.add_parser("migrate", help="create or upgrade a store's tables (idempotent)")
-    p.add_argument("url", help="event store URL, e.g. postgresql+psycopg://user@host/db")
-    p.add_argument(
-        "-o",
-        "--option",
-        action="append",
-        default=[],
-        type=_option,
-        metavar="KEY=VALUE",
-        help="a backend option, e.g. -o table_prefix=app_ (repeatable)",
-    )
+    _store_arguments(p)
     p.set_defaults(run=_migrate)
     _add_relay_command(commands)
     p = commands.add_parser("streams", help="list streams: type, id, version, last event time")
