@@ -273,7 +273,7 @@ class SqlDialect:
         ).all()
         if not rows:
             return None
-        if rows[0].name is None:
+        if rows[0][1] is None:
             return []
         return rows
 
@@ -365,45 +365,33 @@ class SqlDialect:
         raise NotImplementedError
 
 
-def _driver_fetch(
-    conn: Connection, sql: str, params: dict[str, Any], *, rows: bool = True
-) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on ``conn``'s psycopg connection and fetch every row as a tuple
-    (``rows=False``: fetch nothing), in binary format: no SQLAlchemy statement or row
-    objects and no text parsing, for the outbox's hot path. A driver error is raised as
-    SQLAlchemy's ``DBAPIError`` (so the store translates it) and a broken connection is
-    invalidated (not returned to the pool)."""
+def _on_psycopg(
+    conn: Connection, sql: str, params: dict[str, Any], *, fetch: bool = True
+) -> tuple[list[tuple[Any, ...]], int]:
+    """Run ``sql`` (psycopg placeholders) on ``conn``'s psycopg connection; return
+    every row as a tuple (none unless ``fetch``; results in binary format) and the
+    row count. The hot paths use it to skip SQLAlchemy's statement and row handling.
+
+    Inside a transaction the caller commits through ``conn`` as usual (a SQLAlchemy
+    transaction is begun if none is). A driver error is raised as SQLAlchemy's
+    ``DBAPIError``, so the store translates it as any other, and a broken connection
+    is invalidated (not returned to the pool)."""
     import psycopg
 
     driver: Any = conn.connection.driver_connection
+    if not driver.autocommit and not conn.in_transaction():
+        conn.begin()
     try:
         with driver.cursor(binary=True) as cursor:
             cursor.execute(sql, params)
-            found: list[tuple[Any, ...]] = cursor.fetchall() if rows else []
-            return found
+            rows: list[tuple[Any, ...]] = cursor.fetchall() if fetch else []
+            return rows, cursor.rowcount
     except psycopg.Error as err:
         if driver.broken:
             conn.invalidate(err)
         raise sa.exc.DBAPIError.instance(
             sql, params, err, psycopg.Error, hide_parameters=True
         ) from err
-
-
-class _BinaryList(list[Any]):
-    """A list psycopg sends as an array in binary format (its default for lists is
-    text, which escapes every byte of a ``bytea`` element in Python)."""
-
-
-def _binary_lists(conn: Connection) -> None:
-    """Make ``conn``'s psycopg connection send :class:`_BinaryList` in binary format
-    (once per connection; the flag lives in SQLAlchemy's per-connection ``info``)."""
-    if "esrc_binary_lists" not in conn.info:
-        from psycopg.types.array import ListBinaryDumper
-
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        driver.adapters.register_dumper(_BinaryList, ListBinaryDumper)
-        conn.info["esrc_binary_lists"] = True
 
 
 class PostgresDialect(SqlDialect):
@@ -430,26 +418,28 @@ class PostgresDialect(SqlDialect):
         st = prep.format_table(tables.streams)
         ev = prep.format_table(tables.events)
         cp = prep.format_table(tables.checkpoints)
+        # Arrays go in binary format (%(...)b): text format escapes every byte of a
+        # bytea element in Python.
         unnest = (
-            "unnest(CAST(:names AS text[]), CAST(:datas AS bytea[]), CAST(:metas AS text[])) "
-            "WITH ORDINALITY AS e(name, data, metadata, ord)"
+            "unnest(CAST(%(names)b AS text[]), CAST(%(datas)b AS bytea[]), "
+            "CAST(%(metas)b AS text[])) WITH ORDINALITY AS e(name, data, metadata, ord)"
         )
         insert = (
             f"INSERT INTO {ev} (aggregate_type, aggregate_id, version, name, data, metadata, "
-            "tx_id) SELECT :aggregate_type, :aggregate_id, {base} + e.ord, e.name, e.data, "
-            "e.metadata, pg_current_xact_id()::text::bigint "
+            "tx_id) SELECT %(aggregate_type)s, %(aggregate_id)s, {base} + e.ord, e.name, "
+            "e.data, e.metadata, pg_current_xact_id()::text::bigint "
             f"FROM {{source}}, {unnest} ORDER BY e.ord"
         )
-        self._create = sa.text(
+        self._create = (
             f"WITH created AS (INSERT INTO {st} (aggregate_type, aggregate_id, version) "
-            "VALUES (:aggregate_type, :aggregate_id, :to_version) RETURNING version) "
+            "VALUES (%(aggregate_type)s, %(aggregate_id)s, %(to_version)s) RETURNING version) "
             + insert.format(base="0", source="created")
         )
-        self._append = sa.text(
-            f"WITH claimed AS (UPDATE {st} SET version = :to_version "
-            "WHERE aggregate_type = :aggregate_type AND aggregate_id = :aggregate_id "
-            "AND version = :from_version RETURNING version) "
-            + insert.format(base=":from_version", source="claimed")
+        self._append = (
+            f"WITH claimed AS (UPDATE {st} SET version = %(to_version)s "
+            "WHERE aggregate_type = %(aggregate_type)s AND aggregate_id = %(aggregate_id)s "
+            "AND version = %(from_version)s RETURNING version) "
+            + insert.format(base="%(from_version)s", source="claimed")
         )
         held = f"SELECT MAX(tx_id) FROM {ev} WHERE tx_id >= (SELECT xmin FROM x)"
         self._outbox_sql = (
@@ -470,7 +460,19 @@ class PostgresDialect(SqlDialect):
         )
         """The largest held-back ``tx_id`` alone, for when no row is ready."""
         self._xmin = sa.select(_XMIN)
-        self._insert_only = sa.text(insert.format(base=":from_version", source="(SELECT 1) one"))
+        self._insert_only = insert.format(base="%(from_version)s", source="(SELECT 1) one")
+        sn = prep.format_table(tables.snapshots)
+        self._read_sql = (
+            f"SELECT e.version, e.name, e.data, e.metadata FROM {st} s LEFT JOIN {ev} e "
+            "ON e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id "
+            "AND e.version > %(from_version)s "
+            "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s "
+            "ORDER BY e.version"
+        )
+        self._snapshot_sql = (
+            f"SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
+            "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1"
+        )
         self._notify = sa.text("SELECT pg_notify(:channel, '')")
         self._mark_sql = (
             f"INSERT INTO {cp} AS c (name, tx_id, position) "
@@ -501,44 +503,59 @@ class PostgresDialect(SqlDialect):
             shown = ".".join(str(v) for v in version)
             raise EsrcError(f"the SQL event store needs PostgreSQL 13 or later, found {shown}")
 
-    def _arrays(self, conn: Connection, rows: Sequence[EventRow]) -> dict[str, Any]:
-        _binary_lists(conn)
+    @staticmethod
+    def _arrays(rows: Sequence[EventRow]) -> dict[str, Any]:
         return {
-            "names": _BinaryList(r[0] for r in rows),
-            "datas": _BinaryList(r[1] for r in rows),
-            "metas": _BinaryList(r[2] for r in rows),
+            "names": [r[0] for r in rows],
+            "datas": [r[1] for r in rows],
+            "metas": [r[2] for r in rows],
         }
 
     def create_stream(
         self, conn: Connection, key: tuple[str, str], rows: Sequence[EventRow]
     ) -> None:
         """One statement: insert the stream row and, from it, every event."""
-        params = self._arrays(conn, rows)
+        params = self._arrays(rows)
         params.update(aggregate_type=key[0], aggregate_id=key[1], to_version=len(rows))
-        conn.execute(self._create, params)
+        _on_psycopg(conn, self._create, params, fetch=False)
 
     def extend_stream(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
     ) -> bool:
         """One statement: claim the stream at ``from_version`` and insert the events
         only if the claim matched a row."""
-        params = self._arrays(conn, rows)
+        params = self._arrays(rows)
         params.update(
             aggregate_type=key[0],
             aggregate_id=key[1],
             from_version=from_version,
             to_version=from_version + len(rows),
         )
-        return conn.execute(self._append, params, execution_options=_ROWCOUNT).rowcount == len(rows)
+        return _on_psycopg(conn, self._append, params, fetch=False)[1] == len(rows)
 
     def insert_events(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
     ) -> None:
         """Insert ``rows`` (with this transaction's id) in one statement; appends use
         :meth:`extend_stream`, which claims the stream in the same statement."""
-        params = self._arrays(conn, rows)
+        params = self._arrays(rows)
         params.update(aggregate_type=key[0], aggregate_id=key[1], from_version=from_version)
-        conn.execute(self._insert_only, params)
+        _on_psycopg(conn, self._insert_only, params, fetch=False)
+
+    def read_events(
+        self, conn: Connection, key: tuple[str, str], from_version: int
+    ) -> Sequence[Any] | None:
+        """Like :meth:`SqlDialect.read_events`, on psycopg directly (plain tuples)."""
+        params = {"key_type": key[0], "key_id": key[1], "from_version": from_version}
+        rows, _ = _on_psycopg(conn, self._read_sql, params)
+        if not rows:
+            return None
+        return [] if rows[0][1] is None else rows
+
+    def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
+        """Like :meth:`SqlDialect.latest_snapshot`, on psycopg directly."""
+        rows, _ = _on_psycopg(conn, self._snapshot_sql, {"key_type": key[0], "key_id": key[1]})
+        return rows[0] if rows else None
 
     def notify(self, conn: Connection) -> None:
         """``pg_notify`` on :attr:`channel`, in its own transaction after the append
@@ -553,9 +570,9 @@ class PostgresDialect(SqlDialect):
         the largest ``tx_id`` at or above xmin (events committed but held back). One
         query (a second, small one when no row is ready), fetched from psycopg in
         binary format as plain tuples."""
-        rows = _driver_fetch(conn, self._outbox_sql, {"name": name, "limit": limit})
+        rows, _ = _on_psycopg(conn, self._outbox_sql, {"name": name, "limit": limit})
         if not rows:
-            return [], _driver_fetch(conn, self._held_sql, {})[0][0]
+            return [], _on_psycopg(conn, self._held_sql, {})[0][0][0]
         return [row[:-1] for row in rows], rows[0][-1]
 
     def current_xmin(self, conn: Connection) -> int:
@@ -577,7 +594,7 @@ class PostgresDialect(SqlDialect):
     def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
         """Upsert the checkpoint where (tx_id, position) grows (on psycopg directly)."""
         params = {"name": name, "tx_id": key[0], "position": key[1]}
-        _driver_fetch(conn, self._mark_sql, params, rows=False)
+        _on_psycopg(conn, self._mark_sql, params, fetch=False)
 
 
 class MySqlDialect(SqlDialect):

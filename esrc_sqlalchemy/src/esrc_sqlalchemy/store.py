@@ -83,6 +83,24 @@ def _is_text(value: str) -> bool:
     return True
 
 
+def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
+    """RawEvents from rows (version, name, data, metadata), decoding each distinct
+    metadata text once (events of one command usually share it; each event gets a
+    dict of its own)."""
+    events: list[RawEvent] = []
+    metas: dict[str, dict[str, str]] = {}
+    for _, name, stored, meta in rows:
+        data = stored if type(stored) is bytes else bytes(stored)
+        if meta:
+            parsed = metas.get(meta)
+            if parsed is None:
+                parsed = metas[meta] = json.loads(meta)
+            events.append(RawEvent(name, data, parsed.copy()))
+        else:
+            events.append(RawEvent(name, data, {}))
+    return events
+
+
 class SqlEventStore:
     """An :class:`~esrc_core.store.EventStore` with outbox on SQLite, PostgreSQL or
     MariaDB/MySQL, through SQLAlchemy Core.
@@ -402,10 +420,7 @@ class SqlEventStore:
         )
         if rows is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-        return [
-            RawEvent(r.name, bytes(r.data), json.loads(r.metadata) if r.metadata else {})
-            for r in rows
-        ]
+        return _raw_events(rows)
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
@@ -453,7 +468,10 @@ class SqlEventStore:
         key = self._key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
         row = self._run(doing, lambda conn: dialect.latest_snapshot(conn, key), write=False)
-        return None if row is None else RawSnapshot(int(row.version), bytes(row.data))
+        if row is None:
+            return None
+        version, data = row
+        return RawSnapshot(version, data if type(data) is bytes else bytes(data))
 
     # --- outbox, schema, lifecycle ---------------------------------------------------
 
