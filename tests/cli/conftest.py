@@ -9,16 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from esrc_core.inspection import Inspectable
 from esrc_core.store import EventStore
-from esrc_sqlalchemy.engines import create_store_engine, normalize_url
 from esrc_sqlalchemy.testing import PrefixPool
-from esrc_testkit.servers import server_unreachable, server_url
 
 from esrc_core import Capability, open_event_store, plugins
-
-POSTGRESQL = ("ESRC_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @dataclass
@@ -71,19 +66,10 @@ def sqlite_target(tmp_path: Path) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
-def postgresql_pool() -> Iterator[PrefixPool]:
+def postgresql_pool(postgresql_url: str) -> Iterator[PrefixPool]:
     """Empty PostgreSQL stores on table prefixes of their own (skip when
     ESRC_TEST_POSTGRESQL_URL is unset, fail in CI or when the server is unreachable)."""
-    url = server_url(POSTGRESQL[0], example=POSTGRESQL[1])
-    engine = create_store_engine(normalize_url(url), connect_timeout=5)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as err:
-        server_unreachable(POSTGRESQL[0], url, err)
-    finally:
-        engine.dispose()
-    pool = PrefixPool(url)
+    pool = PrefixPool(postgresql_url)
     yield pool
     pool.drop()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +22,8 @@ from esrc_core import EventStore, HasOutbox, open_event_store
 from esrc_sqlalchemy import SqlEventStore
 
 ZERO = Decimal("0.00")
+BROKER_URLS = {"rabbitmq": "amqp_url", "nats": "nats_url", "redis": "redis_url"}
+"""The fixture that gives each broker's URL."""
 
 
 @dataclass
@@ -165,9 +167,9 @@ def server_demo(name: str, postgresql_url: str) -> Iterator[DemoConfig]:
     ],
 )
 def test_demo_on_postgresql_through_a_broker(
-    server_demo: DemoConfig, broker: str, broker_url: Callable[[str], str]
+    server_demo: DemoConfig, broker: str, request: pytest.FixtureRequest
 ) -> None:
-    url = broker_url(broker)
+    url: str = request.getfixturevalue(BROKER_URLS[broker])
     config = DemoConfig(
         store_url=server_demo.store_url,
         publisher_url=url,

@@ -1,13 +1,10 @@
-"""Fixtures of the relay process tests: the servers' URLs (from the environment; skip
-when unset, fail under CI=true or when set but unreachable), a store on SQLite or
-PostgreSQL with tables of its own, and a broker (RabbitMQ or NATS JetStream) with
-names of its own, a way to cut the relay's connection, and a reader of everything it
-received."""
+"""Fixtures of the relay process tests: a store on SQLite or PostgreSQL with tables of
+its own, and a broker (RabbitMQ or NATS JetStream) with names of its own, a way to cut
+the relay's connection, and a reader of everything it received. The servers' URLs
+come from the fixtures in ``tests/conftest.py``."""
 
 from __future__ import annotations
 
-import secrets
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +17,8 @@ from esrc_faststream.loop import LoopThread
 from esrc_sqlalchemy.engines import create_store_engine, normalize_url
 from esrc_sqlalchemy.schema import build_tables
 from esrc_sqlalchemy.store import SqlEventStore
-from esrc_testkit.servers import server_unreachable, server_url
 
 from .harness import BrokerReader, TcpProxy, rabbitmq_close_connections
-
-POSTGRESQL = ("ESRC_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-AMQP = ("ESRC_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", 5672)
-NATS = ("ESRC_TEST_NATS_URL", "nats://127.0.0.1:4222", 4222)
 
 RELAY_SETTINGS = ["--batch-size", "50", "--poll-interval", "0.05", "--log-interval", "0.5"]
 """Small batches and short waits, so that kills and drops land in the middle of work."""
@@ -34,60 +26,6 @@ RELAY_SETTINGS = ["--batch-size", "50", "--poll-interval", "0.05", "--log-interv
 
 def _with_query(url: str, **params: str) -> str:
     return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
-
-
-def _reachable_broker(env_var: str, example: str, default_port: int) -> str:
-    url = server_url(env_var, example=example)
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or default_port), 5
-        ):
-            pass
-    except OSError as err:
-        server_unreachable(env_var, url, err)
-    return url
-
-
-@pytest.fixture(scope="session")
-def postgresql_url() -> str:
-    """The PostgreSQL URL from ESRC_TEST_POSTGRESQL_URL, checked with a query."""
-    url = server_url(POSTGRESQL[0], example=POSTGRESQL[1])
-    engine = create_store_engine(normalize_url(url), connect_timeout=5)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as err:
-        server_unreachable(POSTGRESQL[0], url, err)
-    finally:
-        engine.dispose()
-    return url
-
-
-@pytest.fixture(scope="session")
-def amqp_url() -> str:
-    """The RabbitMQ URL from ESRC_TEST_AMQP_URL."""
-    return _reachable_broker(*AMQP)
-
-
-@pytest.fixture(scope="session")
-def nats_url() -> str:
-    """The NATS URL from ESRC_TEST_NATS_URL."""
-    return _reachable_broker(*NATS)
-
-
-@pytest.fixture(scope="session")
-def loop() -> Iterator[LoopThread]:
-    """An event loop thread for the tests' own broker clients."""
-    thread = LoopThread(name="esrc-relay-test-clients")
-    yield thread
-    thread.close()
-
-
-@pytest.fixture
-def unique() -> str:
-    """A short name unique to this test."""
-    return secrets.token_hex(4)
 
 
 @dataclass

@@ -3,9 +3,11 @@ fail, and capability gating that skips before a store is opened."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from esrc_testkit import server_unreachable, server_url
+from esrc_testkit import reachable_url, server_unreachable, server_url
 
 pytest_plugins = ["pytester"]
 
@@ -90,6 +92,31 @@ def test_server_unreachable_fails_without_the_password() -> None:
     assert "s3cret" not in message
     assert "postgresql://user:***@127.0.0.1:1/db" in message
     assert "ConnectionRefusedError: connection refused" in message
+
+
+def test_reachable_url_returns_the_url_of_a_listening_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Something accepts connections at the URL's host and port: the URL comes back."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        monkeypatch.setenv("ESRC_TEST_EXAMPLE_URL", f"amqp://guest:guest@127.0.0.1:{port}/")
+        got = reachable_url("ESRC_TEST_EXAMPLE_URL", example="amqp://...", default_port=1)
+    assert got == f"amqp://guest:guest@127.0.0.1:{port}/"
+
+
+def test_reachable_url_fails_when_nothing_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens on the port (the URL's default here): the test fails, naming the
+    variable, without the password."""
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("ESRC_TEST_EXAMPLE_URL", "amqp://guest:s3cret@127.0.0.1/")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        reachable_url("ESRC_TEST_EXAMPLE_URL", example="amqp://...", default_port=port)
+    message = str(failed.value)
+    assert "cannot reach the server at amqp://guest:***@127.0.0.1/" in message
+    assert "(from ESRC_TEST_EXAMPLE_URL)" in message
+    assert "s3cret" not in message
 
 
 GATED_SUITE = """

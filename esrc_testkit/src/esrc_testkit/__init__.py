@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from esrc_testkit.publishers import PublisherAcceptance, Received, relay_events
     from esrc_testkit.races import ConcurrencyAcceptance, run_in_threads
     from esrc_testkit.repository import RepositoryAcceptance
-    from esrc_testkit.servers import in_ci, server_unreachable, server_url
+    from esrc_testkit.servers import in_ci, reachable_url, server_unreachable, server_url
     from esrc_testkit.snapshots import SnapshotAcceptance
     from esrc_testkit.streams import StreamAcceptance
 
@@ -54,6 +54,7 @@ __all__ = [
     "capabilities_of",
     "given",
     "in_ci",
+    "reachable_url",
     "relay_events",
     "requires",
     "run_event_store_machine",
@@ -83,6 +84,7 @@ _HOME = {
     "StreamAcceptance": "streams",
     "capabilities_of": "capabilities",
     "in_ci": "servers",
+    "reachable_url": "servers",
     "requires": "capabilities",
     "relay_events": "publishers",
     "run_event_store_machine": "machines",

@@ -9,12 +9,14 @@ cannot pass by skipping everything.
 from __future__ import annotations
 
 import os
+import socket
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import pytest
 from esrc_core.urls import mask_url
 
-__all__ = ["in_ci", "server_unreachable", "server_url"]
+__all__ = ["in_ci", "reachable_url", "server_unreachable", "server_url"]
 
 
 def in_ci() -> bool:
@@ -53,3 +55,25 @@ def server_unreachable(env_var: str, url: str, error: BaseException) -> NoReturn
         f"{type(error).__name__}: {error}",
         pytrace=False,
     )
+
+
+def reachable_url(env_var: str, *, example: str, default_port: int, timeout: float = 5) -> str:
+    """The URL in environment variable ``env_var``, checked to accept TCP connections.
+
+    Reads the URL as :func:`server_url` does (skip when unset, fail under CI), then
+    opens and closes a TCP connection to its host and port (``default_port`` when the
+    URL names none) within ``timeout`` seconds; when that fails, calls
+    :func:`server_unreachable`. It checks that something listens, not that the server
+    speaks the URL's protocol or accepts its credentials: a broker's tests learn that
+    on their first real call.
+    """
+    url = server_url(env_var, example=example)
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout
+        ):
+            pass
+    except OSError as err:
+        server_unreachable(env_var, url, err)
+    return url
