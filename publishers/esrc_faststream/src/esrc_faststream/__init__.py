@@ -7,6 +7,8 @@ Streams) and the consumer side of the relay for CQRS read models.
   publisher facade over an asyncio client running in its own event loop thread.
 - :mod:`esrc_faststream.consumer`: FastStream subscribers that decode relayed events and
   apply each message once (:class:`SeenMessages`).
+- :mod:`esrc_faststream.backends`: the backend descriptor and URL factory each
+  publisher distribution's entry point module builds from its own names and options.
 """
 
 from esrc_faststream.headers import RoutingRule, relay_event_from, relay_headers, route

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from esrc_core.errors import BackendUnavailableError
-from esrc_core.plugins import Backend, Capability, hookimpl
-from esrc_faststream.options import Converter, flag, split_options
+from esrc_core.plugins import Backend, hookimpl
+from esrc_faststream.backends import open_broker_publisher, publisher_backend
+from esrc_faststream.options import Converter, flag
 
 __all__ = ["esrc_publisher_backends", "open_publisher"]
 
@@ -32,28 +32,25 @@ _OPTIONS: dict[str, Converter] = {
 def open_publisher(url: str, **options: Any) -> Any:
     """Open a :class:`~esrc_nats.publisher.NatsPublisher` for ``url``; options come from
     the query string (``?stream=ORDERS&subjects=orders.>``) and ``options``."""
-    try:
-        from esrc_nats.publisher import NatsPublisher
-    except ImportError as err:
-        raise BackendUnavailableError(
-            f"the NATS publisher cannot import {err.name or err}; "
-            "install it with: pip install esrc-nats"
-        ) from err
-    broker_url, merged = split_options(url, _OPTIONS, options)
-    return NatsPublisher(broker_url.rstrip("?"), **merged)
+    return open_broker_publisher(
+        url,
+        options,
+        publisher="esrc_nats.publisher:NatsPublisher",
+        known=_OPTIONS,
+        broker="NATS",
+        distribution="esrc-nats",
+    )
 
 
 @hookimpl
 def esrc_publisher_backends() -> list[Backend]:
     """The NATS JetStream publisher."""
     return [
-        Backend(
+        publisher_backend(
             name="nats",
-            kind="publisher",
             schemes=("nats",),
             factory=open_publisher,
-            capabilities=frozenset({Capability.BATCH}),
             description="NATS JetStream stream, deduplicated by Nats-Msg-Id (nats://host:4222)",
-            install_hint="pip install esrc-nats",
+            distribution="esrc-nats",
         )
     ]

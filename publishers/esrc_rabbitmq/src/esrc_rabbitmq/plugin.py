@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from esrc_core.errors import BackendUnavailableError
-from esrc_core.plugins import Backend, Capability, hookimpl
-from esrc_faststream.options import Converter, flag, split_options
+from esrc_core.plugins import Backend, hookimpl
+from esrc_faststream.backends import open_broker_publisher, publisher_backend
+from esrc_faststream.options import Converter, flag
 
 __all__ = ["esrc_publisher_backends", "open_publisher"]
 
@@ -26,28 +26,25 @@ _OPTIONS: dict[str, Converter] = {
 def open_publisher(url: str, **options: Any) -> Any:
     """Open a :class:`~esrc_rabbitmq.publisher.RabbitPublisher` for ``url``; options
     come from the query string (``?exchange=orders&timeout=5``) and ``options``."""
-    try:
-        from esrc_rabbitmq.publisher import RabbitPublisher
-    except ImportError as err:
-        raise BackendUnavailableError(
-            f"the RabbitMQ publisher cannot import {err.name or err}; "
-            "install it with: pip install esrc-rabbitmq"
-        ) from err
-    broker_url, merged = split_options(url, _OPTIONS, options)
-    return RabbitPublisher(broker_url, **merged)
+    return open_broker_publisher(
+        url,
+        options,
+        publisher="esrc_rabbitmq.publisher:RabbitPublisher",
+        known=_OPTIONS,
+        broker="RabbitMQ",
+        distribution="esrc-rabbitmq",
+    )
 
 
 @hookimpl
 def esrc_publisher_backends() -> list[Backend]:
     """The RabbitMQ publisher."""
     return [
-        Backend(
+        publisher_backend(
             name="rabbitmq",
-            kind="publisher",
             schemes=("amqp", "amqps"),
             factory=open_publisher,
-            capabilities=frozenset({Capability.BATCH}),
             description="RabbitMQ topic exchange with publisher confirms (amqp://user@host/vhost)",
-            install_hint="pip install esrc-rabbitmq",
+            distribution="esrc-rabbitmq",
         )
     ]
