@@ -44,9 +44,10 @@ from esrc_core.runner import RelayRunner
 from esrc_faststream.headers import MESSAGE_ID, relay_headers, route
 from esrc_faststream.loop import LoopThread
 
+from bench.arguments import add_results_options, name_list, positive, progress
 from bench.machine import machine, software
 from bench.report import render_backend, render_summary
-from bench.results import BackendResult, Figure, Target, write_json
+from bench.results import BackendResult, Figure, Target, save_results
 from esrc_core import RawEvent, RelayEvent, mask_url, open_publisher
 
 __all__ = ["BROKERS", "RelaySettings", "main"]
@@ -71,8 +72,6 @@ _IN_FLIGHT = 256
 """Unconfirmed messages at most, on the raw side as in the esrc publishers."""
 _PAYLOAD = b'{"basket": "b-0001", "sku": "sku-42", "quantity": 2, "price": "12.50"}'
 _METADATA = {"correlation_id": "c-7f3a", "user": "bench"}
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def default_url(name: str) -> str:
@@ -730,7 +729,7 @@ def _measure(
     url = settings.urls[name]
     broker = _KINDS[name](url, loop)
     result = BackendResult(name, broker.label, mask_url(url))
-    say = _say(name)
+    say = progress(name)
     try:
         broker.probe()
     except Exception as err:
@@ -759,34 +758,6 @@ def _measure(
     return result
 
 
-def _say(name: str) -> Callable[[str], None]:
-    def say(message: str) -> None:
-        print(f"[{name}] {message}", file=sys.stderr, flush=True)
-
-    return say
-
-
-def _brokers(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in BROKERS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown broker(s) {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(BROKERS)}"
-        )
-    return names
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench relay",
@@ -798,19 +769,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--brokers",
-        type=_brokers,
+        type=name_list(BROKERS, "broker(s)"),
         default=BROKERS,
         help=f"comma-separated, from {', '.join(BROKERS)} (default: all)",
     )
     parser.add_argument(
-        "--repeat", type=_positive, help="runs per figure (default 3, 1 with --quick)"
+        "--repeat", type=positive, help="runs per figure (default 3, 1 with --quick)"
     )
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: little work, figures not meaningful"
     )
     parser.add_argument(
         "--events",
-        type=_positive,
+        type=positive,
         help="events per throughput run (default 20,000; 2,000 with --quick)",
     )
     parser.add_argument(
@@ -819,13 +790,13 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds of appends per latency run (default 10; 1 with --quick)",
     )
     parser.add_argument(
-        "--rate", type=_positive, default=1000, help="appends per second in latency runs"
+        "--rate", type=positive, default=1000, help="appends per second in latency runs"
     )
     parser.add_argument(
-        "--writers", type=_positive, default=4, help="appending threads in latency runs"
+        "--writers", type=positive, default=4, help="appending threads in latency runs"
     )
     parser.add_argument(
-        "--batch-size", type=_positive, default=500, help="events per relay batch (default 500)"
+        "--batch-size", type=positive, default=500, help="events per relay batch (default 500)"
     )
     for name, what in (
         ("postgresql", "PostgreSQL (the relay's store)"),
@@ -839,13 +810,7 @@ def _parser() -> argparse.ArgumentParser:
             help=f"{what} URL (default: $ESRC_BENCH_{name.upper()}_URL, then "
             f"$ESRC_TEST_{name.upper()}_URL, then the local server)",
         )
-    parser.add_argument(
-        "--results-dir",
-        type=Path,
-        default=RESULTS_DIR,
-        help="directory of the JSON result file (default: bench/results)",
-    )
-    parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    add_results_options(parser)
     return parser
 
 
@@ -928,9 +893,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         document["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         document["backends"] = [r.to_json() for r in results]
         if settings.results_dir is not None:
-            stamp = started.strftime("%Y%m%dT%H%M%SZ")
-            path = write_json(settings.results_dir / f"relay-{stamp}.json", document)
-            print(f"\nresults written to {path}", file=sys.stderr)
+            save_results(settings.results_dir, started, document, prefix="relay-")
     for result in results:
         if result.status == "skipped":
             print()

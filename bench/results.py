@@ -3,13 +3,15 @@ JSON document that lets runs be compared."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import statistics
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["BackendResult", "Figure", "Target", "write_json"]
+__all__ = ["BackendResult", "Figure", "Target", "save_results", "write_json"]
 
 SCHEMA = 1
 """Version of the JSON layout; bumped when a field changes meaning."""
@@ -162,3 +164,14 @@ def write_json(path: Path, document: dict[str, Any]) -> Path:
         number += 1
     candidate.write_text(json.dumps({"schema": SCHEMA, **document}, indent=2) + "\n")
     return candidate
+
+
+def save_results(
+    directory: Path, started: dt.datetime, document: dict[str, Any], prefix: str = ""
+) -> Path:
+    """Write a run's ``document`` to ``directory/<prefix><start time>.json`` (see
+    :func:`write_json`), say where on stderr, and return the path."""
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    path = write_json(directory / f"{prefix}{stamp}.json", document)
+    print(f"\nresults written to {path}", file=sys.stderr)
+    return path

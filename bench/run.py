@@ -14,43 +14,19 @@ import argparse
 import datetime as dt
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
+from bench.arguments import add_results_options, name_list, positive, progress
 from bench.backends import KNOWN, LABELS, Backend, default_url, prepare_backend
 from bench.machine import machine, software
 from bench.report import describe_run, render_backend, render_summary
-from bench.results import BackendResult, write_json
+from bench.results import BackendResult, save_results
 from bench.settings import FULL, QUICK, Settings
 from bench.workloads import Context, append_figures, load_figures, outbox_figures
 from esrc_core import mask_url
 
 __all__ = ["main", "parse_settings"]
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-"""Where result files go unless ``--results-dir`` says otherwise (git-ignored)."""
-
-
-def _backends(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in KNOWN]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown backend(s) {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(KNOWN)}"
-        )
-    return names
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,30 +39,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--backends",
-        type=_backends,
+        type=name_list(KNOWN, "backend(s)"),
         default=("sqlite", "postgresql", "mysql"),
         help=f"comma-separated, from {', '.join(KNOWN)} (default: sqlite,postgresql,mysql)",
     )
     parser.add_argument(
         "--repeat",
-        type=_positive,
+        type=positive,
         help="runs per figure and side; the median is reported (default 5, 1 with --quick)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: little work, figures not meaningful"
     )
     parser.add_argument(
-        "--threads", type=_positive, default=8, help="threads of the concurrent append figure"
+        "--threads", type=positive, default=8, help="threads of the concurrent append figure"
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive,
         default=500,
         help="events per outbox read, relay batch and raw page (default 500)",
     )
     parser.add_argument(
         "--outbox-events",
-        type=_positive,
+        type=positive,
         help="events in the outbox figures (default 100,000; 5,000 with --quick)",
     )
     for name in ("postgresql", "mysql"):
@@ -101,13 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="SQLite URL, sqlite:///path.db (default: a file in a new temporary directory)",
     )
-    parser.add_argument(
-        "--results-dir",
-        type=Path,
-        default=RESULTS_DIR,
-        help="directory of the JSON result file (default: bench/results)",
-    )
-    parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    add_results_options(parser)
     parser.add_argument(
         "--keep-tables",
         action="store_true",
@@ -145,16 +115,9 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     )
 
 
-def _say(backend: str) -> Callable[[str], None]:
-    def say(message: str) -> None:
-        print(f"[{backend}] {message}", file=sys.stderr, flush=True)
-
-    return say
-
-
 def _measure_backend(name: str, settings: Settings) -> BackendResult:
     """Probe one backend, run every figure group on it, and clean up after it."""
-    say = _say(name)
+    say = progress(name)
     label = LABELS[name]
     try:
         backend = prepare_backend(name, settings)
@@ -240,9 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         document["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         document["backends"] = [r.to_json() for r in results]
         if settings.results_dir is not None:
-            stamp = started.strftime("%Y%m%dT%H%M%SZ")
-            path = write_json(settings.results_dir / f"{stamp}.json", document)
-            print(f"\nresults written to {path}", file=sys.stderr)
+            save_results(settings.results_dir, started, document)
     print()
     print(render_summary(results))
     failed = any(f.error for r in results for f in r.figures) or any(
