@@ -21,14 +21,15 @@ written after it began, until it ends (latency, never loss).
 
 **MariaDB/MySQL: sequence after commit.** An append takes no lock beyond its own
 stream's row (the conditional ``UPDATE`` of the stream's version, or the ``INSERT`` of
-a new stream) and inserts its events with a NULL ``seq``; writers to different streams
-never wait for each other. ``position`` (``AUTO_INCREMENT``) is only a tie-breaker: it
-is allocated at insert time, not at commit, so it alone is not commit order. The outbox
+a new stream) and inserts its events with ``seq`` 0 (not numbered yet); writers to
+different streams never wait for each other. ``position`` (``AUTO_INCREMENT``) is only
+a tie-breaker: it is allocated at insert time, not at commit, so it alone is not commit
+order. The outbox
 order is ``seq``, handed out by the readers: an outbox that finds fewer than ``limit``
 numbered events after its checkpoint runs a short *sequencing pass* in a transaction
 of its own - lock the single row of the ``sequencer`` table (``SELECT ... FOR
 UPDATE``; outboxes take turns on it, appends never touch it), read the committed rows
-whose ``seq`` is NULL in position order together with the largest ``seq`` given so far
+whose ``seq`` is 0 in position order together with the largest ``seq`` given so far
 (one consistent, non-locking read), number them consecutively after it (an ``UPDATE``
 by primary key), commit. Then it reads ``seq > checkpoint`` in ``seq`` order; the
 checkpoint is a ``seq``.
@@ -338,6 +339,7 @@ class SqlDialect:
                 ev.c.name,
                 ev.c.data,
                 ev.c.metadata,
+                sa.null().label("held"),
             )
             .where(ev.c.position > checkpoint)
             .order_by(ev.c.position)
@@ -573,7 +575,7 @@ class PostgresDialect(SqlDialect):
         rows, _ = _on_psycopg(conn, self._outbox_sql, {"name": name, "limit": limit})
         if not rows:
             return [], _on_psycopg(conn, self._held_sql, {})[0][0][0]
-        return [row[:-1] for row in rows], rows[0][-1]
+        return rows, rows[0][-1]
 
     def current_xmin(self, conn: Connection) -> int:
         """``pg_snapshot_xmin(pg_current_snapshot())``: every transaction with a
@@ -600,7 +602,7 @@ class PostgresDialect(SqlDialect):
 class MySqlDialect(SqlDialect):
     """MariaDB 10.5+ / MySQL 8 with PyMySQL.
 
-    An append claims its stream and inserts its events with a NULL ``seq``; the outbox
+    An append claims its stream and inserts its events with ``seq`` 0; the outbox
     numbers committed events in sequencing passes (see the module docstring). PyMySQL
     sends bytes hex-encoded, so a row must fit in ``max_allowed_packet`` twice over;
     payloads larger than that are first sent in pieces into a session variable and
@@ -621,7 +623,7 @@ class MySqlDialect(SqlDialect):
         )
         unnumbered = (
             sa.select(ev.c.position)
-            .where(ev.c.seq.is_(None))
+            .where(ev.c.seq == 0)
             .order_by(ev.c.position)
             .limit(sa.bindparam("limit", type_=sa.Integer))
         )
@@ -635,7 +637,7 @@ class MySqlDialect(SqlDialect):
         )
         self._probe = sa.select(
             top.label("top"),
-            sa.select(sa.func.min(ev.c.position)).where(ev.c.seq.is_(None)).scalar_subquery(),
+            sa.select(sa.func.min(ev.c.position)).where(ev.c.seq == 0).scalar_subquery(),
             checkpoint,
         )
         """The largest ``seq``, the first unnumbered position (or NULL) and relay
@@ -671,6 +673,7 @@ class MySqlDialect(SqlDialect):
                 ev.c.name,
                 ev.c.data,
                 ev.c.metadata,
+                sa.null().label("held"),
             )
             .where(ev.c.seq > checkpoint)
             .order_by(ev.c.seq)
@@ -768,7 +771,7 @@ class MySqlDialect(SqlDialect):
     def insert_events(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
     ) -> None:
-        """Stage large payloads, then insert ``rows`` with a NULL ``seq`` (executemany
+        """Stage large payloads, then insert ``rows`` with ``seq`` 0 (executemany
         of the small ones, PyMySQL sends them as multi-row ``INSERT``)."""
         t, i = key
         staged: dict[int, sa.ColumnElement[Any]] = {}
@@ -831,7 +834,7 @@ class MySqlDialect(SqlDialect):
         return rows, None
 
     def sequence(self, conn: Connection, most: int) -> int:
-        """Number up to ``most`` committed events that have no ``seq`` yet, in position
+        """Number up to ``most`` committed events that have no ``seq`` yet (0), in position
         order, after the largest ``seq`` given so far; return how many it numbered.
 
         In a transaction of its own: lock the sequencer row, read the unnumbered
@@ -867,7 +870,7 @@ class MySqlDialect(SqlDialect):
         ev = self.tables.events
         stmt = sa.select(ev.c.seq, ev.c.position).where(
             ev.c.position.in_(sa.bindparam("positions", expanding=True)),
-            ev.c.seq.is_not(None),
+            ev.c.seq > 0,
         )
         found = conn.execute(stmt, {"positions": list(positions)}).all()
         return {int(p): (0, int(s)) for s, p in found}

@@ -81,8 +81,8 @@ class StoreViews:
             done = sa.tuple_(ev.c.tx_id, ev.c.position) <= sa.tuple_(cp.c.tx_id, cp.c.position)
             waiting = sa.tuple_(ev.c.tx_id, ev.c.position) > sa.tuple_(cp.c.tx_id, cp.c.position)
         elif "seq" in ev.c:
-            done = ev.c.seq <= cp.c.position
-            waiting = sa.or_(ev.c.seq > cp.c.position, ev.c.seq.is_(None))
+            done = sa.and_(ev.c.seq <= cp.c.position, ev.c.seq > 0)
+            waiting = sa.or_(ev.c.seq > cp.c.position, ev.c.seq == 0)
         else:
             done = ev.c.position <= cp.c.position
             waiting = ev.c.position > cp.c.position

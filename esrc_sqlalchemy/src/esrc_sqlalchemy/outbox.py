@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy.exc
@@ -60,7 +61,10 @@ class SqlOutbox:
         """PostgreSQL: how long :meth:`unpublished_events` may wait for the
         transactions that hold committed events back to end (0: never wait)."""
         self._lock = threading.Lock()
-        self._keys: dict[int, tuple[int, int]] = {}
+        self._keys: dict[int, tuple[Any, ...]] = {}
+        """The rows of the last batch handed out, by position: each row starts with
+        the event's order key (tx_id, ord), unique per event, so rows compare as
+        their keys do."""
         self._listener: Any = None
 
     def __repr__(self) -> str:
@@ -123,13 +127,14 @@ class SqlOutbox:
         :attr:`hold_back_wait`) for those transactions to end, then reads again."""
         rows = self._fetch(limit)
         events: list[RelayEvent] = []
-        keys: dict[int, tuple[int, int]] = {}
+        keys: dict[int, tuple[Any, ...]] = {}
         # Events of one stream (and often of one command) share their id and metadata
         # text: decode each distinct text once per batch.
         ids: dict[str, AggregateId] = {}
         metas: dict[str, dict[str, str]] = {}
         append = events.append
-        for tx_id, order, position, aggregate_type, encoded, version, name, stored, meta in rows:
+        for row in rows:
+            _, _, position, aggregate_type, encoded, version, name, stored, meta, _ = row
             aggregate_id = ids.get(encoded)
             if aggregate_id is None:
                 aggregate_id = ids[encoded] = self._decode_id(encoded, position)
@@ -146,7 +151,7 @@ class SqlOutbox:
                     aggregate_type, aggregate_id, version, position, RawEvent(name, data, metadata)
                 )
             )
-            keys[position] = (tx_id, order)
+            keys[position] = row
         with self._lock:
             self._keys = keys
         return events
@@ -160,25 +165,26 @@ class SqlOutbox:
         """
         if not events:
             return
-        if not all(isinstance(e, RelayEvent) for e in events):
+        if not all(map(isinstance, events, repeat(RelayEvent))):
             raise TypeError(f"relay {self._name}: mark_events_as_published takes RelayEvents")
         positions = [e.position for e in events]
         with self._lock:
-            known = {p: self._keys[p] for p in positions if p in self._keys}
-        missing = [p for p in positions if p not in known]
+            known = list(map(self._keys.get, positions))
         dialect = self._store._dialect
 
         def work(conn: Connection) -> None:
-            keys = dict(known)
-            if missing:
-                keys.update(dialect.outbox_keys(conn, missing))
-                never = sorted(set(positions) - keys.keys())
+            keys = known
+            if None in known:
+                found = dialect.outbox_keys(conn, positions)
+                never = sorted(set(positions) - found.keys())
                 if never:
                     raise ValueError(
                         f"relay {self._name}: positions {never[:10]} were never handed out "
                         "by this store's outbox"
                     )
-            dialect.mark(conn, self._name, max(keys[p] for p in positions))
+                keys = list(found.values())
+            top = max(k for k in keys if k is not None)
+            dialect.mark(conn, self._name, (top[0], top[1]))
 
         self._store._run(
             f"mark events of outbox {self._name!r} of {self._store.url} as published",

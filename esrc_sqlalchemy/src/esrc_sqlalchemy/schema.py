@@ -9,8 +9,9 @@ Every table name starts with the store's ``table_prefix``. The tables:
   version, name, data (binary), metadata (JSON text, NULL when empty), created_at;
   unique (aggregate type, aggregate id, version). On PostgreSQL also ``tx_id``, the
   writing transaction's id, indexed with the position for the outbox. On
-  MariaDB/MySQL also ``seq``, the outbox sequence number: NULL when written, given
-  once by the outbox after the row committed, never changed (indexed).
+  MariaDB/MySQL also ``seq``, the outbox sequence number: 0 when written (not yet
+  numbered), given once by the outbox after the row committed, never changed
+  (indexed; a fixed-size column, so numbering updates the row in place).
 - ``<prefix>snapshots``: (aggregate type, aggregate id, version) -> data.
 - ``<prefix>checkpoints``: relay name -> the outbox position it has published up to,
   as the pair (tx_id, position); tx_id is 0 except on PostgreSQL, and on MariaDB/MySQL
@@ -219,7 +220,7 @@ def build_tables(prefix: str, schema: str | None, family: str) -> Tables:
         event_columns.append(sa.Column("tx_id", sa.BigInteger, nullable=False))
         event_columns.append(sa.Index(f"{prefix}events_tx_order", "tx_id", "position"))
     if family == "mysql":
-        event_columns.append(sa.Column("seq", sa.BigInteger, nullable=True))
+        event_columns.append(sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"))
         event_columns.append(sa.Index(_seq_index(prefix), "seq"))
     events = sa.Table(f"{prefix}events", md, *event_columns, **options)
     snapshots = sa.Table(
@@ -289,10 +290,13 @@ def _add_seq(conn: Connection, tables: Tables) -> None:
     if "seq" not in columns:
         index = prep.quote(_seq_index(ev.name[: -len("events")]))
         conn.execute(
-            sa.text(f"ALTER TABLE {table} ADD COLUMN seq BIGINT NULL, ADD INDEX {index} (seq)")
+            sa.text(
+                f"ALTER TABLE {table} ADD COLUMN seq BIGINT NOT NULL DEFAULT 0, "
+                f"ADD INDEX {index} (seq)"
+            )
         )
     number = sa.text(
-        f"UPDATE {table} SET seq = position WHERE seq IS NULL ORDER BY position LIMIT {_SEQ_CHUNK}"
+        f"UPDATE {table} SET seq = position WHERE seq = 0 ORDER BY position LIMIT {_SEQ_CHUNK}"
     )
     while conn.execute(number).rowcount:
         conn.commit()
