@@ -3,6 +3,7 @@ against stores other processes can see: an SQLite file, and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from typing import IO
 
 import pytest
@@ -39,6 +41,26 @@ def esrc(*argv: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def _tail(target: Target, *options: str) -> Iterator[subprocess.Popen[str]]:
+    """Start ``esrc tail`` on ``target`` as a process with pipes for its output; kill
+    it on the way out if it is still running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "esrc_core.cli", *target.argv("tail", *options)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=_env(),
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_streams_events_and_relays_in_a_process(sqlite_target: Target) -> None:
@@ -125,20 +147,7 @@ def test_tail_follows_new_events_until_stopped_and_leaves_no_trace(
     outbox.mark_events_as_published(outbox.unpublished_events(5))
     watched = _relays(target)["projector"][0]
 
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "esrc_core.cli",
-            *target.argv("tail", "--relay", "projector", "--poll", "0.05"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=_env(),
-    )
-    try:
+    with _tail(target, "--relay", "projector", "--poll", "0.05") as process:
         out, err = _LineReader(process.stdout), _LineReader(process.stderr)  # type: ignore[arg-type]
         started = err.next()
         found = re.search(r"from where relay 'projector' stands as relay (esrc-tail-\w+);", started)
@@ -159,10 +168,6 @@ def test_tail_follows_new_events_until_stopped_and_leaves_no_trace(
         assert private in _relays(target), "the tail reads through its own relay name"
         process.send_signal(stop_with)
         status = process.wait(timeout=WAIT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     rest = err.rest()
     assert status == 0, rest
     assert rest == ["esrc tail: stopped after 4 events"]
@@ -174,25 +179,13 @@ def test_tail_follows_new_events_until_stopped_and_leaves_no_trace(
 
 def test_tail_from_the_end_prints_only_what_comes_after(sqlite_target: Target) -> None:
     populate(sqlite_target)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "esrc_core.cli", *sqlite_target.argv("tail", "--poll", "0.05")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=_env(),
-    )
-    try:
+    with _tail(sqlite_target, "--poll", "0.05") as process:
         out, err = _LineReader(process.stdout), _LineReader(process.stderr)  # type: ignore[arg-type]
         assert "from the end (7 earlier events skipped)" in err.next()
         sqlite_target.store.add_aggregate("Order", "o-2", [RawEvent("OrderPlaced", b"{}")])
         assert out.next().split(" ", 1)[1] == "Order o-2 v1 OrderPlaced {}"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=WAIT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert err.rest() == ["esrc tail: stopped after 1 event"]
     assert _relays(sqlite_target) == {}
 
@@ -201,24 +194,12 @@ def test_tail_whose_reader_goes_away_exits_0_and_forgets_its_relay(
     sqlite_target: Target,
 ) -> None:
     populate(sqlite_target)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "esrc_core.cli", *sqlite_target.argv("tail", "--poll", "0.05")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=_env(),
-    )
-    try:
+    with _tail(sqlite_target, "--poll", "0.05") as process:
         err = _LineReader(process.stderr)  # type: ignore[arg-type]
         assert "Ctrl-C stops" in err.next()
         process.stdout.close()  # type: ignore[union-attr]  # as `esrc tail | head -0` would
         sqlite_target.store.add_aggregate("Order", "o-2", [RawEvent("OrderPlaced", b"{}")])
         assert process.wait(timeout=WAIT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert err.rest() == ["esrc tail: stopped after 0 events"]
     assert _relays(sqlite_target) == {}
 
