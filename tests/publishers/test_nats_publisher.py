@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -11,7 +10,7 @@ from urllib.parse import unquote
 
 import nats
 import pytest
-from esrc_core.errors import BackendUnavailableError, BrokerUnavailableError
+from esrc_core.errors import BrokerUnavailableError
 from esrc_core.plugins import open_publisher
 from esrc_core.relay import Publisher, RelayEvent
 from esrc_faststream.headers import header_value, relay_event_from
@@ -147,13 +146,3 @@ def test_missing_stream_without_create_fails(nats_url: str, unique: str) -> None
     """create_stream=false requires the stream to exist."""
     with pytest.raises(BrokerUnavailableError, match="does not exist"):
         open_publisher(_url(nats_url, unique) + "&create_stream=false", timeout=5)
-
-
-def test_missing_client_names_the_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without the client library, opening names the distribution to install."""
-    from esrc_nats import plugin
-
-    monkeypatch.delitem(sys.modules, "esrc_nats.publisher", raising=False)
-    monkeypatch.setitem(sys.modules, "nats", None)
-    with pytest.raises(BackendUnavailableError, match="pip install esrc-nats"):
-        plugin.open_publisher("nats://127.0.0.1:9")

@@ -4,13 +4,15 @@ the event loop thread, the projection's once-only handling, plugin registration.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 import threading
 import uuid
 
 import pytest
-from esrc_core.errors import InvalidEventError
+from esrc_core.errors import BackendUnavailableError, BrokerUnavailableError, InvalidEventError
 from esrc_core.events import RawEvent
-from esrc_core.plugins import plugins
+from esrc_core.plugins import open_publisher, plugins
 from esrc_core.relay import RelayEvent
 from esrc_faststream.consumer import MemorySeenMessages, Projection, SeenMessages
 from esrc_faststream.headers import (
@@ -205,3 +207,39 @@ def test_publishers_are_registered() -> None:
         "redis": ("redis", "esrc-redis"),
         "rediss": ("redis", "esrc-redis"),
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("amqp://guest:secret-password@127.0.0.1:9/", "guest:***@127.0.0.1:9"),
+        ("nats://esrc:secret-password@127.0.0.1:9", "esrc:***@127.0.0.1:9"),
+        ("redis://esrc:secret-password@127.0.0.1:9/0", "esrc:***@127.0.0.1:9"),
+    ],
+    ids=["rabbitmq", "nats", "redis"],
+)
+def test_unreachable_message_masks_the_password(url: str, masked: str) -> None:
+    """The error names the broker URL with the password hidden."""
+    with pytest.raises(BrokerUnavailableError) as caught:
+        open_publisher(url, timeout=3)
+    assert masked in str(caught.value)
+    assert "secret-password" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("broker", "client", "url"),
+    [
+        ("rabbitmq", "faststream.rabbit", "amqp://guest:guest@127.0.0.1:9/"),
+        ("nats", "nats", "nats://127.0.0.1:9"),
+        ("redis", "redis.asyncio", "redis://127.0.0.1:9/0"),
+    ],
+)
+def test_missing_client_names_the_distribution(
+    monkeypatch: pytest.MonkeyPatch, broker: str, client: str, url: str
+) -> None:
+    """Without the client library, opening names the distribution to install."""
+    plugin = importlib.import_module(f"esrc_{broker}.plugin")
+    monkeypatch.delitem(sys.modules, f"esrc_{broker}.publisher", raising=False)
+    monkeypatch.setitem(sys.modules, client, None)
+    with pytest.raises(BackendUnavailableError, match=f"pip install esrc-{broker}"):
+        plugin.open_publisher(url)
