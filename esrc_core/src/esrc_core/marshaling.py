@@ -303,7 +303,8 @@ def _sequence_converter(container: Any, args: tuple[Any, ...]) -> Converter:
 def _dataclass_converter(cls: type[Any]) -> Converter:
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
-    # (name, converter or None for "no conversion", required, passed to __init__)
+    # (name, converter or None for "no conversion", required, passed to __init__, the
+    # field's path for error messages, built once here rather than for every value)
     plan = [
         (
             f.name,
@@ -312,21 +313,22 @@ def _dataclass_converter(cls: type[Any]) -> Converter:
             and f.default is dataclasses.MISSING
             and f.default_factory is dataclasses.MISSING,
             f.init,
+            f"{cls.__qualname__}.{f.name}",
         )
         for f in fields
     ]
-    has_non_init = any(not init for _, _, _, init in plan)
+    has_non_init = any(not init for _, _, _, init, _ in plan)
 
     def dataclass(raw: Any, path: str) -> Any:
         if not isinstance(raw, dict):
             raise TypeError(f"{path}: expected an object, got {type(raw).__name__}")
         kwargs = {}
         late = {}
-        for name, conv, required, init in plan:
+        for name, conv, required, init, field_path in plan:
             if name in raw:
                 value = raw[name]
                 if conv is not None:
-                    value = conv(value, f"{path}.{name}")
+                    value = conv(value, field_path)
                 if init:
                     kwargs[name] = value
                 else:
