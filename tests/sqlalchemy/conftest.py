@@ -1,43 +1,12 @@
-"""Fixtures for the SQL backend's tests: the servers' URLs (from the environment, with
-a reachability check) and pools of empty stores on them."""
+"""Fixtures for the SQL backend's tests: pools of empty stores on the servers whose URLs
+``tests/conftest.py`` provides."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
-from esrc_sqlalchemy.engines import create_store_engine, normalize_url
 from esrc_sqlalchemy.testing import PrefixPool
-from esrc_testkit.servers import server_unreachable, server_url
-
-POSTGRESQL = ("ESRC_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-MYSQL = ("ESRC_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-
-
-def _reachable_url(env_var: str, example: str) -> str:
-    url = server_url(env_var, example=example)
-    engine = create_store_engine(normalize_url(url), connect_timeout=5)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as err:
-        server_unreachable(env_var, url, err)
-    finally:
-        engine.dispose()
-    return url
-
-
-@pytest.fixture(scope="session")
-def postgresql_url() -> str:
-    """The PostgreSQL URL from ESRC_TEST_POSTGRESQL_URL (skip when unset, fail in CI)."""
-    return _reachable_url(*POSTGRESQL)
-
-
-@pytest.fixture(scope="session")
-def mysql_url() -> str:
-    """The MariaDB/MySQL URL from ESRC_TEST_MYSQL_URL (skip when unset, fail in CI)."""
-    return _reachable_url(*MYSQL)
 
 
 @pytest.fixture(scope="session")
