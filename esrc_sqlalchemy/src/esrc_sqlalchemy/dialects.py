@@ -818,16 +818,19 @@ class MySqlDialect(SqlDialect):
         self, conn: Connection, name: str, limit: int
     ) -> tuple[Sequence[Any], int | None]:
         """Rows after the checkpoint in ``seq`` order. When fewer than ``limit`` came
-        back: number what is waiting (:meth:`sequence`) and read again if numbered
-        events beyond those rows now exist (numbered by this pass or by another
-        outbox's since the read)."""
+        back: if unnumbered events are waiting, number them (:meth:`sequence`) and read
+        again (whether this pass or another outbox's numbered them); else read again
+        only if numbered events beyond those rows appeared since the read."""
         params = {"name": name, "limit": limit}
         rows = conn.execute(self._outbox, params).all()
         if len(rows) < limit:
             conn.commit()
             top, waiting, checkpoint = conn.execute(self._probe, {"name": name}).one()
             beyond = int(top) > (int(rows[-1].ord) if rows else int(checkpoint))
-            if waiting is not None and self.sequence(conn, max(limit, _PASS_MIN)):
+            if waiting is not None:
+                # Read again even if this pass numbered nothing: another outbox's pass
+                # may have numbered the waiting events after the probe above.
+                self.sequence(conn, max(limit, _PASS_MIN))
                 beyond = True
             if beyond:
                 rows = conn.execute(self._outbox, params).all()
