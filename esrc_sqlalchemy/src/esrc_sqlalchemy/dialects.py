@@ -322,6 +322,11 @@ class SqlDialect:
 
     def _outbox_by_position(self) -> sa.Select[Any]:
         """The outbox query where position order is commit order (tx_id is 0)."""
+        return self._outbox_ordered_by(self.tables.events.c.position)
+
+    def _outbox_ordered_by(self, order: sa.ColumnElement[int]) -> sa.Select[Any]:
+        """The outbox query with ``order`` as ``ord`` and tx_id 0: the rows after relay
+        ``:name``'s checkpoint (a value of ``order``), first ``:limit`` of them."""
         ev, cp = self.tables.events, self.tables.checkpoints
         checkpoint = (
             sa.select(sa.func.coalesce(sa.func.max(cp.c.position), 0))
@@ -331,7 +336,7 @@ class SqlDialect:
         return (
             sa.select(
                 sa.literal(0, sa.BigInteger).label("tx_id"),
-                ev.c.position.label("ord"),
+                order.label("ord"),
                 ev.c.position,
                 ev.c.aggregate_type,
                 ev.c.aggregate_id,
@@ -341,8 +346,8 @@ class SqlDialect:
                 ev.c.metadata,
                 sa.null().label("held"),
             )
-            .where(ev.c.position > checkpoint)
-            .order_by(ev.c.position)
+            .where(order > checkpoint)
+            .order_by(order)
             .limit(sa.bindparam("limit", type_=sa.Integer))
         )
 
@@ -662,23 +667,7 @@ class MySqlDialect(SqlDialect):
                 ("position", sa.func.greatest(cpt.c.position, ins.inserted.position)),
             ]
         )
-        self._outbox = (
-            sa.select(
-                sa.literal(0, sa.BigInteger).label("tx_id"),
-                ev.c.seq.label("ord"),
-                ev.c.position,
-                ev.c.aggregate_type,
-                ev.c.aggregate_id,
-                ev.c.version,
-                ev.c.name,
-                ev.c.data,
-                ev.c.metadata,
-                sa.null().label("held"),
-            )
-            .where(ev.c.seq > checkpoint)
-            .order_by(ev.c.seq)
-            .limit(sa.bindparam("limit", type_=sa.Integer))
-        )
+        self._outbox = self._outbox_ordered_by(ev.c.seq)
 
     def _snapshot_statement(self, data: sa.ColumnElement[Any]) -> sa.Executable:
         sins = mysql.insert(self.tables.snapshots).from_select(
