@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,11 +13,13 @@ from typing import Any, cast
 import pytest
 
 from esrc_core import (
+    EventMarshaler,
     EventRegistry,
     InvalidEventError,
     JsonMarshaler,
     RawEvent,
     RawSnapshot,
+    RelayEvent,
     SerializationError,
     UnknownEventError,
     check_events,
@@ -279,3 +283,96 @@ def test_check_events_names_the_index_of_a_malformed_event(
 def test_check_events_requires_a_sequence(events: object) -> None:
     with pytest.raises(InvalidEventError, match="add: events must be a sequence of RawEvent"):
         check_events(cast(Any, events), doing="add")
+
+
+def _account_registry(marshaler: EventMarshaler | None = None) -> EventRegistry:
+    registry = EventRegistry(marshaler)
+    registry.register_all([Opened, Deposited, Closed])
+    return registry
+
+
+def _account_stream(registry: EventRegistry) -> list[RawEvent]:
+    return [
+        registry.to_raw(Opened(uuid.UUID(int=7), "ada"), {"user": "u1"}),
+        registry.to_raw(Deposited(Decimal("10.50"))),
+        registry.to_raw(Deposited(Decimal("0.01"))),
+        registry.to_raw(Closed("done")),
+    ]
+
+
+def test_from_raws_decodes_a_stream_as_from_raw_does_each_event() -> None:
+    registry = _account_registry()
+    stream = _account_stream(registry)
+    decoded = registry.from_raws(stream, aggregate_type="Account")
+    assert decoded == [registry.from_raw(raw) for raw in stream]
+    assert decoded[0] == Opened(uuid.UUID(int=7), "ada")
+    assert registry.from_raws([]) == []
+
+
+def test_from_raws_names_an_unregistered_event_and_the_aggregate_type() -> None:
+    registry = _account_registry()
+    stream = [*_account_stream(registry), RawEvent("Reopened", b"{}")]
+    with pytest.raises(UnknownEventError, match=r"'Reopened' in a stream of 'Account'"):
+        registry.from_raws(stream, aggregate_type="Account")
+
+
+def test_from_raws_names_the_event_it_could_not_decode() -> None:
+    registry = _account_registry()
+    stream = [*_account_stream(registry), RawEvent("Deposited", b'{"amount": [1]}')]
+    with pytest.raises(
+        SerializationError, match=r"^decode event Deposited of 'Account': cannot decode Deposited"
+    ) as caught:
+        registry.from_raws(stream, aggregate_type="Account")
+    assert isinstance(caught.value.__cause__, SerializationError)
+
+
+class _ReversingMarshaler:
+    """An EventMarshaler without compiled decoders: JSON written backwards."""
+
+    def marshal(self, event: object) -> bytes:
+        return JsonMarshaler().marshal(event)[::-1]
+
+    def unmarshal(self, data: bytes, cls: type[Any]) -> Any:
+        return JsonMarshaler().unmarshal(data[::-1], cls)
+
+
+def test_from_raws_uses_a_marshaler_without_compiled_decoders_through_unmarshal() -> None:
+    registry = _account_registry(_ReversingMarshaler())
+    stream = _account_stream(registry)
+    assert registry.from_raws(stream) == [registry.from_raw(raw) for raw in stream]
+
+
+def test_replacing_the_marshaler_replaces_the_decoders_from_raws_uses() -> None:
+    registry = _account_registry()
+    plain = _account_stream(registry)
+    assert registry.from_raws(plain)[3] == Closed("done")
+    registry.marshaler = _ReversingMarshaler()
+    reversed_stream = _account_stream(registry)
+    assert reversed_stream[3].data == plain[3].data[::-1]
+    assert registry.from_raws(reversed_stream)[3] == Closed("done")
+
+
+def test_from_raws_honours_a_json_marshaler_subclass_unmarshal() -> None:
+    registry = _account_registry(_FailingMarshaler())
+    with pytest.raises(SerializationError, match="decode event Closed of 'Acc': bad magic"):
+        registry.from_raws([RawEvent("Closed", b"{}")], aggregate_type="Acc")
+
+
+def test_raw_event_and_relay_event_are_frozen_and_compare_by_value() -> None:
+    raw = RawEvent("x", b"d", {"k": "v"})
+    assert raw == RawEvent(name="x", data=b"d", metadata={"k": "v"})
+    assert RawEvent("x", b"d", None).metadata == {}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        raw.name = "y"  # type: ignore[misc]
+    relay_event = RelayEvent("Account", 42, 3, 9, raw)
+    assert dataclasses.replace(relay_event, version=4) == RelayEvent("Account", 42, 4, 9, raw)
+    assert pickle.loads(pickle.dumps(relay_event)) == relay_event
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        relay_event.position = 1  # type: ignore[misc]
+    assert [f.name for f in dataclasses.fields(RelayEvent)] == [
+        "aggregate_type",
+        "aggregate_id",
+        "version",
+        "position",
+        "event",
+    ]

@@ -644,3 +644,54 @@ def test_msgspec_invalid_data_is_a_serialization_error() -> None:
         marshaler.unmarshal(b'{"shipment_id":"nope"}', MsgspecShipped)
     with pytest.raises(SerializationError, match="MsgspecShipped"):
         marshaler.unmarshal(b"\xff", MsgspecShipped)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(
+    value=json_values,
+    indent=st.sampled_from([None, 0, 2]),
+    before=st.sampled_from(["", " ", "\n\t "]),
+    after=st.sampled_from(["", " ", "\r\n"]),
+    encoding=st.sampled_from(["utf-8", "utf-16", "utf-32"]),
+)
+def test_any_json_text_json_loads_accepts_decodes_the_same(
+    value: object, indent: int | None, before: str, after: str, encoding: str
+) -> None:
+    # Decoding skips json.loads' per-call checks for compact UTF-8; every other input
+    # (indentation, whitespace around it, other encodings) must still decode as
+    # json.loads decodes it.
+    text = before + json.dumps({"value": value}, indent=indent) + after
+    data = text.encode(encoding)
+    assert marshaler.unmarshal(data, Holder).value == json.loads(data)["value"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"value": 1} 2', "Extra data"),
+        (b' {"value": ', "Expecting value"),
+        (b"\xff", "Expecting value|invalid start byte|can't decode"),
+    ],
+)
+def test_malformed_json_errors_are_json_loads_own(data: bytes, message: str) -> None:
+    with pytest.raises(SerializationError, match=f"cannot decode Holder: .*({message})") as caught:
+        marshaler.unmarshal(data, Holder)
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
+class _Lowercasing(JsonMarshaler):
+    """A JsonMarshaler subclass that decodes its own way."""
+
+    def unmarshal(self, data: bytes, cls: type[T]) -> T:
+        return super().unmarshal(data.lower(), cls)
+
+
+def test_a_subclass_unmarshal_is_what_its_compiled_decoder_calls() -> None:
+    assert _Lowercasing().decoder_for(Holder)(b'{"VALUE": "X"}') == Holder("x")
+    assert JsonMarshaler().decoder_for(Holder)(b'{"value": "X"}') == Holder("X")

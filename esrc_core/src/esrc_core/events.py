@@ -8,23 +8,37 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from esrc_core.errors import InvalidEventError, SerializationError, UnknownEventError
-from esrc_core.marshaling import EventMarshaler, JsonMarshaler
+from esrc_core.marshaling import CompilesDecoders, EventMarshaler, JsonMarshaler
 
 __all__ = ["EventRegistry", "RawEvent", "RawSnapshot", "check_events"]
 
 E = TypeVar("E")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RawEvent:
     """One stored event: a name, opaque payload bytes, and text metadata.
 
-    A store returns exactly what was appended: the same name, bytes and metadata.
+    ``RawEvent(name, data, metadata={})``. A store returns exactly what was appended:
+    the same name, bytes and metadata.
     """
 
     name: str
     data: bytes
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def __init__(self, name: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
+        # Stores build one per event read: setting the slots directly costs a third
+        # of the frozen dataclass's generated __init__ (object.__setattr__ per field).
+        _set_name(self, name)
+        _set_data(self, data)
+        _set_metadata(self, {} if metadata is None else metadata)
+
+
+# The slots' own setters, which the frozen class's __setattr__ does not guard.
+_set_name: Callable[[RawEvent, str], None] = RawEvent.__dict__["name"].__set__
+_set_data: Callable[[RawEvent, bytes], None] = RawEvent.__dict__["data"].__set__
+_set_metadata: Callable[[RawEvent, Mapping[str, str]], None] = RawEvent.__dict__["metadata"].__set__
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +87,21 @@ class EventRegistry:
     """
 
     def __init__(self, marshaler: EventMarshaler | None = None) -> None:
-        self.marshaler: EventMarshaler = marshaler or JsonMarshaler()
+        self._marshaler: EventMarshaler = marshaler or JsonMarshaler()
         self._by_name: dict[str, type[Any]] = {}
         self._by_class: dict[type[Any], str] = {}
+        self._decoders: dict[str, Callable[[bytes], Any]] = {}
+        """Per event name, the marshaler's decoder of its class (see :meth:`from_raws`)."""
+
+    @property
+    def marshaler(self) -> EventMarshaler:
+        """The marshaler that encodes and decodes event payloads; it may be replaced."""
+        return self._marshaler
+
+    @marshaler.setter
+    def marshaler(self, marshaler: EventMarshaler) -> None:
+        self._marshaler = marshaler
+        self._decoders = {}
 
     @overload
     def register(self, cls: type[E], /, *, name: str | None = None) -> type[E]: ...
@@ -179,7 +205,51 @@ class EventRegistry:
         """
         cls = self.class_for(raw.name, aggregate_type=aggregate_type)
         try:
-            return self.marshaler.unmarshal(raw.data, cls)
+            return self._marshaler.unmarshal(raw.data, cls)
         except Exception as err:
             where = f" of {aggregate_type!r}" if aggregate_type else ""
             raise SerializationError(f"decode event {raw.name}{where}: {err}") from err
+
+    def from_raws(
+        self, raws: Iterable[RawEvent], *, aggregate_type: str | None = None
+    ) -> list[Any]:
+        """Decode many :class:`RawEvent` (a stream being replayed), in order.
+
+        The same as ``[from_raw(r, aggregate_type=...) for r in raws]``, with the same
+        errors, but it looks up each event name's class and decoder once (the
+        marshaler's :class:`~esrc_core.marshaling.CompilesDecoders` capability, when it
+        has it) rather than once per event.
+        """
+        decoders = self._decoders
+        decoded: list[Any] = []
+        append = decoded.append
+        name = ""
+        try:
+            for raw in raws:
+                name = raw.name
+                decode = decoders.get(name)
+                if decode is None:
+                    decode = self._decoder(name, aggregate_type)
+                append(decode(raw.data))
+        except UnknownEventError:
+            raise
+        except Exception as err:
+            where = f" of {aggregate_type!r}" if aggregate_type else ""
+            raise SerializationError(f"decode event {name}{where}: {err}") from err
+        return decoded
+
+    def _decoder(self, name: str, aggregate_type: str | None) -> Callable[[bytes], Any]:
+        cls = self.class_for(name, aggregate_type=aggregate_type)
+        marshaler = self._marshaler
+        if isinstance(marshaler, CompilesDecoders):
+            decode = marshaler.decoder_for(cls)
+        else:
+            unmarshal = marshaler.unmarshal
+
+            def decode(data: bytes) -> Any:
+                return unmarshal(data, cls)
+
+        # A registered name keeps its class (register refuses to change it), so the
+        # entry stays right until the marshaler is replaced.
+        self._decoders[name] = decode
+        return decode

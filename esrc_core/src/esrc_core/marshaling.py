@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from esrc_core.errors import SerializationError
 
-__all__ = ["EventMarshaler", "JsonMarshaler"]
+__all__ = ["CompilesDecoders", "EventMarshaler", "JsonMarshaler"]
 
 T = TypeVar("T")
 
@@ -45,6 +45,20 @@ class EventMarshaler(Protocol):
 
     def unmarshal(self, data: bytes, cls: type[T]) -> T:
         """Decode ``data`` into an instance of ``cls``."""
+        ...
+
+
+@runtime_checkable
+class CompilesDecoders(Protocol):
+    """A marshaler capability: prepare a decoder for a class once, then call it per event.
+
+    ``decoder_for(cls)(data)`` must equal ``unmarshal(data, cls)``, raising the same
+    errors. :class:`~esrc_core.events.EventRegistry` uses it to replay streams without
+    looking the class up again for every event.
+    """
+
+    def decoder_for(self, cls: type[T]) -> Callable[[bytes], T]:
+        """A function that decodes bytes into an instance of ``cls``; thread-safe."""
         ...
 
 
@@ -82,10 +96,19 @@ class JsonMarshaler:
 
     def unmarshal(self, data: bytes, cls: type[T]) -> T:
         """Decode JSON bytes into ``cls`` using its annotations."""
-        try:
-            return _decode(data, cls)
-        except Exception as err:
-            raise SerializationError(f"cannot decode {cls.__qualname__}: {err}") from err
+        decode: Callable[[bytes], T] = _checked_decoder(typing.cast(Any, cls))
+        return decode(data)
+
+    def decoder_for(self, cls: type[T]) -> Callable[[bytes], T]:
+        """The decoder of ``cls``, compiled once per class from its annotations; it
+        raises :class:`~esrc_core.errors.SerializationError` for bytes it cannot decode
+        into ``cls``."""
+        if type(self).unmarshal is not JsonMarshaler.unmarshal:
+            # A subclass that decodes its own way: its unmarshal is the contract.
+            unmarshal = self.unmarshal
+            return lambda data: unmarshal(data, cls)
+        decoder: Callable[[bytes], T] = _checked_decoder(typing.cast(Any, cls))
+        return decoder
 
 
 def _encode(event: object) -> bytes:
@@ -103,12 +126,38 @@ def _encode(event: object) -> bytes:
     ).encode()
 
 
-def _decode(data: bytes, cls: type[T]) -> T:
-    decoder: Callable[[bytes], Any] = _class_decoder(cls)  # type: ignore[arg-type]
-    return typing.cast(T, decoder(data))
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _json_loads(data: bytes) -> Any:
+    # json.loads for the compact UTF-8 JSON this module writes, minus its per-call
+    # encoding detection and whitespace checks (half of its time on a small event).
+    # Anything else -- another encoding, surrounding whitespace, an error -- goes to
+    # json.loads itself, so results and error messages are json.loads' own.
+    try:
+        text = data.decode()
+        value, end = _scan_json(text, 0)
+    except Exception:
+        return json.loads(data)
+    if end != len(text):
+        return json.loads(data)
+    return value
 
 
 @functools.lru_cache(maxsize=1024)
+def _checked_decoder(cls: type[Any]) -> Callable[[bytes], Any]:
+    decode = _class_decoder(cls)
+    what = f"cannot decode {cls.__qualname__}"
+
+    def checked(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception as err:
+            raise SerializationError(f"{what}: {err}") from err
+
+    return checked
+
+
 def _class_decoder(cls: type[Any]) -> Callable[[bytes], Any]:
     # Chosen once per class: which library decodes it, and the compiled converter.
     if _is_pydantic(cls):
@@ -121,7 +170,7 @@ def _class_decoder(cls: type[Any]) -> Callable[[bytes], Any]:
         return decoder.decode
     convert = _converter(cls)
     path = cls.__qualname__
-    loads = json.loads
+    loads = _json_loads
     return lambda data: convert(loads(data), path)
 
 
@@ -300,41 +349,55 @@ def _sequence_converter(container: Any, args: tuple[Any, ...]) -> Converter:
     return sequence
 
 
+_EXACT_JSON_TYPES = (str, int, float, bool)
+"""Annotations whose JSON value of exactly that type needs no conversion."""
+
+_MISSING = object()
+
+
 def _dataclass_converter(cls: type[Any]) -> Converter:
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
-    # (name, converter or None for "no conversion", required, passed to __init__, the
-    # field's path for error messages, built once here rather than for every value)
-    plan = [
-        (
-            f.name,
-            _field_converter(hints.get(f.name, Any)),
-            f.init
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING,
-            f.init,
-            f"{cls.__qualname__}.{f.name}",
+    # (name, converter or None for "no conversion", the type a JSON value may have to
+    # skip the converter (a value of another type goes through it, to be converted or
+    # refused), required, passed to __init__, the field's path for error messages)
+    # -- all worked out once here rather than for every value.
+    plan = []
+    for f in fields:
+        hint = hints.get(f.name, Any)
+        while isinstance(hint, typing.NewType):
+            hint = hint.__supertype__
+        plan.append(
+            (
+                f.name,
+                _field_converter(hint),
+                hint if hint in _EXACT_JSON_TYPES else None,
+                f.init
+                and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING,
+                f.init,
+                f"{cls.__qualname__}.{f.name}",
+            )
         )
-        for f in fields
-    ]
-    has_non_init = any(not init for _, _, _, init, _ in plan)
+    has_non_init = any(not init for _, _, _, _, init, _ in plan)
 
     def dataclass(raw: Any, path: str) -> Any:
         if not isinstance(raw, dict):
             raise TypeError(f"{path}: expected an object, got {type(raw).__name__}")
         kwargs = {}
         late = {}
-        for name, conv, required, init, field_path in plan:
-            if name in raw:
-                value = raw[name]
-                if conv is not None:
-                    value = conv(value, field_path)
-                if init:
-                    kwargs[name] = value
-                else:
-                    late[name] = value
-            elif required:
-                raise KeyError(f"{path}.{name} is missing")
+        for name, conv, exact, required, init, field_path in plan:
+            value = raw.get(name, _MISSING)
+            if value is _MISSING:
+                if required:
+                    raise KeyError(f"{path}.{name} is missing")
+                continue
+            if conv is not None and type(value) is not exact:
+                value = conv(value, field_path)
+            if init:
+                kwargs[name] = value
+            else:
+                late[name] = value
         obj = cls(**kwargs)
         if has_non_init:
             for name, value in late.items():

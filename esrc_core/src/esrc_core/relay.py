@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -47,10 +47,11 @@ def message_id(aggregate_type: str, aggregate_id: AggregateId, version: int) -> 
     return f"{aggregate_type}/{encode_id(aggregate_id)}/{version}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RelayEvent:
     """A stored event on its way to a broker.
 
+    ``RelayEvent(aggregate_type, aggregate_id, version, position, event)``.
     ``position`` is the event's global sequence number in the store: unique, but the
     outbox's order is the order of the list it returns, not necessarily by position.
     """
@@ -61,10 +62,38 @@ class RelayEvent:
     position: int
     event: RawEvent
 
+    def __init__(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        version: int,
+        position: int,
+        event: RawEvent,
+    ) -> None:
+        # An outbox builds one per event it reads: setting the slots directly costs a
+        # third of the frozen dataclass's generated __init__.
+        _set_aggregate_type(self, aggregate_type)
+        _set_aggregate_id(self, aggregate_id)
+        _set_version(self, version)
+        _set_position(self, position)
+        _set_event(self, event)
+
     @property
     def message_id(self) -> str:
         """The deterministic message id (see :func:`message_id`)."""
         return message_id(self.aggregate_type, self.aggregate_id, self.version)
+
+
+# The slots' own setters, which the frozen class's __setattr__ does not guard.
+_set_aggregate_type: Callable[[RelayEvent, str], None] = RelayEvent.__dict__[
+    "aggregate_type"
+].__set__
+_set_aggregate_id: Callable[[RelayEvent, AggregateId], None] = RelayEvent.__dict__[
+    "aggregate_id"
+].__set__
+_set_version: Callable[[RelayEvent, int], None] = RelayEvent.__dict__["version"].__set__
+_set_position: Callable[[RelayEvent, int], None] = RelayEvent.__dict__["position"].__set__
+_set_event: Callable[[RelayEvent, RawEvent], None] = RelayEvent.__dict__["event"].__set__
 
 
 @runtime_checkable

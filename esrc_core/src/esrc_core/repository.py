@@ -120,8 +120,7 @@ class Repository(Generic[T]):
 
     def _decoded_events(self, aggregate_id: AggregateId, from_version: int) -> list[Any]:
         raw = self.store.events(self.aggregate_type, aggregate_id, from_version)
-        decode = self.registry.from_raw
-        return [decode(e, aggregate_type=self.aggregate_type) for e in raw]
+        return self.registry.from_raws(raw, aggregate_type=self.aggregate_type)
 
     def contains(self, aggregate_id: AggregateId) -> bool:
         """Whether an aggregate with this id exists."""
