@@ -29,7 +29,7 @@ from esrc_core.events import EventRegistry, RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_id, decode_id, encode_id
 from esrc_core.inspection import Inspectable, RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.locks import HasRelayLock, RelayLock
-from esrc_core.marshaling import EventMarshaler, JsonMarshaler
+from esrc_core.marshaling import CompilesDecoders, EventMarshaler, JsonMarshaler
 from esrc_core.plugins import (
     Backend,
     Capability,
@@ -65,6 +65,7 @@ __all__ = [
     "BatchPublisher",
     "BrokerUnavailableError",
     "Capability",
+    "CompilesDecoders",
     "EsrcError",
     "EventMarshaler",
     "EventRaiserAggregate",
