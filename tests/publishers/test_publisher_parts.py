@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import sys
 import threading
 import uuid
+from collections.abc import Awaitable
+from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
-from esrc_core.errors import BackendUnavailableError, BrokerUnavailableError, InvalidEventError
+from esrc_core.errors import (
+    BackendUnavailableError,
+    BrokerUnavailableError,
+    InvalidEventError,
+    PublishError,
+)
 from esrc_core.events import RawEvent
 from esrc_core.plugins import open_publisher, plugins
 from esrc_core.relay import RelayEvent
@@ -21,12 +30,17 @@ from esrc_faststream.headers import (
     MESSAGE_ID,
     METADATA,
     VERSION,
+    header_value,
+    metadata_json,
     relay_event_from,
     relay_headers,
     route,
 )
 from esrc_faststream.loop import LoopClosedError, LoopThread
 from esrc_faststream.options import flag, optional_int, split_options
+from esrc_faststream.publisher import AsyncBrokerPublisher
+from hypothesis import given
+from hypothesis import strategies as st
 
 EVENTS = [
     RelayEvent("Account", uuid.uuid4(), 1, 1, RawEvent("Opened", b"\x00\x01", {})),
@@ -243,3 +257,95 @@ def test_missing_client_names_the_distribution(
     monkeypatch.setitem(sys.modules, client, None)
     with pytest.raises(BackendUnavailableError, match=f"pip install esrc-{broker}"):
         plugin.open_publisher(url)
+
+
+_PRINTABLE_ASCII_BUT_PERCENT = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+@given(st.text())
+def test_header_value_percent_encodes_all_but_printable_ascii(text: str) -> None:
+    """The shortcut for plain values gives what quote() gives for every text."""
+    assert header_value(text) == quote(text, safe=_PRINTABLE_ASCII_BUT_PERCENT)
+    assert unquote(header_value(text), errors="strict") == text
+
+
+@given(st.lists(st.dictionaries(st.text(), st.text(), max_size=4), min_size=1, max_size=4))
+def test_metadata_json_is_sorted_compact_ascii_json(metadatas: list[dict[str, str]]) -> None:
+    """Each metadata (also one equal to the one before) encodes as json.dumps does."""
+    for metadata in [*metadatas, *metadatas[:1]]:
+        expected = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+        assert metadata_json(metadata) == expected
+        assert json.loads(metadata_json(metadata)) == metadata
+
+
+def test_metadata_json_refuses_values_that_are_not_text() -> None:
+    with pytest.raises(TypeError):
+        metadata_json({"attempt": 3})  # type: ignore[dict-item]
+
+
+def test_route_by_type_and_name_serves_each_pair_and_other_rules_per_event() -> None:
+    """A rule of type and name gives each pair its own destination; a rule with the id
+    or version follows every event."""
+    opened = [RelayEvent("Account", n, 1, n, RawEvent("Opened", b"")) for n in range(1, 4)]
+    closed = RelayEvent("Account", 1, 2, 9, RawEvent("Closed", b""))
+    rule = "acct.{aggregate_type}.{event_name}"
+    assert {route(rule, e) for e in opened} == {"acct.Account.Opened"}
+    assert route(rule, closed) == "acct.Account.Closed"
+    assert route("{aggregate_type!s}-{event_name:>8}", closed) == "Account-  Closed"
+    per_event = [route("{aggregate_type}.{aggregate_id}.{version}", e) for e in opened]
+    assert per_event == ["Account.i:1.1", "Account.i:2.1", "Account.i:3.1"]
+    with pytest.raises(ValueError, match="expected '}'"):
+        route("{aggregate_type", closed)
+    with pytest.raises(ValueError, match="unknown field"):
+        route("{}", closed)
+
+
+class _SlowBroker(AsyncBrokerPublisher):
+    """A broker that confirms each event ``delay`` seconds after it was sent (never,
+    for the event named ``never``)."""
+
+    broker = "slow test broker"
+
+    def __init__(self, delay: float, **options: Any) -> None:
+        self.delay = delay
+        self.confirmed: list[int] = []
+        super().__init__("slow://broker", **options)
+
+    async def _start(self) -> None:
+        pass
+
+    async def _stop(self) -> None:
+        pass
+
+    async def _send(self, event: RelayEvent) -> Awaitable[Any]:
+        async def confirm() -> None:
+            if event.event.name == "never":
+                await asyncio.Event().wait()
+            await asyncio.sleep(self.delay)
+            self.confirmed.append(event.version)
+
+        return asyncio.ensure_future(confirm())
+
+
+def _numbered(count: int, never_at: int | None = None) -> list[RelayEvent]:
+    return [
+        RelayEvent("T", "t", n, n, RawEvent("never" if n == never_at else "ok", b""))
+        for n in range(1, count + 1)
+    ]
+
+
+def test_a_batch_may_take_longer_than_twice_the_timeout_while_each_step_is_quick() -> None:
+    """The batch's deadline moves forward as confirmations come: eight confirmations
+    of 0.15 s each, one at a time, take longer than two 0.5 s timeouts together."""
+    with _SlowBroker(0.15, timeout=0.5, max_in_flight=1) as publisher:
+        publisher.publish_batch(_numbered(8))
+        assert publisher.confirmed == list(range(1, 9))
+
+
+def test_a_confirmation_that_never_comes_times_out_counting_those_before_it() -> None:
+    with _SlowBroker(0.0, timeout=0.2, max_in_flight=4) as publisher:
+        with pytest.raises(
+            PublishError, match=r"publish T/s:t/4 \(event 4 of 6\).*timed out"
+        ) as err:
+            publisher.publish_batch(_numbered(6, never_at=4))
+        assert err.value.published == 3

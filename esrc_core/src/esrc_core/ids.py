@@ -47,6 +47,14 @@ def check_aggregate_type(aggregate_type: object, *, doing: str = "use aggregate 
 
 def encode_id(aggregate_id: AggregateId) -> str:
     """Encode an id as text that keeps its type: ``u:<uuid>``, ``s:<str>`` or ``i:<int>``."""
+    # The exact types first: every relayed event and every read encodes an id.
+    kind = type(aggregate_id)
+    if kind is uuid.UUID:
+        return _UUID + str(aggregate_id)
+    if kind is str and aggregate_id:
+        return _STR + aggregate_id  # type: ignore[operator]
+    if kind is int:
+        return _INT + str(aggregate_id)
     check_id(aggregate_id, doing="encode aggregate id")
     if isinstance(aggregate_id, uuid.UUID):
         return _UUID + str(aggregate_id)

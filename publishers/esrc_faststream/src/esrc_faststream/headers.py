@@ -27,7 +27,9 @@ other bytes in headers intact.
 
 from __future__ import annotations
 
+import functools
 import json
+import string
 from collections.abc import Callable, Mapping
 from typing import TypeAlias
 from urllib.parse import quote, unquote
@@ -88,21 +90,44 @@ _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 def header_value(text: str) -> str:
     """``text`` as an ASCII header value: percent-encode what is not printable ASCII
     (and ``%``). The encoding :func:`relay_headers` applies to every value."""
+    if text.isascii() and text.isprintable() and "%" not in text:
+        return text  # what quote() returns for it, without its cost
     return quote(text, safe=_SAFE)
+
+
+_json_string = json.encoder.encode_basestring_ascii
+_last_metadata: list[tuple[dict[str, str], str]] = [({}, "{}")]
+"""The last metadata :func:`metadata_json` encoded, and its JSON: events of one command
+share it."""
+
+
+def metadata_json(metadata: Mapping[str, str]) -> str:
+    """The ``esrc-metadata`` header value before :func:`header_value`: a JSON object
+    with sorted keys, no spaces, non-ASCII characters escaped (what ``json.dumps(...,
+    sort_keys=True, separators=(",", ":"))`` writes). Raises ``TypeError`` for a key or
+    value that is not a ``str``."""
+    last = _last_metadata[0]
+    if metadata == last[0]:
+        return last[1]
+    items = sorted(metadata.items())
+    text = "{" + ",".join([f"{_json_string(k)}:{_json_string(v)}" for k, v in items]) + "}"
+    _last_metadata[0] = (dict(items), text)
+    return text
 
 
 def relay_headers(event: RelayEvent) -> dict[str, str]:
     """The esrc headers of ``event`` (see the module docstring)."""
-    headers = {
-        MESSAGE_ID: event.message_id,
-        AGGREGATE_TYPE: event.aggregate_type,
-        AGGREGATE_ID: encode_id(event.aggregate_id),
+    raw = event.event
+    value = header_value
+    return {
+        MESSAGE_ID: value(event.message_id),
+        AGGREGATE_TYPE: value(event.aggregate_type),
+        AGGREGATE_ID: value(encode_id(event.aggregate_id)),
         VERSION: str(event.version),
         POSITION: str(event.position),
-        EVENT_NAME: event.event.name,
-        METADATA: json.dumps(dict(event.event.metadata), sort_keys=True, separators=(",", ":")),
+        EVENT_NAME: value(raw.name),
+        METADATA: value(metadata_json(raw.metadata)),
     }
-    return {name: header_value(value) for name, value in headers.items()}
 
 
 def relay_event_from(headers: Mapping[str, object], body: bytes) -> RelayEvent:
@@ -159,18 +184,53 @@ def route(rule: RoutingRule, event: RelayEvent) -> str:
     if callable(rule):
         name = rule(event)
     else:
-        try:
-            name = rule.format(
-                aggregate_type=event.aggregate_type,
-                event_name=event.event.name,
-                aggregate_id=encode_id(event.aggregate_id),
-                version=event.version,
-            )
-        except (KeyError, IndexError) as err:
-            raise ValueError(
-                f"routing rule {rule!r} names an unknown field {err}; use aggregate_type, "
-                "event_name, aggregate_id or version"
-            ) from err
+        fields = _rule_fields(rule)
+        if fields <= _TYPE_AND_NAME:
+            # The usual rules name the aggregate type and the event name only: one
+            # destination per pair, worked out once.
+            key = (rule, event.aggregate_type, event.event.name)
+            known = _routes.get(key)
+            if known is None:
+                known = _format(rule, event, fields)
+                if len(_routes) >= _MAX_ROUTES:
+                    _routes.clear()
+                _routes[key] = known
+            name = known
+        else:
+            name = _format(rule, event, fields)
     if not isinstance(name, str) or not name:
         raise ValueError(f"routing rule {rule!r} gave {name!r} for {event.message_id}")
     return name
+
+
+_TYPE_AND_NAME = frozenset({"aggregate_type", "event_name"})
+_MAX_ROUTES = 4096
+_routes: dict[tuple[str, str, str], str] = {}
+"""Destinations of rules that name only the aggregate type and the event name."""
+
+
+@functools.lru_cache(maxsize=256)
+def _rule_fields(rule: str) -> frozenset[str]:
+    """The field names a format string uses (``ValueError`` if it is malformed)."""
+    return frozenset(
+        field.split(".")[0].split("[")[0]
+        for _, field, _, _ in string.Formatter().parse(rule)
+        if field is not None
+    )
+
+
+def _format(rule: str, event: RelayEvent, fields: frozenset[str]) -> str:
+    values: dict[str, object] = {
+        "aggregate_type": event.aggregate_type,
+        "event_name": event.event.name,
+        "version": event.version,
+    }
+    if "aggregate_id" in fields:
+        values["aggregate_id"] = encode_id(event.aggregate_id)
+    try:
+        return rule.format(**values)
+    except (KeyError, IndexError) as err:
+        raise ValueError(
+            f"routing rule {rule!r} names an unknown field {err}; use aggregate_type, "
+            "event_name, aggregate_id or version"
+        ) from err

@@ -26,7 +26,9 @@ __all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_TIMEOUT", "AsyncBrokerPublisher", "
 log = logging.getLogger("esrc.publisher")
 
 DEFAULT_TIMEOUT = 10.0
-"""Seconds to wait for a connection, a declaration or one broker confirmation."""
+"""Seconds to wait for a connection, a declaration or one broker confirmation (a
+confirmation inside a batch may get up to twice this; see
+:meth:`AsyncBrokerPublisher._publish_all`)."""
 DEFAULT_MAX_IN_FLIGHT = 256
 """How many events of a batch may wait for their confirmation at once."""
 
@@ -125,37 +127,44 @@ class AsyncBrokerPublisher(abc.ABC):
         If sending an event fails, the events already sent are still awaited and
         counted. Raises :class:`PartialPublish` (chaining the cause) with the number of
         leading events confirmed; confirmations still pending after a failed one are
-        cancelled, and no later event is sent.
+        cancelled, and no later event is sent. Each send and each confirmation may take
+        from :attr:`timeout` up to twice that before it fails as timed out.
         """
+        loop = asyncio.get_running_loop()
+        timeout = self.timeout
+        limit = self.max_in_flight
         pending: deque[asyncio.Future[Any]] = deque()
         confirmed = 0
-
-        async def confirm_next() -> None:
-            nonlocal confirmed
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await pending.popleft()
-            except Exception as err:
-                for future in pending:
-                    future.cancel()
-                raise PartialPublish(confirmed) from err
-            confirmed += 1
-
-        for event in events:
-            while len(pending) >= self.max_in_flight:
-                await confirm_next()
-            try:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs each
-                # call in a task of its own, which costs more than sending the event.
-                async with asyncio.timeout(self.timeout):
-                    sent = await self._send(event)
-            except Exception as err:
+        send_failure: Exception | None = None
+        try:
+            # One deadline for the whole batch, pushed back whenever less than
+            # ``timeout`` of it is left: a timeout per step (two per event) cost more
+            # than the rest of this loop.
+            async with asyncio.timeout_at(loop.time() + 2 * timeout) as window:
+                for event in events:
+                    while len(pending) >= limit:
+                        _extend(window, loop, timeout)
+                        await pending[0]
+                        pending.popleft()
+                        confirmed += 1
+                    _extend(window, loop, timeout)
+                    try:
+                        sent = await self._send(event)
+                    except Exception as err:
+                        send_failure = err
+                        break
+                    pending.append(asyncio.ensure_future(sent))
                 while pending:
-                    await confirm_next()
-                raise PartialPublish(confirmed) from err
-            pending.append(asyncio.ensure_future(sent))
-        while pending:
-            await confirm_next()
+                    _extend(window, loop, timeout)
+                    await pending[0]
+                    pending.popleft()
+                    confirmed += 1
+        except Exception as err:
+            for future in pending:
+                future.cancel()
+            raise PartialPublish(confirmed) from err
+        if send_failure is not None:
+            raise PartialPublish(confirmed) from send_failure
 
     def publish(self, event: RelayEvent) -> None:
         """Publish one event and wait for the broker's confirmation; raise
@@ -172,7 +181,8 @@ class AsyncBrokerPublisher(abc.ABC):
         if not events:
             return
         with self._calls:
-            limit = self.timeout * (len(events) + 2)
+            # A safety net above the per-step deadlines of _publish_all.
+            limit = 2 * self.timeout * (len(events) + 2)
             try:
                 self._loop.run(self._publish_all(events), limit)
             except PartialPublish as partial:
@@ -222,6 +232,15 @@ class AsyncBrokerPublisher(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _extend(window: asyncio.Timeout, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    """Push ``window``'s deadline to ``2 * timeout`` from now when less than ``timeout``
+    of it is left, so the next step has at least ``timeout`` seconds."""
+    when = window.when()
+    now = loop.time()
+    if when is not None and when - now < timeout:
+        window.reschedule(now + 2 * timeout)
 
 
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")

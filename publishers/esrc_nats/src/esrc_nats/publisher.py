@@ -10,7 +10,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from esrc_core.relay import RelayEvent
-from esrc_faststream.headers import RoutingRule, header_value, relay_headers, route
+from esrc_faststream.headers import HEADERS, RoutingRule, header_value, relay_headers, route
 from esrc_faststream.publisher import DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, AsyncBrokerPublisher
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -33,6 +33,10 @@ DEFAULT_SUBJECT = "esrc.{aggregate_type}.{event_name}"
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 """The JetStream header whose value the server deduplicates on."""
+
+_HEADER_NAMES_SIZE = sum(len(name) + 4 for name in (*HEADERS, MSG_ID_HEADER)) + 12
+"""The bytes of every header line but its value (``name: value\r\n``), plus the
+``NATS/1.0\r\n`` line."""
 
 
 class StreamMismatchError(Exception):
@@ -137,7 +141,8 @@ class NatsPublisher(AsyncBrokerPublisher):
             raise RuntimeError("the NATS connection is closed")
         headers: dict[str, Any] = relay_headers(event)
         headers[MSG_ID_HEADER] = header_value(event.message_id)
-        size = len(event.event.data) + sum(len(k) + len(str(v)) + 4 for k, v in headers.items())
+        # Header values are ASCII (header_value), so len() counts their bytes.
+        size = len(event.event.data) + sum(map(len, headers.values())) + _HEADER_NAMES_SIZE
         if self._nc is not None and size > self._nc.max_payload:
             # Refused before publish_async, which would otherwise hold a pending slot.
             raise ValueError(
