@@ -71,6 +71,7 @@ from esrc_core.errors import EsrcError, InvalidEventError, StoreUnavailableError
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from esrc_sqlalchemy.notify import Notifier
 from esrc_sqlalchemy.schema import ID_MAX, RELAY_NAME_MAX, TYPE_MAX, Tables, Utf8Key
 
 __all__ = [
@@ -253,8 +254,12 @@ class SqlDialect:
     def after_write(self, conn: Connection) -> None:
         """Release per-connection state a write left behind (after commit or rollback)."""
 
-    def notify(self, conn: Connection) -> None:
-        """Wake up outboxes waiting for events (PostgreSQL with ``notify=True``)."""
+    def events_written(self) -> None:
+        """Events were appended and committed: wake up outboxes waiting for events
+        (PostgreSQL with ``notify=True``). Returns at once."""
+
+    def close(self) -> None:
+        """Stop what the dialect runs in the background, if anything."""
 
     # --- reads -----------------------------------------------------------------------
 
@@ -420,6 +425,7 @@ class PostgresDialect(SqlDialect):
         prefix = tables.streams.name[: -len("streams")]
         self.channel = "esrc_" + _digest(schema, prefix).hex()
         """The LISTEN/NOTIFY channel appends of these tables notify on."""
+        self._notifier = Notifier(self.engine, self.channel) if notify else None
         self._lock_key = int.from_bytes(_digest("migrate", schema, prefix), "big", signed=True)
         prep = engine.dialect.identifier_preparer
         st = prep.format_table(tables.streams)
@@ -480,7 +486,6 @@ class PostgresDialect(SqlDialect):
             f"SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1"
         )
-        self._notify = sa.text("SELECT pg_notify(:channel, '')")
         self._mark_sql = (
             f"INSERT INTO {cp} AS c (name, tx_id, position) "
             "VALUES (%(name)s, %(tx_id)s, %(position)s) ON CONFLICT (name) DO UPDATE "
@@ -564,11 +569,17 @@ class PostgresDialect(SqlDialect):
         rows, _ = _on_psycopg(conn, self._snapshot_sql, {"key_type": key[0], "key_id": key[1]})
         return rows[0] if rows else None
 
-    def notify(self, conn: Connection) -> None:
-        """``pg_notify`` on :attr:`channel`, in its own transaction after the append
-        committed, so appends never wait on the notification queue's commit lock."""
-        if self.notify_enabled:
-            conn.execute(self._notify, {"channel": self.channel})
+    def events_written(self) -> None:
+        """Have the :class:`~esrc_sqlalchemy.notify.Notifier` send a ``pg_notify`` on
+        :attr:`channel` soon: after the append committed and outside it, so appends
+        neither wait on the notification queue's commit lock nor pay a round trip."""
+        if self._notifier is not None:
+            self._notifier.poke()
+
+    def close(self) -> None:
+        """Stop the notifier thread, if there is one."""
+        if self._notifier is not None:
+            self._notifier.close()
 
     def outbox_rows(
         self, conn: Connection, name: str, limit: int

@@ -28,7 +28,7 @@ from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.urls import mask_url
 from sqlalchemy.engine import Connection, Engine
 
-from esrc_sqlalchemy.dialects import EventRow, SqlDialect, dialect_for
+from esrc_sqlalchemy.dialects import EventRow, PostgresDialect, SqlDialect, dialect_for
 from esrc_sqlalchemy.engines import (
     check_engine,
     create_store_engine,
@@ -121,10 +121,11 @@ class SqlEventStore:
       :meth:`migrate` and ``esrc migrate URL``).
     - ``max_payload_bytes`` (default 16 MiB): the largest event data, metadata or
       snapshot accepted; larger ones raise :class:`~esrc_core.errors.InvalidEventError`.
-    - ``notify`` (PostgreSQL only, default ``False``): after each append, send a
+    - ``notify`` (PostgreSQL only, default ``False``): after appends, send a
       ``pg_notify`` that wakes :meth:`SqlOutbox.wait_for_events
-      <esrc_sqlalchemy.outbox.SqlOutbox.wait_for_events>` (one more round trip per
-      append).
+      <esrc_sqlalchemy.outbox.SqlOutbox.wait_for_events>`. It is sent from a thread of
+      the store's (one notification for any number of appends since the last; see
+      :mod:`esrc_sqlalchemy.notify`), so appends do not wait for it.
     - ``engine_options``: extra :func:`sqlalchemy.create_engine` arguments (pool size...).
 
     Limits: aggregate types and event names up to 200 characters, string ids up to 398
@@ -222,6 +223,17 @@ class SqlEventStore:
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @property
+    def notify_channel(self) -> str | None:
+        """The channel appends ``pg_notify`` on (PostgreSQL with ``notify=True``; its
+        name is derived from the schema and the table prefix), else ``None``. Any
+        connection may ``LISTEN`` on it; a notification means "events were appended"
+        and carries no payload."""
+        dialect = self._dialect
+        if isinstance(dialect, PostgresDialect) and dialect.notify_enabled:
+            return dialect.channel
+        return None
+
     def __enter__(self) -> SqlEventStore:
         return self
 
@@ -281,7 +293,6 @@ class SqlEventStore:
                                 dialect.after_write(conn)
                         raise
                     dialect.after_write(conn)
-                    dialect.notify(conn)
                     return result
             except sqlalchemy.exc.SQLAlchemyError as err:
                 if conflict is not None and is_unique_violation(err):
@@ -371,6 +382,7 @@ class SqlEventStore:
             write=True,
             conflict=lambda: AggregateAlreadyExists(f"{doing}: the aggregate already exists"),
         )
+        dialect.events_written()
 
     def append_events(
         self,
@@ -405,6 +417,7 @@ class SqlEventStore:
             if current is None:
                 raise OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
             raise OptimisticConcurrencyError(f"{doing}: stream is at version {current}")
+        dialect.events_written()
 
     def events(
         self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
@@ -638,5 +651,6 @@ class SqlEventStore:
             self._ready = False
         for outbox in list(self._outboxes):
             outbox.close()
+        self._dialect.close()
         if self._owns_engine:
             self.engine.dispose()

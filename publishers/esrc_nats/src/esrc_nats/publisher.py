@@ -10,7 +10,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from esrc_core.relay import RelayEvent
-from esrc_faststream.headers import HEADERS, RoutingRule, header_value, relay_headers, route
+from esrc_faststream.headers import HEADERS, MESSAGE_ID, RoutingRule, relay_headers, route
 from esrc_faststream.publisher import DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, AsyncBrokerPublisher
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -140,7 +140,7 @@ class NatsPublisher(AsyncBrokerPublisher):
         if self._js is None:
             raise RuntimeError("the NATS connection is closed")
         headers: dict[str, Any] = relay_headers(event)
-        headers[MSG_ID_HEADER] = header_value(event.message_id)
+        headers[MSG_ID_HEADER] = headers[MESSAGE_ID]
         # Header values are ASCII (header_value), so len() counts their bytes.
         size = len(event.event.data) + sum(map(len, headers.values())) + _HEADER_NAMES_SIZE
         if self._nc is not None and size > self._nc.max_payload:

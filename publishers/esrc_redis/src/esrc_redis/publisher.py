@@ -94,8 +94,7 @@ class RedisPublisher(AsyncBrokerPublisher):
             raise RuntimeError("the Redis connection is closed")
         async with self._client.pipeline(transaction=False) as pipe:
             for event in events:
-                fields: dict[FieldT, EncodableT] = {}
-                fields.update(relay_headers(event))
+                fields: dict[FieldT, EncodableT] = relay_headers(event)  # type: ignore[assignment]
                 fields[BODY_FIELD] = event.event.data
                 pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=self.approximate)
             return list(await pipe.execute(raise_on_error=False))

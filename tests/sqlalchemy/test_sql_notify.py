@@ -1,0 +1,148 @@
+"""The PostgreSQL notifier: appends ask for a pg_notify and return; a thread of the
+store's sends one notification for every burst, never missing an append."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from esrc_sqlalchemy.notify import Notifier
+from esrc_sqlalchemy.testing import PrefixPool
+
+from esrc_core import RawEvent, RawSnapshot
+from esrc_sqlalchemy import SqlEventStore
+
+WAIT = 30.0
+"""How long a test waits for a notification before it says none came (a liveness
+bound; one takes milliseconds)."""
+
+
+@pytest.fixture
+def channel() -> str:
+    return f"esrc_test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def listener(postgresql_url: str, channel: str) -> Iterator[psycopg.Connection[object]]:
+    dsn = sa.make_url(postgresql_url).set(drivername="postgresql").render_as_string(False)
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute(f'LISTEN "{channel}"')
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _notifications(conn: psycopg.Connection[object], timeout: float) -> int:
+    """How many notifications arrive until none came for ``timeout`` seconds."""
+    count = 0
+    while True:
+        got = sum(1 for _ in conn.notifies(timeout=timeout, stop_after=1))
+        if not got:
+            return count
+        count += got
+
+
+def test_every_poke_is_followed_by_a_notification(
+    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+) -> None:
+    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
+    notifier = Notifier(engine, channel)
+    try:
+        for attempt in range(5):
+            notifier.poke()
+            got = list(listener.notifies(timeout=WAIT, stop_after=1))
+            assert [n.channel for n in got] == [channel], f"poke {attempt + 1}: got {got}"
+    finally:
+        notifier.close()
+        engine.dispose()
+
+
+def test_a_burst_of_pokes_from_many_threads_is_coalesced(
+    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+) -> None:
+    """400 pokes from 8 threads give at least one notification and, since the thread
+    sends one at a time for whatever arrived meanwhile, fewer than one per poke."""
+    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
+    notifier = Notifier(engine, channel)
+    start = threading.Barrier(8)
+
+    def poke() -> None:
+        start.wait()
+        for _ in range(50):
+            notifier.poke()
+
+    try:
+        threads = [threading.Thread(target=poke) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        count = _notifications(listener, 1.0)
+        assert 1 <= count < 400, f"got {count} notifications for 400 pokes"
+    finally:
+        notifier.close()
+        engine.dispose()
+
+
+def test_a_failing_notification_is_logged_and_never_reaches_the_caller(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = sa.create_engine(
+        "postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
+    )
+    notifier = Notifier(engine, "esrc_nowhere")
+    got_warning = threading.Event()
+
+    class _Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "notify esrc_nowhere failed" in record.getMessage():
+                got_warning.set()
+
+    handler = _Seen()
+    logging.getLogger("esrc.sqlalchemy").addHandler(handler)
+    try:
+        notifier.poke()  # returns at once although the server is unreachable
+        assert got_warning.wait(WAIT)
+    finally:
+        logging.getLogger("esrc.sqlalchemy").removeHandler(handler)
+        notifier.close()
+        engine.dispose()
+
+
+def test_a_closed_notifier_ignores_pokes(
+    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+) -> None:
+    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
+    notifier = Notifier(engine, channel)
+    notifier.close()
+    notifier.close()
+    notifier.poke()
+    assert _notifications(listener, 0.5) == 0
+    engine.dispose()
+
+
+def test_store_appends_notify_and_other_writes_do_not(
+    postgresql_pool: PrefixPool, listener: psycopg.Connection[object]
+) -> None:
+    """Appends wake listeners; a checkpoint or a snapshot (the relay's and the
+    repository's own writes) does not."""
+    plain = postgresql_pool.open()
+    store = SqlEventStore(postgresql_pool.url, table_prefix=plain.table_prefix, notify=True)
+    try:
+        listener.execute(f'LISTEN "{store.notify_channel}"')
+        store.add_aggregate("Order", 1, [RawEvent("Created", b"")])
+        assert _notifications(listener, 1.0) >= 1
+        store.append_events("Order", 1, 1, [RawEvent("Paid", b"")])
+        assert _notifications(listener, 1.0) >= 1
+        outbox = store.outbox("quiet")
+        outbox.mark_events_as_published(outbox.unpublished_events(10))
+        store.add_snapshot("Order", 1, RawSnapshot(2, b"{}"))
+        assert _notifications(listener, 1.0) == 0
+    finally:
+        store.close()
