@@ -93,7 +93,7 @@ def render_backend(result: BackendResult) -> str:
     for figure in result.figures:
         if figure.error:
             lines.append(f"  ! {figure.title}: {figure.error}")
-        lines.extend(f"  * {figure.title}: {note}" for note in figure.notes)
+        lines.extend(f"  * {figure.title}: {note}" for note in dict.fromkeys(figure.notes))
         if figure.raw_skipped and figure is result.figures[0]:
             lines.append(f"  * raw side skipped: {figure.raw_skipped}")
     return "\n".join(lines)

@@ -119,6 +119,9 @@ def test_connection_killed_while_append_waits_writes_nothing_and_store_recovers_
         writer.join()
     assert len(outcome) == 1
     assert isinstance(outcome[0], StoreUnavailableError), repr(outcome[0])
+    message = str(outcome[0])
+    assert "append to Order 'o-1' at version 1" in message, message
+    assert "stored whole or not at all" in message, message
     assert store.events("Order", "o-1") == [RawEvent("Created", b"")]
     store.append_events("Order", "o-1", 1, [RawEvent("After", b"")])
     assert [e.name for e in store.events("Order", "o-1")] == ["Created", "After"]

@@ -83,6 +83,13 @@ def _is_text(value: str) -> bool:
     return True
 
 
+_APPEND_OUTCOME_UNKNOWN = (
+    " (the append was stored whole or not at all, and a lost connection can hide which:"
+    " read the stream to find out; retrying at the same expected version cannot store"
+    " it twice)"
+)
+
+
 def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
     """RawEvents from rows (version, name, data, metadata), decoding each distinct
     metadata text once (events of one command usually share it; each event gets a
@@ -267,12 +274,15 @@ class SqlEventStore:
         write: bool,
         single: bool = False,
         conflict: Callable[[], EsrcError] | None = None,
+        append: bool = False,
     ) -> T:
         """Run ``work`` on a connection, committing a write; translate driver errors.
 
         ``single`` says the write is one statement, needing no explicit transaction.
         A unique violation becomes ``conflict()`` when given; a deadlock the server
         resolved by rolling back is retried (the transaction left nothing behind).
+        ``append`` says the write stores events: when the database becomes unavailable
+        during it, the error says the append may have been stored.
         """
         self._ensure_ready(doing)
         dialect = self._dialect
@@ -300,7 +310,10 @@ class SqlEventStore:
                 if write and is_deadlock(err) and attempt < _DEADLOCK_ATTEMPTS:
                     attempt += 1
                     continue
-                raise translate(err, doing, self.url) from err
+                error = translate(err, doing, self.url)
+                if append and isinstance(error, StoreUnavailableError):
+                    error = StoreUnavailableError(f"{error}{_APPEND_OUTCOME_UNKNOWN}")
+                raise error from err
 
     @property
     def engine_for_work(self) -> Engine:
@@ -381,6 +394,7 @@ class SqlEventStore:
             lambda conn: dialect.create_stream(conn, key, rows),
             write=True,
             conflict=lambda: AggregateAlreadyExists(f"{doing}: the aggregate already exists"),
+            append=True,
         )
         dialect.events_written()
 
@@ -412,6 +426,7 @@ class SqlEventStore:
             conflict=lambda: OptimisticConcurrencyError(
                 f"{doing}: another writer appended at the same version"
             ),
+            append=True,
         )
         if not stored:
             if current is None:
