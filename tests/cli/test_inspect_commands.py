@@ -14,6 +14,7 @@ from esrc_core.cli import main
 from esrc_core.console import ELLIPSIS
 from esrc_core.inspect_commands import format_data, id_candidates, list_streams, tail
 from esrc_core.inspection import Inspectable
+from esrc_core.locks import HasRelayLock
 
 from esrc_core import RawEvent, plugins
 
@@ -380,6 +381,54 @@ def test_relays_of_a_store_without_progress_say_so(
     status, out, _ = run(capsys, target.argv("relays"))
     assert status == 0
     assert out.startswith("no relay has marked progress in ")
+
+
+def test_relays_forget_deletes_the_progress_of_each_name_given(
+    target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(target)
+    for name in ("esrc-tail-0a1b2c", "projector"):
+        outbox = target.store.outbox(name)  # type: ignore[attr-defined]
+        outbox.mark_events_as_published(outbox.unpublished_events(3))
+    status, out, err = run(capsys, [*target.argv("relays"), "--forget", "esrc-tail-0a1b2c"])
+    assert status == 0, err
+    assert out == "forgot relay 'esrc-tail-0a1b2c' (3 published, 4 pending)\n"
+    assert _relay_names(target) == {"projector": 3}
+
+
+def test_relays_forget_refuses_an_unknown_name_and_forgets_the_others(
+    target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(target)
+    outbox = target.store.outbox("projector")  # type: ignore[attr-defined]
+    outbox.mark_events_as_published(outbox.unpublished_events(1))
+    argv = [*target.argv("relays"), "--forget", "projektor", "--forget", "projector"]
+    status, out, _ = run(capsys, argv)
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("relay 'projektor' has no progress in ")
+    assert lines[1] == "forgot relay 'projector' (1 published, 6 pending)"
+    assert _relay_names(target) == {}
+
+
+def test_relays_forget_refuses_a_relay_that_is_running(
+    target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = target.store
+    if not isinstance(store, HasRelayLock):
+        pytest.skip(f"{target.url} has no relay locks")
+    populate(target)
+    outbox = store.outbox("projector")  # type: ignore[attr-defined]
+    outbox.mark_events_as_published(outbox.unpublished_events(2))
+    running = store.relay_lock("projector")
+    assert running.acquire(WAIT)
+    try:
+        status, out, _ = run(capsys, [*target.argv("relays"), "--forget", "projector"])
+    finally:
+        running.release()
+    assert status == 1
+    assert out == "relay 'projector' is running (its lock is held); not forgotten\n"
+    assert _relay_names(target) == {"projector": 2}
 
 
 # --- esrc tail (in this process: stopped with an event instead of Ctrl-C) ------

@@ -176,8 +176,10 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _relays(args: argparse.Namespace) -> int:
-    from esrc_core.inspect_commands import list_relays
+    from esrc_core.inspect_commands import forget_relays, list_relays
 
+    if args.forget:
+        return forget_relays(args.url, args.forget, options=dict(args.option))
     return list_relays(args.url, options=dict(args.option))
 
 
@@ -261,6 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(run=_tail)
     p = commands.add_parser("relays", help="list relays: published, pending, lag")
     _store_arguments(p)
+    p.add_argument(
+        "--forget",
+        action="append",
+        metavar="NAME",
+        help="delete relay NAME's progress instead of listing (repeatable; refused while "
+        "the relay runs)",
+    )
     p.set_defaults(run=_relays)
     args = parser.parse_args(argv)
     try:

@@ -27,6 +27,7 @@ from esrc_core.errors import AggregateNotFound, EsrcError
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId
 from esrc_core.inspection import Inspectable
+from esrc_core.locks import HasRelayLock
 from esrc_core.plugins import Capability, plugins
 from esrc_core.relay import EventStoreOutbox, HasOutbox, RelayEvent
 from esrc_core.store import EventStore
@@ -34,6 +35,7 @@ from esrc_core.urls import mask_url
 
 __all__ = [
     "IdType",
+    "forget_relays",
     "format_data",
     "id_candidates",
     "id_type_of",
@@ -316,6 +318,49 @@ def list_relays(
         rows.append((relay.name, f"{relay.published:,}", f"{relay.pending:,}", _when(oldest), lag))
     _write_table(out, columns, rows)
     return 0
+
+
+def forget_relays(
+    url: str,
+    names: Sequence[str],
+    *,
+    options: Mapping[str, Any] | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """``esrc relays --forget NAME``: delete the progress of each relay in ``names``
+    (e.g. the ``esrc-tail-*`` name of a ``tail`` that was killed), so it no longer
+    shows as lagging. A relay that used the name again would start from the first
+    event.
+
+    Refuses a name whose relay lock is held (a relay is running under it) when the
+    store has relay locks, and a name with no progress (a typo); returns 1 if it
+    refused any, else 0. The others are forgotten either way.
+    """
+    out = out or sys.stdout
+    status = 0
+    with _inspectable(url, options) as store:
+        known = {relay.name: relay for relay in store.relays()}
+        for name in dict.fromkeys(names):
+            relay = known.get(name)
+            if relay is None:
+                out.write(f"relay {name!r} has no progress in {mask_url(url)}; nothing to forget\n")
+                status = 1
+                continue
+            lock = store.relay_lock(name) if isinstance(store, HasRelayLock) else None
+            if lock is not None and not lock.acquire(0):
+                out.write(f"relay {name!r} is running (its lock is held); not forgotten\n")
+                status = 1
+                continue
+            try:
+                store.forget_relay(name)
+            finally:
+                if lock is not None:
+                    lock.release()
+            out.write(
+                f"forgot relay {name!r} ({relay.published:,} published, "
+                f"{relay.pending:,} pending)\n"
+            )
+    return status
 
 
 def _tail_line(event: RelayEvent, width: int | None) -> str:
