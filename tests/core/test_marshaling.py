@@ -695,3 +695,17 @@ class _Lowercasing(JsonMarshaler):
 def test_a_subclass_unmarshal_is_what_its_compiled_decoder_calls() -> None:
     assert _Lowercasing().decoder_for(Holder)(b'{"VALUE": "X"}') == Holder("x")
     assert JsonMarshaler().decoder_for(Holder)(b'{"value": "X"}') == Holder("X")
+
+
+@dataclass(frozen=True)
+class _Unresolvable:
+    """An annotation that names a class that does not exist."""
+
+    value: NoSuchClass  # type: ignore[name-defined]  # noqa: F821
+
+
+def test_a_class_whose_annotations_do_not_resolve_is_a_serialization_error() -> None:
+    with pytest.raises(SerializationError, match=r"cannot decode _Unresolvable: .*NoSuchClass"):
+        marshaler.unmarshal(b'{"value": 1}', _Unresolvable)
+    with pytest.raises(SerializationError, match="cannot decode _Unresolvable"):
+        marshaler.decoder_for(_Unresolvable)

@@ -318,6 +318,9 @@ class _SlowBroker(AsyncBrokerPublisher):
         pass
 
     async def _send(self, event: RelayEvent) -> Awaitable[Any]:
+        if event.event.name == "stuck":
+            await asyncio.Event().wait()  # the client never gets the event out
+
         async def confirm() -> None:
             if event.event.name == "never":
                 await asyncio.Event().wait()
@@ -327,9 +330,9 @@ class _SlowBroker(AsyncBrokerPublisher):
         return asyncio.ensure_future(confirm())
 
 
-def _numbered(count: int, never_at: int | None = None) -> list[RelayEvent]:
+def _numbered(count: int, at: int | None = None, name: str = "never") -> list[RelayEvent]:
     return [
-        RelayEvent("T", "t", n, n, RawEvent("never" if n == never_at else "ok", b""))
+        RelayEvent("T", "t", n, n, RawEvent(name if n == at else "ok", b""))
         for n in range(1, count + 1)
     ]
 
@@ -347,5 +350,17 @@ def test_a_confirmation_that_never_comes_times_out_counting_those_before_it() ->
         with pytest.raises(
             PublishError, match=r"publish T/s:t/4 \(event 4 of 6\).*timed out"
         ) as err:
-            publisher.publish_batch(_numbered(6, never_at=4))
+            publisher.publish_batch(_numbered(6, at=4))
         assert err.value.published == 3
+
+
+def test_a_send_that_never_completes_times_out_counting_the_confirmed_before_it() -> None:
+    """Events 1 and 2 are confirmed while the send of event 3 hangs: the failure names
+    event 3 and counts 2 published."""
+    with _SlowBroker(0.0, timeout=0.2, max_in_flight=4) as publisher:
+        with pytest.raises(
+            PublishError, match=r"publish T/s:t/3 \(event 3 of 5\).*timed out"
+        ) as err:
+            publisher.publish_batch(_numbered(5, at=3, name="stuck"))
+        assert err.value.published == 2
+        assert publisher.confirmed == [1, 2]

@@ -87,21 +87,23 @@ class EventRegistry:
     """
 
     def __init__(self, marshaler: EventMarshaler | None = None) -> None:
-        self._marshaler: EventMarshaler = marshaler or JsonMarshaler()
         self._by_name: dict[str, type[Any]] = {}
         self._by_class: dict[type[Any], str] = {}
-        self._decoders: dict[str, Callable[[bytes], Any]] = {}
-        """Per event name, the marshaler's decoder of its class (see :meth:`from_raws`)."""
+        self._codec: tuple[EventMarshaler, dict[str, Callable[[bytes], Any]]] = (
+            marshaler or JsonMarshaler(),
+            {},
+        )
+        """The marshaler and, per event name, its decoder of that name's class (see
+        :meth:`from_raws`): replaced together, so a decoder never outlives its marshaler."""
 
     @property
     def marshaler(self) -> EventMarshaler:
         """The marshaler that encodes and decodes event payloads; it may be replaced."""
-        return self._marshaler
+        return self._codec[0]
 
     @marshaler.setter
     def marshaler(self, marshaler: EventMarshaler) -> None:
-        self._marshaler = marshaler
-        self._decoders = {}
+        self._codec = (marshaler, {})
 
     @overload
     def register(self, cls: type[E], /, *, name: str | None = None) -> type[E]: ...
@@ -205,7 +207,7 @@ class EventRegistry:
         """
         cls = self.class_for(raw.name, aggregate_type=aggregate_type)
         try:
-            return self._marshaler.unmarshal(raw.data, cls)
+            return self._codec[0].unmarshal(raw.data, cls)
         except Exception as err:
             where = f" of {aggregate_type!r}" if aggregate_type else ""
             raise SerializationError(f"decode event {raw.name}{where}: {err}") from err
@@ -220,36 +222,37 @@ class EventRegistry:
         marshaler's :class:`~esrc_core.marshaling.CompilesDecoders` capability, when it
         has it) rather than once per event.
         """
-        decoders = self._decoders
+        marshaler, decoders = self._codec
+        where = f" of {aggregate_type!r}" if aggregate_type else ""
         decoded: list[Any] = []
         append = decoded.append
-        name = ""
-        try:
-            for raw in raws:
-                name = raw.name
-                decode = decoders.get(name)
-                if decode is None:
-                    decode = self._decoder(name, aggregate_type)
+        for raw in raws:
+            name = raw.name
+            decode = decoders.get(name)
+            if decode is None:
+                cls = self.class_for(name, aggregate_type=aggregate_type)
+                try:
+                    decode = _decoder_of(marshaler, cls)
+                except Exception as err:
+                    raise SerializationError(f"decode event {name}{where}: {err}") from err
+                # A registered name keeps its class (register refuses to change it), so
+                # the entry stays right as long as this marshaler does.
+                decoders[name] = decode
+            try:
                 append(decode(raw.data))
-        except UnknownEventError:
-            raise
-        except Exception as err:
-            where = f" of {aggregate_type!r}" if aggregate_type else ""
-            raise SerializationError(f"decode event {name}{where}: {err}") from err
+            except Exception as err:
+                raise SerializationError(f"decode event {name}{where}: {err}") from err
         return decoded
 
-    def _decoder(self, name: str, aggregate_type: str | None) -> Callable[[bytes], Any]:
-        cls = self.class_for(name, aggregate_type=aggregate_type)
-        marshaler = self._marshaler
-        if isinstance(marshaler, CompilesDecoders):
-            decode = marshaler.decoder_for(cls)
-        else:
-            unmarshal = marshaler.unmarshal
 
-            def decode(data: bytes) -> Any:
-                return unmarshal(data, cls)
+def _decoder_of(marshaler: EventMarshaler, cls: type[Any]) -> Callable[[bytes], Any]:
+    """``marshaler``'s decoder of ``cls``: its compiled one if it has the capability,
+    else a call of its ``unmarshal``."""
+    if isinstance(marshaler, CompilesDecoders):
+        return marshaler.decoder_for(cls)
+    unmarshal = marshaler.unmarshal
 
-        # A registered name keeps its class (register refuses to change it), so the
-        # entry stays right until the marshaler is replaced.
-        self._decoders[name] = decode
-        return decode
+    def decode(data: bytes) -> Any:
+        return unmarshal(data, cls)
+
+    return decode

@@ -96,19 +96,27 @@ class JsonMarshaler:
 
     def unmarshal(self, data: bytes, cls: type[T]) -> T:
         """Decode JSON bytes into ``cls`` using its annotations."""
-        decode: Callable[[bytes], T] = _checked_decoder(typing.cast(Any, cls))
+        decode: Callable[[bytes], T] = _prepared_decoder(cls)
         return decode(data)
 
     def decoder_for(self, cls: type[T]) -> Callable[[bytes], T]:
         """The decoder of ``cls``, compiled once per class from its annotations; it
         raises :class:`~esrc_core.errors.SerializationError` for bytes it cannot decode
-        into ``cls``."""
+        into ``cls``, and so does this method for a class it cannot prepare a decoder
+        for (an annotation that does not resolve, say)."""
         if type(self).unmarshal is not JsonMarshaler.unmarshal:
             # A subclass that decodes its own way: its unmarshal is the contract.
             unmarshal = self.unmarshal
             return lambda data: unmarshal(data, cls)
+        return _prepared_decoder(cls)
+
+
+def _prepared_decoder(cls: type[T]) -> Callable[[bytes], T]:
+    try:
         decoder: Callable[[bytes], T] = _checked_decoder(typing.cast(Any, cls))
-        return decoder
+    except Exception as err:
+        raise SerializationError(f"cannot decode {cls.__qualname__}: {err}") from err
+    return decoder
 
 
 def _encode(event: object) -> bytes:

@@ -136,10 +136,11 @@ class AsyncBrokerPublisher(abc.ABC):
         pending: deque[asyncio.Future[Any]] = deque()
         confirmed = 0
         send_failure: Exception | None = None
+        sending = False
         try:
-            # One deadline for the whole batch, pushed back whenever less than
-            # ``timeout`` of it is left: a timeout per step (two per event) cost more
-            # than the rest of this loop.
+            # One deadline for the sends, pushed back whenever less than ``timeout`` of
+            # it is left: a timeout per step (two per event) cost more than the rest of
+            # this loop.
             async with asyncio.timeout_at(loop.time() + 2 * timeout) as window:
                 for event in events:
                     while len(pending) >= limit:
@@ -148,23 +149,43 @@ class AsyncBrokerPublisher(abc.ABC):
                         pending.popleft()
                         confirmed += 1
                     _extend(window, loop, timeout)
+                    sending = True
                     try:
                         sent = await self._send(event)
                     except Exception as err:
                         send_failure = err
                         break
+                    sending = False
                     pending.append(asyncio.ensure_future(sent))
+        except TimeoutError as err:
+            if not sending:  # a confirmation timed out
+                _cancel(pending)
+                raise PartialPublish(confirmed) from err
+            send_failure = err  # the send itself timed out: count what came before
+        except Exception as err:
+            _cancel(pending)
+            raise PartialPublish(confirmed) from err
+        confirmed = await self._confirm_all(pending, confirmed)
+        if send_failure is not None:
+            raise PartialPublish(confirmed) from send_failure
+
+    async def _confirm_all(self, pending: deque[asyncio.Future[Any]], confirmed: int) -> int:
+        """Await the ``pending`` confirmations in order (each within the timeout, as in
+        :meth:`_publish_all`); return ``confirmed`` plus their number. On a failure,
+        cancel the rest and raise :class:`PartialPublish` with the count so far."""
+        loop = asyncio.get_running_loop()
+        timeout = self.timeout
+        try:
+            async with asyncio.timeout_at(loop.time() + 2 * timeout) as window:
                 while pending:
                     _extend(window, loop, timeout)
                     await pending[0]
                     pending.popleft()
                     confirmed += 1
         except Exception as err:
-            for future in pending:
-                future.cancel()
+            _cancel(pending)
             raise PartialPublish(confirmed) from err
-        if send_failure is not None:
-            raise PartialPublish(confirmed) from send_failure
+        return confirmed
 
     def publish(self, event: RelayEvent) -> None:
         """Publish one event and wait for the broker's confirmation; raise
@@ -232,6 +253,11 @@ class AsyncBrokerPublisher(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _cancel(pending: deque[asyncio.Future[Any]]) -> None:
+    for future in pending:
+        future.cancel()
 
 
 def _extend(window: asyncio.Timeout, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
