@@ -294,6 +294,11 @@ def test_route_by_type_and_name_serves_each_pair_and_other_rules_per_event() -> 
     assert route("{aggregate_type!s}-{event_name:>8}", closed) == "Account-  Closed"
     per_event = [route("{aggregate_type}.{aggregate_id}.{version}", e) for e in opened]
     assert per_event == ["Account.i:1.1", "Account.i:2.1", "Account.i:3.1"]
+    nested = RelayEvent("Account", 1, 9, 10, RawEvent("Closed", b""))
+    assert route("{event_name:>{version}}", closed) == "Closed"
+    assert route("{event_name:>{version}}", nested) == "   Closed"
+    with pytest.raises(ValueError, match="Invalid format specifier 'i:1'"):
+        route("{event_name:{aggregate_id}}", closed)  # the field is given; the spec is bad
     with pytest.raises(ValueError, match="expected '}'"):
         route("{aggregate_type", closed)
     with pytest.raises(ValueError, match="unknown field"):

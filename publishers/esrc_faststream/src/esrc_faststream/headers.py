@@ -211,12 +211,15 @@ _routes: dict[tuple[str, str, str], str] = {}
 
 @functools.lru_cache(maxsize=256)
 def _rule_fields(rule: str) -> frozenset[str]:
-    """The field names a format string uses (``ValueError`` if it is malformed)."""
-    return frozenset(
-        field.split(".")[0].split("[")[0]
-        for _, field, _, _ in string.Formatter().parse(rule)
-        if field is not None
-    )
+    """The field names a format string uses, also inside format specs such as
+    ``{event_name:>{version}}`` (``ValueError`` if it is malformed)."""
+    fields: set[str] = set()
+    for _, field, spec, _ in string.Formatter().parse(rule):
+        if field is not None:
+            fields.add(field.split(".")[0].split("[")[0])
+        if spec and "{" in spec:
+            fields |= _rule_fields(spec)
+    return frozenset(fields)
 
 
 def _format(rule: str, event: RelayEvent, fields: frozenset[str]) -> str:
