@@ -3,6 +3,7 @@ store's sends one notification for every burst, never missing an append."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import uuid
@@ -113,6 +114,71 @@ def test_a_failing_notification_is_logged_and_never_reaches_the_caller(
         logging.getLogger("esrc.sqlalchemy").removeHandler(handler)
         notifier.close()
         engine.dispose()
+
+
+def test_close_sends_the_notification_still_due(
+    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+) -> None:
+    """An append right before close is not left without its notification."""
+    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
+    try:
+        for attempt in range(10):
+            notifier = Notifier(engine, channel)
+            notifier.poke()
+            notifier.close(timeout=WAIT)
+            got = list(listener.notifies(timeout=WAIT, stop_after=1))
+            assert len(got) == 1, f"close {attempt + 1}: no notification"
+            _notifications(listener, 0.05)  # drop any second one
+    finally:
+        engine.dispose()
+
+
+def test_a_notification_that_fails_is_sent_again(
+    postgresql_url: str,
+    channel: str,
+    listener: psycopg.Connection[object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The notifier's pooled connection is terminated by the server: the next
+    notification fails on it, stays due, and goes out on a new connection."""
+    tag = f"esrc-notify-test-{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(
+        postgresql_url, isolation_level="AUTOCOMMIT", connect_args={"application_name": tag}
+    )
+    notifier = Notifier(engine, channel)
+    try:
+        notifier.poke()
+        assert list(listener.notifies(timeout=WAIT, stop_after=1))
+        with sa.create_engine(postgresql_url).connect() as admin:
+            killed = admin.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :tag"
+                ),
+                {"tag": tag},
+            ).scalar_one()
+        assert killed == 1
+        with caplog.at_level(logging.WARNING, logger="esrc.sqlalchemy"):
+            notifier.poke()
+            assert list(listener.notifies(timeout=WAIT, stop_after=1))
+        failures = [r for r in caplog.records if f"notify {channel} failed" in r.getMessage()]
+        assert len(failures) == 1, caplog.records
+    finally:
+        notifier.close()
+        engine.dispose()
+
+
+def test_a_notifier_dropped_without_close_stops_its_thread(postgresql_url: str) -> None:
+    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
+    notifier = Notifier(engine, "esrc_dropped")
+    notifier.poke()
+    thread = notifier._thread
+    assert thread is not None
+    del notifier
+    gc.collect()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    engine.dispose()
 
 
 def test_a_closed_notifier_ignores_pokes(

@@ -1,12 +1,18 @@
 """Waking PostgreSQL outboxes after appends: one ``pg_notify`` for any number of them.
 
-An append must not pay for the notification: ``NOTIFY`` inside the appending
-transaction takes a cluster-wide lock at commit (appends would commit one at a time),
-and a ``pg_notify`` in a transaction of its own after the append costs the writer a
-second round trip. :class:`Notifier` sends it from a thread of its own instead. An
-append only sets a flag; the thread clears the flag, then notifies, so every append
-that committed before the clear is covered by the notification after it, and one that
-committed later sets the flag again. Under load one notification covers many appends.
+An append must not pay for the notification. A ``NOTIFY`` inside the appending
+transaction takes a cluster-wide lock at commit, so appends would commit one at a time.
+A ``pg_notify`` in a transaction of its own after the append costs the writer a second
+round trip. :class:`Notifier` sends it from a thread of its own instead:
+
+- an append only marks a notification as due;
+- the thread takes the mark, then notifies, so every append that committed before the
+  mark was taken is covered by the notification after it, and one that committed later
+  marks it due again;
+- under load, one notification covers many appends.
+
+A notification that fails stays due and is tried again after a pause. On
+:meth:`Notifier.close`, one that is still due is sent before the thread ends.
 
 A notification is a hint: an outbox that misses one (the database was away, the
 listener reconnected) still finds the events when its wait times out and it polls.
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +33,9 @@ __all__ = ["Notifier"]
 log = logging.getLogger("esrc.sqlalchemy")
 
 _RETRY_PAUSE = 0.5
-"""Seconds the thread waits after a failed notification before the next one."""
+"""Seconds the thread waits after a failed notification before it tries again."""
+_MAX_RETRY_PAUSE = 5.0
+"""The longest pause between attempts while notifications keep failing."""
 
 
 class Notifier:
@@ -34,59 +43,108 @@ class Notifier:
     burst of :meth:`poke` calls.
 
     :meth:`poke` is thread-safe and returns at once; the thread starts on the first
-    poke. A failed notification is logged and the next poke tries again. After
-    :meth:`close` pokes are ignored.
+    poke. The thread holds the notifier only weakly: a notifier that is dropped
+    without :meth:`close` (with the store that owned it) stops its thread too.
     """
 
     def __init__(self, engine: Engine, channel: str) -> None:
         self._engine = engine
         self._channel = channel
         self._statement = sa.text("SELECT pg_notify(:channel, '')")
-        self._wanted = threading.Event()
-        self._stop = threading.Event()
+        self._signals = _Signals()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        # Stop the thread when the notifier is collected without close().
+        weakref.finalize(self, self._signals.stop)
 
     def poke(self) -> None:
-        """Ask for a notification soon (covering every append committed before)."""
-        self._wanted.set()
+        """Mark a notification as due (covering every append committed before)."""
+        signals = self._signals
+        if signals.stopped.is_set():
+            return
+        signals.due = True
+        signals.wake.set()
         thread = self._thread
         if thread is None or not thread.is_alive():
             self._start()
 
     def _start(self) -> None:
         with self._start_lock:
-            if self._stop.is_set():
+            if self._signals.stopped.is_set():
                 return
             thread = self._thread
             if thread is not None and thread.is_alive():
                 return
             # Also after a fork: the child has the parent's Notifier but not its thread.
             self._thread = threading.Thread(
-                target=self._run, name=f"esrc-notify-{self._channel}", daemon=True
+                target=_notify_loop,
+                args=(weakref.ref(self), self._signals, self._channel),
+                name=f"esrc-notify-{self._channel}",
+                daemon=True,
             )
             self._thread.start()
 
-    def _run(self) -> None:
-        params: dict[str, Any] = {"channel": self._channel}
-        while True:
-            self._wanted.wait()
-            if self._stop.is_set():
-                return
-            self._wanted.clear()
-            try:
-                with self._engine.connect() as conn:
-                    conn.execute(self._statement, params)
-            except Exception as err:
-                log.warning("notify %s failed, retrying on the next append: %s", self._channel, err)
-                self._stop.wait(_RETRY_PAUSE)
+    def _send(self) -> None:
+        """One ``pg_notify`` on a connection from the engine's pool."""
+        with self._engine.connect() as conn:
+            conn.execute(self._statement, {"channel": self._channel})
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the thread (after the notification in progress, if any). Calling it
-        twice is harmless."""
+        """Send the notification still due, if any, and stop the thread (waiting up to
+        ``timeout`` seconds). Calling it twice is harmless; pokes after it are ignored."""
         with self._start_lock:
-            self._stop.set()
+            self._signals.stop()
             thread = self._thread
-        self._wanted.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+
+
+class _Signals:
+    """What a :class:`Notifier` and its thread share (the thread must not hold the
+    notifier itself)."""
+
+    def __init__(self) -> None:
+        self.due = False
+        """Whether a notification is due; set by pokes, taken by the thread."""
+        self.wake = threading.Event()
+        """Set when the thread has something to do: a poke, a retry, a stop."""
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wake.set()
+
+
+def _notify_loop(ref: weakref.ref[Notifier], signals: _Signals, channel: str) -> None:
+    pause = _RETRY_PAUSE
+    failing = False
+    while True:
+        signals.wake.wait()
+        signals.wake.clear()
+        if signals.due:
+            signals.due = False  # taken before the notification: later pokes mark it again
+            notifier: Any = ref()
+            if notifier is None:
+                return
+            try:
+                notifier._send()
+            except Exception as err:
+                signals.due = True
+                if not failing:
+                    log.warning("notify %s failed, retrying: %s", channel, err)
+                else:
+                    log.debug("notify %s failed again: %s", channel, err)
+                failing = True
+                if signals.stopped.is_set():
+                    return
+                signals.stopped.wait(pause)
+                pause = min(pause * 2, _MAX_RETRY_PAUSE)
+                signals.wake.set()
+                continue
+            finally:
+                del notifier
+            if failing:
+                log.info("notify %s works again", channel)
+                failing, pause = False, _RETRY_PAUSE
+        if signals.stopped.is_set() and not signals.due:
+            return
