@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         metavar="NAME",
         help="delete relay NAME's progress instead of listing (repeatable; refused while "
-        "the relay runs)",
+        "`esrc relay` runs under NAME)",
     )
     p.set_defaults(run=_relays)
     args = parser.parse_args(argv)

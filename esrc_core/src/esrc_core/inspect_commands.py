@@ -332,9 +332,10 @@ def forget_relays(
     shows as lagging. A relay that used the name again would start from the first
     event.
 
-    Refuses a name whose relay lock is held (a relay is running under it) when the
-    store has relay locks, and a name with no progress (a typo); returns 1 if it
-    refused any, else 0. The others are forgotten either way.
+    Refuses a name whose relay lock is held (``esrc relay`` is running under it) when
+    the store has relay locks, and a name with no progress (a typo); returns 1 if it
+    refused any, else 0. The others are forgotten either way. A running ``esrc tail``
+    holds no lock: forgetting its name makes it start again from the first event.
     """
     out = out or sys.stdout
     status = 0
