@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from esrc_core.inspection import Inspectable
+from esrc_core.migrations import Migratable
 from esrc_core.store import EventStore
 from esrc_sqlalchemy.testing import PrefixPool
 
@@ -56,11 +57,14 @@ def _inspectable(store: EventStore) -> None:
 
 @pytest.fixture
 def sqlite_target(tmp_path: Path) -> Iterator[Target]:
-    """An empty SQLite file store."""
+    """An empty SQLite file store, its file and tables created (the commands open
+    only a store that exists)."""
     url = f"sqlite:///{tmp_path / 'events.db'}"
     require_inspection(url)
     store = open_event_store(url)
     _inspectable(store)
+    assert isinstance(store, Migratable)
+    store.migrate()
     yield Target(url, store)
     store.close()
 

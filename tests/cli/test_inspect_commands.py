@@ -8,6 +8,7 @@ import io
 import re
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from esrc_core.cli import main
@@ -621,3 +622,15 @@ def test_progress_is_shown_on_a_terminal_and_cleared(target: Target) -> None:
     assert err.getvalue().startswith("\rreading streams of ")
     assert err.getvalue().endswith("\r")
     assert out.getvalue().endswith("4 streams, 7 events\n")
+
+
+@pytest.mark.parametrize("command", [["streams"], ["events", "Order", "1"], ["relays"], ["tail"]])
+def test_inspecting_a_sqlite_file_that_does_not_exist_says_so_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    missing = tmp_path / "typo.db"
+    status, out, err = run(capsys, [command[0], f"sqlite:///{missing}", *command[1:]])
+    assert status == 1
+    assert out == ""
+    assert f"there is no SQLite database at {missing}" in err, err
+    assert list(tmp_path.iterdir()) == []

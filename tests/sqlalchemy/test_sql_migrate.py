@@ -15,7 +15,7 @@ from esrc_core.cli import main
 from esrc_sqlalchemy.engines import create_store_engine, family_of, normalize_url
 from esrc_sqlalchemy.schema import build_tables
 
-from esrc_core import EsrcError, RawEvent
+from esrc_core import EsrcError, RawEvent, StoreUnavailableError
 from esrc_sqlalchemy import SCHEMA_VERSION, SqlEventStore
 
 
@@ -123,6 +123,40 @@ def test_store_that_does_not_create_tables_says_to_migrate(database_url: str, pr
     with pytest.raises(EsrcError, match="esrc migrate"):
         store.contains_aggregate("Order", 1)
     store.close()
+
+
+def test_a_sqlite_file_that_does_not_exist_is_not_created_without_create_schema(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "missing.db"
+    store = SqlEventStore(f"sqlite:///{missing}", create_schema=False)
+    with pytest.raises(
+        StoreUnavailableError, match=f"check Order 1: there is no SQLite database at {missing}"
+    ):
+        store.contains_aggregate("Order", 1)
+    store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["streams"], ["relays"], ["events", "Order", "1"]])
+def test_inspection_commands_create_no_tables(
+    database_url: str, prefix: str, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """``esrc streams|relays|events`` on a store that does not exist say so and leave
+    the database as it was."""
+    status = main([command[0], database_url, "-o", f"table_prefix={prefix}", *command[1:]])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "esrc migrate URL" in err, err
+    if database_url.startswith("sqlite"):
+        assert "there is no SQLite database" in err, err
+        return
+    engine = create_store_engine(normalize_url(database_url), connect_timeout=5)
+    try:
+        tables = sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    assert [t for t in tables if t.startswith(prefix)] == []
 
 
 def test_tables_from_a_newer_release_are_refused(database_url: str, prefix: str) -> None:

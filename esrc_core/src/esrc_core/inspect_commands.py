@@ -151,7 +151,7 @@ def _inspectable(url: str, options: Mapping[str, Any] | None) -> Iterator[_Inspe
     registry = plugins()
     backend, _ = registry.resolve(url, "store")
     try:
-        store = registry.open_event_store(url, **dict(options or {}))
+        store = registry.open_event_store(url, **{**backend.inspect_options, **(options or {})})
     except TypeError as err:  # options the backend does not take
         raise EsrcError(f"open {mask_url(url)} with the {backend.name} backend: {err}") from err
     try:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
@@ -89,6 +89,10 @@ class Backend:
     (``"postgresql"`` claims ``postgresql://`` and ``postgresql+driver://``).
     ``install_hint`` says how to get what a missing driver needs. ``distribution`` and
     ``version`` are filled in from the entry point that registered the plugin.
+    ``inspect_options`` are the options the inspection commands (``esrc streams``,
+    ``events``, ``tail``, ``relays``) open a store with, under the user's own: the
+    backend's way of saying "open what exists, create nothing" (the SQL store's is
+    ``create_schema=False``).
     """
 
     name: str
@@ -100,6 +104,7 @@ class Backend:
     install_hint: str = ""
     distribution: str | None = None
     version: str | None = None
+    inspect_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

@@ -95,5 +95,7 @@ def esrc_store_backends() -> list[Backend]:
             description="SQL event store with outbox: sqlite:///file.db, sqlite://, "
             "postgresql+psycopg://..., mysql+pymysql://...",
             install_hint=INSTALL_HINT,
+            # Inspecting a store must not create its tables (or its SQLite file).
+            inspect_options={"create_schema": False},
         )
     ]

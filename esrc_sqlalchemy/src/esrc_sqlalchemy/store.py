@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -125,7 +126,9 @@ class SqlEventStore:
       for the database lock). Only for stores that create their engine.
     - ``create_schema`` (default ``True``): create or upgrade the tables on first use;
       with ``False`` the first use checks they are at :data:`SCHEMA_VERSION` (see
-      :meth:`migrate` and ``esrc migrate URL``).
+      :meth:`migrate` and ``esrc migrate URL``), and a SQLite file that does not exist
+      is an error rather than created. The ``esrc streams|events|tail|relays``
+      commands open stores this way.
     - ``max_payload_bytes`` (default 16 MiB): the largest event data, metadata or
       snapshot accepted; larger ones raise :class:`~esrc_core.errors.InvalidEventError`.
     - ``notify`` (PostgreSQL only, default ``False``): after appends, send a
@@ -261,7 +264,7 @@ class SqlEventStore:
                 if self._create_schema:
                     self._migrate()
                 else:
-                    self._verify_schema()
+                    self._verify_schema(doing)
             except sqlalchemy.exc.SQLAlchemyError as err:
                 raise translate(err, doing, self.url) from err
             self._ready = True
@@ -635,7 +638,17 @@ class SqlEventStore:
             self._dialect.prepare(conn)
             apply_migrations(conn, self.tables)
 
-    def _verify_schema(self) -> None:
+    def _verify_schema(self, doing: str) -> None:
+        url = self.engine.url
+        if self.family == "sqlite" and not is_memory_sqlite(url) and url.database:
+            path = url.database
+            # Connecting would create the file; a URI filename (file:...) is SQLite's.
+            if not path.startswith("file:") and not os.path.exists(path):
+                raise StoreUnavailableError(
+                    f"{doing}: there is no SQLite database at {os.path.abspath(path)} "
+                    "(create_schema=False opens only an existing store; run "
+                    "`esrc migrate URL` to create it)"
+                )
         with self._serial, self._dialect.base_engine.connect() as conn:
             self._dialect.prepare(conn)
             found = schema_version(conn, self.tables)
@@ -644,12 +657,12 @@ class SqlEventStore:
         where = f"{self.url} (table prefix {self.table_prefix!r})"
         if found is not None and found > SCHEMA_VERSION:
             raise EsrcError(
-                f"the tables in {where} are at schema version {found}, newer than this "
+                f"{doing}: the tables in {where} are at schema version {found}, newer than this "
                 f"esrc-sqlalchemy understands ({SCHEMA_VERSION}); upgrade it"
             )
         state = "do not exist" if not found else f"are at schema version {found}"
         raise EsrcError(
-            f"the event store tables in {where} {state}; run `esrc migrate URL` or open "
+            f"{doing}: the event store tables in {where} {state}; run `esrc migrate URL` or open "
             "the store with create_schema=True"
         )
 
