@@ -9,6 +9,7 @@ import re
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from esrc_core.cli import main
@@ -352,14 +353,19 @@ def test_events_fit_the_terminal_width(
 # --- esrc relays ----------------------------------------------------------------
 
 
+def relayed(target: Target, name: str, count: int) -> Any:
+    """Relay ``name``'s outbox, after marking its first ``count`` events published."""
+    outbox = target.store.outbox(name)  # type: ignore[attr-defined]
+    outbox.mark_events_as_published(outbox.unpublished_events(count))
+    return outbox
+
+
 def test_relays_show_published_pending_and_the_oldest_pending_event(
     target: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     populate(target)
-    outbox = target.store.outbox("projector")  # type: ignore[attr-defined]
-    outbox.mark_events_as_published(outbox.unpublished_events(2))
-    done = target.store.outbox("archive")  # type: ignore[attr-defined]
-    done.mark_events_as_published(done.unpublished_events(100))
+    outbox = relayed(target, "projector", 2)
+    relayed(target, "archive", 100)
     oldest = outbox.unpublished_events(1)[0]
     oldest_at = next(
         e.recorded_at
@@ -389,8 +395,7 @@ def test_relays_forget_deletes_the_progress_of_each_name_given(
 ) -> None:
     populate(target)
     for name in ("esrc-tail-0a1b2c", "projector"):
-        outbox = target.store.outbox(name)  # type: ignore[attr-defined]
-        outbox.mark_events_as_published(outbox.unpublished_events(3))
+        relayed(target, name, 3)
     status, out, err = run(capsys, [*target.argv("relays"), "--forget", "esrc-tail-0a1b2c"])
     assert status == 0, err
     assert out == "forgot relay 'esrc-tail-0a1b2c' (3 published, 4 pending)\n"
@@ -401,8 +406,7 @@ def test_relays_forget_refuses_an_unknown_name_and_forgets_the_others(
     target: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     populate(target)
-    outbox = target.store.outbox("projector")  # type: ignore[attr-defined]
-    outbox.mark_events_as_published(outbox.unpublished_events(1))
+    relayed(target, "projector", 1)
     argv = [*target.argv("relays"), "--forget", "projektor", "--forget", "projector"]
     status, out, _ = run(capsys, argv)
     assert status == 1
@@ -419,8 +423,7 @@ def test_relays_forget_refuses_a_relay_that_is_running(
     if not isinstance(store, HasRelayLock):
         pytest.skip(f"{target.url} has no relay locks")
     populate(target)
-    outbox = store.outbox("projector")  # type: ignore[attr-defined]
-    outbox.mark_events_as_published(outbox.unpublished_events(2))
+    relayed(target, "projector", 2)
     running = store.relay_lock("projector")
     assert running.acquire(WAIT)
     try:
