@@ -51,6 +51,7 @@ __all__ = [
     "VERSION",
     "RoutingRule",
     "header_value",
+    "metadata_json",
     "relay_event_from",
     "relay_headers",
     "route",
