@@ -77,9 +77,10 @@ class Backend:
         """The URL with any password hidden."""
         return mask_url(self.url)
 
-    def open_store(self) -> EventStore:
-        """Open a new store on the backend (the SQL store with the bench table prefix)."""
-        return open_event_store(self.url, **self.store_options)
+    def open_store(self, **options: Any) -> EventStore:
+        """Open a new store on the backend (the SQL store with the bench table prefix),
+        with ``options`` added to the backend's own."""
+        return open_event_store(self.url, **{**self.store_options, **options})
 
     def reset(self) -> None:
         """Drop every bench table of the backend and of the raw side, then create the raw

@@ -12,6 +12,7 @@ records every run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -159,14 +160,15 @@ def _guard(ctx: Context, figures: list[Figure], body: Callable[[], None]) -> lis
 # 1 and 2: appends ------------------------------------------------------------------
 
 
-def _append_new_figure(ctx: Context, threads: int) -> Figure:
+def _append_new_figure(ctx: Context, threads: int, *, notify: bool = False) -> Figure:
     sizes = ctx.settings.sizes
     per_thread = sizes.appends_one_thread if threads == 1 else sizes.appends_per_thread
     plural = "thread" if threads == 1 else "threads"
     key = "append_1_event_1_thread" if threads == 1 else f"append_1_event_{threads}_threads"
     return Figure(
-        key=key,
-        title=f"1-event append, new aggregate, {threads} {plural}",
+        key=key + ("_notify" if notify else ""),
+        title=f"1-event append, new aggregate, {threads} {plural}"
+        + (", notify=True" if notify else ""),
         unit="events/s",
         higher_is_better=True,
         work={"threads": threads, "appends": threads * per_thread, "events": threads * per_thread},
@@ -292,9 +294,15 @@ def _new_ids(count: int) -> list[uuid.UUID]:
 
 def append_figures(ctx: Context) -> list[Figure]:
     """Figures 1 and 2: 1-event appends to new aggregates on 1 and on ``--threads``
-    threads, and 10-event appends to existing aggregates."""
-    one, many = _append_new_figure(ctx, 1), _append_new_figure(ctx, ctx.settings.threads)
+    threads, and 10-event appends to existing aggregates. On PostgreSQL also the
+    ``--threads`` figure with ``notify=True``: LISTEN/NOTIFY must not serialize appends."""
+    threads = ctx.settings.threads
+    one, many = _append_new_figure(ctx, 1), _append_new_figure(ctx, threads)
     batch = _append_batch_figure(ctx)
+    notifying = _append_new_figure(ctx, threads, notify=True)
+    figures = [one, many, batch]
+    if ctx.backend.name == "postgresql":
+        figures.insert(2, notifying)
 
     def body() -> None:
         ctx.backend.reset()
@@ -302,11 +310,14 @@ def append_figures(ctx: Context) -> list[Figure]:
         try:
             _append_new(ctx, store, one)
             _append_new(ctx, store, many)
+            if notifying in figures:
+                with contextlib.closing(ctx.backend.open_store(notify=True)) as notifier:
+                    _append_new(ctx, notifier, notifying)
             _append_batch(ctx, store, batch)
         finally:
             store.close()
 
-    return _guard(ctx, [one, many, batch], body)
+    return _guard(ctx, figures, body)
 
 
 # 3: loads --------------------------------------------------------------------------
