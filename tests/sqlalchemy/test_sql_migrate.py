@@ -15,7 +15,7 @@ from esrc_core.cli import main
 from esrc_sqlalchemy.engines import create_store_engine, family_of, normalize_url
 from esrc_sqlalchemy.schema import build_tables
 
-from esrc_core import EsrcError, RawEvent, StoreUnavailableError
+from esrc_core import EsrcError, RawEvent
 from esrc_sqlalchemy import SCHEMA_VERSION, SqlEventStore
 
 
@@ -125,14 +125,13 @@ def test_store_that_does_not_create_tables_says_to_migrate(database_url: str, pr
     store.close()
 
 
+@pytest.mark.parametrize("form", ["sqlite:///{path}", "sqlite:///file:{path}?uri=true"])
 def test_a_sqlite_file_that_does_not_exist_is_not_created_without_create_schema(
-    tmp_path: Path,
+    tmp_path: Path, form: str
 ) -> None:
     missing = tmp_path / "missing.db"
-    store = SqlEventStore(f"sqlite:///{missing}", create_schema=False)
-    with pytest.raises(
-        StoreUnavailableError, match=f"check Order 1: there is no SQLite database at {missing}"
-    ):
+    store = SqlEventStore(form.format(path=missing), create_schema=False)
+    with pytest.raises(EsrcError, match=f"check Order 1: there is no SQLite database at {missing}"):
         store.contains_aggregate("Order", 1)
     store.close()
     assert list(tmp_path.iterdir()) == []

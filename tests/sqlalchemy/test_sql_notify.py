@@ -168,9 +168,12 @@ def test_a_notification_that_fails_is_sent_again(
         engine.dispose()
 
 
-def test_a_notifier_dropped_without_close_stops_its_thread(postgresql_url: str) -> None:
+def test_a_notifier_dropped_without_close_sends_what_is_due_and_stops_its_thread(
+    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+) -> None:
     engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
-    notifier = Notifier(engine, "esrc_dropped")
+    notifier = Notifier(engine, channel)
+    notifier.poke()
     notifier.poke()
     thread = notifier._thread
     assert thread is not None
@@ -178,6 +181,7 @@ def test_a_notifier_dropped_without_close_stops_its_thread(postgresql_url: str) 
     gc.collect()
     thread.join(WAIT)
     assert not thread.is_alive()
+    assert _notifications(listener, 0.5) >= 1
     engine.dispose()
 
 

@@ -20,10 +20,11 @@ listener reconnected) still finds the events when its wait times out and it poll
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
-from typing import Any
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -48,13 +49,13 @@ class Notifier:
     """
 
     def __init__(self, engine: Engine, channel: str) -> None:
-        self._engine = engine
         self._channel = channel
-        self._statement = sa.text("SELECT pg_notify(:channel, '')")
+        self._send = functools.partial(_send_notification, engine, channel)
         self._signals = _Signals()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        # Stop the thread when the notifier is collected without close().
+        # Stop the thread (after it sends what is due) when the notifier is collected
+        # without close(): the thread holds what it needs to send, not the notifier.
         weakref.finalize(self, self._signals.stop)
 
     def poke(self) -> None:
@@ -78,16 +79,11 @@ class Notifier:
             # Also after a fork: the child has the parent's Notifier but not its thread.
             self._thread = threading.Thread(
                 target=_notify_loop,
-                args=(weakref.ref(self), self._signals, self._channel),
+                args=(self._send, self._signals, self._channel),
                 name=f"esrc-notify-{self._channel}",
                 daemon=True,
             )
             self._thread.start()
-
-    def _send(self) -> None:
-        """One ``pg_notify`` on a connection from the engine's pool."""
-        with self._engine.connect() as conn:
-            conn.execute(self._statement, {"channel": self._channel})
 
     def close(self, timeout: float = 5.0) -> None:
         """Send the notification still due, if any, and stop the thread (waiting up to
@@ -97,6 +93,13 @@ class Notifier:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if self._signals.due and (thread is None or not thread.is_alive()):
+            # A poke that slipped in as the thread was ending.
+            self._signals.due = False
+            try:
+                self._send()
+            except Exception as err:
+                log.warning("notify %s failed at close: %s", self._channel, err)
 
 
 class _Signals:
@@ -115,7 +118,16 @@ class _Signals:
         self.wake.set()
 
 
-def _notify_loop(ref: weakref.ref[Notifier], signals: _Signals, channel: str) -> None:
+def _send_notification(engine: Engine, channel: str) -> None:
+    """One ``pg_notify`` on ``channel``, on a connection from ``engine``'s pool."""
+    with engine.connect() as conn:
+        conn.execute(_NOTIFY, {"channel": channel})
+
+
+_NOTIFY = sa.text("SELECT pg_notify(:channel, '')")
+
+
+def _notify_loop(send: Callable[[], None], signals: _Signals, channel: str) -> None:
     pause = _RETRY_PAUSE
     failing = False
     while True:
@@ -123,11 +135,8 @@ def _notify_loop(ref: weakref.ref[Notifier], signals: _Signals, channel: str) ->
         signals.wake.clear()
         if signals.due:
             signals.due = False  # taken before the notification: later pokes mark it again
-            notifier: Any = ref()
-            if notifier is None:
-                return
             try:
-                notifier._send()
+                send()
             except Exception as err:
                 signals.due = True
                 if not failing:
@@ -135,14 +144,13 @@ def _notify_loop(ref: weakref.ref[Notifier], signals: _Signals, channel: str) ->
                 else:
                     log.debug("notify %s failed again: %s", channel, err)
                 failing = True
+                del err  # its traceback would keep the failed attempt's frames alive
                 if signals.stopped.is_set():
                     return
                 signals.stopped.wait(pause)
                 pause = min(pause * 2, _MAX_RETRY_PAUSE)
                 signals.wake.set()
                 continue
-            finally:
-                del notifier
             if failing:
                 log.info("notify %s works again", channel)
                 failing, pause = False, _RETRY_PAUSE

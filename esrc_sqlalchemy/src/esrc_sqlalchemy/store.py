@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +28,7 @@ from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.urls import mask_url
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from esrc_sqlalchemy.dialects import EventRow, PostgresDialect, SqlDialect, dialect_for
 from esrc_sqlalchemy.engines import (
@@ -89,6 +90,24 @@ _APPEND_OUTCOME_UNKNOWN = (
     " read the stream to find out; retrying at the same expected version cannot store"
     " it twice)"
 )
+
+
+def _sqlite_file(url: URL) -> str | None:
+    """The path of the file a SQLite URL opens, or ``None`` for an in-memory database.
+    A URI filename (``sqlite:///file:path?mode=ro&uri=true``) is read as SQLite reads
+    it."""
+    if is_memory_sqlite(url) or not url.database:
+        return None
+    database = url.database
+    if not database.startswith("file:"):
+        return database
+    parsed = urllib.parse.urlsplit(database)
+    query = urllib.parse.parse_qs(parsed.query)
+    if query.get("mode") == ["memory"] or parsed.path in ("", ":memory:"):
+        return None
+    if url.query.get("mode") == "memory":
+        return None
+    return urllib.parse.unquote(parsed.path)
 
 
 def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
@@ -639,16 +658,15 @@ class SqlEventStore:
             apply_migrations(conn, self.tables)
 
     def _verify_schema(self, doing: str) -> None:
-        url = self.engine.url
-        if self.family == "sqlite" and not is_memory_sqlite(url) and url.database:
-            path = url.database
-            # Connecting would create the file; a URI filename (file:...) is SQLite's.
-            if not path.startswith("file:") and not os.path.exists(path):
-                raise StoreUnavailableError(
-                    f"{doing}: there is no SQLite database at {os.path.abspath(path)} "
-                    "(create_schema=False opens only an existing store; run "
-                    "`esrc migrate URL` to create it)"
-                )
+        path = _sqlite_file(self.engine.url) if self.family == "sqlite" else None
+        if path is not None and not os.path.exists(path):
+            # Connecting would create the file. Not a connection problem, so not
+            # StoreUnavailableError: retrying would not make the file appear.
+            raise EsrcError(
+                f"{doing}: there is no SQLite database at {os.path.abspath(path)} "
+                "(create_schema=False opens only an existing store; run "
+                "`esrc migrate URL` to create it)"
+            )
         with self._serial, self._dialect.base_engine.connect() as conn:
             self._dialect.prepare(conn)
             found = schema_version(conn, self.tables)

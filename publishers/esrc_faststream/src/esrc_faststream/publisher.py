@@ -155,6 +155,9 @@ class AsyncBrokerPublisher(abc.ABC):
                     except Exception as err:
                         send_failure = err
                         break
+                    if window.expired():  # the client caught the cancellation
+                        send_failure = TimeoutError()
+                        break
                     sending = False
                     pending.append(asyncio.ensure_future(sent))
         except TimeoutError as err:
@@ -162,8 +165,10 @@ class AsyncBrokerPublisher(abc.ABC):
                 _cancel(pending)
                 raise PartialPublish(confirmed) from err
             send_failure = err  # the send itself timed out: count what came before
-        except Exception as err:
+        except BaseException as err:
             _cancel(pending)
+            if not isinstance(err, Exception):
+                raise  # cancelled from outside: nothing more to count
             raise PartialPublish(confirmed) from err
         confirmed = await self._confirm_all(pending, confirmed)
         if send_failure is not None:
@@ -182,8 +187,10 @@ class AsyncBrokerPublisher(abc.ABC):
                     await pending[0]
                     pending.popleft()
                     confirmed += 1
-        except Exception as err:
+        except BaseException as err:
             _cancel(pending)
+            if not isinstance(err, Exception):
+                raise
             raise PartialPublish(confirmed) from err
         return confirmed
 
@@ -202,8 +209,9 @@ class AsyncBrokerPublisher(abc.ABC):
         if not events:
             return
         with self._calls:
-            # A safety net above the per-step deadlines of _publish_all.
-            limit = 2 * self.timeout * (len(events) + 2)
+            # A safety net above _publish_all's deadlines, under which each send and
+            # each confirmation may take up to twice the timeout.
+            limit = 4 * self.timeout * (len(events) + 2)
             try:
                 self._loop.run(self._publish_all(events), limit)
             except PartialPublish as partial:
@@ -262,7 +270,12 @@ def _cancel(pending: deque[asyncio.Future[Any]]) -> None:
 
 def _extend(window: asyncio.Timeout, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
     """Push ``window``'s deadline to ``2 * timeout`` from now when less than ``timeout``
-    of it is left, so the next step has at least ``timeout`` seconds."""
+    of it is left, so the next step has at least ``timeout`` seconds.
+
+    Raises ``TimeoutError`` if the window already expired: a client that caught the
+    cancellation and returned anyway must not hide the timeout."""
+    if window.expired():
+        raise TimeoutError
     when = window.when()
     now = loop.time()
     if when is not None and when - now < timeout:
