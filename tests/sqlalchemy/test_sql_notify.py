@@ -29,6 +29,14 @@ def channel() -> str:
 
 
 @pytest.fixture
+def engine(postgresql_url: str) -> Iterator[sa.Engine]:
+    """An engine in autocommit mode, as the store gives its notifier."""
+    autocommit = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
+    yield autocommit
+    autocommit.dispose()
+
+
+@pytest.fixture
 def listener(postgresql_url: str, channel: str) -> Iterator[psycopg.Connection[object]]:
     dsn = sa.make_url(postgresql_url).set(drivername="postgresql").render_as_string(False)
     conn = psycopg.connect(dsn, autocommit=True)
@@ -49,28 +57,28 @@ def _notifications(conn: psycopg.Connection[object], timeout: float) -> int:
         count += got
 
 
+@pytest.fixture
+def notifier(engine: sa.Engine, channel: str) -> Iterator[Notifier]:
+    """A notifier on ``channel``, closed afterwards."""
+    made = Notifier(engine, channel)
+    yield made
+    made.close()
+
+
 def test_every_poke_is_followed_by_a_notification(
-    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+    notifier: Notifier, channel: str, listener: psycopg.Connection[object]
 ) -> None:
-    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
-    notifier = Notifier(engine, channel)
-    try:
-        for attempt in range(5):
-            notifier.poke()
-            got = list(listener.notifies(timeout=WAIT, stop_after=1))
-            assert [n.channel for n in got] == [channel], f"poke {attempt + 1}: got {got}"
-    finally:
-        notifier.close()
-        engine.dispose()
+    for attempt in range(5):
+        notifier.poke()
+        got = list(listener.notifies(timeout=WAIT, stop_after=1))
+        assert [n.channel for n in got] == [channel], f"poke {attempt + 1}: got {got}"
 
 
 def test_a_burst_of_pokes_from_many_threads_is_coalesced(
-    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+    notifier: Notifier, listener: psycopg.Connection[object]
 ) -> None:
     """400 pokes from 8 threads give at least one notification and, since the thread
     sends one at a time for whatever arrived meanwhile, fewer than one per poke."""
-    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
-    notifier = Notifier(engine, channel)
     start = threading.Barrier(8)
 
     def poke() -> None:
@@ -78,17 +86,13 @@ def test_a_burst_of_pokes_from_many_threads_is_coalesced(
         for _ in range(50):
             notifier.poke()
 
-    try:
-        threads = [threading.Thread(target=poke) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        count = _notifications(listener, 1.0)
-        assert 1 <= count < 400, f"got {count} notifications for 400 pokes"
-    finally:
-        notifier.close()
-        engine.dispose()
+    threads = [threading.Thread(target=poke) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    count = _notifications(listener, 1.0)
+    assert 1 <= count < 400, f"got {count} notifications for 400 pokes"
 
 
 def test_a_failing_notification_is_logged_and_never_reaches_the_caller(
@@ -117,20 +121,16 @@ def test_a_failing_notification_is_logged_and_never_reaches_the_caller(
 
 
 def test_close_sends_the_notification_still_due(
-    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+    engine: sa.Engine, channel: str, listener: psycopg.Connection[object]
 ) -> None:
     """An append right before close is not left without its notification."""
-    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
-    try:
-        for attempt in range(10):
-            notifier = Notifier(engine, channel)
-            notifier.poke()
-            notifier.close(timeout=WAIT)
-            got = list(listener.notifies(timeout=WAIT, stop_after=1))
-            assert len(got) == 1, f"close {attempt + 1}: no notification"
-            _notifications(listener, 0.05)  # drop any second one
-    finally:
-        engine.dispose()
+    for attempt in range(10):
+        notifier = Notifier(engine, channel)
+        notifier.poke()
+        notifier.close(timeout=WAIT)
+        got = list(listener.notifies(timeout=WAIT, stop_after=1))
+        assert len(got) == 1, f"close {attempt + 1}: no notification"
+        _notifications(listener, 0.05)  # drop any second one
 
 
 def test_a_notification_that_fails_is_sent_again(
@@ -169,9 +169,8 @@ def test_a_notification_that_fails_is_sent_again(
 
 
 def test_a_notifier_dropped_without_close_sends_what_is_due_and_stops_its_thread(
-    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+    engine: sa.Engine, channel: str, listener: psycopg.Connection[object]
 ) -> None:
-    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
     notifier = Notifier(engine, channel)
     notifier.poke()
     notifier.poke()
@@ -182,19 +181,15 @@ def test_a_notifier_dropped_without_close_sends_what_is_due_and_stops_its_thread
     thread.join(WAIT)
     assert not thread.is_alive()
     assert _notifications(listener, 0.5) >= 1
-    engine.dispose()
 
 
 def test_a_closed_notifier_ignores_pokes(
-    postgresql_url: str, channel: str, listener: psycopg.Connection[object]
+    notifier: Notifier, listener: psycopg.Connection[object]
 ) -> None:
-    engine = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
-    notifier = Notifier(engine, channel)
     notifier.close()
     notifier.close()
     notifier.poke()
     assert _notifications(listener, 0.5) == 0
-    engine.dispose()
 
 
 def test_store_appends_notify_and_other_writes_do_not(
