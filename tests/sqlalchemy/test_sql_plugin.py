@@ -46,6 +46,7 @@ def test_descriptor_claims_the_sql_schemes_and_capabilities() -> None:
         Capability.INSPECT,
     }
     assert "esrc-sqlalchemy[postgresql]" in backend.install_hint
+    assert backend.inspect_options == {"create_schema": False}
     assert backend.distribution == "esrc-sqlalchemy"
 
 

@@ -72,7 +72,12 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from esrc_sqlalchemy.notify import Notifier
-from esrc_sqlalchemy.schema import ID_MAX, RELAY_NAME_MAX, TYPE_MAX, Tables, Utf8Key
+from esrc_sqlalchemy.schema import (
+    RELAY_NAME_MAX,
+    Tables,
+    Utf8Key,
+    stream_key_parameters,
+)
 
 __all__ = [
     "EventRow",
@@ -120,26 +125,11 @@ class SqlDialect:
         self.base_engine = engine
         """The engine the store was given or created (migrations run on it)."""
         st, ev, sn = tables.streams, tables.events, tables.snapshots
-        key_t = sa.bindparam("key_type", type_=Utf8Key(TYPE_MAX))
-        key_i = sa.bindparam("key_id", type_=Utf8Key(ID_MAX))
+        key_t, key_i = stream_key_parameters()
         self._stream_version = sa.select(st.c.version).where(
             st.c.aggregate_type == key_t, st.c.aggregate_id == key_i
         )
-        self._read_events = (
-            sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
-            .select_from(
-                st.outerjoin(
-                    ev,
-                    sa.and_(
-                        ev.c.aggregate_type == st.c.aggregate_type,
-                        ev.c.aggregate_id == st.c.aggregate_id,
-                        ev.c.version > sa.bindparam("from_version"),
-                    ),
-                )
-            )
-            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
-            .order_by(ev.c.version)
-        )
+        self._read_events = tables.stream_events(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
         self._latest_snapshot = (
             sa.select(sn.c.version, sn.c.data)
             .where(sn.c.aggregate_type == key_t, sn.c.aggregate_id == key_i)

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from esrc_sqlalchemy.schema import ID_MAX, RELAY_NAME_MAX, TYPE_MAX, Tables, Utf8Key
+from esrc_sqlalchemy.schema import RELAY_NAME_MAX, Tables, Utf8Key, stream_key_parameters
 
 __all__ = ["StoreViews"]
 
@@ -38,8 +38,7 @@ class StoreViews:
         def when(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
             return sa.func.unix_timestamp(column) if family == "mysql" else column
 
-        key_t = sa.bindparam("key_type", type_=Utf8Key(TYPE_MAX))
-        key_i = sa.bindparam("key_id", type_=Utf8Key(ID_MAX))
+        key_t, _ = stream_key_parameters()
         last_at = (
             sa.select(when(ev.c.created_at))
             .where(
@@ -54,28 +53,14 @@ class StoreViews:
         self._streams_of_type = streams.where(st.c.aggregate_type == key_t).order_by(
             ordered(st.c.aggregate_id)
         )
-        self._recorded = (
-            sa.select(
-                st.c.version.label("stream_version"),
-                ev.c.position,
-                ev.c.version,
-                ev.c.name,
-                ev.c.data,
-                ev.c.metadata,
-                when(ev.c.created_at).label("created_at"),
-            )
-            .select_from(
-                st.outerjoin(
-                    ev,
-                    sa.and_(
-                        ev.c.aggregate_type == st.c.aggregate_type,
-                        ev.c.aggregate_id == st.c.aggregate_id,
-                        ev.c.version > sa.bindparam("from_version"),
-                    ),
-                )
-            )
-            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
-            .order_by(ev.c.version)
+        self._recorded = tables.stream_events(
+            st.c.version.label("stream_version"),
+            ev.c.position,
+            ev.c.version,
+            ev.c.name,
+            ev.c.data,
+            ev.c.metadata,
+            when(ev.c.created_at).label("created_at"),
         )
         if "tx_id" in ev.c:
             done = sa.tuple_(ev.c.tx_id, ev.c.position) <= sa.tuple_(cp.c.tx_id, cp.c.position)

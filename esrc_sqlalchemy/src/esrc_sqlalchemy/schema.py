@@ -149,6 +149,15 @@ def _now() -> sa.FetchedValue:
     return sa.DefaultClause(sa.func.current_timestamp())
 
 
+def stream_key_parameters() -> tuple[sa.BindParameter[str], sa.BindParameter[str]]:
+    """The ``key_type`` and ``key_id`` bind parameters that name a stream, typed as
+    the key columns are."""
+    return (
+        sa.bindparam("key_type", type_=Utf8Key(TYPE_MAX)),
+        sa.bindparam("key_id", type_=Utf8Key(ID_MAX)),
+    )
+
+
 @dataclass(frozen=True)
 class Tables:
     """The store's tables for one prefix, schema and database family."""
@@ -160,6 +169,31 @@ class Tables:
     snapshots: sa.Table
     checkpoints: sa.Table
     sequencer: sa.Table | None
+
+    def stream_events(self, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+        """``SELECT columns`` of one stream's events after ``:from_version``, in version
+        order, for the parameters ``key_type``, ``key_id`` and ``from_version``.
+
+        The events are outer-joined to the stream's row: a stream with no events after
+        ``from_version`` gives one row whose event columns are ``NULL``, and a stream
+        that does not exist gives no row, in the same single query."""
+        st, ev = self.streams, self.events
+        key_t, key_i = stream_key_parameters()
+        return (
+            sa.select(*columns)
+            .select_from(
+                st.outerjoin(
+                    ev,
+                    sa.and_(
+                        ev.c.aggregate_type == st.c.aggregate_type,
+                        ev.c.aggregate_id == st.c.aggregate_id,
+                        ev.c.version > sa.bindparam("from_version"),
+                    ),
+                )
+            )
+            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+            .order_by(ev.c.version)
+        )
 
     def all(self) -> list[sa.Table]:
         """Every table, in creation order."""
