@@ -205,12 +205,7 @@ class EventRegistry:
         Raises :class:`UnknownEventError` for an unregistered name and
         :class:`SerializationError` when the bytes do not decode into the class.
         """
-        cls = self.class_for(raw.name, aggregate_type=aggregate_type)
-        try:
-            return self._codec[0].unmarshal(raw.data, cls)
-        except Exception as err:
-            where = f" of {aggregate_type!r}" if aggregate_type else ""
-            raise SerializationError(f"decode event {raw.name}{where}: {err}") from err
+        return self.from_raws((raw,), aggregate_type=aggregate_type)[0]
 
     def from_raws(
         self, raws: Iterable[RawEvent], *, aggregate_type: str | None = None
@@ -218,9 +213,9 @@ class EventRegistry:
         """Decode many :class:`RawEvent` (a stream being replayed), in order.
 
         The same as ``[from_raw(r, aggregate_type=...) for r in raws]``, with the same
-        errors, but it looks up each event name's class and decoder once (the
-        marshaler's :class:`~esrc_core.marshaling.CompilesDecoders` capability, when it
-        has it) rather than once per event.
+        errors. Each event name's class and decoder (the marshaler's
+        :class:`~esrc_core.marshaling.CompilesDecoders` capability, when it has it) is
+        looked up once and kept for as long as the marshaler is.
         """
         marshaler, decoders = self._codec
         where = f" of {aggregate_type!r}" if aggregate_type else ""
