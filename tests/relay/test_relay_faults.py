@@ -10,8 +10,11 @@ server and no connection to lose, so that fault does not exist there.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,37 @@ def _caught_up(database: Database, name: str) -> bool:
     return database.store.outbox(name).unpublished_events(1) == []
 
 
+@dataclass
+class _Scenario:
+    """A fault scenario's parts: its random moments, the relay name, the relay
+    processes and the writers appending throughout."""
+
+    rng: random.Random
+    name: str
+    relays: Relays
+    writers: Writers
+
+
+@contextlib.contextmanager
+def _scenario(
+    database: Database, broker: Broker, tmp_path: Path, unique: str, *, seed: int
+) -> Iterator[_Scenario]:
+    """Start the writers; stop them and every relay process at the end."""
+    name = f"relay-{unique}"
+    scenario = _Scenario(
+        random.Random(unique),
+        name,
+        Relays(tmp_path, database, broker, name),
+        Writers(database.store, seed=seed),
+    )
+    scenario.writers.start()
+    try:
+        yield scenario
+    finally:
+        scenario.writers.stop()
+        scenario.relays.close()
+
+
 def _finish(
     writers: Writers, database: Database, broker: Broker, name: str, last: RelayProcess
 ) -> None:
@@ -92,32 +126,24 @@ def test_relay_process_sigkilled_20_times(
     """SIGKILL the active relay process at a random moment, 20 times. Relay processes
     are started ahead and wait on standby for the lock; each time one of them takes
     over, and another is started. Nothing is lost or reordered; repeats are copies."""
-    rng = random.Random(unique)
-    name = f"relay-{unique}"
-    relays = Relays(tmp_path, database, broker, name)
-    writers = Writers(database.store, seed=1)
-    writers.start()
-    try:
-        active = relays.start()
+    with _scenario(database, broker, tmp_path, unique, seed=1) as run:
+        active = run.relays.start()
         active.wait_for("holding the relay lock")
-        standbys = [relays.start() for _ in range(STANDBYS)]
+        standbys = [run.relays.start() for _ in range(STANDBYS)]
         for _ in range(KILLS):
-            time.sleep(rng.uniform(0.05, 0.8))
+            time.sleep(run.rng.uniform(0.05, 0.8))
             active.kill()
             wait_until(lambda: _took_over(standbys) is not None, "a standby relay takes over", 120)
             taker = _took_over(standbys)
             assert taker is not None
             standbys.remove(taker)
-            standbys.append(relays.start())
+            standbys.append(run.relays.start())
             active = taker
         for standby in standbys:
             standby.wait_for("on standby")
             status = standby.terminate()
             assert status == 0, f"a standby exited with {status} on SIGTERM:\n{standby.tail()}"
-        _finish(writers, database, broker, name, active)
-    finally:
-        writers.stop()
-        relays.close()
+        _finish(run.writers, database, broker, run.name, active)
 
 
 def _drop_repeatedly(broker: Broker, rng: random.Random) -> None:
@@ -138,22 +164,14 @@ def test_broker_connection_dropped_while_relaying(
 ) -> None:
     """Cut the relay's broker connection 5 times while it relays: it reconnects, with
     one log line per failed attempt, and nothing is lost or reordered."""
-    rng = random.Random(unique)
-    name = f"relay-{unique}"
-    relays = Relays(tmp_path, database, broker, name)
-    writers = Writers(database.store, seed=2)
-    writers.start()
-    try:
-        relay = relays.start()
+    with _scenario(database, broker, tmp_path, unique, seed=2) as run:
+        relay = run.relays.start()
         relay.wait_for("holding the relay lock")
-        _drop_repeatedly(broker, rng)
-        _finish(writers, database, broker, name, relay)
+        _drop_repeatedly(broker, run.rng)
+        _finish(run.writers, database, broker, run.name, relay)
         log = relay.text()
         assert "attempt 1 failed" in log, f"no failure noticed after {DROPS} drops:\n{log}"
         assert "Traceback" not in log, f"failures should be one line each:\n{log}"
-    finally:
-        writers.stop()
-        relays.close()
 
 
 @pytest.mark.parametrize("broker", ["nats"], indirect=True)
@@ -164,26 +182,18 @@ def test_database_sessions_terminated_while_relaying(
     """Terminate every PostgreSQL session of the relay process 5 times while it relays
     (the lock's session too): it notices, takes the lock again, and goes on from its
     checkpoint; JetStream holds every event exactly once."""
-    rng = random.Random(unique)
-    name = f"relay-{unique}"
-    relays = Relays(tmp_path, database, broker, name)
-    writers = Writers(database.store, seed=3)
-    writers.start()
-    try:
-        relay = relays.start()
+    with _scenario(database, broker, tmp_path, unique, seed=3) as run:
+        relay = run.relays.start()
         relay.wait_for("holding the relay lock")
         for _ in range(DROPS):
-            time.sleep(rng.uniform(0.2, 1.0))
+            time.sleep(run.rng.uniform(0.2, 1.0))
             wait_until(
                 lambda: database.terminate_relay_sessions() > 0,
                 "the relay has database sessions to terminate",
                 30,
             )
-        _finish(writers, database, broker, name, relay)
+        _finish(run.writers, database, broker, run.name, relay)
         log = relay.text()
         assert " failed: StoreUnavailableError" in log, f"no failure noticed:\n{log}"
         assert "lost the relay lock" in log, f"the lost lock went unnoticed:\n{log}"
         assert "Traceback" not in log, f"failures should be one line each:\n{log}"
-    finally:
-        writers.stop()
-        relays.close()
