@@ -2,6 +2,32 @@
 
 Backends translate their driver's errors into these classes at the boundary and chain
 the original with ``raise ... from err``, so callers never have to catch a driver type.
+
+The tree::
+
+    EsrcError
+    ├── AggregateNotFound (LookupError)
+    ├── AggregateAlreadyExists
+    ├── AggregateRequiresEvents (ValueError)
+    ├── OptimisticConcurrencyError          retry: re-read, decide again, append again
+    ├── SnapshotVersionError (ValueError)
+    ├── SnapshotNotSupported
+    ├── InvalidAggregateIdError (TypeError)
+    ├── InvalidEventError (ValueError)
+    ├── UnknownEventError (LookupError)
+    ├── SerializationError (ValueError)
+    ├── UnknownBackendError (LookupError)
+    ├── AmbiguousBackendError (LookupError)
+    ├── BackendUnavailableError (ImportError)
+    ├── BackendConfigError (ValueError)     never retried: fix the URL or options
+    ├── StoreUnavailableError (ConnectionError)   transient: retry with backoff
+    ├── BrokerUnavailableError (ConnectionError)  transient: retry with backoff
+    └── PublishError
+
+Configuration errors and transient errors are different classes because a caller
+retries one and never the other: a relay runner backs off and retries
+``StoreUnavailableError``/``BrokerUnavailableError``/``PublishError``, and stops at once
+on ``BackendConfigError``.
 """
 
 from __future__ import annotations
@@ -11,6 +37,7 @@ __all__ = [
     "AggregateNotFound",
     "AggregateRequiresEvents",
     "AmbiguousBackendError",
+    "BackendConfigError",
     "BackendUnavailableError",
     "BrokerUnavailableError",
     "EsrcError",
@@ -88,6 +115,18 @@ class AmbiguousBackendError(EsrcError, LookupError):
 class BackendUnavailableError(EsrcError, ImportError):
     """A backend is known but cannot be used, usually because its driver is missing;
     the message says what to install."""
+
+
+class BackendConfigError(EsrcError, ValueError):
+    """A backend's URL, an option, or the server-side setup it needs cannot work.
+
+    Raised by stores and publishers for a malformed URL, an unknown or badly typed
+    option, an unsupported driver, or a broker/store configuration that no retry will
+    fix (a NATS stream bound to other subjects, a missing stream with
+    ``create_stream=false``). Callers must not retry it: the relay runner and
+    ``esrc relay`` stop at once (exit status 2) with the message. Messages name the
+    URL with its password masked and the option at fault.
+    """
 
 
 class StoreUnavailableError(EsrcError, ConnectionError):

@@ -9,14 +9,19 @@ and its parameters (event payloads).
 from __future__ import annotations
 
 import sqlalchemy.exc
-from esrc_core.errors import EsrcError, InvalidEventError, StoreUnavailableError
+from esrc_core.errors import (
+    BackendConfigError,
+    EsrcError,
+    InvalidEventError,
+    StoreUnavailableError,
+)
 
 __all__ = ["StoreConfigError", "driver_message", "is_deadlock", "is_unique_violation", "translate"]
 
 _MAX_MESSAGE = 300
 
 
-class StoreConfigError(EsrcError, ValueError):
+class StoreConfigError(BackendConfigError):
     """A SQL event store's URL or an option is invalid: a malformed URL, an unsupported
     driver, a table prefix or schema name that is not a plain identifier, or an option
     the database does not support. Raised before anything connects; passwords in the
