@@ -70,6 +70,6 @@ def skip_unless_declared(suite: Any, test: object) -> None:
     declared: frozenset[str] = frozenset(getattr(suite, "capabilities", frozenset()))
     missing = missing_capabilities(declared, test)
     if missing:
-        names = ", ".join(repr(m) for m in missing)
+        names = ", ".join(f"'{m}'" for m in missing)
         have = ", ".join(sorted(declared)) or "none"
         pytest.skip(f"the backend does not declare the {names} capability (declared: {have})")
