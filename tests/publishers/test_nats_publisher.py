@@ -19,6 +19,8 @@ from esrc_testkit.publishers import PublisherAcceptance, Received, relay_events
 from nats.aio.client import Client
 from nats.js.api import RawStreamMsg, StreamConfig
 
+from esrc_testkit import capabilities_of
+
 
 class _Reader:
     """Reads the test's stream message by message, by sequence number."""
@@ -68,6 +70,8 @@ def _url(base: str, unique: str) -> str:
 
 class TestNatsPublisher(PublisherAcceptance):
     """The publisher contract on NATS JetStream."""
+
+    capabilities = capabilities_of("nats://", "publisher")
 
     deduplicates = True
     open_options: ClassVar[dict[str, Any]] = {"timeout": 2}

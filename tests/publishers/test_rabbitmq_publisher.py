@@ -22,6 +22,8 @@ from esrc_faststream.headers import relay_event_from
 from esrc_faststream.loop import LoopThread
 from esrc_testkit.publishers import PublisherAcceptance, Received, relay_events
 
+from esrc_testkit import capabilities_of
+
 
 class _Reader:
     """An exclusive queue bound with ``#`` to the test's exchange, read with basic.get."""
@@ -69,6 +71,8 @@ def _received(message: AbstractIncomingMessage) -> Received:
 
 class TestRabbitPublisher(PublisherAcceptance):
     """The publisher contract on RabbitMQ."""
+
+    capabilities = capabilities_of("amqp://", "publisher")
 
     open_options: ClassVar[dict[str, Any]] = {"timeout": 3}
 

@@ -16,6 +16,8 @@ from esrc_faststream.headers import BODY_FIELD, HEADERS, header_value, relay_eve
 from esrc_faststream.loop import LoopThread
 from esrc_testkit.publishers import PublisherAcceptance, Received, relay_events
 
+from esrc_testkit import capabilities_of
+
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
@@ -57,6 +59,8 @@ def _received(entry: Entry) -> Received:
 
 class TestRedisPublisher(PublisherAcceptance):
     """The publisher contract on Redis Streams."""
+
+    capabilities = capabilities_of("redis://", "publisher")
 
     open_options: ClassVar[dict[str, Any]] = {"timeout": 3}
 

@@ -30,6 +30,8 @@ __all__ = [
     "CAPABILITIES",
     "Capability",
     "CapabilitySpec",
+    "Holder",
+    "Kind",
     "NotSupportedError",
     "offered",
     "parse_capabilities",
@@ -41,7 +43,9 @@ __all__ = [
 P = TypeVar("P")
 
 Kind = Literal["store", "publisher"]
+"""The two kinds of backend."""
 Holder = Literal["store", "outbox", "publisher"]
+"""The object a capability's protocol is found on."""
 
 
 class Capability(enum.StrEnum):
@@ -123,7 +127,7 @@ def parse_capabilities(names: Iterable[str], kind: Kind | None = None) -> frozen
             ) from None
         if kind is not None and CAPABILITIES[capability].kind != kind:
             raise ValueError(
-                f"capability {name!r} is for {CAPABILITIES[capability].kind} backends, not "
+                f"capability '{capability}' is for {CAPABILITIES[capability].kind} backends, not "
                 f"{kind} backends; {kind} capabilities: {_known(kind)}"
             )
         found.add(capability)
@@ -175,7 +179,7 @@ def require(obj: object, capability: Capability | str, doing: str, protocol: typ
     expected = _check_protocol(capability, protocol)
     if not isinstance(obj, expected):
         raise NotSupportedError(
-            f"{doing}: {type(obj).__qualname__} does not offer the {str(capability)!r} "
+            f"{doing}: {type(obj).__name__} does not offer the {str(capability)!r} "
             f"capability (it does not implement {expected.__name__})"
         )
     return cast(P, obj)
@@ -191,7 +195,8 @@ def unimplemented(
     checked. Each entry is the capability and the name of the missing protocol.
     """
     missing = []
-    for capability in sorted(parse_capabilities(declared)):
+    declared_set = parse_capabilities(declared)
+    for capability in (c for c in Capability if c in declared_set):
         spec = CAPABILITIES[capability]
         if spec.protocol is None or spec.holder not in objects:
             continue

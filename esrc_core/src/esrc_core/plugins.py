@@ -28,11 +28,11 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import pluggy
 
-from esrc_core.capabilities import Capability, parse_capabilities
+from esrc_core.capabilities import Capability, Kind, parse_capabilities
 from esrc_core.errors import AmbiguousBackendError, UnknownBackendError
 from esrc_core.relay import Publisher
 from esrc_core.store import EventStore
@@ -57,8 +57,6 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 """Marks a plugin's implementation of an ``esrc`` hook."""
 
 log = logging.getLogger("esrc.plugins")
-
-Kind = Literal["store", "publisher"]
 
 
 @dataclass(frozen=True)
