@@ -20,9 +20,9 @@ from esrc_core.errors import BackendUnavailableError
 from esrc_core.urls import mask_url, url_scheme
 from sqlalchemy.engine import URL, Engine
 
+from esrc_sqlalchemy._install import INSTALL_HINT
 from esrc_sqlalchemy.dialects import SqlDialect, dialect_class, dialect_of_engine, supported
 from esrc_sqlalchemy.errors import StoreConfigError
-from esrc_sqlalchemy.plugin import INSTALL_HINT
 
 __all__ = [
     "check_engine",
@@ -62,21 +62,21 @@ def normalize_url(url: str) -> URL:
     scheme = url_scheme(url)
     if scheme is None:
         raise StoreConfigError(f"malformed store URL {shown!r}: expected scheme://...")
-    family, _, driver = scheme.partition("+")
+    database, _, driver = scheme.partition("+")
     try:
-        dialect = dialect_class(family)
+        dialect = dialect_class(database)
     except StoreConfigError:
         raise StoreConfigError(
-            f"store URL {shown!r}: the SQL backend handles {supported()}, not {family}://"
+            f"store URL {shown!r}: the SQL backend handles {supported()}, not {database}://"
         ) from None
     driver = driver or dialect.default_driver
     if driver not in dialect.drivers:
         raise StoreConfigError(
-            f"store URL {shown!r}: driver {driver!r} is not supported for {family}; "
-            f"use {family}+{dialect.default_driver}:// (or plain {family}://)"
+            f"store URL {shown!r}: driver {driver!r} is not supported for {database}; "
+            f"use {database}+{dialect.default_driver}:// (or plain {database}://)"
         )
     try:
-        parsed = sa.make_url(f"{family}+{driver}" + url[len(scheme) :])
+        parsed = sa.make_url(f"{database}+{driver}" + url[len(scheme) :])
     except (sqlalchemy.exc.ArgumentError, ValueError, TypeError) as err:
         # The parser's message may quote the raw URL; say what is wrong without it.
         problem = type(err).__name__
