@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from esrc_sqlalchemy.dialects.postgresql import channel_notifier
 from esrc_sqlalchemy.notify import Notifier
-from esrc_sqlalchemy.testing import PrefixPool
+from esrc_sqlalchemy.testing import PrefixPool, database_hooks
 
 from esrc_core import RawEvent, RawSnapshot
 from esrc_sqlalchemy import SqlEventStore
@@ -151,13 +151,7 @@ def test_a_notification_that_fails_is_sent_again(
         notifier.poke()
         assert list(listener.notifies(timeout=WAIT, stop_after=1))
         with sa.create_engine(postgresql_url).connect() as admin:
-            killed = admin.execute(
-                sa.text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = :tag"
-                ),
-                {"tag": tag},
-            ).scalar_one()
+            killed = database_hooks(admin.engine).kill_sessions_of(admin, tag)
         assert killed == 1
         with caplog.at_level(logging.WARNING, logger="esrc.sqlalchemy"):
             notifier.poke()

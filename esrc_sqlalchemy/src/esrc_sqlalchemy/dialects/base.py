@@ -141,6 +141,11 @@ class TestingHooks:
         ``LIKE`` ``pattern`` and waiting for a lock."""
         raise NotImplementedError("this database has no server sessions")
 
+    def kill_sessions_of(self, conn: Connection, application_name: str) -> int:
+        """End every server session that connected with ``application_name``; return
+        how many."""
+        raise NotImplementedError("this database does not name sessions")
+
 
 class SessionLockHolder(abc.ABC):
     """A :class:`RelayLockHolder` for a server database: a session-level lock taken on

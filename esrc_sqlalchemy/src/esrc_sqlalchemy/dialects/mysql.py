@@ -361,6 +361,7 @@ class MySqlDialect(CoreDialect):
             ]
         )
         self._outbox = self.outbox_ordered_by(ev.c.seq)
+        self._snapshot_source = snapshot_source(tables)
         self._keys = sa.select(ev.c.seq, ev.c.position).where(
             ev.c.position.in_(sa.bindparam("positions", expanding=True)),
             ev.c.seq > 0,
@@ -369,7 +370,7 @@ class MySqlDialect(CoreDialect):
     def _snapshot_statement(self, data: sa.ColumnElement[Any]) -> sa.Executable:
         sins = mysql.insert(self.tables.snapshots).from_select(
             ["aggregate_type", "aggregate_id", "version", "data"],
-            snapshot_source(self.tables).add_columns(data),
+            self._snapshot_source.add_columns(data),
         )
         return sins.on_duplicate_key_update(
             data=sins.inserted.data, created_at=sa.func.current_timestamp()

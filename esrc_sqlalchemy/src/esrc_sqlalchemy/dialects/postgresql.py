@@ -190,6 +190,16 @@ class PostgresTesting(TestingHooks):
         ).scalars()
         return [int(pid) for pid in found]
 
+    def kill_sessions_of(self, conn: Connection, application_name: str) -> int:
+        ended = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name"
+            ),
+            {"name": application_name},
+        ).scalar_one()
+        return int(ended)
+
 
 def _tx_columns(prefix: str) -> list[Any]:
     return [
