@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from esrc_sqlalchemy.dialects import dialect_of_url
+from esrc_sqlalchemy.engines import normalize_url
+
 from bench.raw import RawDatabase, open_raw_database
 from bench.settings import Settings
 from esrc_core import EventStore, mask_url, open_event_store
@@ -76,6 +79,14 @@ class Backend:
     def masked_url(self) -> str:
         """The URL with any password hidden."""
         return mask_url(self.url)
+
+    @property
+    def supports_notify(self) -> bool:
+        """Whether the backend's store takes ``notify=True`` (appends wake outboxes that
+        listen), as the SQL store's dialect for the URL says."""
+        if self.raw is None:
+            return False
+        return dialect_of_url(normalize_url(self.url)).supports_notify
 
     def open_store(self, **options: Any) -> EventStore:
         """Open a new store on the backend (the SQL store with the bench table prefix),

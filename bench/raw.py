@@ -243,11 +243,15 @@ class RawDatabase:
         prefix: str,
         driver: dict[str, str],
         secret: str | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.kind = kind
         self.url = url
         self.prefix = prefix
         self.driver = driver
+        self.settings = dict(settings or {})
+        """Settings of the raw side the report records beside the store's (SQLite: the
+        pragmas every connection runs)."""
         self._dialect = dialect
         self._connect = connect
         self._secret = secret
@@ -346,7 +350,7 @@ def _parse(url: str) -> _Url:
     )
 
 
-def _postgresql(url: str, prefix: str, timeout: float) -> RawDatabase:
+def _postgresql(url: str, prefix: str, timeout: float, _pragmas: Sequence[str]) -> RawDatabase:
     import psycopg
 
     parsed = _parse(url)
@@ -381,7 +385,7 @@ def _postgresql(url: str, prefix: str, timeout: float) -> RawDatabase:
     )
 
 
-def _mysql(url: str, prefix: str, timeout: float) -> RawDatabase:
+def _mysql(url: str, prefix: str, timeout: float, _pragmas: Sequence[str]) -> RawDatabase:
     import pymysql  # type: ignore[import-untyped,unused-ignore]
 
     parsed = _parse(url)
@@ -433,7 +437,17 @@ def _sqlite(url: str, prefix: str, timeout: float, pragmas: Sequence[str]) -> Ra
             "version": sqlite3.sqlite_version,
             "pragmas": "; ".join(pragmas),
         },
+        settings={"raw_sqlite_pragmas": "; ".join(pragmas)},
     )
+
+
+_OPENERS: dict[str, Callable[[str, str, float, Sequence[str]], RawDatabase]] = {
+    "postgresql": _postgresql,
+    "mysql": _mysql,
+    "sqlite": _sqlite,
+}
+"""How to open each database's raw side, by backend name: ``(url, prefix, timeout,
+sqlite_pragmas)``."""
 
 
 def open_raw_database(
@@ -451,10 +465,7 @@ def open_raw_database(
     for an unknown kind. ``sqlite_pragmas`` run on every new SQLite connection.
     Nothing is connected yet.
     """
-    if kind == "postgresql":
-        return _postgresql(url, prefix, timeout)
-    if kind == "mysql":
-        return _mysql(url, prefix, timeout)
-    if kind == "sqlite":
-        return _sqlite(url, prefix, timeout, sqlite_pragmas)
-    raise ValueError(f"no raw driver for {kind!r}; expected postgresql, mysql or sqlite")
+    opener = _OPENERS.get(kind)
+    if opener is None:
+        raise ValueError(f"no raw driver for {kind!r}; expected {', '.join(_OPENERS)}")
+    return opener(url, prefix, timeout, tuple(sqlite_pragmas))

@@ -480,15 +480,10 @@ class _Tables:
         return SqlEventStore(self.url, table_prefix=prefix, notify=notify)
 
     def drop(self) -> None:
-        from esrc_sqlalchemy.engines import create_store_engine, normalize_url
-        from esrc_sqlalchemy.schema import build_tables
+        from esrc_sqlalchemy.testing import drop_store_tables
 
-        engine = create_store_engine(normalize_url(self.url), connect_timeout=10)
-        try:
-            for prefix in self.prefixes:
-                build_tables(prefix, None, "postgresql").metadata.drop_all(engine)
-        finally:
-            engine.dispose()
+        for prefix in self.prefixes:
+            drop_store_tables(self.url, prefix)
 
 
 def _fill(store: Any, count: int) -> None:

@@ -167,8 +167,7 @@ def _probe(backend: Backend, result: BackendResult) -> str | None:
     }
     if backend.raw is not None:
         result.settings["raw_tables"] = f"{backend.raw.prefix}events, {backend.raw.prefix}snapshots"
-        if backend.name == "sqlite":
-            result.settings["raw_sqlite_pragmas"] = backend.raw.driver.get("pragmas", "")
+        result.settings.update(backend.raw.settings)
     return None
 
 

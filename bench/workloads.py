@@ -294,14 +294,15 @@ def _new_ids(count: int) -> list[uuid.UUID]:
 
 def append_figures(ctx: Context) -> list[Figure]:
     """Figures 1 and 2: 1-event appends to new aggregates on 1 and on ``--threads``
-    threads, and 10-event appends to existing aggregates. On PostgreSQL also the
-    ``--threads`` figure with ``notify=True``: LISTEN/NOTIFY must not serialize appends."""
+    threads, and 10-event appends to existing aggregates. Where the store supports
+    ``notify=True`` (PostgreSQL) also the ``--threads`` figure with it: LISTEN/NOTIFY
+    must not serialize appends."""
     threads = ctx.settings.threads
     one, many = _append_new_figure(ctx, 1), _append_new_figure(ctx, threads)
     batch = _append_batch_figure(ctx)
     notifying = _append_new_figure(ctx, threads, notify=True)
     figures = [one, many, batch]
-    if ctx.backend.name == "postgresql":
+    if ctx.backend.supports_notify:
         figures.insert(2, notifying)
 
     def body() -> None:

@@ -14,9 +14,8 @@ import pytest
 import sqlalchemy as sa
 from esrc_core.relay import RelayEvent
 from esrc_faststream.loop import LoopThread
-from esrc_sqlalchemy.engines import create_store_engine, normalize_url
-from esrc_sqlalchemy.schema import build_tables
 from esrc_sqlalchemy.store import SqlEventStore
+from esrc_sqlalchemy.testing import drop_store_tables
 
 from .harness import BrokerReader, TcpProxy, rabbitmq_close_connections
 
@@ -86,11 +85,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Ite
         )
     finally:
         store.close()
-        engine = create_store_engine(normalize_url(url), connect_timeout=10)
-        try:
-            build_tables(prefix, None, "postgresql").metadata.drop_all(engine)
-        finally:
-            engine.dispose()
+        drop_store_tables(url, prefix)
 
 
 @dataclass

@@ -11,7 +11,13 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from esrc_sqlalchemy.engines import create_store_engine, normalize_url
-from esrc_sqlalchemy.testing import PrefixPool
+from esrc_sqlalchemy.testing import (
+    PrefixPool,
+    begin_write,
+    database_hooks,
+    dialect_of,
+    stream_key,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from esrc_core import RawEvent, StoreUnavailableError
@@ -21,49 +27,34 @@ DEADLINE_SECONDS = 60.0
 
 
 class _Server:
-    """An administrative connection to the server that can find and kill sessions."""
+    """An administrative connection to the server that can find and kill sessions
+    (through the database's testing hooks)."""
 
-    def __init__(self, database: str, engine: Engine, holder: Engine) -> None:
-        self.database = database
+    def __init__(self, engine: Engine, holder: Engine) -> None:
         self.engine = engine
         """Autocommit connections for finding and killing sessions."""
         self.holder = holder
         """Connections with ordinary transactions, for holding locks."""
+        self.hooks = database_hooks(engine)
 
     def session_id(self, conn: Connection) -> int:
-        query = (
-            "SELECT pg_backend_pid()" if self.database == "postgresql" else "SELECT CONNECTION_ID()"
-        )
-        return int(conn.execute(sa.text(query)).scalar_one())
+        return self.hooks.session_id(conn)
 
     def blocked_session(self, table: str) -> int:
         """The id of the session waiting on a lock in a statement naming ``table``."""
-        if self.database == "postgresql":
-            query = (
-                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE :pattern AND pid <> pg_backend_pid()"
-            )
-        else:
-            query = (
-                "SELECT id FROM information_schema.processlist WHERE info LIKE :pattern "
-                "AND id <> CONNECTION_ID()"
-            )
         deadline = time.monotonic() + DEADLINE_SECONDS
         with self.engine.connect() as conn:
             while True:
-                found = conn.execute(sa.text(query), {"pattern": f"%{table}%"}).scalars().all()
+                found = self.hooks.sessions_waiting(conn, f"%{table}%")
                 if found:
-                    return int(found[0])
+                    return found[0]
                 assert time.monotonic() < deadline, f"no session blocked on {table}"
                 time.sleep(0.02)
 
     def kill(self, session: int) -> None:
         """Terminate session ``session`` on the server."""
         with self.engine.connect() as conn:
-            if self.database == "postgresql":
-                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": session})
-            else:
-                conn.execute(sa.text(f"KILL {int(session)}"))
+            self.hooks.kill_session(conn, session)
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])
@@ -76,7 +67,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[tuple[PrefixPool, _Server
     holder = sa.create_engine(url)
     yield (
         pool,
-        _Server(request.param, engine.execution_options(isolation_level="AUTOCOMMIT"), holder),
+        _Server(engine.execution_options(isolation_level="AUTOCOMMIT"), holder),
     )
     engine.dispose()
     holder.dispose()
@@ -139,12 +130,12 @@ def test_open_append_transaction_killed_leaves_none_of_it_postgres_mariadb(
     pool, admin = server
     store = pool.open()
     store.add_aggregate("Order", "o-1", [RawEvent("Created", b"")])
-    key = store._key("Order", "o-1", "test")
+    key = stream_key("Order", "o-1", "test")
     rows: list[tuple[str, bytes, str | None]] = [(f"E{n}", b"x", None) for n in range(3)]
     conn = store.engine.connect()
     try:
-        store._dialect.begin_write(conn, single=False)
-        assert store._dialect.extend_stream(conn, key, 1, rows)
+        begin_write(store, conn)
+        assert dialect_of(store).extend_stream(conn, key, 1, rows)
         admin.kill(admin.session_id(conn))
         with pytest.raises(sa.exc.DBAPIError):
             conn.commit()

@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from esrc_sqlalchemy.testing import PrefixPool
+from esrc_sqlalchemy.dialects.mysql import MySqlDialect
+from esrc_sqlalchemy.testing import PrefixPool, dialect_of
 
 from esrc_core import (
     BackendUnavailableError,
@@ -119,7 +120,9 @@ def test_mariadb_payload_over_max_allowed_packet_is_refused_clearly(
     )
     try:
         store.add_aggregate("Order", "o-1", [RawEvent("Created", b"1")])
-        too_big = bytes(store._dialect.max_packet + 1)  # type: ignore[attr-defined]
+        dialect = dialect_of(store)
+        assert isinstance(dialect, MySqlDialect)
+        too_big = bytes(dialect.max_packet + 1)
         with pytest.raises(InvalidEventError, match="max_allowed_packet"):
             store.append_events("Order", "o-1", 1, [RawEvent("Huge", too_big)])
         _nothing_written(store)

@@ -11,8 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from esrc_sqlalchemy.testing import PrefixPool
+from esrc_sqlalchemy.testing import PrefixPool, database_hooks, relay_lock_session
 
 from esrc_sqlalchemy import SqlEventStore
 
@@ -85,15 +84,9 @@ def test_lock_whose_session_dies_reads_as_not_held_postgres_mariadb(
     lock = store.relay_lock("orders")
     try:
         assert lock.acquire() is True
-        if database == "postgresql":
-            whoami, kill = "SELECT pg_backend_pid()", "SELECT pg_terminate_backend({})"
-        else:
-            whoami, kill = "SELECT CONNECTION_ID()", "KILL {}"
-        with lock._conn.cursor() as cursor:
-            cursor.execute(whoami)
-            session = int(cursor.fetchone()[0])
+        session = relay_lock_session(lock)
         with store.engine.connect() as admin:
-            admin.execute(sa.text(kill.format(session)))
+            database_hooks(store.engine).kill_session(admin, session)
             admin.commit()
         assert lock.held() is False
         assert lock.acquire(timeout=30) is True

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import sqlalchemy as sa
+from esrc_sqlalchemy.dialects.postgresql import channel_notifier
 from esrc_sqlalchemy.notify import Notifier
-from esrc_sqlalchemy.testing import PrefixPool
+from esrc_sqlalchemy.testing import PrefixPool, database_hooks
 
 from esrc_core import RawEvent, RawSnapshot
 from esrc_sqlalchemy import SqlEventStore
@@ -60,7 +61,7 @@ def _notifications(conn: psycopg.Connection[object], timeout: float) -> int:
 @pytest.fixture
 def notifier(engine: sa.Engine, channel: str) -> Iterator[Notifier]:
     """A notifier on ``channel``, closed afterwards."""
-    made = Notifier(engine, channel)
+    made = channel_notifier(engine, channel)
     yield made
     made.close()
 
@@ -101,7 +102,7 @@ def test_a_failing_notification_is_logged_and_never_reaches_the_caller(
     engine = sa.create_engine(
         "postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
     )
-    notifier = Notifier(engine, "esrc_nowhere")
+    notifier = channel_notifier(engine, "esrc_nowhere")
     got_warning = threading.Event()
 
     class _Seen(logging.Handler):
@@ -125,7 +126,7 @@ def test_close_sends_the_notification_still_due(
 ) -> None:
     """An append right before close is not left without its notification."""
     for attempt in range(10):
-        notifier = Notifier(engine, channel)
+        notifier = channel_notifier(engine, channel)
         notifier.poke()
         notifier.close(timeout=WAIT)
         got = list(listener.notifies(timeout=WAIT, stop_after=1))
@@ -145,18 +146,12 @@ def test_a_notification_that_fails_is_sent_again(
     engine = sa.create_engine(
         postgresql_url, isolation_level="AUTOCOMMIT", connect_args={"application_name": tag}
     )
-    notifier = Notifier(engine, channel)
+    notifier = channel_notifier(engine, channel)
     try:
         notifier.poke()
         assert list(listener.notifies(timeout=WAIT, stop_after=1))
         with sa.create_engine(postgresql_url).connect() as admin:
-            killed = admin.execute(
-                sa.text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = :tag"
-                ),
-                {"tag": tag},
-            ).scalar_one()
+            killed = database_hooks(admin.engine).kill_sessions_of(admin, tag)
         assert killed == 1
         with caplog.at_level(logging.WARNING, logger="esrc.sqlalchemy"):
             notifier.poke()
@@ -171,10 +166,10 @@ def test_a_notification_that_fails_is_sent_again(
 def test_a_notifier_dropped_without_close_sends_what_is_due_and_stops_its_thread(
     engine: sa.Engine, channel: str, listener: psycopg.Connection[object]
 ) -> None:
-    notifier = Notifier(engine, channel)
+    notifier = channel_notifier(engine, channel)
     notifier.poke()
     notifier.poke()
-    thread = notifier._thread
+    thread = notifier.thread
     assert thread is not None
     del notifier
     gc.collect()

@@ -10,8 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from esrc_sqlalchemy.testing import PrefixPool
-from sqlalchemy.engine import Connection
+from esrc_sqlalchemy.testing import PrefixPool, begin_write, dialect_of, stream_key
 
 from esrc_core import OptimisticConcurrencyError, RawEvent, RelayEvent
 from esrc_sqlalchemy import SqlEventStore, SqlOutbox
@@ -28,13 +27,8 @@ def _rows(*names: str) -> list[tuple[str, bytes, str | None]]:
     return [(name, name.encode(), None) for name in names]
 
 
-def _key(store: SqlEventStore, aggregate_id: str) -> tuple[str, str]:
-    return store._key("Order", aggregate_id, "test")
-
-
-def _begin(store: SqlEventStore, conn: Connection) -> None:
-    """Open a write transaction on ``conn`` as the store's appends do."""
-    store._dialect.begin_write(conn, single=False)
+def _key(aggregate_id: str) -> tuple[str, str]:
+    return stream_key("Order", aggregate_id, "test")
 
 
 def _drain(outbox: SqlOutbox, count: int) -> list[RelayEvent]:
@@ -71,7 +65,7 @@ def test_postgres_transaction_committing_late_is_relayed_first(postgresql_pool: 
     store = postgresql_pool.open()
     outbox = _opened(store)
     with store.engine.connect() as a:
-        assert store._dialect.extend_stream(a, _key(store, "a"), 1, _rows("A"))
+        assert dialect_of(store).extend_stream(a, _key("a"), 1, _rows("A"))
         store.append_events("Order", "b", 1, [RawEvent("B", b"B")])
         store.append_events("Order", "c", 1, [RawEvent("C", b"C")])
         while_open = outbox.unpublished_events(100)
@@ -89,14 +83,14 @@ def test_mariadb_append_that_commits_late_is_relayed_after_earlier_commits(
     commit and are relayed and marked; then A inserts and commits: A is still relayed."""
     store = mysql_pool.open()
     outbox = _opened(store)
-    dialect = store._dialect
+    dialect = dialect_of(store)
     with store.engine.connect() as a:
-        _begin(store, a)
-        assert dialect.claim_stream(a, _key(store, "a"), 1, 1)
+        begin_write(store, a)
+        assert dialect.claim_stream(a, _key("a"), 1, 1)
         store.append_events("Order", "b", 1, [RawEvent("B", b"B")])
         store.append_events("Order", "c", 1, [RawEvent("C", b"C")])
         first = _drain(outbox, 2)
-        dialect.insert_events(a, _key(store, "a"), 1, _rows("A"))
+        dialect.insert_events(a, _key("a"), 1, _rows("A"))
         a.commit()
     assert sorted(_names(first)) == ["B", "C"]
     assert _names(_drain(store.outbox("relay"), 1)) == ["A"]
@@ -123,8 +117,8 @@ def test_sqlite_commit_step_holder_goes_first_and_others_wait(tmp_path: object) 
             return run
 
         with store.engine.connect() as a:
-            _begin(store, a)
-            assert store._dialect.extend_stream(a, _key(store, "a"), 1, _rows("A"))
+            begin_write(store, a)
+            assert dialect_of(store).extend_stream(a, _key("a"), 1, _rows("A"))
             for aggregate_id, name in (("b", "B"), ("c", "C")):
                 writers.append(threading.Thread(target=append(aggregate_id, name)))
                 writers[-1].start()
@@ -167,12 +161,12 @@ def test_mariadb_append_is_not_blocked_by_an_open_append_to_another_aggregate(
     sequencer lock all finish without waiting. After A commits every event is relayed."""
     store = mysql_pool.open()
     outbox = _opened(store)
-    dialect = store._dialect
+    dialect = dialect_of(store)
     assert store.tables.sequencer is not None
     lock = store.tables.sequencer.select().with_for_update()
     with store.engine.connect() as a, store.engine.connect() as sequencer:
-        _begin(store, a)
-        assert dialect.extend_stream(a, _key(store, "a"), 1, _rows("A"))
+        begin_write(store, a)
+        assert dialect.extend_stream(a, _key("a"), 1, _rows("A"))
         _in_thread(
             lambda: store.append_events("Order", "b", 1, [RawEvent("B", b"")]),
             "append to b while an append to a is open",
@@ -181,7 +175,7 @@ def test_mariadb_append_is_not_blocked_by_an_open_append_to_another_aggregate(
             lambda: store.add_aggregate("Order", "d", [RawEvent("D", b"")]),
             "add d while an append to a is open",
         )
-        _begin(store, sequencer)
+        begin_write(store, sequencer)
         sequencer.execute(lock)
         _in_thread(
             lambda: store.append_events("Order", "c", 1, [RawEvent("C", b"")]),
@@ -201,8 +195,8 @@ def test_mariadb_outbox_pass_is_not_blocked_by_an_open_append_and_relays_it_late
     store = mysql_pool.open()
     outbox = _opened(store)
     with store.engine.connect() as a:
-        _begin(store, a)
-        assert store._dialect.extend_stream(a, _key(store, "a"), 1, _rows("A"))
+        begin_write(store, a)
+        assert dialect_of(store).extend_stream(a, _key("a"), 1, _rows("A"))
         store.append_events("Order", "b", 1, [RawEvent("B", b"")])
         while_open: list[RelayEvent] = []
         _in_thread(
@@ -254,13 +248,13 @@ class _Traffic:
 
     def append_slowly(self, rng: random.Random, aggregate_id: str) -> None:
         """Claim the stream, wait, insert, wait, commit; retry on a lost claim."""
-        store, dialect = self.store, self.store._dialect
+        store, dialect = self.store, dialect_of(self.store)
         while True:
             version = len(store.events("Order", aggregate_id))
             rows = _rows(*(f"E{rng.randrange(10**6)}" for _ in range(rng.randint(1, 3))))
-            key = _key(store, aggregate_id)
+            key = _key(aggregate_id)
             with store.engine.connect() as conn:
-                _begin(store, conn)
+                begin_write(store, conn)
                 if not dialect.claim_stream(conn, key, version, len(rows)):
                     conn.rollback()
                     continue

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from esrc_core.errors import BackendConfigError
 from esrc_core.plugins import Capability, plugins
+from esrc_sqlalchemy.dialects import DIALECTS, dialect_class
 from esrc_sqlalchemy.testing import PrefixPool
 
 from esrc_core import RawEvent, open_event_store
@@ -126,3 +128,37 @@ def test_engine_with_another_driver_is_refused() -> None:
     with pytest.raises(StoreConfigError, match=r"mysqldb.*mysql\+pymysql") as caught:
         SqlEventStore(engine)
     assert "s3cret" not in str(caught.value)
+
+
+def test_engine_on_an_unsupported_database_is_refused_naming_the_supported_ones() -> None:
+    """An application engine on a database the store has no dialect for (SQL Server)
+    raises StoreConfigError, a BackendConfigError, naming that database and every
+    supported one; there is no fallback to another dialect."""
+    pymysql = importlib.import_module("pymysql")
+    engine = sa.create_engine("mssql+pymssql://u:s3cret@localhost/db", module=pymysql)
+    with pytest.raises(StoreConfigError) as caught:
+        SqlEventStore(engine)
+    assert isinstance(caught.value, BackendConfigError)
+    message = str(caught.value)
+    assert "'mssql'" in message
+    for dialect in DIALECTS:
+        assert dialect.title in message
+    assert "s3cret" not in message
+
+
+def test_url_of_an_unsupported_database_is_refused_naming_the_supported_ones() -> None:
+    """``oracle://`` raises StoreConfigError naming it and the supported URL schemes."""
+    with pytest.raises(StoreConfigError, match="not oracle://") as caught:
+        SqlEventStore("oracle://u:s3cret@localhost/db")
+    for dialect in DIALECTS:
+        for scheme in dialect.url_schemes:
+            assert f"{scheme}://" in str(caught.value)
+    with pytest.raises(StoreConfigError, match=r"'oracle'.*SQLite"):
+        dialect_class("oracle")
+
+
+def test_the_entry_point_claims_exactly_the_schemes_of_the_dialects() -> None:
+    """The light entry point lists its URL schemes without importing the dialects; they
+    are the registry's, no more and no less."""
+    backend, _ = plugins().resolve("sqlite://", "store")
+    assert set(backend.schemes) == {s for d in DIALECTS for s in d.url_schemes}

@@ -1,19 +1,16 @@
-"""Database URLs and engines: the URLs the SQL backend accepts, the driver behind each,
-and SQLAlchemy engines configured for an event store.
+"""Database URLs and engines: parsing a store URL into one with an explicit, supported
+driver, and creating SQLAlchemy engines configured by the database's dialect
+(:mod:`esrc_sqlalchemy.dialects`), for the store and for an application's own tables
+beside it.
 
-Accepted URLs (SQLAlchemy style):
-
-- ``sqlite:///path/to/events.db`` (a file) and ``sqlite://`` (in memory, private to
-  the store, usable from many threads);
-- ``postgresql://...`` and ``postgresql+psycopg://...`` (psycopg 3);
-- ``mysql://...``, ``mariadb://...`` and their ``+pymysql`` forms (PyMySQL).
+Accepted URLs (SQLAlchemy style): see each dialect's module; today ``sqlite://``,
+``postgresql://`` (psycopg 3) and ``mysql://`` / ``mariadb://`` (PyMySQL), with or
+without ``+driver``.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,59 +19,32 @@ import sqlalchemy.exc
 from esrc_core.errors import BackendUnavailableError
 from esrc_core.urls import mask_url, url_scheme
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.pool import StaticPool
 
+from esrc_sqlalchemy._install import INSTALL_HINT
+from esrc_sqlalchemy.dialects import SqlDialect, dialect_class, dialect_of_engine, supported
 from esrc_sqlalchemy.errors import StoreConfigError
-from esrc_sqlalchemy.plugin import INSTALL_HINT
 
 __all__ = [
     "check_engine",
+    "create_application_engine",
     "create_store_engine",
-    "family_of",
-    "is_memory_sqlite",
+    "insert_ignoring_duplicates",
     "normalize_url",
 ]
 
-# family -> (default driver, {accepted drivers}, extra to install)
-_FAMILIES: dict[str, tuple[str, frozenset[str], str | None]] = {
-    "sqlite": ("pysqlite", frozenset({"pysqlite"}), None),
-    "postgresql": ("psycopg", frozenset({"psycopg"}), "postgresql"),
-    "mysql": ("pymysql", frozenset({"pymysql"}), "mysql"),
-    "mariadb": ("pymysql", frozenset({"pymysql"}), "mysql"),
-}
-_MODULES = {"pysqlite": "sqlite3", "psycopg": "psycopg", "pymysql": "pymysql"}
-_WAL_SWITCH_SECONDS = 10.0
-_SERVER_STATUS_IN_TRANS = 1  # MySQL protocol server status flag
-_SERVER_POOL = {"pool_size": 10, "max_overflow": 20}
-"""Connections kept open per server store: SQLAlchemy's default (5, and closing every
-connection beyond it when returned) makes busy threads reconnect all the time."""
 
-
-def family_of(dialect_name: str) -> str:
-    """``"postgresql"``, ``"mysql"`` (also for MariaDB) or ``"sqlite"`` for a SQLAlchemy
-    dialect name; raises :class:`StoreConfigError` for any other database."""
-    if dialect_name in ("mysql", "mariadb"):
-        return "mysql"
-    if dialect_name in ("postgresql", "sqlite"):
-        return dialect_name
-    raise StoreConfigError(
-        f"the SQL event store supports SQLite, PostgreSQL and MariaDB/MySQL, not {dialect_name!r}"
-    )
-
-
-def check_engine(engine: Engine) -> str:
-    """The family of an application's ``engine`` (see :func:`family_of`); raises
-    :class:`StoreConfigError` when its driver is not the one the store supports for
-    that database (psycopg 3, PyMySQL, the standard library's sqlite3)."""
-    family = family_of(engine.dialect.name)
-    default, accepted, _ = _FAMILIES[family]
+def check_engine(engine: Engine) -> type[SqlDialect]:
+    """The dialect of an application's ``engine``; raises :class:`StoreConfigError` for
+    a database the store does not support, or when its driver is not the one the store
+    supports for that database (psycopg 3, PyMySQL, the standard library's sqlite3)."""
+    dialect = dialect_of_engine(engine)
     driver = engine.dialect.driver
-    if driver not in accepted:
+    if driver not in dialect.drivers:
         raise StoreConfigError(
             f"the engine for {engine.url.render_as_string(hide_password=True)!r} uses "
-            f"driver {driver!r}; the SQL event store needs {family}+{default}"
+            f"driver {driver!r}; the SQL event store needs {dialect.name}+{dialect.default_driver}"
         )
-    return family
+    return dialect
 
 
 def normalize_url(url: str) -> URL:
@@ -92,107 +62,43 @@ def normalize_url(url: str) -> URL:
     scheme = url_scheme(url)
     if scheme is None:
         raise StoreConfigError(f"malformed store URL {shown!r}: expected scheme://...")
-    family, _, driver = scheme.partition("+")
-    if family not in _FAMILIES:
+    database, _, driver = scheme.partition("+")
+    try:
+        dialect = dialect_class(database)
+    except StoreConfigError:
         raise StoreConfigError(
-            f"store URL {shown!r}: the SQL backend handles sqlite://, postgresql:// and "
-            f"mysql:// / mariadb:// URLs, not {family}://"
-        )
-    default, accepted, extra = _FAMILIES[family]
-    driver = driver or default
-    if driver not in accepted:
+            f"store URL {shown!r}: the SQL backend handles {supported()}, not {database}://"
+        ) from None
+    driver = driver or dialect.default_driver
+    if driver not in dialect.drivers:
         raise StoreConfigError(
-            f"store URL {shown!r}: driver {driver!r} is not supported for {family}; "
-            f"use {family}+{default}:// (or plain {family}://)"
+            f"store URL {shown!r}: driver {driver!r} is not supported for {database}; "
+            f"use {database}+{dialect.default_driver}:// (or plain {database}://)"
         )
     try:
-        parsed = sa.make_url(f"{family}+{driver}" + url[len(scheme) :])
+        parsed = sa.make_url(f"{database}+{driver}" + url[len(scheme) :])
     except (sqlalchemy.exc.ArgumentError, ValueError, TypeError) as err:
         # The parser's message may quote the raw URL; say what is wrong without it.
         problem = type(err).__name__
         if isinstance(err, ValueError) and "int()" in str(err):
             problem = "the port is not a number"
         raise StoreConfigError(f"malformed store URL {shown!r}: {problem}") from None
-    if family == "mysql" and not parsed.database:
-        raise StoreConfigError(f"store URL {shown!r} names no database: use {family}://host/db")
-    module = _MODULES[driver]
-    if importlib.util.find_spec(module) is None:
+    wrong = dialect.check_url(parsed, shown)
+    if wrong is not None:
+        raise StoreConfigError(wrong)
+    if importlib.util.find_spec(dialect.driver_module) is None:
+        extra = dialect.extra
         install = f'pip install "esrc-sqlalchemy[{extra}]"' if extra else INSTALL_HINT
         raise BackendUnavailableError(
-            f"cannot open {shown!r}: its driver {module!r} is not installed; {install}"
+            f"cannot open {shown!r}: its driver {dialect.driver_module!r} is not installed; "
+            f"{install}"
         )
     return parsed
 
 
-def is_memory_sqlite(url: URL) -> bool:
-    """Whether ``url`` is an in-memory SQLite database (``sqlite://``)."""
-    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-
-
-def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    """Put the database file in WAL mode (it stays so). Switching needs the file to
-    itself and SQLite does not wait for that (no busy timeout), so connections that
-    open a new file at the same moment retry for a while instead of failing."""
-    import sqlite3
-
-    cursor = dbapi_connection.cursor()
-    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
+def _create(url: URL, options: dict[str, Any]) -> Engine:
     try:
-        while True:
-            try:
-                if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                    cursor.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.005)
-    finally:
-        cursor.close()
-
-
-def create_store_engine(
-    url: URL, *, connect_timeout: float, engine_options: Mapping[str, Any] | None = None
-) -> Engine:
-    """A new engine for ``url`` (from :func:`normalize_url`) set up for the event store.
-
-    - SQLite file: a connection pool usable from any thread, WAL journal, and
-      ``connect_timeout`` as the time a writer waits for the database lock.
-    - SQLite in memory: one shared connection (the store serializes its use).
-    - PostgreSQL and MariaDB/MySQL: a pool keeping up to 10 connections open (30 at
-      most), so that concurrent threads do not reconnect for every call.
-    - PostgreSQL: ``connect_timeout`` (libpq rounds it up to whole seconds, at least 2).
-    - MariaDB/MySQL: ``connect_timeout``, utf8mb4, autocommit (single statements
-      commit by themselves; appends open a READ COMMITTED transaction explicitly), and
-      no ``COMMIT``/``ROLLBACK`` round trip when the server reports no open transaction,
-      and connections replaced after an hour (before the server's ``wait_timeout``).
-
-    Bound parameters are hidden from SQLAlchemy's error messages. ``engine_options``
-    are passed to :func:`sqlalchemy.create_engine` and override these settings.
-    """
-    family = family_of(url.get_backend_name())
-    options: dict[str, Any] = {"hide_parameters": True}
-    if family == "sqlite":
-        if is_memory_sqlite(url):
-            options["poolclass"] = StaticPool
-            options["connect_args"] = {"check_same_thread": False}
-        else:
-            options["connect_args"] = {"check_same_thread": False, "timeout": connect_timeout}
-    elif family == "postgresql":
-        options.update(_SERVER_POOL)
-        options["connect_args"] = {"connect_timeout": max(2, math.ceil(connect_timeout))}
-    else:
-        options.update(_SERVER_POOL)
-        options["pool_recycle"] = 3600
-        options["connect_args"] = {
-            "connect_timeout": connect_timeout,
-            "charset": "utf8mb4",
-            "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-        }
-        options["isolation_level"] = "AUTOCOMMIT"
-    options.update(engine_options or {})
-    try:
-        engine = sa.create_engine(url, **options)
+        return sa.create_engine(url, **options)
     except ImportError as err:
         raise BackendUnavailableError(
             f"cannot open {url.render_as_string(hide_password=True)!r}: {err}; {INSTALL_HINT}"
@@ -201,31 +107,57 @@ def create_store_engine(
         raise StoreConfigError(
             f"cannot create an engine for {url.render_as_string(hide_password=True)!r}: {err}"
         ) from err
-    if family == "sqlite" and not is_memory_sqlite(url):
-        sa.event.listen(engine, "connect", _sqlite_wal)
-    if family == "mysql":
-        _skip_idle_transaction_ends(engine)
+
+
+def create_store_engine(
+    url: URL, *, connect_timeout: float, engine_options: Mapping[str, Any] | None = None
+) -> Engine:
+    """A new engine for ``url`` (from :func:`normalize_url`) set up for the event store
+    by its dialect's :meth:`~esrc_sqlalchemy.dialects.base.SqlDialect.engine_options`
+    and :meth:`~esrc_sqlalchemy.dialects.base.SqlDialect.configure_engine` (pool size,
+    ``connect_timeout``, on SQLite the WAL journal, on MariaDB/MySQL autocommit).
+
+    Bound parameters are hidden from SQLAlchemy's error messages. ``engine_options``
+    are passed to :func:`sqlalchemy.create_engine` and override these settings.
+    """
+    dialect = dialect_class(url.get_backend_name())
+    options: dict[str, Any] = {"hide_parameters": True}
+    options.update(dialect.engine_options(url, connect_timeout))
+    options.update(engine_options or {})
+    engine = _create(url, options)
+    dialect.configure_engine(engine)
     return engine
 
 
-def _skip_idle_transaction_ends(engine: Engine) -> None:
-    """Make ``engine``'s dialect skip ``COMMIT`` and ``ROLLBACK`` when PyMySQL's last
-    server status says no transaction is open (in autocommit mode, after a single
-    statement), instead of spending a round trip on a no-op."""
-    dialect = engine.dialect
-    commit, rollback = dialect.do_commit, dialect.do_rollback
+def create_application_engine(
+    url: str, *, connect_timeout: float = 10.0, lock_timeout: float = 30.0
+) -> Engine:
+    """A new engine for an application's own tables in a store's database (read
+    models, say): the driver the store supports (URLs as :func:`normalize_url` takes
+    them), ordinary transactions (never autocommit), ``connect_timeout`` seconds to
+    connect, on SQLite the WAL journal and ``lock_timeout`` seconds of waiting for the
+    write lock (``sqlite://`` shares one connection), on MariaDB/MySQL utf8mb4. Bound
+    parameters are hidden from error messages.
 
-    def in_transaction(dbapi_connection: Any) -> bool:
-        status = getattr(dbapi_connection, "server_status", None)
-        return not isinstance(status, int) or bool(status & _SERVER_STATUS_IN_TRANS)
+    Raises as :func:`normalize_url` does. Pair it with
+    :func:`insert_ignoring_duplicates` for idempotent inserts.
+    """
+    parsed = normalize_url(url)
+    dialect = dialect_class(parsed.get_backend_name())
+    options: dict[str, Any] = {"hide_parameters": True}
+    options.update(
+        dialect.application_engine_options(
+            parsed, connect_timeout=connect_timeout, lock_timeout=lock_timeout
+        )
+    )
+    engine = _create(parsed, options)
+    dialect.configure_application_engine(engine)
+    return engine
 
-    def do_commit(dbapi_connection: Any) -> None:
-        if in_transaction(dbapi_connection):
-            commit(dbapi_connection)
 
-    def do_rollback(dbapi_connection: Any) -> None:
-        if in_transaction(dbapi_connection):
-            rollback(dbapi_connection)
-
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+def insert_ignoring_duplicates(engine: Engine, table: sa.Table) -> sa.Insert:
+    """An ``INSERT`` into ``table`` for ``engine``'s database that inserts nothing
+    (row count 0) when the row's key exists: ``ON CONFLICT DO NOTHING`` or
+    ``INSERT IGNORE``. Execute it with ``execution_options={"preserve_rowcount": True}``
+    to read the row count."""
+    return dialect_of_engine(engine).insert_ignoring_duplicates(table)

@@ -3,7 +3,8 @@
 Every database error that leaves this package is an :class:`~esrc_core.errors.EsrcError`
 with the original chained as its cause. Messages are built from the driver's message
 (its first line), never from SQLAlchemy's rendering, which would carry the statement
-and its parameters (event payloads).
+and its parameters (event payloads). Which driver errors are deadlocks or unique
+violations is each database's business (:mod:`esrc_sqlalchemy.dialects`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from esrc_core.errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["StoreConfigError", "driver_message", "is_deadlock", "is_unique_violation", "translate"]
+__all__ = ["StoreConfigError", "driver_message", "translate"]
 
 _MAX_MESSAGE = 300
 
@@ -41,35 +42,6 @@ def driver_message(err: BaseException) -> str:
     if len(first) > _MAX_MESSAGE:
         first = first[: _MAX_MESSAGE - 3] + "..."
     return first
-
-
-def _mysql_errno(err: BaseException) -> int | None:
-    orig = getattr(err, "orig", None)
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int):
-        return args[0]
-    return None
-
-
-def _sqlstate(err: BaseException) -> str | None:
-    orig = getattr(err, "orig", None)
-    state = getattr(orig, "sqlstate", None)
-    return state if isinstance(state, str) else None
-
-
-def is_deadlock(err: BaseException) -> bool:
-    """Whether ``err`` is a deadlock or serialization failure the server resolved by
-    rolling back the whole transaction, so running it again is safe."""
-    return _sqlstate(err) in {"40P01", "40001"} or _mysql_errno(err) == 1213
-
-
-def is_unique_violation(err: BaseException) -> bool:
-    """Whether ``err`` is a duplicate key in a unique index or primary key."""
-    if not isinstance(err, sqlalchemy.exc.IntegrityError):
-        return False
-    if _sqlstate(err) == "23505" or _mysql_errno(err) == 1062:
-        return True
-    return "UNIQUE constraint failed" in str(err.orig)
 
 
 def translate(err: BaseException, doing: str, where: str) -> EsrcError:

@@ -12,33 +12,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from esrc_sqlalchemy.schema import RELAY_NAME_MAX, Tables, Utf8Key, stream_key_parameters
+from esrc_sqlalchemy.dialects import SqlDialect
 
 __all__ = ["StoreViews"]
 
 
 class StoreViews:
-    """Prepared statements for the operator views of one store's tables.
-
-    Times come back timezone-aware in UTC: PostgreSQL keeps ``timestamptz``, SQLite's
-    ``CURRENT_TIMESTAMP`` is UTC text, and MariaDB/MySQL times are read as Unix
-    seconds (``UNIX_TIMESTAMP``), which undoes the session time zone they were
-    written in.
+    """Prepared statements for the operator views of one store's tables, built with
+    the database's ``dialect``: names sort by code point
+    (:meth:`~esrc_sqlalchemy.dialects.base.SqlDialect.code_point_order`) and times
+    come back timezone-aware in UTC, however the database stores them
+    (:meth:`~esrc_sqlalchemy.dialects.base.SqlDialect.stored_time`).
     """
 
-    def __init__(self, tables: Tables, family: str) -> None:
-        self.family = family
+    def __init__(self, dialect: SqlDialect) -> None:
+        tables = dialect.tables
         st, ev, cp = tables.streams, tables.events, tables.checkpoints
-        self._cp = cp
-
-        def ordered(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-            # Sort by code point, as Python sorts str: bytewise elsewhere already.
-            return sa.collate(column, "C") if family == "postgresql" else column
-
-        def when(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-            return sa.func.unix_timestamp(column) if family == "mysql" else column
-
-        key_t, _ = stream_key_parameters()
+        ordered, when = dialect.code_point_order, dialect.stored_time
+        key_t, _ = tables.key_parameters()
         last_at = (
             sa.select(when(ev.c.created_at))
             .where(
@@ -62,15 +53,7 @@ class StoreViews:
             ev.c.metadata,
             when(ev.c.created_at).label("created_at"),
         )
-        if "tx_id" in ev.c:
-            done = sa.tuple_(ev.c.tx_id, ev.c.position) <= sa.tuple_(cp.c.tx_id, cp.c.position)
-            waiting = sa.tuple_(ev.c.tx_id, ev.c.position) > sa.tuple_(cp.c.tx_id, cp.c.position)
-        elif "seq" in ev.c:
-            done = sa.and_(ev.c.seq <= cp.c.position, ev.c.seq > 0)
-            waiting = sa.or_(ev.c.seq > cp.c.position, ev.c.seq == 0)
-        else:
-            done = ev.c.position <= cp.c.position
-            waiting = ev.c.position > cp.c.position
+        done, waiting = dialect.relay_progress()
         count = sa.func.count()
         self._relays = sa.select(
             cp.c.name,
@@ -78,9 +61,9 @@ class StoreViews:
             sa.select(count).select_from(ev).where(waiting).scalar_subquery(),
             sa.select(when(sa.func.min(ev.c.created_at))).where(waiting).scalar_subquery(),
         ).order_by(ordered(cp.c.name))
-        name = sa.bindparam("name", type_=Utf8Key(RELAY_NAME_MAX))
-        source = sa.bindparam("source", type_=Utf8Key(RELAY_NAME_MAX))
-        target = sa.bindparam("target", type_=Utf8Key(RELAY_NAME_MAX))
+        name = tables.relay_name_parameter("name")
+        source = tables.relay_name_parameter("source")
+        target = tables.relay_name_parameter("target")
         self._forget = cp.delete().where(cp.c.name == name)
         self._copy = cp.insert().from_select(
             ["name", "tx_id", "position"],

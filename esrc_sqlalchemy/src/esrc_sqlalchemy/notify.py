@@ -1,9 +1,7 @@
-"""Waking PostgreSQL outboxes after appends: one ``pg_notify`` for any number of them.
-
-An append must not pay for the notification. A ``NOTIFY`` inside the appending
-transaction takes a cluster-wide lock at commit, so appends would commit one at a time.
-A ``pg_notify`` in a transaction of its own after the append costs the writer a second
-round trip. :class:`Notifier` sends it from a thread of its own instead:
+"""Waking outboxes after appends: one notification for any number of them, sent from
+a thread so that appends do not pay for it (the database's dialect says how to send
+one; PostgreSQL sends ``pg_notify``, see :mod:`esrc_sqlalchemy.dialects.postgresql`).
+:class:`Notifier` works so:
 
 - an append only marks a notification as due;
 - the thread takes the mark, then notifies, so every append that committed before the
@@ -20,14 +18,10 @@ listener reconnected) still finds the events when its wait times out and it poll
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import weakref
 from collections.abc import Callable
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 __all__ = ["Notifier"]
 
@@ -40,23 +34,29 @@ _MAX_RETRY_PAUSE = 5.0
 
 
 class Notifier:
-    """Sends ``pg_notify(channel, '')`` on ``engine`` from a daemon thread, once per
-    burst of :meth:`poke` calls.
+    """Calls ``send`` (one notification; it raises when that failed) from a daemon
+    thread, once per burst of :meth:`poke` calls; ``channel`` names it in the thread's
+    name and in log messages.
 
     :meth:`poke` is thread-safe and returns at once; the thread starts on the first
     poke. The thread holds the notifier only weakly: a notifier that is dropped
     without :meth:`close` (with the store that owned it) stops its thread too.
     """
 
-    def __init__(self, engine: Engine, channel: str) -> None:
+    def __init__(self, send: Callable[[], None], channel: str) -> None:
         self._channel = channel
-        self._send = functools.partial(_send_notification, engine, channel)
+        self._send = send
         self._signals = _Signals()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         # Stop the thread (after it sends what is due) when the notifier is collected
         # without close(): the thread holds what it needs to send, not the notifier.
         weakref.finalize(self, self._signals.stop)
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The sending thread, ``None`` before the first :meth:`poke` (for tests)."""
+        return self._thread
 
     def poke(self) -> None:
         """Mark a notification as due (covering every append committed before)."""
@@ -116,15 +116,6 @@ class _Signals:
     def stop(self) -> None:
         self.stopped.set()
         self.wake.set()
-
-
-def _send_notification(engine: Engine, channel: str) -> None:
-    """One ``pg_notify`` on ``channel``, on a connection from ``engine``'s pool."""
-    with engine.connect() as conn:
-        conn.execute(_NOTIFY, {"channel": channel})
-
-
-_NOTIFY = sa.text("SELECT pg_notify(:channel, '')")
 
 
 def _notify_loop(send: Callable[[], None], signals: _Signals, channel: str) -> None:

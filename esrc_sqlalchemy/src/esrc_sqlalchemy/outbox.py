@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
 from collections.abc import Sequence
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
 
-import sqlalchemy.exc
-from esrc_core.errors import EsrcError, StoreUnavailableError
+from esrc_core.errors import EsrcError
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId, decode_id
 from esrc_core.relay import RelayEvent
 from sqlalchemy.engine import Connection
 
-from esrc_sqlalchemy.dialects import PostgresDialect
-from esrc_sqlalchemy.errors import driver_message
-
-if TYPE_CHECKING:
-    from esrc_sqlalchemy.store import SqlEventStore
+from esrc_sqlalchemy._executor import StoreExecutor
+from esrc_sqlalchemy.dialects.base import OutboxListener, OutboxRow
 
 __all__ = ["SqlOutbox"]
 
@@ -33,8 +27,8 @@ class SqlOutbox:
     transactions older than the oldest one still in progress; on SQLite by position,
     which it allocates in commit order; on MariaDB/MySQL by ``seq``, a number the
     outboxes give committed events in sequencing passes. Either way an event whose
-    transaction commits late is still returned, after everything already returned (see
-    :mod:`esrc_sqlalchemy.dialects` for why).
+    transaction commits late is still returned, after everything already returned (each
+    database's module in :mod:`esrc_sqlalchemy.dialects` says why).
 
     The checkpoint is the order key of the last published event, kept in the
     ``checkpoints`` table and only ever moved forward, so a new ``SqlOutbox`` of the
@@ -43,68 +37,71 @@ class SqlOutbox:
     :meth:`unpublished_events` and :meth:`mark_events_as_published` are thread-safe;
     :meth:`wait_for_events` is for one thread at a time. One relay name should have
     one active consumer: two would publish the same events twice (never lose any).
+
+    Made by :meth:`SqlEventStore.outbox <esrc_sqlalchemy.store.SqlEventStore.outbox>`,
+    with the store's executor; ``owner`` names the store in its ``repr``.
     """
 
     def __init__(
         self,
-        store: SqlEventStore,
+        executor: StoreExecutor,
         name: str,
         *,
+        owner: str,
         poll_interval: float = 0.2,
         hold_back_wait: float = 1.0,
     ) -> None:
-        self._store = store
+        self._executor = executor
         self._name = name
+        self._owner = owner
         self.poll_interval = poll_interval
         """How often :meth:`wait_for_events` polls when it cannot listen."""
         self.hold_back_wait = hold_back_wait
         """PostgreSQL: how long :meth:`unpublished_events` may wait for the
         transactions that hold committed events back to end (0: never wait)."""
         self._lock = threading.Lock()
-        self._keys: dict[int, tuple[Any, ...]] = {}
-        """The rows of the last batch handed out, by position: each row starts with
-        the event's order key (tx_id, ord), unique per event, so rows compare as
-        their keys do."""
-        self._listener: Any = None
+        self._keys: dict[int, OutboxRow] = {}
+        """The rows of the last batch handed out, by position (rows compare as their
+        order keys do)."""
+        self._listener: OutboxListener | None = None
 
     def __repr__(self) -> str:
-        return f"SqlOutbox({self._store!r}, {self._name!r})"
+        return f"SqlOutbox({self._owner}, {self._name!r})"
 
     @property
     def name(self) -> str:
         """The relay name whose progress this outbox tracks."""
         return self._name
 
-    def _fetch(self, limit: int) -> Sequence[Any]:
-        """Up to ``limit`` rows after the checkpoint; on PostgreSQL, when fewer are
-        ready and committed events are held back, wait for them
-        (:meth:`_wait_for_xmin_above`) and read again."""
+    def _fetch(self, limit: int) -> Sequence[OutboxRow]:
+        """Up to ``limit`` rows after the checkpoint; when fewer are ready and committed
+        events are held back (PostgreSQL), wait for them (:meth:`_wait_for_hold_back`)
+        and read again."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive int, got {limit!r}")
-        dialect = self._store._dialect
-        doing = f"read outbox {self._name!r} of {self._store.url}"
-        rows, held = self._store._run(
+        executor = self._executor
+        dialect = executor.dialect
+        doing = f"read outbox {self._name!r} of {executor.url}"
+        rows, held = executor.run(
             doing, lambda conn: dialect.outbox_rows(conn, self._name, limit), write=False
         )
-        if (
-            held is not None
-            and len(rows) < limit
-            and isinstance(dialect, PostgresDialect)
-            and self._wait_for_xmin_above(dialect, held, doing)
-        ):
-            rows, _ = self._store._run(
+        if held is not None and len(rows) < limit and self._wait_for_hold_back(held, doing):
+            rows, _ = executor.run(
                 doing, lambda conn: dialect.outbox_rows(conn, self._name, limit), write=False
             )
         return rows
 
-    def _wait_for_xmin_above(self, dialect: PostgresDialect, held: int, doing: str) -> bool:
-        """Wait up to :attr:`hold_back_wait` until every transaction older than ``held``
-        has ended; return whether they did. Waiting only delays events: the outbox
-        never returns one before the transactions that could precede it have ended."""
+    def _wait_for_hold_back(self, held: int, doing: str) -> bool:
+        """Wait up to :attr:`hold_back_wait` until every transaction that holds back
+        events up to ``held`` has ended; return whether they did. Waiting only delays
+        events: the outbox never returns one before the transactions that could precede
+        it have ended."""
+        executor = self._executor
+        dialect = executor.dialect
         deadline = time.monotonic() + self.hold_back_wait
         pause = 0.002
         while time.monotonic() < deadline:
-            if self._store._run(doing, dialect.current_xmin, write=False) > held:
+            if executor.run(doing, lambda conn: dialect.hold_back_ended(conn, held), write=False):
                 return True
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, 0.05)
@@ -127,7 +124,7 @@ class SqlOutbox:
         :attr:`hold_back_wait`) for those transactions to end, then reads again."""
         rows = self._fetch(limit)
         events: list[RelayEvent] = []
-        keys: dict[int, tuple[Any, ...]] = {}
+        keys: dict[int, OutboxRow] = {}
         # Events of one stream (and often of one command) share their id and metadata
         # text: decode each distinct text once per batch.
         ids: dict[str, AggregateId] = {}
@@ -170,10 +167,9 @@ class SqlOutbox:
         positions = [e.position for e in events]
         with self._lock:
             known = list(map(self._keys.get, positions))
-        dialect = self._store._dialect
+        dialect = self._executor.dialect
 
         def work(conn: Connection) -> None:
-            keys = known
             if None in known:
                 found = dialect.outbox_keys(conn, positions)
                 never = sorted(set(positions) - found.keys())
@@ -182,12 +178,14 @@ class SqlOutbox:
                         f"relay {self._name}: positions {never[:10]} were never handed out "
                         "by this store's outbox"
                     )
-                keys = list(found.values())
-            top = max(k for k in keys if k is not None)
-            dialect.mark(conn, self._name, (top[0], top[1]))
+                top = max(found.values())
+            else:
+                last = max(row for row in known if row is not None)
+                top = (last.tx_id, last.ord)
+            dialect.mark(conn, self._name, top)
 
-        self._store._run(
-            f"mark events of outbox {self._name!r} of {self._store.url} as published",
+        self._executor.run(
+            f"mark events of outbox {self._name!r} of {self._executor.url} as published",
             work,
             write=True,
             single=True,
@@ -203,9 +201,9 @@ class SqlOutbox:
         outbox every :attr:`poll_interval` seconds. A ``True`` is a hint: the events
         may still be held back behind a transaction in progress.
         """
-        dialect = self._store._dialect
-        if isinstance(dialect, PostgresDialect) and dialect.notify_enabled:
-            return self._wait_notified(dialect, timeout)
+        listening = self._wait_notified(timeout)
+        if listening is not None:
+            return listening
         deadline = time.monotonic() + timeout
         while True:
             if self._fetch(1):
@@ -215,37 +213,29 @@ class SqlOutbox:
                 return False
             time.sleep(min(self.poll_interval, remaining))
 
-    def _wait_notified(self, dialect: PostgresDialect, timeout: float) -> bool:
-        doing = f"wait for events of outbox {self._name!r} of {self._store.url}"
+    def _wait_notified(self, timeout: float) -> bool | None:
+        """Wait on the listener (opening it first, then checking the outbox once);
+        ``None`` when the store's appends do not notify."""
+        executor = self._executor
+        doing = f"wait for events of outbox {self._name!r} of {executor.url}"
         try:
             if self._listener is None:
-                raw = dialect.base_engine.raw_connection()
-                driver: Any = raw.driver_connection
-                raw.detach()
-                try:
-                    driver.autocommit = True
-                    driver.execute(f'LISTEN "{dialect.channel}"')
-                except BaseException:
-                    raw.close()
-                    raise
-                self._listener = driver
+                listener = executor.dialect.open_listener()
+                if listener is None:
+                    return None
+                self._listener = listener
                 if self._fetch(1):
                     return True
-            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                return True
-            return False
-        except (sqlalchemy.exc.SQLAlchemyError, OSError) as err:
-            self.close()
-            raise StoreUnavailableError(f"{doing}: {driver_message(err)}") from err
+            return self._listener.wait(timeout)
         except Exception as err:
-            if type(err).__module__.startswith("psycopg"):
-                self.close()
-                raise StoreUnavailableError(f"{doing}: {driver_message(err)}") from err
-            raise
+            failure = executor.driver_failure(err, doing)
+            if failure is None:
+                raise
+            self.close()
+            raise failure from err
 
     def close(self) -> None:
         """Close the listening connection, if any. Calling it twice is harmless."""
         listener, self._listener = self._listener, None
         if listener is not None:
-            with contextlib.suppress(Exception):
-                listener.close()
+            listener.close()

@@ -12,13 +12,10 @@ from typing import Any
 from esrc_core.errors import BackendUnavailableError
 from esrc_core.plugins import Backend, Capability, hookimpl
 
+from esrc_sqlalchemy._install import INSTALL_HINT
+
 __all__ = ["INSTALL_HINT", "esrc_store_backends", "open_store"]
 
-INSTALL_HINT = (
-    'pip install "esrc-sqlalchemy[postgresql]" for PostgreSQL (psycopg 3), '
-    '"esrc-sqlalchemy[mysql]" for MariaDB/MySQL (PyMySQL); SQLite needs nothing more'
-)
-"""How to install the drivers of the SQL backend."""
 
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True}
 _BOOLEAN.update({"0": False, "false": False, "no": False, "off": False})
@@ -80,6 +77,8 @@ def esrc_store_backends() -> list[Backend]:
         Backend(
             name="sqlalchemy",
             kind="store",
+            # The URL schemes of esrc_sqlalchemy.dialects.DIALECTS, listed here so that
+            # this module loads without SQLAlchemy; a test checks that they agree.
             schemes=("sqlite", "postgresql", "mysql", "mariadb"),
             factory=open_store,
             capabilities=frozenset(

@@ -22,23 +22,23 @@ Every table name starts with the store's ``table_prefix``. The tables:
 Versions: 1 created the tables; 2 added ``seq`` on MariaDB/MySQL (existing rows get
 ``seq = position``, which was their commit order, so checkpoints stay valid).
 
-Stream keys compare exactly (case, trailing spaces and all): on MariaDB/MySQL they are
-stored as UTF-8 in ``VARBINARY`` columns, because the text collations there ignore
-case or trailing spaces.
+Stream keys compare exactly (case, trailing spaces and all). What differs between the
+databases (column types, table options, the extra columns, the sequencer, the steps of
+a migration that only one database needs) is a :class:`Ddl` that each module of
+:mod:`esrc_sqlalchemy.dialects` defines; this module builds the tables from it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from esrc_core.errors import EsrcError
-from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeEngine
 
 from esrc_sqlalchemy.errors import StoreConfigError
 
@@ -48,8 +48,9 @@ __all__ = [
     "RELAY_NAME_MAX",
     "SCHEMA_VERSION",
     "TYPE_MAX",
+    "Ddl",
+    "MigrationStep",
     "Tables",
-    "Utf8Key",
     "apply_migrations",
     "build_tables",
     "check_identifier",
@@ -82,85 +83,42 @@ def check_identifier(value: object, what: str) -> str:
     return value
 
 
-def _is_mysql(dialect: Dialect) -> bool:
-    return dialect.name in ("mysql", "mariadb")
+MigrationStep = Callable[[Connection, "Tables"], None]
+"""One idempotent migration step run on a connection holding the migration lock."""
 
 
-class Utf8Key(TypeDecorator[str]):
-    """Text that compares exactly, for stream keys and relay names.
-
-    ``VARCHAR(length)`` on PostgreSQL and SQLite; on MariaDB/MySQL a
-    ``VARBINARY(4 * length)`` holding the UTF-8 bytes, converted on the way in and out.
-    """
-
-    impl = sa.String
-    cache_ok = True
-
-    def __init__(self, length: int) -> None:
-        super().__init__(length)
-        self.length = length
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        """``VARBINARY`` on MariaDB/MySQL, ``VARCHAR`` elsewhere."""
-        if _is_mysql(dialect):
-            return dialect.type_descriptor(mysql.VARBINARY(4 * self.length))
-        return dialect.type_descriptor(sa.String(self.length))
-
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
-        """Encode to UTF-8 on MariaDB/MySQL; nothing to do elsewhere."""
-        if not _is_mysql(dialect):
-            return None
-
-        def encode(value: Any) -> Any:
-            return value.encode() if isinstance(value, str) else value
-
-        return encode
-
-    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
-        """Decode UTF-8 on MariaDB/MySQL; nothing to do elsewhere."""
-        if not _is_mysql(dialect):
-            return None
-
-        def decode(value: Any) -> Any:
-            return bytes(value).decode() if isinstance(value, bytes | bytearray) else value
-
-        return decode
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        """Unused: :meth:`bind_processor` does the work."""
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        """Unused: :meth:`result_processor` does the work."""
-        return value
+def _no_columns(prefix: str) -> list[Any]:
+    return []
 
 
-_Position = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_Blob = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
-_LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-_Timestamp = sa.DateTime(timezone=True)
+@dataclass(frozen=True)
+class Ddl:
+    """How one database spells the store's tables; each database's module in
+    :mod:`esrc_sqlalchemy.dialects` defines one, and :func:`build_tables` reads it."""
 
-
-def _seq_index(prefix: str) -> str:
-    return f"{prefix}events_seq"
-
-
-def _now() -> sa.FetchedValue:
-    return sa.DefaultClause(sa.func.current_timestamp())
-
-
-def stream_key_parameters() -> tuple[sa.BindParameter[str], sa.BindParameter[str]]:
-    """The ``key_type`` and ``key_id`` bind parameters that name a stream, typed as
-    the key columns are."""
-    return (
-        sa.bindparam("key_type", type_=Utf8Key(TYPE_MAX)),
-        sa.bindparam("key_id", type_=Utf8Key(ID_MAX)),
-    )
+    key: Callable[[int], TypeEngine[str]]
+    """The type of a stream key or relay name column of a given length in characters:
+    text that compares exactly (case and trailing spaces included) and sorts by code
+    point."""
+    position: TypeEngine[int]
+    """The events' global position (an identity / autoincrement primary key)."""
+    blob: TypeEngine[bytes]
+    """Event and snapshot data, up to the store's ``max_payload_bytes``."""
+    long_text: TypeEngine[str]
+    """Event metadata as JSON text, as long as the data."""
+    table_options: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments of every :class:`sqlalchemy.Table` (storage engine, charset)."""
+    event_columns: Callable[[str], list[Any]] = _no_columns
+    """The database's own columns and indexes of the events table, for a prefix."""
+    sequencer: bool = False
+    """Whether the database has the ``sequencer`` table (a single row, id 1)."""
+    steps: Mapping[int, MigrationStep] = field(default_factory=dict)
+    """The database's work for each schema version above 1 that needs any."""
 
 
 @dataclass(frozen=True)
 class Tables:
-    """The store's tables for one prefix, schema and database family."""
+    """The store's tables for one prefix, schema and database."""
 
     metadata: sa.MetaData
     schema_version: sa.Table
@@ -169,6 +127,27 @@ class Tables:
     snapshots: sa.Table
     checkpoints: sa.Table
     sequencer: sa.Table | None
+    prefix: str
+    """The table prefix."""
+    ddl: Ddl
+    """The database's spelling the tables were built with."""
+
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema holding the tables, or ``None``."""
+        return self.metadata.schema
+
+    def key_parameters(self) -> tuple[sa.BindParameter[str], sa.BindParameter[str]]:
+        """The ``key_type`` and ``key_id`` bind parameters that name a stream, typed as
+        the key columns are."""
+        return (
+            sa.bindparam("key_type", type_=self.ddl.key(TYPE_MAX)),
+            sa.bindparam("key_id", type_=self.ddl.key(ID_MAX)),
+        )
+
+    def relay_name_parameter(self, name: str) -> sa.BindParameter[str]:
+        """A bind parameter ``name`` typed as the checkpoints' relay name column."""
+        return sa.bindparam(name, type_=self.ddl.key(RELAY_NAME_MAX))
 
     def stream_events(self, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
         """``SELECT columns`` of one stream's events after ``:from_version``, in version
@@ -178,7 +157,7 @@ class Tables:
         ``from_version`` gives one row whose event columns are ``NULL``, and a stream
         that does not exist gives no row, in the same single query."""
         st, ev = self.streams, self.events
-        key_t, key_i = stream_key_parameters()
+        key_t, key_i = self.key_parameters()
         return (
             sa.select(*columns)
             .select_from(
@@ -204,22 +183,28 @@ class Tables:
         return tables
 
 
-def build_tables(prefix: str, schema: str | None, family: str) -> Tables:
+_Timestamp = sa.DateTime(timezone=True)
+
+
+def _now() -> sa.FetchedValue:
+    return sa.DefaultClause(sa.func.current_timestamp())
+
+
+def build_tables(prefix: str, schema: str | None, ddl: Ddl) -> Tables:
     """The table definitions for ``prefix`` (checked with :func:`check_identifier`),
-    an optional PostgreSQL ``schema`` and a family from
-    :func:`esrc_sqlalchemy.engines.family_of`."""
+    an optional PostgreSQL ``schema`` and a database's :class:`Ddl` (the ``ddl`` of
+    its dialect class in :mod:`esrc_sqlalchemy.dialects`)."""
     check_identifier(prefix, "table_prefix")
     if schema is not None:
         check_identifier(schema, "schema")
     md = sa.MetaData(schema=schema)
-    options: dict[str, Any] = {}
-    if family == "mysql":
-        options = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+    options = dict(ddl.table_options)
+    key = ddl.key
 
     def key_columns() -> list[sa.Column[Any]]:
         return [
-            sa.Column("aggregate_type", Utf8Key(TYPE_MAX), primary_key=True),
-            sa.Column("aggregate_id", Utf8Key(ID_MAX), primary_key=True),
+            sa.Column("aggregate_type", key(TYPE_MAX), primary_key=True),
+            sa.Column("aggregate_id", key(ID_MAX), primary_key=True),
         ]
 
     schema_version = sa.Table(
@@ -238,58 +223,55 @@ def build_tables(prefix: str, schema: str | None, family: str) -> Tables:
         **options,
     )
     event_columns: list[Any] = [
-        sa.Column("position", _Position, sa.Identity(), primary_key=True),
-        sa.Column("aggregate_type", Utf8Key(TYPE_MAX), nullable=False),
-        sa.Column("aggregate_id", Utf8Key(ID_MAX), nullable=False),
+        sa.Column("position", ddl.position, sa.Identity(), primary_key=True),
+        sa.Column("aggregate_type", key(TYPE_MAX), nullable=False),
+        sa.Column("aggregate_id", key(ID_MAX), nullable=False),
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("name", sa.String(NAME_MAX), nullable=False),
-        sa.Column("data", _Blob, nullable=False),
-        sa.Column("metadata", _LongText, nullable=True),
+        sa.Column("data", ddl.blob, nullable=False),
+        sa.Column("metadata", ddl.long_text, nullable=True),
         sa.Column("created_at", _Timestamp, server_default=_now(), nullable=False),
         sa.UniqueConstraint(
             "aggregate_type", "aggregate_id", "version", name=f"{prefix}events_stream_version"
         ),
+        *ddl.event_columns(prefix),
     ]
-    if family == "postgresql":
-        event_columns.append(sa.Column("tx_id", sa.BigInteger, nullable=False))
-        event_columns.append(sa.Index(f"{prefix}events_tx_order", "tx_id", "position"))
-    if family == "mysql":
-        event_columns.append(sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"))
-        event_columns.append(sa.Index(_seq_index(prefix), "seq"))
     events = sa.Table(f"{prefix}events", md, *event_columns, **options)
     snapshots = sa.Table(
         f"{prefix}snapshots",
         md,
         *key_columns(),
         sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("data", _Blob, nullable=False),
+        sa.Column("data", ddl.blob, nullable=False),
         sa.Column("created_at", _Timestamp, server_default=_now(), nullable=False),
         **options,
     )
     checkpoints = sa.Table(
         f"{prefix}checkpoints",
         md,
-        sa.Column("name", Utf8Key(RELAY_NAME_MAX), primary_key=True),
+        sa.Column("name", key(RELAY_NAME_MAX), primary_key=True),
         sa.Column("tx_id", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("position", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("updated_at", _Timestamp, server_default=_now(), nullable=False),
         **options,
     )
     sequencer = None
-    if family == "mysql":
+    if ddl.sequencer:
         sequencer = sa.Table(
             f"{prefix}sequencer",
             md,
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
             **options,
         )
-    return Tables(md, schema_version, streams, events, snapshots, checkpoints, sequencer)
+    return Tables(
+        md, schema_version, streams, events, snapshots, checkpoints, sequencer, prefix, ddl
+    )
 
 
 def schema_version(conn: Connection, tables: Tables) -> int | None:
     """The highest applied migration, 0 when the version table is empty, ``None`` when
     it does not exist."""
-    if not sa.inspect(conn).has_table(tables.schema_version.name, schema=tables.metadata.schema):
+    if not sa.inspect(conn).has_table(tables.schema_version.name, schema=tables.schema):
         return None
     found = conn.execute(sa.select(sa.func.max(tables.schema_version.c.version))).scalar()
     return int(found or 0)
@@ -307,40 +289,13 @@ def _initial(conn: Connection, tables: Tables) -> None:
             conn.execute(seq.insert().values(id=1))
 
 
-_SEQ_CHUNK = 10_000
-
-
-def _add_seq(conn: Connection, tables: Tables) -> None:
-    """MariaDB/MySQL: add ``events.seq`` and its index if missing, and number the rows
-    that have none with their position. Before version 2 an append took the sequencer
-    lock to insert and commit, so position order was commit order: the numbers keep
-    the order every relay has seen, and checkpoints (positions) stay valid as seqs."""
-    if tables.sequencer is None:
-        return
-    ev = tables.events
-    prep = conn.dialect.identifier_preparer
-    table = prep.format_table(ev)
-    columns = {c["name"] for c in sa.inspect(conn).get_columns(ev.name)}
-    if "seq" not in columns:
-        index = prep.quote(_seq_index(ev.name[: -len("events")]))
-        conn.execute(
-            sa.text(
-                f"ALTER TABLE {table} ADD COLUMN seq BIGINT NOT NULL DEFAULT 0, "
-                f"ADD INDEX {index} (seq)"
-            )
-        )
-    number = sa.text(
-        f"UPDATE {table} SET seq = position WHERE seq = 0 ORDER BY position LIMIT {_SEQ_CHUNK}"
-    )
-    while conn.execute(number).rowcount:
-        conn.commit()
-
-
-_MIGRATIONS: list[tuple[int, str, Callable[[Connection, Tables], None]]] = [
-    (2, "events.seq: outbox order numbers given after commit (MariaDB/MySQL)", _add_seq),
+_MIGRATIONS: list[tuple[int, str]] = [
+    (2, "events.seq: outbox order numbers given after commit (MariaDB/MySQL)"),
 ]
-"""Steps from one version to the next; a new database gets :func:`_initial` (the
-current tables) and then every step, each of which is idempotent."""
+"""The versions above 1 and what each changed; a database does the work of a version
+in its :attr:`Ddl.steps` (nothing when it has none for it). A new database gets
+:func:`_initial` (the current tables) and then every step, each of which is
+idempotent."""
 
 
 def apply_migrations(conn: Connection, tables: Tables) -> int:
@@ -361,15 +316,18 @@ def apply_migrations(conn: Connection, tables: Tables) -> int:
             f"newer than this esrc-sqlalchemy understands ({SCHEMA_VERSION}); upgrade it"
         )
     record = tables.schema_version.insert()
+    steps = tables.ddl.steps
     if current == 0:
         _initial(conn, tables)
-        for _, _, step in _MIGRATIONS:
-            step(conn, tables)
+        for version, _ in _MIGRATIONS:
+            if version in steps:
+                steps[version](conn, tables)
         conn.execute(record.values(version=SCHEMA_VERSION, description=_INITIAL))
         return SCHEMA_VERSION
-    for version, description, step in _MIGRATIONS:
+    for version, description in _MIGRATIONS:
         if version > current:
-            step(conn, tables)
+            if version in steps:
+                steps[version](conn, tables)
             conn.execute(record.values(version=version, description=description))
             current = version
     return current

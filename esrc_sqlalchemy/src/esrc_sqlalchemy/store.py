@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
 import threading
-import urllib.parse
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy.exc
 from esrc_core.errors import (
@@ -28,17 +25,15 @@ from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.urls import mask_url
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection, Engine
 
-from esrc_sqlalchemy.dialects import EventRow, PostgresDialect, SqlDialect, dialect_for
-from esrc_sqlalchemy.engines import (
-    check_engine,
-    create_store_engine,
-    family_of,
-    is_memory_sqlite,
-    normalize_url,
-)
-from esrc_sqlalchemy.errors import StoreConfigError, is_deadlock, is_unique_violation, translate
+from esrc_sqlalchemy._executor import StoreExecutor
+from esrc_sqlalchemy.dialects import DIALECTS, EventRow, SqlDialect, dialect_of_url
+from esrc_sqlalchemy.engines import check_engine, create_store_engine, normalize_url
+from esrc_sqlalchemy.errors import StoreConfigError, translate
+from esrc_sqlalchemy.inspection import StoreViews
+from esrc_sqlalchemy.locks import SqlRelayLock
+from esrc_sqlalchemy.outbox import SqlOutbox
 from esrc_sqlalchemy.schema import (
     ID_MAX,
     NAME_MAX,
@@ -52,19 +47,10 @@ from esrc_sqlalchemy.schema import (
     schema_version,
 )
 
-if TYPE_CHECKING:
-    from esrc_sqlalchemy.inspection import StoreViews
-    from esrc_sqlalchemy.locks import SqlRelayLock
-    from esrc_sqlalchemy.outbox import SqlOutbox
-
-__all__ = ["DEFAULT_MAX_PAYLOAD", "SqlEventStore"]
-
-T = TypeVar("T")
+__all__ = ["DEFAULT_MAX_PAYLOAD", "SqlEventStore", "stream_key"]
 
 DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
 """The default largest event data (and snapshot data), in bytes: 16 MiB."""
-
-_DEADLOCK_ATTEMPTS = 3
 
 
 def _shown(value: object) -> str:
@@ -85,29 +71,33 @@ def _is_text(value: str) -> bool:
     return True
 
 
-_APPEND_OUTCOME_UNKNOWN = (
-    " (the append was stored whole or not at all, and a lost connection can hide which:"
-    " read the stream to find out; retrying at the same expected version cannot store"
-    " it twice)"
-)
+def stream_key(aggregate_type: str, aggregate_id: AggregateId, doing: str) -> tuple[str, str]:
+    """The stream key the tables store for an aggregate: its type and its encoded id
+    (:func:`esrc_core.ids.encode_id`). Raises ``ValueError`` or
+    :class:`~esrc_core.errors.InvalidAggregateIdError` (saying ``doing``) for a type or
+    id the store cannot take."""
+    check_aggregate_type(aggregate_type, doing=doing)
+    if len(aggregate_type) > TYPE_MAX or not _is_text(aggregate_type):
+        raise ValueError(
+            f"{doing}: aggregate type must be at most {TYPE_MAX} characters of "
+            "UTF-8 text without NUL"
+        )
+    encoded = encode_id(check_id(aggregate_id, doing=doing))
+    if len(encoded) > ID_MAX:
+        raise InvalidAggregateIdError(
+            f"{doing}: aggregate id is {len(encoded) - 2} characters long; this store "
+            f"accepts ids up to {ID_MAX - 2} characters"
+        )
+    if not _is_text(encoded):
+        raise InvalidAggregateIdError(
+            f"{doing}: aggregate id must be UTF-8 text without NUL characters "
+            "(no unpaired surrogates)"
+        )
+    return aggregate_type, encoded
 
 
-def _sqlite_file(url: URL) -> str | None:
-    """The path of the file a SQLite URL opens, or ``None`` for an in-memory database.
-    A URI filename (``sqlite:///file:path?mode=ro&uri=true``) is read as SQLite reads
-    it."""
-    if is_memory_sqlite(url) or not url.database:
-        return None
-    database = url.database
-    if not database.startswith("file:"):
-        return database
-    parsed = urllib.parse.urlsplit(database)
-    query = urllib.parse.parse_qs(parsed.query)
-    if query.get("mode") == ["memory"] or parsed.path in ("", ":memory:"):
-        return None
-    if url.query.get("mode") == "memory":
-        return None
-    return urllib.parse.unquote(parsed.path)
+def _titles(dialects: Iterable[type[SqlDialect]]) -> str:
+    return " and ".join(d.title for d in dialects)
 
 
 def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
@@ -205,11 +195,12 @@ class SqlEventStore:
                 raise StoreConfigError(
                     "engine_options apply only when the store creates its engine"
                 )
-            check_engine(url)
+            dialect = check_engine(url)
             engine, self._owns_engine = url, False
             self.url = url.url.render_as_string(hide_password=True)
         elif isinstance(url, str):
             parsed = normalize_url(url)
+            dialect = dialect_of_url(parsed)
             engine = create_store_engine(
                 parsed, connect_timeout=float(connect_timeout), engine_options=engine_options
             )
@@ -217,32 +208,34 @@ class SqlEventStore:
             self.url = mask_url(url)
         else:
             raise StoreConfigError(f"expected a URL or an Engine, got {type(url).__name__}")
-        family = family_of(engine.dialect.name)
-        if schema is not None and family != "postgresql":
-            raise StoreConfigError(f"schema= is for PostgreSQL only, not {family} ({self.url})")
-        if notify and family != "postgresql":
-            raise StoreConfigError(f"notify= is for PostgreSQL only, not {family} ({self.url})")
+        if schema is not None and not dialect.supports_schema:
+            those = _titles(d for d in DIALECTS if d.supports_schema)
+            raise StoreConfigError(f"schema= is for {those} only, not {dialect.title} ({self.url})")
+        if notify and not dialect.supports_notify:
+            those = _titles(d for d in DIALECTS if d.supports_notify)
+            raise StoreConfigError(f"notify= is for {those} only, not {dialect.title} ({self.url})")
         self.engine = engine
         """The SQLAlchemy engine the store uses."""
-        self.family = family
-        """``"sqlite"``, ``"postgresql"`` or ``"mysql"`` (also for MariaDB)."""
+        self.family = dialect.name
+        """The database, as its dialect is registered: ``"sqlite"``, ``"postgresql"`` or
+        ``"mysql"`` (also for MariaDB). Descriptive only."""
         self.table_prefix = table_prefix
         self.schema = schema
         self.max_payload_bytes = max_payload_bytes
-        self.tables: Tables = build_tables(table_prefix, schema, family)
+        self.tables: Tables = build_tables(table_prefix, schema, dialect.ddl)
         """The store's table definitions."""
-        self._dialect: SqlDialect = dialect_for(family, self.tables, engine, notify=notify)
-        self._create_schema = create_schema
-        self._serial: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if is_memory_sqlite(engine.url) else contextlib.nullcontext()
+        self._dialect: SqlDialect = dialect(self.tables, engine, notify=notify)
+        self.executor = StoreExecutor(
+            url=self.url, dialect=self._dialect, ensure_ready=self._ensure_ready
         )
+        """Internal: runs work on the store's database and carries its dialect and
+        tables, for this package's modules and :mod:`esrc_sqlalchemy.testing`. Not a
+        stable API."""
+        self._create_schema = create_schema
         self._ready = False
         self._closed = False
         self._ready_lock = threading.Lock()
         self._outboxes: weakref.WeakSet[SqlOutbox] = weakref.WeakSet()
-        self._relay_locks: dict[str, object] = {}
-        """Holders of relay locks on ``sqlite://``, where locks stay in the process."""
-        self._relay_locks_guard = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SqlEventStore({self.url!r}, table_prefix={self.table_prefix!r})"
@@ -258,10 +251,7 @@ class SqlEventStore:
         name is derived from the schema and the table prefix), else ``None``. Any
         connection may ``LISTEN`` on it; a notification means "events were appended"
         and carries no payload."""
-        dialect = self._dialect
-        if isinstance(dialect, PostgresDialect) and dialect.notify_enabled:
-            return dialect.channel
-        return None
+        return self._dialect.notify_channel
 
     def __enter__(self) -> SqlEventStore:
         return self
@@ -288,55 +278,6 @@ class SqlEventStore:
                 raise translate(err, doing, self.url) from err
             self._ready = True
 
-    def _run(
-        self,
-        doing: str,
-        work: Callable[[Connection], T],
-        *,
-        write: bool,
-        single: bool = False,
-        conflict: Callable[[], EsrcError] | None = None,
-        append: bool = False,
-    ) -> T:
-        """Run ``work`` on a connection, committing a write; translate driver errors.
-
-        ``single`` says the write is one statement, needing no explicit transaction.
-        A unique violation becomes ``conflict()`` when given; a deadlock the server
-        resolved by rolling back is retried (the transaction left nothing behind).
-        ``append`` says the write stores events: when the database becomes unavailable
-        during it, the error says the append may have been stored.
-        """
-        self._ensure_ready(doing)
-        dialect = self._dialect
-        attempt = 1
-        while True:
-            try:
-                with self._serial, self.engine_for_work.connect() as conn:
-                    if not write:
-                        return work(conn)
-                    try:
-                        dialect.begin_write(conn, single=single)
-                        result = work(conn)
-                        conn.commit()
-                    except BaseException:
-                        if not conn.invalidated:
-                            with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
-                                conn.rollback()
-                                dialect.after_write(conn)
-                        raise
-                    dialect.after_write(conn)
-                    return result
-            except sqlalchemy.exc.SQLAlchemyError as err:
-                if conflict is not None and is_unique_violation(err):
-                    raise conflict() from err
-                if write and is_deadlock(err) and attempt < _DEADLOCK_ATTEMPTS:
-                    attempt += 1
-                    continue
-                error = translate(err, doing, self.url)
-                if append and isinstance(error, StoreUnavailableError):
-                    error = StoreUnavailableError(f"{error}{_APPEND_OUTCOME_UNKNOWN}")
-                raise error from err
-
     @property
     def engine_for_work(self) -> Engine:
         """The engine operations run on (on PostgreSQL: the store's engine in autocommit
@@ -344,26 +285,6 @@ class SqlEventStore:
         return self._dialect.engine
 
     # --- validation ------------------------------------------------------------------
-
-    def _key(self, aggregate_type: str, aggregate_id: AggregateId, doing: str) -> tuple[str, str]:
-        check_aggregate_type(aggregate_type, doing=doing)
-        if len(aggregate_type) > TYPE_MAX or not _is_text(aggregate_type):
-            raise ValueError(
-                f"{doing}: aggregate type must be at most {TYPE_MAX} characters of "
-                "UTF-8 text without NUL"
-            )
-        encoded = encode_id(check_id(aggregate_id, doing=doing))
-        if len(encoded) > ID_MAX:
-            raise InvalidAggregateIdError(
-                f"{doing}: aggregate id is {len(encoded) - 2} characters long; this store "
-                f"accepts ids up to {ID_MAX - 2} characters"
-            )
-        if not _is_text(encoded):
-            raise InvalidAggregateIdError(
-                f"{doing}: aggregate id must be UTF-8 text without NUL characters "
-                "(no unpaired surrogates)"
-            )
-        return aggregate_type, encoded
 
     def _rows(self, events: Sequence[RawEvent], doing: str) -> list[EventRow]:
         check_events(events, doing=doing)
@@ -408,10 +329,10 @@ class SqlEventStore:
         """See :meth:`esrc_core.store.EventStore.add_aggregate`. One statement on
         PostgreSQL; on the others one transaction."""
         doing = f"add {aggregate_type} {_shown(aggregate_id)}"
-        key = self._key(aggregate_type, aggregate_id, doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
         rows = self._rows(events, doing)
         dialect = self._dialect
-        self._run(
+        self.executor.run(
             doing,
             lambda conn: dialect.create_stream(conn, key, rows),
             write=True,
@@ -432,7 +353,7 @@ class SqlEventStore:
         doing = f"append to {aggregate_type} {_shown(aggregate_id)} at version {from_version}"
         if isinstance(from_version, bool) or not isinstance(from_version, int):
             raise TypeError(f"{doing}: from_version must be an int")
-        key = self._key(aggregate_type, aggregate_id, doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
         rows = self._rows(events, doing)
         dialect = self._dialect
 
@@ -441,7 +362,7 @@ class SqlEventStore:
                 return True, None
             return False, dialect.stream_version(conn, key)
 
-        stored, current = self._run(
+        stored, current = self.executor.run(
             doing,
             work,
             write=True,
@@ -463,9 +384,9 @@ class SqlEventStore:
         doing = f"read {aggregate_type} {_shown(aggregate_id)}"
         if isinstance(from_version, bool) or not isinstance(from_version, int):
             raise TypeError(f"{doing}: from_version must be an int")
-        key = self._key(aggregate_type, aggregate_id, doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
-        rows = self._run(
+        rows = self.executor.run(
             doing, lambda conn: dialect.read_events(conn, key, from_version), write=False
         )
         if rows is None:
@@ -475,9 +396,11 @@ class SqlEventStore:
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
         doing = f"check {aggregate_type} {_shown(aggregate_id)}"
-        key = self._key(aggregate_type, aggregate_id, doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
-        version = self._run(doing, lambda conn: dialect.stream_version(conn, key), write=False)
+        version = self.executor.run(
+            doing, lambda conn: dialect.stream_version(conn, key), write=False
+        )
         return version is not None
 
     def add_snapshot(
@@ -486,7 +409,7 @@ class SqlEventStore:
         """See :meth:`esrc_core.store.EventStore.add_snapshot`. An upsert that also
         checks the stream, in one statement."""
         doing = f"add snapshot of {aggregate_type} {_shown(aggregate_id)}"
-        key = self._key(aggregate_type, aggregate_id, doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
         if not isinstance(snapshot, RawSnapshot) or not isinstance(snapshot.data, bytes):
             raise TypeError(f"{doing}: expected a RawSnapshot with bytes data")
         version, data = snapshot.version, snapshot.data
@@ -506,7 +429,7 @@ class SqlEventStore:
                 return True, None
             return False, dialect.stream_version(conn, key)
 
-        stored, current = self._run(doing, work, write=True, single=True)
+        stored, current = self.executor.run(doing, work, write=True, single=True)
         if not stored:
             if current is None:
                 raise AggregateNotFound(f"{doing}: the aggregate does not exist")
@@ -515,9 +438,9 @@ class SqlEventStore:
     def latest_snapshot(self, aggregate_type: str, aggregate_id: AggregateId) -> RawSnapshot | None:
         """See :meth:`esrc_core.store.EventStore.latest_snapshot`. One query."""
         doing = f"read snapshot of {aggregate_type} {_shown(aggregate_id)}"
-        key = self._key(aggregate_type, aggregate_id, doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
-        row = self._run(doing, lambda conn: dialect.latest_snapshot(conn, key), write=False)
+        row = self.executor.run(doing, lambda conn: dialect.latest_snapshot(conn, key), write=False)
         if row is None:
             return None
         version, data = row
@@ -538,28 +461,22 @@ class SqlEventStore:
     def outbox(self, name: str = "default") -> SqlOutbox:
         """The outbox of relay ``name``; see :class:`esrc_core.relay.HasOutbox` and
         :class:`~esrc_sqlalchemy.outbox.SqlOutbox` for its order."""
-        from esrc_sqlalchemy.outbox import SqlOutbox
-
         self._check_relay_name(name)
-        outbox = SqlOutbox(self, name)
+        outbox = SqlOutbox(self.executor, name, owner=repr(self))
         self._outboxes.add(outbox)
         return outbox
 
     def relay_lock(self, name: str) -> SqlRelayLock:
         """A new, not yet acquired lock on relay ``name``; see
         :class:`esrc_core.locks.HasRelayLock` and :mod:`esrc_sqlalchemy.locks`."""
-        from esrc_sqlalchemy.locks import SqlRelayLock
-
         self._check_relay_name(name)
-        return SqlRelayLock(self, name)
+        return SqlRelayLock(self.executor, name, owner=repr(self))
 
     # --- operator views (esrc_core.inspection.Inspectable) ----------------------------
 
     @functools.cached_property
     def _views(self) -> StoreViews:
-        from esrc_sqlalchemy.inspection import StoreViews
-
-        return StoreViews(self.tables, self.family)
+        return StoreViews(self._dialect)
 
     def streams(
         self, aggregate_type: str | None = None, *, limit: int | None = None
@@ -568,11 +485,11 @@ class SqlEventStore:
         text (code point order on every database). One query."""
         doing = f"list streams of {self.url}"
         if aggregate_type is not None:
-            self._key(aggregate_type, 0, doing)
+            stream_key(aggregate_type, 0, doing)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise TypeError(f"{doing}: limit must be an int")
         views = self._views
-        rows = self._run(
+        rows = self.executor.run(
             doing, lambda conn: views.streams(conn, aggregate_type, limit), write=False
         )
         return [
@@ -584,9 +501,11 @@ class SqlEventStore:
     ) -> list[RecordedEvent]:
         """See :meth:`esrc_core.inspection.Inspectable.recorded_events`. One query."""
         doing = f"read {aggregate_type} {_shown(aggregate_id)}"
-        key = self._key(aggregate_type, aggregate_id, doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
         views = self._views
-        rows = self._run(doing, lambda conn: views.recorded(conn, key, from_version), write=False)
+        rows = self.executor.run(
+            doing, lambda conn: views.recorded(conn, key, from_version), write=False
+        )
         if rows is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
         return [
@@ -606,7 +525,7 @@ class SqlEventStore:
         committed event after the checkpoint (on PostgreSQL also those the outbox still
         holds back behind a transaction in progress). Scans the events table."""
         views = self._views
-        rows = self._run(f"list relays of {self.url}", views.relays, write=False)
+        rows = self.executor.run(f"list relays of {self.url}", views.relays, write=False)
         return [RelayProgress(row[0], int(row[1]), int(row[2]), views.time(row[3])) for row in rows]
 
     def copy_relay(self, source: str, target: str) -> None:
@@ -615,7 +534,7 @@ class SqlEventStore:
         self._check_relay_name(source)
         self._check_relay_name(target)
         views = self._views
-        self._run(
+        self.executor.run(
             f"copy relay {source!r} to {target!r} in {self.url}",
             lambda conn: views.copy(conn, source, target),
             write=True,
@@ -625,7 +544,7 @@ class SqlEventStore:
         """See :meth:`esrc_core.inspection.Inspectable.forget_relay`."""
         self._check_relay_name(name)
         views = self._views
-        self._run(
+        self.executor.run(
             f"forget relay {name!r} in {self.url}",
             lambda conn: views.forget(conn, name),
             write=True,
@@ -653,21 +572,20 @@ class SqlEventStore:
             self._ready = True
 
     def _migrate(self) -> None:
-        with self._serial, self._dialect.migration() as conn:
+        with self.executor.serial, self._dialect.migration() as conn:
             self._dialect.prepare(conn)
             apply_migrations(conn, self.tables)
 
     def _verify_schema(self, doing: str) -> None:
-        path = _sqlite_file(self.engine.url) if self.family == "sqlite" else None
-        if path is not None and not os.path.exists(path):
-            # Connecting would create the file. Not a connection problem, so not
-            # StoreUnavailableError: retrying would not make the file appear.
+        missing = self._dialect.missing_database()
+        if missing is not None:
+            # Connecting would create it. Not a connection problem, so not
+            # StoreUnavailableError: retrying would not make it appear.
             raise EsrcError(
-                f"{doing}: there is no SQLite database at {os.path.abspath(path)} "
-                "(create_schema=False opens only an existing store; run "
-                "`esrc migrate URL` to create it)"
+                f"{doing}: {missing} (create_schema=False opens only an existing store; "
+                "run `esrc migrate URL` to create it)"
             )
-        with self._serial, self._dialect.base_engine.connect() as conn:
+        with self.executor.serial, self._dialect.base_engine.connect() as conn:
             self._dialect.prepare(conn)
             found = schema_version(conn, self.tables)
         if found == SCHEMA_VERSION:

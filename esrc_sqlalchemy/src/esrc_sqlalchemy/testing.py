@@ -1,9 +1,15 @@
-"""Support for test suites that need many new, empty stores on one database server.
+"""Support for test suites: many new, empty stores on one database server, dropping a
+store's tables, and the testing hooks through which tests reach inside a store.
 
 Creating a store's tables takes a few hundred milliseconds on a server; emptying them
 takes a few. :class:`PrefixPool` hands out stores on table prefixes of its own, all on
 one engine (one connection pool), empties a prefix's tables once every store on it is
 closed, hands the prefix out again, and drops all its tables at the end.
+
+The other functions are explicitly internal testing hooks, for tests that must do what
+the public API never does (hold an append open between its two steps, end a server
+session): they expose the store's dialect and each database's
+:class:`~esrc_sqlalchemy.dialects.base.TestingHooks`, and may change with them.
 """
 
 from __future__ import annotations
@@ -13,12 +19,68 @@ import threading
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
-from esrc_sqlalchemy.engines import create_store_engine, family_of, normalize_url
-from esrc_sqlalchemy.schema import build_tables
-from esrc_sqlalchemy.store import SqlEventStore
+from esrc_sqlalchemy.dialects import SqlDialect, dialect_of_engine
+from esrc_sqlalchemy.dialects.base import TestingHooks
+from esrc_sqlalchemy.engines import create_store_engine, normalize_url
+from esrc_sqlalchemy.locks import SqlRelayLock
+from esrc_sqlalchemy.schema import Tables, build_tables
+from esrc_sqlalchemy.store import SqlEventStore, stream_key
 
-__all__ = ["PrefixPool"]
+__all__ = [
+    "PrefixPool",
+    "begin_write",
+    "database_hooks",
+    "dialect_of",
+    "drop_store_tables",
+    "relay_lock_session",
+    "store_tables",
+    "stream_key",
+]
+
+
+def dialect_of(store: SqlEventStore) -> SqlDialect:
+    """The dialect serving ``store``'s tables: its statements (``claim_stream``,
+    ``insert_events``, ...) run on a connection the caller opens and commits."""
+    return store.executor.dialect
+
+
+def begin_write(store: SqlEventStore, conn: Connection) -> None:
+    """Open a write transaction on ``conn`` (a connection of ``store.engine``) as the
+    store's appends do."""
+    store.executor.dialect.begin_write(conn, single=False)
+
+
+def database_hooks(engine: Engine) -> TestingHooks:
+    """The SQL tests need on ``engine``'s database: finding and ending server
+    sessions."""
+    return dialect_of_engine(engine).testing
+
+
+def relay_lock_session(lock: SqlRelayLock) -> int:
+    """The server session holding ``lock`` (acquired, on PostgreSQL or MariaDB/MySQL),
+    for a test that ends it."""
+    session = lock.holder.session_id()
+    if session is None:
+        raise ValueError(f"{lock!r} holds no server session")
+    return session
+
+
+def store_tables(engine: Engine, prefix: str, schema: str | None = None) -> Tables:
+    """The table definitions of a store with ``prefix`` (and ``schema``) on
+    ``engine``'s database."""
+    return build_tables(prefix, schema, dialect_of_engine(engine).ddl)
+
+
+def drop_store_tables(url: str, prefix: str, schema: str | None = None) -> None:
+    """Drop the tables of the store with ``prefix`` (and ``schema``) at ``url``, those
+    that exist."""
+    engine = create_store_engine(normalize_url(url), connect_timeout=10.0)
+    try:
+        store_tables(engine, prefix, schema).metadata.drop_all(engine)
+    finally:
+        engine.dispose()
 
 
 class PrefixPool:
@@ -36,7 +98,6 @@ class PrefixPool:
         self.options = options
         parsed = normalize_url(url)
         self._engine = create_store_engine(parsed, connect_timeout=10.0)
-        self._family = family_of(self._engine.dialect.name)
         self._tag = "t" + secrets.token_hex(3)
         self._lock = threading.Lock()
         self._count = 0
@@ -72,7 +133,7 @@ class PrefixPool:
             for prefix in done:
                 del self._in_use[prefix]
         for prefix in done:
-            tables = build_tables(prefix, None, self._family)
+            tables = store_tables(self._engine, prefix)
             with self._engine.begin() as conn:
                 if sa.inspect(conn).has_table(tables.events.name):
                     for table in (tables.events, tables.streams, tables.snapshots):
@@ -95,5 +156,5 @@ class PrefixPool:
         with self._lock:
             created, self._created, self._free = self._created, [], []
         for prefix in created:
-            build_tables(prefix, None, self._family).metadata.drop_all(self._engine)
+            store_tables(self._engine, prefix).metadata.drop_all(self._engine)
         self._engine.dispose()

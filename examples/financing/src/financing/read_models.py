@@ -23,10 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.exc
 from esrc_faststream.consumer import Projection
-from esrc_sqlalchemy.engines import is_memory_sqlite, normalize_url
+from esrc_sqlalchemy.engines import create_application_engine, insert_ignoring_duplicates
 from esrc_sqlalchemy.errors import driver_message
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
 
 from esrc_core import RelayEvent, mask_url
 from financing.events import (
@@ -87,35 +86,9 @@ class InvoiceView:
 
 
 _CONNECT_TIMEOUT = 10
-
-
-def _create_engine(url: str) -> Engine:
-    """An engine for the read models: transactions as the database gives them (never
-    autocommit), a wait for SQLite's write lock, bound values kept out of messages."""
-    parsed = normalize_url(url)  # the driver esrc supports, or a clear error
-    options: dict[str, Any] = {"hide_parameters": True}
-    family = parsed.get_backend_name()
-    if family == "sqlite":
-        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        if is_memory_sqlite(parsed):
-            options["poolclass"] = StaticPool
-    elif family == "postgresql":
-        options["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT}
-    else:
-        options["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT, "charset": "utf8mb4"}
-    engine = sa.create_engine(parsed, **options)
-    if family == "sqlite" and not is_memory_sqlite(parsed):
-        # Readers do not wait for the writer, nor the writer for readers.
-        sa.event.listen(engine, "connect", _sqlite_wal)
-    return engine
-
-
-def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-    finally:
-        cursor.close()
+"""Seconds to connect to a database server."""
+_LOCK_TIMEOUT = 30
+"""Seconds a SQLite writer waits for the database lock."""
 
 
 def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
@@ -186,7 +159,11 @@ class ReadModels:
             self.engine, self._owns_engine = url, False
             self.url = url.url.render_as_string(hide_password=True)
         else:
-            self.engine = _create_engine(url)
+            # Transactions as the database gives them (never autocommit), the driver
+            # esrc supports (or a clear error), bound values kept out of messages.
+            self.engine = create_application_engine(
+                url, connect_timeout=_CONNECT_TIMEOUT, lock_timeout=_LOCK_TIMEOUT
+            )
             self._owns_engine = True
             self.url = mask_url(url)
         self.table_prefix = table_prefix
@@ -195,6 +172,7 @@ class ReadModels:
         self._issuers = tables["issuers"]
         self._investors = tables["investors"]
         self._invoices = tables["invoices"]
+        self._record_message = insert_ignoring_duplicates(self.engine, self._applied)
         self._local = threading.local()
         self.projection = Projection(self)
         """Applies relayed events to the read models, once per message id."""
@@ -242,19 +220,7 @@ class ReadModels:
             raise ReadModelError(f"{doing}: {driver_message(err)}") from err
 
     def _record(self, conn: Connection, message_id: str) -> bool:
-        dialect = conn.dialect.name
-        values = {"message_id": message_id}
-        statement: sa.Executable
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            statement = pg_insert(self._applied).values(values).on_conflict_do_nothing()
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            statement = sqlite_insert(self._applied).values(values).on_conflict_do_nothing()
-        else:
-            statement = sa.insert(self._applied).values(values).prefix_with("IGNORE")
+        statement = self._record_message.values(message_id=message_id)
         # SQLAlchemy keeps an INSERT's rowcount only when asked to.
         result = conn.execute(statement, execution_options={"preserve_rowcount": True})
         return result.rowcount == 1

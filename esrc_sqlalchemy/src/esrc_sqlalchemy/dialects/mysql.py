@@ -1,0 +1,583 @@
+"""MariaDB 10.5+ / MySQL 8 through PyMySQL: everything the SQL store does differently
+on them.
+
+URLs: ``mysql://...``, ``mariadb://...`` and their ``+pymysql`` forms, naming a
+database. Engines run in autocommit mode (single statements commit by themselves;
+appends open a READ COMMITTED transaction explicitly). Stream keys and relay names are
+stored as UTF-8 in ``VARBINARY`` columns, because the text collations here ignore case
+or trailing spaces; that also makes them sort by code point.
+
+**Why the outbox never skips an event: sequence after commit.** An append takes no
+lock beyond its own stream's row (the conditional ``UPDATE`` of the stream's version,
+or the ``INSERT`` of a new stream) and inserts its events with ``seq`` 0 (not numbered
+yet); writers to different streams never wait for each other. ``position``
+(``AUTO_INCREMENT``) is only a tie-breaker: it is allocated at insert time, not at
+commit, so it alone is not commit order. The outbox order is ``seq``, handed out by
+the readers: an outbox that finds fewer than ``limit`` numbered events after its
+checkpoint runs a short *sequencing pass* in a transaction of its own - lock the
+single row of the ``sequencer`` table (``SELECT ... FOR UPDATE``; outboxes take turns
+on it, appends never touch it), read the committed rows whose ``seq`` is 0 in position
+order together with the largest ``seq`` given so far (one consistent, non-locking
+read), number them consecutively after it (an ``UPDATE`` by primary key), commit.
+Then it reads ``seq > checkpoint`` in ``seq`` order; the checkpoint is a ``seq``.
+
+Why nothing is skipped and the order holds:
+
+- Only committed rows are numbered: the pass finds them with a consistent read, which
+  neither sees nor waits for rows of transactions in flight, and updates them by
+  primary key, locking only rows no writer holds. Rolled-back rows never get a number.
+- A number, once given, never changes, and passes run one at a time (the lock), each
+  reading after the previous one committed: the numbers form one total order that only
+  grows at its end, the same for every relay and after every restart.
+- A row that commits late is numbered by a later pass, above everything numbered
+  before it, so a reader past checkpoint c still finds it: nothing is skipped.
+- Per stream, version v+1 can only be appended after v committed (the stream row's
+  version check), so v was inserted first and has the smaller position: within one
+  pass rows are numbered by position, and across passes v is numbered no later than
+  v+1. Each stream's versions appear in order.
+
+The price: every event is written once more, by the reader that numbers it, and relays
+number events for each other (whichever outbox runs a pass numbers every committed
+row). Positions come from one server's ``AUTO_INCREMENT``, monotonic in time; a
+multi-writer cluster that interleaves ranges would break the per-stream argument above.
+
+Relay locks are named locks (``GET_LOCK``); migrations take one too. Outboxes poll for
+events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+from esrc_core.errors import EsrcError, InvalidEventError, StoreUnavailableError
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL, Connection, Dialect, Engine
+from sqlalchemy.types import TypeDecorator
+
+from esrc_sqlalchemy.dialects._core import CoreDialect, snapshot_source
+from esrc_sqlalchemy.dialects.base import (
+    ROWCOUNT,
+    EventRow,
+    OutboxRow,
+    RelayLockHolder,
+    SessionLockHolder,
+    TestingHooks,
+    digest,
+)
+from esrc_sqlalchemy.schema import Ddl, Tables
+
+__all__ = ["MySqlDialect", "Utf8Bytes"]
+
+_MIGRATION_LOCK_TIMEOUT = 120
+_PASS_MIN = 1000
+"""Fewest events a sequencing pass numbers when there are that many, so that reading
+in small batches does not run a pass per batch."""
+_SERVER_STATUS_IN_TRANS = 1  # MySQL protocol server status flag
+_SERVER_POOL = {"pool_size": 10, "max_overflow": 20}
+"""Connections kept open per store: SQLAlchemy's default (5, and closing every
+connection beyond it when returned) makes busy threads reconnect all the time."""
+_SEQ_CHUNK = 10_000
+
+
+def _errno(err: BaseException) -> int | None:
+    orig = getattr(err, "orig", None)
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def _skip_idle_transaction_ends(engine: Engine) -> None:
+    """Make ``engine``'s dialect skip ``COMMIT`` and ``ROLLBACK`` when PyMySQL's last
+    server status says no transaction is open (in autocommit mode, after a single
+    statement), instead of spending a round trip on a no-op."""
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def in_transaction(dbapi_connection: Any) -> bool:
+        status = getattr(dbapi_connection, "server_status", None)
+        return not isinstance(status, int) or bool(status & _SERVER_STATUS_IN_TRANS)
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if in_transaction(dbapi_connection):
+            commit(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if in_transaction(dbapi_connection):
+            rollback(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
+class Utf8Bytes(TypeDecorator[str]):
+    """Text that compares exactly and sorts by code point, for stream keys and relay
+    names: a ``VARBINARY(4 * length)`` holding the UTF-8 bytes, converted on the way
+    in and out."""
+
+    impl = mysql.VARBINARY
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(4 * length)
+        self.length = length
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """Encode to UTF-8."""
+
+        def encode(value: Any) -> Any:
+            return value.encode() if isinstance(value, str) else value
+
+        return encode
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        """Decode UTF-8."""
+
+        def decode(value: Any) -> Any:
+            return bytes(value).decode() if isinstance(value, bytes | bytearray) else value
+
+        return decode
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """Unused: :meth:`bind_processor` does the work."""
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        """Unused: :meth:`result_processor` does the work."""
+        return value
+
+
+def _seq_index(prefix: str) -> str:
+    return f"{prefix}events_seq"
+
+
+def _seq_columns(prefix: str) -> list[Any]:
+    return [
+        sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Index(_seq_index(prefix), "seq"),
+    ]
+
+
+def _add_seq(conn: Connection, tables: Tables) -> None:
+    """Schema version 2: add ``events.seq`` and its index if missing, and number the
+    rows that have none with their position. Before version 2 an append took the
+    sequencer lock to insert and commit, so position order was commit order: the
+    numbers keep the order every relay has seen, and checkpoints (positions) stay valid
+    as seqs."""
+    ev = tables.events
+    prep = conn.dialect.identifier_preparer
+    table = prep.format_table(ev)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(ev.name)}
+    if "seq" not in columns:
+        index = prep.quote(_seq_index(tables.prefix))
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {table} ADD COLUMN seq BIGINT NOT NULL DEFAULT 0, "
+                f"ADD INDEX {index} (seq)"
+            )
+        )
+    number = sa.text(
+        f"UPDATE {table} SET seq = position WHERE seq = 0 ORDER BY position LIMIT {_SEQ_CHUNK}"
+    )
+    while conn.execute(number).rowcount:
+        conn.commit()
+
+
+class _NamedLock(SessionLockHolder):
+    """A named lock (``GET_LOCK``) on a session of its own."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        super().__init__(engine)
+        self._name = name
+
+    def _take(self, conn: Any) -> bool:
+        conn.autocommit(True)
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (self._name,))
+            return bool(cursor.fetchone()[0] == 1)
+
+    def _check(self, conn: Any) -> bool:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self._name,))
+            row = cursor.fetchone()
+        return bool(row and row[0])
+
+    def _session(self, conn: Any) -> int:
+        return int(conn.thread_id())
+
+
+class MySqlTesting(TestingHooks):
+    """Connection ids: ``CONNECTION_ID()``, ``KILL``, ``information_schema.processlist``."""
+
+    def session_id(self, conn: Connection) -> int:
+        return int(conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one())
+
+    def kill_session(self, conn: Connection, session: int) -> None:
+        conn.execute(sa.text(f"KILL {int(session)}"))
+
+    def sessions_waiting(self, conn: Connection, pattern: str) -> list[int]:
+        found = conn.execute(
+            sa.text(
+                "SELECT id FROM information_schema.processlist WHERE info LIKE :pattern "
+                "AND id <> CONNECTION_ID()"
+            ),
+            {"pattern": pattern},
+        ).scalars()
+        return [int(session) for session in found]
+
+
+class MySqlDialect(CoreDialect):
+    """MariaDB 10.5+ / MySQL 8 with PyMySQL.
+
+    An append claims its stream and inserts its events with ``seq`` 0; the outbox
+    numbers committed events in sequencing passes (see the module docstring). PyMySQL
+    sends bytes hex-encoded, so a row must fit in ``max_allowed_packet`` twice over;
+    payloads larger than that are first sent in pieces into a session variable and
+    inserted from it. A payload larger than ``max_allowed_packet`` itself cannot be
+    stored or read and is refused with :class:`InvalidEventError` before anything is
+    written.
+    """
+
+    name = "mysql"
+    title = "MariaDB/MySQL"
+    url_schemes = ("mysql", "mariadb")
+    default_driver = "pymysql"
+    drivers = frozenset({"pymysql"})
+    driver_module = "pymysql"
+    extra = "mysql"
+    ddl = Ddl(
+        key=Utf8Bytes,
+        position=sa.BigInteger(),
+        blob=mysql.LONGBLOB(),
+        long_text=mysql.LONGTEXT(),
+        table_options={"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"},
+        event_columns=_seq_columns,
+        sequencer=True,
+        steps={2: _add_seq},
+    )
+    testing = MySqlTesting()
+    _ROW_OVERHEAD = 4096
+
+    @classmethod
+    def check_url(cls, url: URL, shown: str) -> str | None:
+        """The URL must name a database."""
+        if not url.database:
+            return f"store URL {shown!r} names no database: use {url.get_backend_name()}://host/db"
+        return None
+
+    @classmethod
+    def engine_options(cls, url: URL, connect_timeout: float) -> dict[str, Any]:
+        """A pool of up to 10 open connections (30 at most), replaced after an hour
+        (before the server's ``wait_timeout``); ``connect_timeout``, utf8mb4,
+        autocommit, and READ COMMITTED for the transactions appends open."""
+        return {
+            **_SERVER_POOL,
+            "pool_recycle": 3600,
+            "connect_args": {
+                "connect_timeout": connect_timeout,
+                "charset": "utf8mb4",
+                "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            },
+            "isolation_level": "AUTOCOMMIT",
+        }
+
+    @classmethod
+    def configure_engine(cls, engine: Engine) -> None:
+        """No ``COMMIT``/``ROLLBACK`` round trip when the server reports no open
+        transaction."""
+        _skip_idle_transaction_ends(engine)
+
+    @classmethod
+    def application_engine_options(
+        cls, url: URL, *, connect_timeout: float, lock_timeout: float
+    ) -> dict[str, Any]:
+        """``connect_timeout`` and utf8mb4."""
+        return {"connect_args": {"connect_timeout": connect_timeout, "charset": "utf8mb4"}}
+
+    @classmethod
+    def insert_ignoring_duplicates(cls, table: sa.Table) -> sa.Insert:
+        """``INSERT IGNORE``."""
+        return sa.insert(table).prefix_with("IGNORE")
+
+    @classmethod
+    def is_deadlock(cls, err: BaseException) -> bool:
+        """Error 1213 (deadlock found)."""
+        return _errno(err) == 1213
+
+    @classmethod
+    def is_unique_violation(cls, err: BaseException) -> bool:
+        """Error 1062 (duplicate entry)."""
+        return isinstance(err, sqlalchemy.exc.IntegrityError) and _errno(err) == 1062
+
+    def __init__(self, tables: Tables, engine: Engine, *, notify: bool = False) -> None:
+        super().__init__(tables, engine, notify=notify)
+        assert tables.sequencer is not None
+        sequencer, ev = tables.sequencer, tables.events
+        self._lock_sequencer = (
+            sa.select(sequencer.c.id).where(sequencer.c.id == 1).with_for_update()
+        )
+        unnumbered = (
+            sa.select(ev.c.position)
+            .where(ev.c.seq == 0)
+            .order_by(ev.c.position)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+        )
+        top = sa.select(sa.func.coalesce(sa.func.max(ev.c.seq), 0)).scalar_subquery()
+        self._unnumbered_after = unnumbered.add_columns(top.label("top"))
+        cpt = tables.checkpoints
+        checkpoint = (
+            sa.select(sa.func.coalesce(sa.func.max(cpt.c.position), 0))
+            .where(cpt.c.name == tables.relay_name_parameter("name"))
+            .scalar_subquery()
+        )
+        self._probe = sa.select(
+            top.label("top"),
+            sa.select(sa.func.min(ev.c.position)).where(ev.c.seq == 0).scalar_subquery(),
+            checkpoint,
+        )
+        """The largest ``seq``, the first unnumbered position (or NULL) and relay
+        ``:name``'s checkpoint, in one read."""
+        self._events_table = engine.dialect.identifier_preparer.format_table(ev)
+        self._lock_name = "esrc:" + digest(engine.url.database, tables.prefix).hex()
+        self.max_packet = 16 * 1024 * 1024
+        """The server's ``max_allowed_packet``, read on first use."""
+        cpt = tables.checkpoints
+        ins = mysql.insert(cpt)
+        self._mark = ins.on_duplicate_key_update(
+            [
+                (
+                    "updated_at",
+                    sa.func.if_(
+                        ins.inserted.position > cpt.c.position,
+                        sa.func.current_timestamp(),
+                        cpt.c.updated_at,
+                    ),
+                ),
+                ("position", sa.func.greatest(cpt.c.position, ins.inserted.position)),
+            ]
+        )
+        self._outbox = self.outbox_ordered_by(ev.c.seq)
+        self._snapshot_source = snapshot_source(tables)
+        self._keys = sa.select(ev.c.seq, ev.c.position).where(
+            ev.c.position.in_(sa.bindparam("positions", expanding=True)),
+            ev.c.seq > 0,
+        )
+
+    def _snapshot_statement(self, data: sa.ColumnElement[Any]) -> sa.Executable:
+        sins = mysql.insert(self.tables.snapshots).from_select(
+            ["aggregate_type", "aggregate_id", "version", "data"],
+            self._snapshot_source.add_columns(data),
+        )
+        return sins.on_duplicate_key_update(
+            data=sins.inserted.data, created_at=sa.func.current_timestamp()
+        )
+
+    @contextlib.contextmanager
+    def migration(self) -> Iterator[Connection]:
+        """A connection holding ``GET_LOCK`` for these tables (DDL commits by itself on
+        MariaDB/MySQL; the steps are idempotent)."""
+        with self.base_engine.connect() as conn:
+            got = conn.execute(
+                sa.text("SELECT GET_LOCK(:name, :timeout)"),
+                {"name": self._lock_name, "timeout": _MIGRATION_LOCK_TIMEOUT},
+            ).scalar()
+            if got != 1:
+                raise StoreUnavailableError(
+                    f"migrate {self.tables.streams.name}: another migration held the lock "
+                    f"for {_MIGRATION_LOCK_TIMEOUT}s"
+                )
+            try:
+                yield conn
+                conn.commit()
+            finally:
+                # A lost connection has already dropped the lock with its session.
+                with contextlib.suppress(sa.exc.DBAPIError):
+                    conn.rollback()
+                    conn.execute(sa.text("DO RELEASE_LOCK(:name)"), {"name": self._lock_name})
+                    conn.commit()
+
+    def begin_write(self, conn: Connection, *, single: bool) -> None:
+        """``START TRANSACTION`` when the connection is in autocommit mode, unless
+        ``single``; a connection that is not (an application's engine) has already
+        begun one implicitly."""
+        dbapi: Any = conn.connection.dbapi_connection
+        if not single and dbapi.get_autocommit():
+            conn.exec_driver_sql("START TRANSACTION")
+
+    def prepare(self, conn: Connection) -> None:
+        """Read ``max_allowed_packet``."""
+        found = conn.execute(sa.text("SELECT @@max_allowed_packet")).scalar()
+        self.max_packet = int(found or self.max_packet)
+
+    def _check(self, data: bytes, text_bytes: int, what: str, doing: str) -> None:
+        limit = self.max_packet
+        if len(data) + 2 * text_bytes + self._ROW_OVERHEAD > limit:
+            raise InvalidEventError(
+                f"{doing}: {what} is {len(data)} bytes, too large for this MariaDB/MySQL "
+                f"server's max_allowed_packet of {limit} bytes; raise it on the server "
+                f"(SET GLOBAL max_allowed_packet = ...) above the largest payload plus 1 MiB"
+            )
+
+    def check_rows(self, rows: Sequence[EventRow], doing: str) -> None:
+        """Every row must fit in one ``max_allowed_packet``."""
+        for index, (name, data, meta) in enumerate(rows):
+            text_bytes = len(name) * 4 + len(meta or "")
+            self._check(data, text_bytes, f"event {index} ({name})", doing)
+
+    def check_snapshot(self, data: bytes, doing: str) -> None:
+        """The snapshot must fit in one ``max_allowed_packet``."""
+        self._check(data, 0, "the snapshot", doing)
+
+    def _inline(self, data: bytes, text_bytes: int) -> bool:
+        return 2 * len(data) + 2 * text_bytes + self._ROW_OVERHEAD <= self.max_packet
+
+    def _stage(self, conn: Connection, slot: int, data: bytes) -> sa.ColumnElement[Any]:
+        """Send ``data`` in pieces into the session variable ``@esrc_data<slot>``."""
+        var = f"@esrc_data{slot}"
+        step = max(64 * 1024, (self.max_packet - self._ROW_OVERHEAD) // 2)
+        conn.execute(sa.text(f"SET {var} = :piece"), {"piece": data[:step]})
+        for start in range(step, len(data), step):
+            conn.execute(
+                sa.text(f"SET {var} = CONCAT({var}, :piece)"),
+                {"piece": data[start : start + step]},
+            )
+        conn.info.setdefault("esrc_staged", []).append(var)
+        return sa.literal_column(var)
+
+    def after_write(self, conn: Connection) -> None:
+        """Free the session variables large payloads were staged in."""
+        staged = conn.info.pop("esrc_staged", None)
+        if staged:
+            conn.execute(sa.text("SET " + ", ".join(f"{v} = NULL" for v in staged)))
+            conn.commit()
+
+    def insert_events(
+        self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> None:
+        """Stage large payloads, then insert ``rows`` with ``seq`` 0 (executemany
+        of the small ones, PyMySQL sends them as multi-row ``INSERT``)."""
+        t, i = key
+        staged: dict[int, sa.ColumnElement[Any]] = {}
+        for index, (name, data, meta) in enumerate(rows):
+            if not self._inline(data, len(name) * 4 + len(meta or "")):
+                staged[index] = self._stage(conn, index, data)
+        batch: list[dict[str, Any]] = []
+        for index, (name, data, meta) in enumerate(rows):
+            params = {
+                "aggregate_type": t,
+                "aggregate_id": i,
+                "version": from_version + index + 1,
+                "name": name,
+                "metadata": meta,
+            }
+            if index in staged:
+                if batch:
+                    conn.execute(self._insert_events, batch)
+                    batch = []
+                conn.execute(self._insert_events.values(data=staged[index]), params)
+            else:
+                params["data"] = data
+                batch.append(params)
+        if batch:
+            conn.execute(self._insert_events, batch)
+
+    def upsert_snapshot(
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+    ) -> bool:
+        """``INSERT ... SELECT FROM streams ... ON DUPLICATE KEY UPDATE``."""
+        params: dict[str, Any] = {
+            "key_type": key[0],
+            "key_id": key[1],
+            "snap_version": version,
+        }
+        if self._inline(data, 0):
+            stmt = self._snapshot_statement(sa.bindparam("snap_data", type_=sa.LargeBinary))
+            params["snap_data"] = data
+        else:
+            stmt = self._snapshot_statement(self._stage(conn, 0, data))
+        return conn.execute(stmt, params, execution_options=ROWCOUNT).rowcount > 0
+
+    def outbox_rows(
+        self, conn: Connection, name: str, limit: int
+    ) -> tuple[list[OutboxRow], int | None]:
+        """Rows after the checkpoint in ``seq`` order. When fewer than ``limit`` came
+        back: if unnumbered events are waiting, number them (:meth:`sequence`) and read
+        again (whether this pass or another outbox's numbered them); else read again
+        only if numbered events beyond those rows appeared since the read."""
+        rows = self.read_outbox(conn, name, limit)
+        if len(rows) < limit:
+            conn.commit()
+            top, waiting, checkpoint = conn.execute(self._probe, {"name": name}).one()
+            beyond = int(top) > (int(rows[-1].ord) if rows else int(checkpoint))
+            if waiting is not None:
+                # Read again even if this pass numbered nothing: another outbox's pass
+                # may have numbered the waiting events after the probe above.
+                self.sequence(conn, max(limit, _PASS_MIN))
+                beyond = True
+            if beyond:
+                rows = self.read_outbox(conn, name, limit)
+        return rows, None
+
+    def sequence(self, conn: Connection, most: int) -> int:
+        """Number up to ``most`` committed events that have no ``seq`` yet (0), in position
+        order, after the largest ``seq`` given so far; return how many it numbered.
+
+        In a transaction of its own: lock the sequencer row, read the unnumbered
+        committed rows and the largest ``seq`` in one consistent read (taken after the
+        lock, so it sees every earlier pass), update them by primary key, commit. It
+        never waits for, or sees, an append in flight; it waits only for another pass.
+        """
+        conn.commit()
+        self.begin_write(conn, single=False)
+        try:
+            conn.execute(self._lock_sequencer)
+            found = conn.execute(self._unnumbered_after, {"limit": most}).all()
+            if found:
+                top = int(found[0].top)
+                listed = ",".join(str(int(row.position)) for row in found)
+                numbered = conn.exec_driver_sql(
+                    f"UPDATE {self._events_table} SET seq = {top} + FIELD(position, {listed}) "
+                    f"WHERE position IN ({listed})"
+                ).rowcount
+                if numbered != len(found):
+                    raise EsrcError(
+                        f"number events of {self._events_table}: {numbered} of "
+                        f"{len(found)} rows updated; another pass ran without the lock"
+                    )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return len(found)
+
+    def outbox_keys(self, conn: Connection, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """The outbox order key (0, seq) of each numbered event among ``positions``."""
+        found = conn.execute(self._keys, {"positions": list(positions)}).all()
+        return {int(p): (0, int(s)) for s, p in found}
+
+    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
+        """Upsert the checkpoint (a ``seq``, kept in the position column) with
+        ``GREATEST``."""
+        conn.execute(self._mark, {"name": name, "tx_id": 0, "position": key[1]})
+
+    def relay_lock(self, name: str) -> RelayLockHolder:
+        """A named lock hashed from the database, table prefix and relay name."""
+        tables = self.tables
+        hashed = digest(self.base_engine.url.database, tables.schema, tables.prefix, name)
+        return _NamedLock(self.base_engine, "esrc-relay:" + hashed.hex())
+
+    def stored_time(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """``UNIX_TIMESTAMP(column)``: Unix seconds, which undoes the session time zone
+        the time was written in."""
+        return sa.func.unix_timestamp(column)
+
+    def relay_progress(self) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+        """By ``seq``; events not numbered yet are pending."""
+        ev, cp = self.tables.events, self.tables.checkpoints
+        done = sa.and_(ev.c.seq <= cp.c.position, ev.c.seq > 0)
+        waiting = sa.or_(ev.c.seq > cp.c.position, ev.c.seq == 0)
+        return done, waiting

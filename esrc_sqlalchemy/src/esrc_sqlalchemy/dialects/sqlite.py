@@ -1,0 +1,295 @@
+"""SQLite 3.24+ through the standard library's ``sqlite3``: everything the SQL store does
+differently on it.
+
+URLs: ``sqlite:///path/to/events.db`` (a file) and ``sqlite://`` (in memory, private
+to the store, usable from many threads, which then take turns on one connection).
+
+**Why the outbox never skips an event.** Writes start with ``BEGIN IMMEDIATE``, so the
+database has one writer at a time: positions are allocated and committed in the same
+order, and the outbox reads in position order (``tx_id`` is 0).
+
+Relay locks: for a file, the write lock of a small lock database next to it
+(``<file>-relay-<hash>.lock``) held by an open ``BEGIN IMMEDIATE``, which the operating
+system drops when the process exits; in memory, a lock within the process (the data is
+private to the store anyway). Outboxes poll for events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from esrc_sqlalchemy.dialects._core import CoreDialect, snapshot_upsert_on_conflict
+from esrc_sqlalchemy.dialects.base import ROWCOUNT, OutboxRow, RelayLockHolder, digest
+from esrc_sqlalchemy.schema import Ddl, Tables
+
+__all__ = ["SqliteDialect"]
+
+_WAL_SWITCH_SECONDS = 10.0
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _database_file(url: URL) -> str | None:
+    """The path of the file a SQLite URL opens, or ``None`` for an in-memory database.
+    A URI filename (``sqlite:///file:path?mode=ro&uri=true``) is read as SQLite reads
+    it."""
+    if _is_memory(url) or not url.database:
+        return None
+    database = url.database
+    if not database.startswith("file:"):
+        return database
+    parsed = urllib.parse.urlsplit(database)
+    query = urllib.parse.parse_qs(parsed.query)
+    if query.get("mode") == ["memory"] or parsed.path in ("", ":memory:"):
+        return None
+    if url.query.get("mode") == "memory":
+        return None
+    return urllib.parse.unquote(parsed.path)
+
+
+def _wal(dbapi_connection: Any, _record: Any) -> None:
+    """Put the database file in WAL mode (it stays so). Switching needs the file to
+    itself and SQLite does not wait for that (no busy timeout), so connections that
+    open a new file at the same moment retry for a while instead of failing."""
+    cursor = dbapi_connection.cursor()
+    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
+    try:
+        while True:
+            try:
+                if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+    finally:
+        cursor.close()
+
+
+class _FileLock:
+    """The write lock of a lock database beside the store's file, held by an open
+    ``BEGIN IMMEDIATE`` on a connection of its own."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def engaged(self) -> bool:
+        return self._conn is not None
+
+    def try_acquire(self) -> bool:
+        conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            conn.close()
+            if "locked" in str(err) or "busy" in str(err):
+                return False
+            raise
+        self._conn = conn
+        return True
+
+    def held(self) -> bool:
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            return True
+        self.release()
+        return False
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def session_id(self) -> int | None:
+        return None
+
+
+class _ProcessLock:
+    """A lock within the process, for ``sqlite://`` (the data is the store's alone):
+    the store's table of holders by relay name."""
+
+    def __init__(self, holders: dict[str, object], guard: threading.Lock, name: str) -> None:
+        self._holders = holders
+        self._guard = guard
+        self._name = name
+        self._holding = False
+
+    @property
+    def engaged(self) -> bool:
+        return self._holding
+
+    def try_acquire(self) -> bool:
+        with self._guard:
+            owner = self._holders.setdefault(self._name, self)
+        self._holding = owner is self
+        return self._holding
+
+    def held(self) -> bool:
+        with self._guard:
+            return self._holders.get(self._name) is self
+
+    def release(self) -> None:
+        if self._holding:
+            with self._guard:
+                if self._holders.get(self._name) is self:
+                    del self._holders[self._name]
+            self._holding = False
+
+    def session_id(self) -> int | None:
+        return None
+
+
+class SqliteDialect(CoreDialect):
+    """SQLite: one writer at a time (``BEGIN IMMEDIATE``), position order is commit order."""
+
+    name = "sqlite"
+    title = "SQLite"
+    url_schemes = ("sqlite",)
+    default_driver = "pysqlite"
+    drivers = frozenset({"pysqlite"})
+    driver_module = "sqlite3"
+    extra = None
+    ddl = Ddl(
+        key=sa.String,
+        position=sa.Integer(),  # only INTEGER PRIMARY KEY is the rowid
+        blob=sa.LargeBinary(),
+        long_text=sa.Text(),
+    )
+
+    @classmethod
+    def engine_options(cls, url: URL, connect_timeout: float) -> dict[str, Any]:
+        """A file: connections usable from any thread, waiting ``connect_timeout`` for
+        the write lock. In memory: one shared connection (the store serializes its
+        use)."""
+        if _is_memory(url):
+            return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        return {"connect_args": {"check_same_thread": False, "timeout": connect_timeout}}
+
+    @classmethod
+    def configure_engine(cls, engine: Engine) -> None:
+        """Put a database file in WAL mode on connect (readers and the writer do not
+        wait for each other)."""
+        if not _is_memory(engine.url):
+            sa.event.listen(engine, "connect", _wal)
+
+    @classmethod
+    def application_engine_options(
+        cls, url: URL, *, connect_timeout: float, lock_timeout: float
+    ) -> dict[str, Any]:
+        """Like a store's, waiting ``lock_timeout`` for the write lock."""
+        return cls.engine_options(url, lock_timeout)
+
+    @classmethod
+    def configure_application_engine(cls, engine: Engine) -> None:
+        """The WAL journal, as for a store's engine."""
+        cls.configure_engine(engine)
+
+    @classmethod
+    def insert_ignoring_duplicates(cls, table: sa.Table) -> sa.Insert:
+        """``INSERT ... ON CONFLICT DO NOTHING``."""
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    @classmethod
+    def is_unique_violation(cls, err: BaseException) -> bool:
+        """``UNIQUE constraint failed``."""
+        return isinstance(err, sqlalchemy.exc.IntegrityError) and (
+            "UNIQUE constraint failed" in str(err.orig)
+        )
+
+    def __init__(self, tables: Tables, engine: Engine, *, notify: bool = False) -> None:
+        super().__init__(tables, engine, notify=notify)
+        cpt = tables.checkpoints
+        ins = sqlite.insert(cpt)
+        self._mark = ins.on_conflict_do_update(
+            index_elements=[cpt.c.name],
+            set_={
+                "position": ins.excluded.position,
+                "updated_at": sa.func.current_timestamp(),
+            },
+            where=cpt.c.position < ins.excluded.position,
+        )
+        self._outbox = self.outbox_ordered_by(tables.events.c.position)
+        self._snapshot = snapshot_upsert_on_conflict(tables, sqlite.insert)
+        ev = tables.events
+        self._keys = sa.select(ev.c.position).where(
+            ev.c.position.in_(sa.bindparam("positions", expanding=True))
+        )
+        self._file = _database_file(engine.url)
+        self.shares_one_connection = _is_memory(engine.url)
+        self._process_locks: dict[str, object] = {}
+        """Holders of relay locks on ``sqlite://``, where locks stay in the process."""
+        self._process_locks_guard = threading.Lock()
+
+    def missing_database(self) -> str | None:
+        """A database file that does not exist (connecting would create it)."""
+        if self._file is None or os.path.exists(self._file):
+            return None
+        return f"there is no SQLite database at {os.path.abspath(self._file)}"
+
+    @contextlib.contextmanager
+    def migration(self) -> Iterator[Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction (DDL is transactional in SQLite)."""
+        with self.base_engine.connect() as conn:
+            self.begin_write(conn, single=False)
+            yield conn
+            conn.commit()
+
+    def begin_write(self, conn: Connection, *, single: bool) -> None:
+        """``BEGIN IMMEDIATE`` unless the driver already opened a transaction."""
+        dbapi = conn.connection.dbapi_connection
+        if not getattr(dbapi, "in_transaction", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def upsert_snapshot(
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+    ) -> bool:
+        """``INSERT ... SELECT FROM streams ... ON CONFLICT DO UPDATE``."""
+        params = {"key_type": key[0], "key_id": key[1], "snap_version": version, "snap_data": data}
+        return conn.execute(self._snapshot, params, execution_options=ROWCOUNT).rowcount > 0
+
+    def outbox_rows(
+        self, conn: Connection, name: str, limit: int
+    ) -> tuple[list[OutboxRow], int | None]:
+        """Rows after the checkpoint in position order; nothing is ever held back."""
+        return self.read_outbox(conn, name, limit), None
+
+    def outbox_keys(self, conn: Connection, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """(0, position) of each stored event among ``positions``."""
+        found = conn.execute(self._keys, {"positions": list(positions)}).scalars()
+        return {int(p): (0, int(p)) for p in found}
+
+    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
+        """Upsert the checkpoint where the position grows."""
+        conn.execute(self._mark, {"name": name, "tx_id": 0, "position": key[1]})
+
+    def relay_lock(self, name: str) -> RelayLockHolder:
+        """A lock database beside the file, or a lock in the process for ``sqlite://``."""
+        if self.shares_one_connection:
+            return _ProcessLock(self._process_locks, self._process_locks_guard, name)
+        tables = self.tables
+        hashed = digest(self.base_engine.url.database, tables.schema, tables.prefix, name)
+        return _FileLock(f"{self.base_engine.url.database}-relay-{hashed.hex()}.lock")
+
+    def relay_progress(self) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+        """By position."""
+        ev, cp = self.tables.events, self.tables.checkpoints
+        return ev.c.position <= cp.c.position, ev.c.position > cp.c.position
