@@ -105,9 +105,12 @@ def _run(args: argparse.Namespace, arguments: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``esrc`` command with ``argv`` (default: the process's arguments) and
-    return its exit status, following the policy in this module's docstring. Usage
-    errors and ``--help`` return their status (2 and 0) instead of raising
-    ``SystemExit``."""
+    return its exit status: 0 when it did what it was asked, 1 when the operation
+    failed (an :class:`~esrc_core.errors.EsrcError`), 2 for a usage or configuration
+    error (a command line that does not parse, a bad URL or option, no backend for the
+    URL, a missing driver or capability), 130 when interrupted. A failure prints one
+    line on standard error, passwords masked. ``--help`` and usage errors return their
+    status too, instead of raising ``SystemExit``."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
         return _run(build_parser().parse_args(arguments), arguments)

@@ -103,15 +103,18 @@ def tail(
     """``esrc tail``: print events as they are committed, in outbox order, one line
     each (``#position type id vVERSION name data``), until ``stop`` is set, Ctrl-C or
     SIGTERM arrives (in the main thread: the batch in hand is finished first; a second
-    one interrupts it), or whoever reads ``out`` closes it (a broken pipe). Returns 0
-    then.
+    signal acts as it would without ``tail``, so a second Ctrl-C interrupts it), or
+    whoever reads ``out`` closes it (a broken pipe). Returns 0 then.
 
     It reads through a relay name of its own, ``esrc-tail-<random>``, that starts where
     relay ``relay`` stands (when given; never changing that relay's progress), at the
     first event (``from_start``), or else after the events committed so far. The
     private name is forgotten on the way out; a tail killed outright leaves it behind
-    (``esrc relays`` lists it). Waits with the outbox's ``wait_for_events(timeout)``
-    when it has one, else polls every ``poll`` seconds.
+    (``esrc relays`` lists it). When the outbox offers the ``wait`` capability
+    (:class:`~esrc_core.relay.WaitingOutbox`) it waits with ``wait_for_events``, up to
+    ``poll`` seconds at a time, else it polls every ``poll`` seconds. Raises
+    :class:`~esrc_core.capabilities.NotSupportedError` for a store without inspection
+    or without an outbox.
     """
     if relay is not None and from_start:
         raise ValueError("tail: give relay or from_start, not both")
