@@ -141,3 +141,20 @@ def test_an_unknown_store_url_in_a_real_process_exits_2_without_a_traceback() ->
 def test_a_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage: esrc" in capsys.readouterr().err
+
+
+COMMANDS = ["demo", "events", "migrate", "plugins", "relay", "relays", "streams", "tail"]
+
+
+def test_help_lists_every_command_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = re.search(r"\{([a-z,]+)\}", out)
+    assert listed is not None, out
+    assert listed.group(1).split(",") == COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_its_own_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    assert main([command, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: esrc {command} ")
