@@ -2,8 +2,8 @@
 
 Each module of :mod:`esrc_core.cli._commands` is one command group and declares its
 commands in a module-level ``COMMANDS`` sequence of
-:class:`~esrc_core.cli._command.Command`; the parser is
-built from every module found there, so a new command is a new module.
+:class:`~esrc_core.cli._command.Command`. The parser is built from every module found
+there, commands in the order of their names, so a new command is a new module.
 """
 
 from __future__ import annotations
