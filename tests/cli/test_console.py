@@ -1,11 +1,11 @@
-"""Plain-text tables and the progress line (esrc_core.console)."""
+"""Plain-text tables and the progress line (esrc_core.cli.console)."""
 
 from __future__ import annotations
 
 import io
 
 import pytest
-from esrc_core.console import (
+from esrc_core.cli.console import (
     ELLIPSIS,
     Column,
     Progress,

@@ -105,12 +105,13 @@ def test_demo_run_returns_the_delivered_events() -> None:
 
 
 @pytest.mark.parametrize("url", ["nope://", "nope://admin:secret@host/db", "no-scheme"])
-def test_an_esrc_error_prints_one_line_on_stderr_and_exits_1(
+def test_an_unknown_store_url_prints_one_line_on_stderr_and_exits_2(
     capsys: pytest.CaptureFixture[str], url: str
 ) -> None:
+    """A URL no backend claims is a configuration error (status 2), like a bad option."""
     plugins().backends()  # load plugins first: their own load warnings are not the CLI's
     capsys.readouterr()
-    assert main(["demo", "--store", url]) == 1
+    assert main(["demo", "--store", url]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.splitlines()
@@ -121,7 +122,7 @@ def test_an_esrc_error_prints_one_line_on_stderr_and_exits_1(
     assert "Traceback" not in captured.err
 
 
-def test_an_esrc_error_in_a_real_process_exits_1_without_a_traceback() -> None:
+def test_an_unknown_store_url_in_a_real_process_exits_2_without_a_traceback() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "esrc_core.cli", "demo", "--store", "nope://u:secret@h"],
         capture_output=True,
@@ -129,7 +130,7 @@ def test_an_esrc_error_in_a_real_process_exits_1_without_a_traceback() -> None:
         timeout=120,
         check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert "secret" not in result.stderr
@@ -138,7 +139,22 @@ def test_an_esrc_error_in_a_real_process_exits_1_without_a_traceback() -> None:
 
 
 def test_a_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        main([])
-    assert caught.value.code == 2
+    assert main([]) == 2
     assert "usage: esrc" in capsys.readouterr().err
+
+
+COMMANDS = ["demo", "events", "migrate", "plugins", "relay", "relays", "streams", "tail"]
+
+
+def test_help_lists_every_command_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = re.search(r"\{([a-z,]+)\}", out)
+    assert listed is not None, out
+    assert listed.group(1).split(",") == COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_its_own_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    assert main([command, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: esrc {command} ")

@@ -171,13 +171,13 @@ def test_tables_from_a_newer_release_are_refused(database_url: str, prefix: str)
 
 
 def test_esrc_migrate_reports_errors_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    """A store with no schema, a bad option and an unreachable server each give exit
-    status 1 and a one-line message (password masked)."""
-    assert main(["migrate", "memory://"]) == 1
+    """A store with no schema and a bad option give exit status 2 (configuration), an
+    unreachable server 1, each with a one-line message (password masked)."""
+    assert main(["migrate", "memory://"]) == 2
     assert "no schema to migrate" in capsys.readouterr().err
-    assert main(["migrate", "sqlite://", "-o", "connect_timeout=soon"]) == 1
+    assert main(["migrate", "sqlite://", "-o", "connect_timeout=soon"]) == 2
     assert "connect_timeout" in capsys.readouterr().err
-    assert main(["migrate", "sqlite://", "-o", "prefix=app_"]) == 1
+    assert main(["migrate", "sqlite://", "-o", "prefix=app_"]) == 2
     assert "unknown option(s) prefix" in capsys.readouterr().err
     url = "postgresql://postgres:s3cret@127.0.0.1:1/test"
     assert main(["migrate", url, "-o", "connect_timeout=2"]) == 1

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from esrc_core.aggregate import EventRaiserAggregate
+from esrc_core.capabilities import Capability, offered
 from esrc_core.events import EventRegistry
 from esrc_core.plugins import open_event_store, open_publisher
 from esrc_core.relay import HasOutbox, Relay, RelayEvent
@@ -97,11 +98,12 @@ def run(store_url: str = "memory://", out: Callable[[str], object] = print) -> l
         out(f"withdrew 30.50: balance {saved.balance}, version {saved.initial_version}")
 
         delivered: list[RelayEvent] = []
-        if not isinstance(store, HasOutbox):
+        has_outbox = offered(store, Capability.OUTBOX, HasOutbox)
+        if has_outbox is None:
             out(f"{store_url} has no outbox; nothing to relay")
             return delivered
         publisher.subscribe(delivered.append)  # type: ignore[attr-defined]
-        relay = Relay(store.outbox("demo"), publisher)
+        relay = Relay(has_outbox.outbox("demo"), publisher)
         while relay.run_once():
             pass
         out("relayed, in order:")

@@ -40,9 +40,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, Literal
 
+from esrc_core._signals import STOP_SIGNALS, stop_on_signals
 from esrc_core.capabilities import Capability, offered, require
 from esrc_core.errors import (
     BrokerUnavailableError,
@@ -289,34 +289,21 @@ class RelayRunner:
         self._stop.set()
 
     @contextlib.contextmanager
-    def stop_on_signals(
-        self, signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
-    ) -> Iterator[None]:
+    def stop_on_signals(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
         """Within the block, the first of ``signals`` calls :meth:`stop`; the handlers
         in place before are then restored, so a second signal acts as it did before
         (SIGINT raises ``KeyboardInterrupt``, SIGTERM ends the process at once). The
-        previous handlers are restored when the block ends, too. Main thread only."""
-        previous = {sig: signal.getsignal(sig) for sig in signals}
+        previous handlers are restored when the block ends, too. Main thread only:
+        elsewhere it installs nothing."""
 
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            restore()
+        def handle(sig: signal.Signals) -> None:
             log.info(
-                "relay %s: %s received: stopping after the batch in flight",
-                self.name,
-                signal.Signals(signum).name,
+                "relay %s: %s received: stopping after the batch in flight", self.name, sig.name
             )
             self.stop()
 
-        for sig in signals:
-            signal.signal(sig, handle)
-        try:
+        with stop_on_signals(handle, signals):
             yield
-        finally:
-            restore()
 
     # --- the loop ------------------------------------------------------------------------
 

@@ -1,0 +1,76 @@
+"""``esrc relay``: one named relay as a long-running process (see
+:class:`~esrc_core.runner.RelayRunner`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from esrc_core.cli._arguments import options_argument
+from esrc_core.cli._command import Command
+from esrc_core.errors import BackendConfigError, EsrcError
+from esrc_core.runner import RelayRunner, log_to_stderr
+
+__all__ = ["COMMANDS"]
+
+
+def _relay(args: argparse.Namespace) -> int:
+    log_to_stderr(args.log_level)
+    try:
+        runner = RelayRunner.from_urls(
+            args.store,
+            args.publisher,
+            store_options=dict(args.store_option),
+            name=args.name,
+            batch_size=args.batch_size,
+            poll_interval=args.poll_interval,
+            log_interval=args.log_interval,
+            lock_timeout=args.lock_timeout,
+        )
+        with runner.stop_on_signals():
+            runner.run()
+    except EsrcError:
+        raise
+    except (ValueError, TypeError) as err:
+        # Bad usage the runner or a backend reports as a plain ValueError or TypeError:
+        # a setting out of range, an option a store or publisher does not take.
+        raise BackendConfigError(str(err)) from err
+    return 0
+
+
+def _relay_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", required=True, metavar="URL", help="event store URL")
+    p.add_argument("--publisher", required=True, metavar="URL", help="publisher URL")
+    p.add_argument("--name", default="default", help="the relay name (default: default)")
+    p.add_argument(
+        "--batch-size", type=int, default=500, metavar="N", help="events per batch (default 500)"
+    )
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="seconds to wait for new events before looking again (default 0.5)",
+    )
+    p.add_argument(
+        "--log-interval",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds between progress lines (default 10; 0: none)",
+    )
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="S",
+        help="give up after S seconds on standby (default: wait until the lock is free)",
+    )
+    options_argument(p, "--store-option")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+COMMANDS = (
+    Command(
+        "relay", "relay events from a store to a broker until stopped", _relay_arguments, _relay
+    ),
+)
+"""``esrc relay``."""
