@@ -662,7 +662,7 @@ class SqlEventStore:
         if path is not None and not os.path.exists(path):
             # Connecting would create the file. Not a connection problem, so not
             # StoreUnavailableError: retrying would not make the file appear.
-            raise EsrcError(
+            raise StoreConfigError(
                 f"{doing}: there is no SQLite database at {os.path.abspath(path)} "
                 "(create_schema=False opens only an existing store; run "
                 "`esrc migrate URL` to create it)"
@@ -674,12 +674,12 @@ class SqlEventStore:
             return
         where = f"{self.url} (table prefix {self.table_prefix!r})"
         if found is not None and found > SCHEMA_VERSION:
-            raise EsrcError(
+            raise StoreConfigError(
                 f"{doing}: the tables in {where} are at schema version {found}, newer than this "
                 f"esrc-sqlalchemy understands ({SCHEMA_VERSION}); upgrade it"
             )
         state = "do not exist" if not found else f"are at schema version {found}"
-        raise EsrcError(
+        raise StoreConfigError(
             f"{doing}: the event store tables in {where} {state}; run `esrc migrate URL` or open "
             "the store with create_schema=True"
         )
