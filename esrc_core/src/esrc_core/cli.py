@@ -78,9 +78,14 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _relay(args: argparse.Namespace) -> int:
-    from esrc_core.runner import LockNotAcquiredError, RelayRunner, log_to_stderr
+    from esrc_core.runner import LockNotAcquiredError, RelayRunner, RelayStatus, log_to_stderr
 
     log_to_stderr(args.log_level)
+    status_file = args.status_file
+
+    def write_status(status: RelayStatus) -> None:
+        status.write(status_file)
+
     try:
         runner = RelayRunner.from_urls(
             args.store,
@@ -91,13 +96,17 @@ def _relay(args: argparse.Namespace) -> int:
             poll_interval=args.poll_interval,
             log_interval=args.log_interval,
             lock_timeout=args.lock_timeout,
+            on_status=write_status if status_file is not None else None,
+            status_interval=args.status_interval,
         )
         with runner.stop_on_signals():
             runner.run()
     except LockNotAcquiredError:
         raise
     except (EsrcError, ValueError, TypeError) as err:
-        # Bad usage: an unknown scheme, a malformed URL or option, a missing driver.
+        # Bad usage: an unknown scheme, a malformed URL or option, a missing driver, a
+        # broker or store setup that cannot work (BackendConfigError, raised by the
+        # runner at once instead of retried).
         print(f"esrc relay: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     return 0
@@ -213,6 +222,18 @@ def _add_relay_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     _options_argument(p, "--store-option")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument(
+        "--status-file",
+        metavar="PATH",
+        help="keep the relay's state in PATH as JSON, replaced atomically on every change",
+    )
+    p.add_argument(
+        "--status-interval",
+        type=_seconds,
+        default=1.0,
+        metavar="S",
+        help="while relaying, rewrite the status file every S seconds (default 1)",
+    )
     p.set_defaults(run=_relay)
 
 
