@@ -214,6 +214,7 @@ def test_a_lost_lock_stops_publishing_until_taken_again(store: MemoryEventStore)
     time.sleep(0.2)
     assert len(got) == 20, "the runner published after it lost the lock"
     assert running.runner.state == "standby"
+    assert running.runner.status.locks_lost == 1
     thief.release()
     _wait_until(lambda: len(got) == 40, "the runner takes the lock again and catches up")
     assert running.stop() == 40
@@ -451,7 +452,7 @@ def test_a_backend_config_error_stops_the_runner_at_once(
     assert errors[0].exc_info is None
     assert "BackendConfigError: open nats://" in errors[0].getMessage()
     status = runner.status
-    assert (status.state, status.holds_lock, status.failures) == ("stopped", False, 0)
+    assert (status.state, status.holds_lock, status.consecutive_failures) == ("stopped", False, 0)
     assert str(status.last_error).startswith("BackendConfigError:")
     assert store.relay_lock("default").acquire(), "the lock must be released"
 
@@ -468,7 +469,7 @@ def test_with_attempts_the_runner_gives_up_after_that_many_failures(
     with pytest.raises(PublishError, match="broker refused"):
         runner.run()
     assert refusing.calls == 3
-    assert runner.status.failures == 3
+    assert runner.status.consecutive_failures == 3
     assert runner.state == "stopped"
 
 
@@ -527,7 +528,7 @@ def test_status_follows_standby_take_over_and_stop(store: MemoryEventStore) -> N
     assert (relaying.name, relaying.holds_lock, relaying.took_over) == ("orders", True, False)
     final = first_seen.last()
     assert (final.holds_lock, final.relayed, final.last_position) == (False, 30, positions[-1])
-    assert (final.failures, final.last_error) == (0, None)
+    assert (final.consecutive_failures, final.last_error) == (0, None)
 
     assert second_seen.states() == ["starting", "standby", "relaying", "stopped"]
     standby = second_seen.seen[1]
@@ -551,12 +552,13 @@ def test_status_reports_failures_and_recovery(store: MemoryEventStore) -> None:
     _wait_until(lambda: running.runner.relayed == 20, "20 events are relayed")
     running.stop()
     retrying = [s for s in seen.seen if s.state == "retrying"]
-    assert [s.failures for s in retrying] == [1, 2]
+    assert [s.consecutive_failures for s in retrying] == [1, 2]
     assert retrying[0].last_error == (
         "BrokerUnavailableError: open flaky broker: attempt 1 refused"
     )
-    recovered = next(s for s in seen.seen if s.state == "relaying" and s.failures == 0)
+    recovered = next(s for s in seen.seen if s.state == "relaying" and s.consecutive_failures == 0)
     assert recovered.last_error == "BrokerUnavailableError: open flaky broker: attempt 2 refused"
+    assert (recovered.failed_attempts, seen.last().failed_attempts) == (2, 2)
 
 
 def test_status_is_sent_every_status_interval_while_relaying(store: MemoryEventStore) -> None:

@@ -10,8 +10,10 @@ The file is one JSON object, replaced atomically (written to a temporary file in
 same directory, then renamed over ``PATH``), so a reader never sees half of it::
 
     {"format": 1, "name": "orders", "state": "relaying", "holds_lock": true,
-     "took_over": false, "relayed": 1200, "last_position": 3456, "failures": 0,
-     "last_error": null, "updated_at": "2026-12-02T13:10:00.123456+00:00", "pid": 4242}
+     "took_over": false, "relayed": 1200, "last_position": 3456,
+     "consecutive_failures": 0, "failed_attempts": 2, "locks_lost": 0,
+     "last_error": "BrokerUnavailableError: ...", "updated_at":
+     "2026-12-02T13:10:00.123456+00:00", "pid": 4242}
 """
 
 from __future__ import annotations
@@ -51,10 +53,14 @@ class RelayStatus:
     - ``relayed``: events published and marked since the runner started.
     - ``last_position``: the store position of the last event marked published, or
       ``None`` before the first.
-    - ``failures``: consecutive failed attempts (0 once an attempt succeeds).
+    - ``consecutive_failures``: failed attempts since the last success (0 while all
+      is well).
+    - ``failed_attempts``: failed attempts since the runner started.
+    - ``locks_lost``: how often the runner found it had lost the relay lock (its
+      database session ended) and stopped publishing to take it again.
     - ``last_error``: the latest failure in one line (type and message), or ``None``
-      if none happened; it stays after a recovery (see ``failures``) and, when the
-      runner stopped on an error, is that error.
+      if none happened; it stays after a recovery (see ``consecutive_failures``) and,
+      when the runner stopped on an error, is that error.
     - ``updated_at``: when the snapshot was taken (UTC).
     - ``pid``: the process id of the runner's process.
     """
@@ -65,7 +71,9 @@ class RelayStatus:
     took_over: bool
     relayed: int
     last_position: int | None
-    failures: int
+    consecutive_failures: int
+    failed_attempts: int
+    locks_lost: int
     last_error: str | None
     updated_at: dt.datetime
     pid: int
@@ -80,7 +88,9 @@ class RelayStatus:
             "took_over": self.took_over,
             "relayed": self.relayed,
             "last_position": self.last_position,
-            "failures": self.failures,
+            "consecutive_failures": self.consecutive_failures,
+            "failed_attempts": self.failed_attempts,
+            "locks_lost": self.locks_lost,
             "last_error": self.last_error,
             "updated_at": self.updated_at.isoformat(),
             "pid": self.pid,
@@ -106,7 +116,9 @@ class RelayStatus:
                 took_over=bool(data["took_over"]),
                 relayed=int(data["relayed"]),
                 last_position=None if data["last_position"] is None else int(data["last_position"]),
-                failures=int(data["failures"]),
+                consecutive_failures=int(data["consecutive_failures"]),
+                failed_attempts=int(data["failed_attempts"]),
+                locks_lost=int(data["locks_lost"]),
                 last_error=None if data["last_error"] is None else str(data["last_error"]),
                 updated_at=dt.datetime.fromisoformat(data["updated_at"]),
                 pid=int(data["pid"]),

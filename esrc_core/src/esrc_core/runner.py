@@ -234,6 +234,8 @@ class RelayRunner:
         self._took_over = False
         self._last_error: str | None = None
         self._failures = 0
+        self._failed_attempts = 0
+        self._locks_lost = 0
         self._sent: tuple[object, ...] | None = None
         self._sent_at = 0.0
         self._started = time.monotonic()
@@ -301,7 +303,9 @@ class RelayRunner:
             took_over=self._took_over,
             relayed=self._relayed,
             last_position=self._last_position,
-            failures=self._failures,
+            consecutive_failures=self._failures,
+            failed_attempts=self._failed_attempts,
+            locks_lost=self._locks_lost,
             last_error=self._last_error,
             updated_at=dt.datetime.now(dt.UTC),
             pid=os.getpid(),
@@ -410,6 +414,7 @@ class RelayRunner:
                 )
                 lost, self._lock = self._lock, None
                 self._took_over = False
+                self._locks_lost += 1
                 lost.release()
                 self._changed()
                 return
@@ -509,6 +514,7 @@ class RelayRunner:
         """Log a failed attempt in one line, drop a broken publisher, wait the backoff;
         raise ``err`` when the backoff allows no further attempt."""
         self._failures += 1
+        self._failed_attempts += 1
         if self.backoff.exhausted(self._failures):
             log.error(
                 "relay %s: attempt %d failed: %s; giving up (the backoff allows %d attempts)",
@@ -546,26 +552,25 @@ class RelayRunner:
         """Send the status if something other than the counts changed since the last."""
         if self._on_status is None:
             return
-        key = (
+        key = self._status_key()
+        if key != self._sent:
+            self._send_status(key)
+
+    def _status_key(self) -> tuple[object, ...]:
+        """What, when it changes, is sent at once (the counts only every interval)."""
+        return (
             self._state,
             self._lock is not None,
             self._took_over,
             self._failures,
+            self._locks_lost,
             self._last_error,
         )
-        if key != self._sent:
-            self._send_status(key)
 
     def _status_due(self) -> None:
         """While relaying: send the status when ``status_interval`` has passed."""
         if time.monotonic() - self._sent_at >= self.status_interval:
-            key = (
-                self._state,
-                self._lock is not None,
-                self._took_over,
-                self._failures,
-                self._last_error,
-            )
+            key = self._status_key()
             self._send_status(key)
 
     def _send_status(self, key: tuple[object, ...]) -> None:
