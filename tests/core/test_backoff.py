@@ -98,4 +98,4 @@ def test_a_backoff_is_immutable_and_keyword_only() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         backoff.base_delay = 1.0  # type: ignore[misc]
     with pytest.raises(TypeError):
-        Backoff(0.1)  # type: ignore[misc]
+        Backoff(0.1)  # type: ignore[call-arg]
