@@ -47,8 +47,21 @@ def _relay(*arguments: str) -> subprocess.CompletedProcess[str]:
             ["--store", "memory://", "--publisher", "memory://", "--batch-size", "0"],
             "batch_size must be a positive int",
         ),
+        (
+            [
+                *("--store", "memory://", "--publisher", "memory://"),
+                *("--status-file", "/nonexistent-esrc-directory/status.json"),
+            ],
+            "no directory for the status file",
+        ),
     ],
-    ids=["unknown-store", "unknown-publisher", "bad-store-option", "bad-batch-size"],
+    ids=[
+        "unknown-store",
+        "unknown-publisher",
+        "bad-store-option",
+        "bad-batch-size",
+        "status-file-nowhere",
+    ],
 )
 def test_bad_usage_is_one_line_and_status_2(arguments: list[str], message: str) -> None:
     """Mistakes in the command are reported in one line on stderr, passwords masked,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -82,6 +83,9 @@ def _relay(args: argparse.Namespace) -> int:
 
     log_to_stderr(args.log_level)
     status_file = args.status_file
+    if status_file is not None and not os.path.isdir(os.path.dirname(status_file) or "."):
+        print(f"esrc relay: no directory for the status file {status_file!r}", file=sys.stderr)
+        return 2
 
     def write_status(status: RelayStatus) -> None:
         status.write(status_file)
