@@ -29,6 +29,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from esrc_core.runner import RelayRunner
+from esrc_core.runner import RelayRunner, RelayStatus
 from esrc_faststream.headers import MESSAGE_ID, relay_headers, route
 from esrc_faststream.loop import LoopThread
 
@@ -609,7 +610,7 @@ def _latency(
 class _RelayProcess:
     """``esrc relay`` in a process of its own, as it is deployed, so that the writers
     and the consumer in this process do not share an interpreter (and its lock) with
-    the relay."""
+    the relay. Its state is read from its status file (``--status-file``)."""
 
     def __init__(
         self, url: str, prefix: str, broker: Broker, settings: RelaySettings, *, notify: bool
@@ -618,6 +619,9 @@ class _RelayProcess:
         command += ["-o", f"table_prefix={prefix}", "-o", f"notify={str(notify).lower()}"]
         command += ["--publisher", broker.publisher_url(), "--name", "latency"]
         command += ["--batch-size", str(settings.batch_size), "--log-interval", "0"]
+        self._directory = tempfile.TemporaryDirectory(prefix="esrc-bench-relay-")
+        self.status_path = Path(self._directory.name) / "status.json"
+        command += ["--status-file", str(self.status_path)]
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -629,17 +633,28 @@ class _RelayProcess:
         for line in self.proc.stderr:
             self.lines.append(line.rstrip())
 
+    def _status(self) -> RelayStatus | None:
+        try:
+            return RelayStatus.read(self.status_path)
+        except FileNotFoundError:
+            return None
+
     def wait_until_relaying(self, timeout: float = 60.0) -> None:
-        """Wait until the process holds the relay lock (its publisher is open by then)."""
+        """Wait until the process is relaying, holding the relay lock (its publisher is
+        open by then)."""
         deadline = time.monotonic() + timeout
-        while not any("holding the relay lock" in line for line in self.lines):
+        while (status := self._status()) is None or not (
+            status.state == "relaying" and status.holds_lock
+        ):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("the relay process did not start: " + " | ".join(self.lines))
+                raise RuntimeError(
+                    f"the relay process did not start (status {status}): " + " | ".join(self.lines)
+                )
             time.sleep(0.01)
 
     def stop(self) -> None:
-        """SIGTERM the process and wait for it to end."""
+        """SIGTERM the process, wait for it to end and remove its status file."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -647,6 +662,7 @@ class _RelayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(30)
+        self._directory.cleanup()
 
 
 def _latency_once(

@@ -42,8 +42,10 @@ def _own_private_names(module: ast.Module) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(module):
         match node:
-            case ast.FunctionDef(name=name) | ast.AsyncFunctionDef(name=name) | ast.ClassDef(
-                name=name
+            case (
+                ast.FunctionDef(name=name)
+                | ast.AsyncFunctionDef(name=name)
+                | ast.ClassDef(name=name)
             ):
                 names.add(name)
             case ast.Name(id=name, ctx=ast.Store()):

@@ -1,9 +1,8 @@
-"""Relay: publishes the outbox in order, stops at the first failure, marks only what
-was published, and keeps going in run(stop)."""
+"""Relay: publishes one batch of the outbox in order, stops at the first failure and
+marks only what was published. The loop around it is RelayRunner's (tests/relay)."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Sequence
 
@@ -23,9 +22,6 @@ from esrc_core import (
     message_id,
     open_publisher,
 )
-
-WAIT = 10.0
-"""Seconds to wait for a background relay before declaring it stuck (never a timing test)."""
 
 
 class RecordingPublisher:
@@ -252,84 +248,6 @@ def test_memory_publisher_subscriber_failure_marks_the_delivered_prefix(
 def test_batch_size_must_be_positive(store: EventStore) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         Relay(outbox_of(store), RecordingPublisher(), batch_size=0)
-
-
-class NotifyingPublisher(RecordingPublisher):
-    """Records events and wakes waiters; may fail the first ``failures`` calls."""
-
-    def __init__(self, failures: int = 0) -> None:
-        super().__init__(fail_on=set(range(failures)))
-        self.changed = threading.Condition()
-
-    def publish(self, event: RelayEvent) -> None:
-        """Publish and notify waiters."""
-        with self.changed:
-            try:
-                super().publish(event)
-            finally:
-                self.changed.notify_all()
-
-    def wait_for(self, count: int) -> bool:
-        """Wait until ``count`` events were published; False if it never happens."""
-        with self.changed:
-            return self.changed.wait_for(lambda: len(self.published) >= count, WAIT)
-
-
-def _start(relay: Relay, stop: threading.Event) -> tuple[threading.Thread, list[int]]:
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(relay.run(stop)), daemon=True)
-    thread.start()
-    return thread, result
-
-
-def test_run_relays_events_appended_while_it_runs_until_stopped(store: EventStore) -> None:
-    outbox = outbox_of(store)
-    publisher = NotifyingPublisher()
-    stop = threading.Event()
-    thread, result = _start(Relay(outbox, publisher, batch_size=2, poll_interval=0.01), stop)
-
-    store.add_aggregate("Order", "o1", [RawEvent("Placed", b"")])
-    assert publisher.wait_for(1), "the running relay never published the first event"
-    for version in range(1, 6):
-        store.append_events("Order", "o1", version, [RawEvent("Changed", b"")])
-    store.add_aggregate("Order", "o2", [RawEvent("Placed", b""), RawEvent("Paid", b"")])
-    assert publisher.wait_for(8), f"published only {len(publisher.published)} of 8"
-
-    stop.set()
-    thread.join(WAIT)
-    assert not thread.is_alive(), "run(stop) did not return after stop was set"
-    assert result == [8]
-    assert keys(publisher.published) == [("Order", "o1", v) for v in range(1, 7)] + [
-        ("Order", "o2", 1),
-        ("Order", "o2", 2),
-    ]
-    assert outbox.unpublished_events(100) == []
-
-
-def test_run_retries_after_failures_without_skipping(store: EventStore) -> None:
-    expected = fill(store)
-    outbox = outbox_of(store)
-    publisher = NotifyingPublisher(failures=3)
-    stop = threading.Event()
-    relay = Relay(outbox, publisher, poll_interval=0.001, max_backoff=0.01)
-    thread, result = _start(relay, stop)
-
-    assert publisher.wait_for(7), f"published only {len(publisher.published)} of 7"
-    stop.set()
-    thread.join(WAIT)
-    assert not thread.is_alive()
-    assert result == [7]
-    assert keys(publisher.published) == expected
-    assert publisher.calls == 10
-
-
-def test_run_with_stop_already_set_publishes_nothing(store: EventStore) -> None:
-    fill(store)
-    stop = threading.Event()
-    stop.set()
-    publisher = RecordingPublisher()
-    assert Relay(outbox_of(store), publisher).run(stop) == 0
-    assert publisher.calls == 0
 
 
 def test_message_id_is_type_encoded_id_and_version() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from esrc_core.errors import AggregateAlreadyExists, OptimisticConcurrencyError
 from esrc_core.events import RawEvent
 from esrc_core.relay import HasOutbox, RelayEvent
+from esrc_core.relay_status import RelayStatus, RunnerState
 from esrc_core.store import EventStore
 from esrc_faststream.headers import relay_event_from
 from esrc_faststream.loop import LoopThread
@@ -47,13 +48,21 @@ def wait_until(done: Callable[[], bool], what: str, timeout: float = 60.0) -> No
         time.sleep(0.02)
 
 
+STATUS_INTERVAL = 0.1
+"""Seconds between the status files a relay process writes while relaying."""
+
+
 class RelayProcess:
-    """``python -m esrc_core.cli relay ...`` in a subprocess, its output in a file."""
+    """``python -m esrc_core.cli relay ...`` in a subprocess, its output in a file and
+    its state in a status file beside it (``--status-file``), which the tests read."""
 
     def __init__(self, log_path: Path, arguments: Sequence[str]) -> None:
         self.log_path = log_path
+        self.status_path = log_path.with_suffix(".status.json")
         self._log = log_path.open("wb")
         command = [sys.executable, "-m", "esrc_core.cli", "relay", *arguments]
+        command += ["--status-file", str(self.status_path)]
+        command += ["--status-interval", str(STATUS_INTERVAL)]
         self.proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -75,27 +84,50 @@ class RelayProcess:
         """The last ``lines`` lines of the log, for failure messages."""
         return "\n".join(self.text().splitlines()[-lines:])
 
-    def wait_for(self, *needles: str, timeout: float = 60.0) -> str:
-        """Wait until the log contains one of ``needles``; return the one found. Fails
-        if the process exits first."""
+    def status(self) -> RelayStatus | None:
+        """The relay's latest status, ``None`` before it wrote the first."""
+        try:
+            status = RelayStatus.read(self.status_path)
+        except FileNotFoundError:
+            return None
+        assert status.pid == self.pid, f"{self.status_path} was written by {status.pid}"
+        return status
 
-        def found() -> str | None:
-            text = self.text()
-            return next((n for n in needles if n in text), None)
+    def final_status(self) -> RelayStatus:
+        """The status the process left when it exited (it must have exited)."""
+        assert self.proc.poll() is not None, f"relay process {self.pid} is still running"
+        status = self.status()
+        assert status is not None, f"relay process {self.pid} wrote no status:\n{self.tail()}"
+        assert status.state == "stopped", f"the last status is {status}:\n{self.tail()}"
+        return status
 
+    def wait_for_status(
+        self, done: Callable[[RelayStatus], bool], what: str, timeout: float = 60.0
+    ) -> RelayStatus:
+        """Wait until the relay's status satisfies ``done``; return it. Fails naming
+        ``what`` after ``timeout`` seconds, or if the process exits first."""
         deadline = time.monotonic() + timeout
-        while (hit := found()) is None:
+        while True:
+            status = self.status()
+            if status is not None and done(status):
+                return status
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"relay process {self.pid} exited with {self.proc.returncode} before "
-                    f"logging {needles}:\n{self.tail()}"
+                    f"{what} (last status {status}):\n{self.tail()}"
                 )
             if time.monotonic() >= deadline:
                 raise AssertionError(
-                    f"relay process {self.pid} never logged {needles}:\n{self.tail()}"
+                    f"relay process {self.pid}: timed out after {timeout}s waiting until "
+                    f"{what} (last status {status}):\n{self.tail()}"
                 )
             time.sleep(0.02)
-        return hit
+
+    def wait_for_state(self, *states: RunnerState, timeout: float = 60.0) -> RelayStatus:
+        """Wait until the relay is in one of ``states``; return its status."""
+        return self.wait_for_status(
+            lambda s: s.state in states, f"it is {' or '.join(states)}", timeout
+        )
 
     def kill(self) -> None:
         """SIGKILL the process and reap it."""

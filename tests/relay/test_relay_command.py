@@ -1,15 +1,19 @@
-"""``esrc relay`` as a command, without servers: bad usage is one line on stderr and
-exit status 2; a broker or database that cannot be reached at startup is retried
-(one line per attempt), and SIGTERM still stops the process with status 0."""
+"""``esrc relay`` as a command, without servers: bad usage, and a store or publisher
+configuration that cannot work, is one line on stderr and exit status 2 at once; a
+broker or database that cannot be reached at startup is retried (one line per
+attempt), and SIGTERM still stops the process with status 0."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from signal import SIGINT, SIGTERM, Signals
 
 import pytest
+from esrc_core.relay_status import RelayStatus
 
 from .harness import RelayProcess
 
@@ -43,8 +47,21 @@ def _relay(*arguments: str) -> subprocess.CompletedProcess[str]:
             ["--store", "memory://", "--publisher", "memory://", "--batch-size", "0"],
             "batch_size must be a positive int",
         ),
+        (
+            [
+                *("--store", "memory://", "--publisher", "memory://"),
+                *("--status-file", "/nonexistent-esrc-directory/status.json"),
+            ],
+            "no directory for the status file",
+        ),
     ],
-    ids=["unknown-store", "unknown-publisher", "bad-store-option", "bad-batch-size"],
+    ids=[
+        "unknown-store",
+        "unknown-publisher",
+        "bad-store-option",
+        "bad-batch-size",
+        "status-file-nowhere",
+    ],
 )
 def test_bad_usage_is_one_line_and_status_2(arguments: list[str], message: str) -> None:
     """Mistakes in the command are reported in one line on stderr, passwords masked,
@@ -91,14 +108,50 @@ def test_unreachable_at_startup_is_retried_until_a_signal(
         ["--store", store, "--publisher", publisher, "--log-interval", "0.2"],
     )
     try:
-        relay.wait_for("attempt 3 failed")
+        retrying = relay.wait_for_status(
+            lambda s: s.consecutive_failures >= 3, "three attempts failed"
+        )
         assert relay.terminate(sig=sig) == 0, relay.tail()
     finally:
         relay.close()
+    assert retrying.state == "retrying"
+    assert failure in str(retrying.last_error)
+    assert relay.final_status().relayed == 0
     log = relay.text()
     attempts = [line for line in log.splitlines() if " failed: " in line]
     assert all(failure in line for line in attempts), log
     assert "secret" not in log
     assert "Traceback" not in log
     assert f"{sig.name} received" in log
-    assert "stopped after relaying 0 events" in log
+
+
+def _sqlite_store_not_created(tmp_path: Path) -> list[str]:
+    """A SQLite file that was never created, opened with create_schema=false."""
+    path = tmp_path / "never-created.db"
+    return ["--store", f"sqlite:///{path}", "-o", "create_schema=false", "--publisher", "memory://"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [(_sqlite_store_not_created, "there is no SQLite database at")],
+    ids=["sqlite-store-not-created"],
+)
+def test_a_configuration_that_cannot_work_exits_2_at_once(
+    tmp_path: Path, arguments: Callable[[Path], list[str]], message: str
+) -> None:
+    """A store or publisher set up so that no retry can help (BackendConfigError, met
+    once the relay runs) stops the relay at once: exit status 2, the error in one line
+    on stderr without traceback, and the status file says stopped with the error."""
+    status_file = tmp_path / "status.json"
+    started = time.monotonic()
+    result = _relay(*arguments(tmp_path), "--status-file", str(status_file))
+    assert time.monotonic() - started < 20, "the relay retried instead of stopping"
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("esrc relay:")]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert " failed: " not in result.stderr, "the relay retried"
+    status = RelayStatus.read(status_file)
+    assert (status.state, status.failed_attempts) == ("stopped", 0)
+    assert message in str(status.last_error)

@@ -4,7 +4,6 @@ SIGTERM (the batch in flight finished, the lock released, exit status 0)."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -16,12 +15,6 @@ from .harness import RelayProcess, Writers, check_delivery, outbox_order, wait_u
 
 def _arguments(database: Database, broker: Broker, name: str) -> list[str]:
     return [*database.arguments(), *broker.arguments(), "--name", name, *RELAY_SETTINGS]
-
-
-def _relayed(log: str) -> int:
-    """The count of the last progress line of a relay's log (0 without one)."""
-    counts = re.findall(r": (\d+) events relayed \(", log)
-    return int(counts[-1]) if counts else 0
 
 
 @pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)
@@ -39,31 +32,34 @@ def test_two_relays_of_one_name_only_one_publishes(
     two = RelayProcess(tmp_path / "two.log", _arguments(database, broker, name))
     try:
         for process in (one, two):
-            process.wait_for("holding the relay lock", "on standby")
-        holding = [p for p in (one, two) if "holding the relay lock" in p.text()]
+            process.wait_for_state("relaying", "standby")
+        holding = [p for p in (one, two) if p.wait_for_state("relaying", "standby").holds_lock]
         assert len(holding) == 1, (
             f"{len(holding)} relays hold the lock:\n{one.tail()}\n{two.tail()}"
         )
         first = holding[0]
         second = two if first is one else one
-        assert "on standby" in second.text(), second.tail()
-        wait_until(lambda: _relayed(first.text()) > 0, "the first relay publishes")
+        first.wait_for_status(lambda s: s.relayed > 0, "the first relay publishes")
         probe = database.store.relay_lock(name)
         assert probe.acquire() is False, "the relay lock is free while the first relay runs"
         time.sleep(1.0)  # the second relay has every chance to publish, and must not
-        second_log = second.text()
-        assert "took over" not in second_log
-        assert "holding the relay lock" not in second_log
-        assert _relayed(second_log) == 0, f"the standby relay published:\n{second_log}"
+        standby = second.status()
+        assert standby is not None
+        assert (standby.state, standby.holds_lock, standby.relayed) == ("standby", False, 0), (
+            f"the standby relay is not idle: {standby}\n{second.tail()}"
+        )
         first.kill()
-        second.wait_for("took over the relay lock")
+        took_over = second.wait_for_status(
+            lambda s: s.holds_lock, "the second relay takes the lock over"
+        )
+        assert took_over.took_over, took_over
         writers.stop()
         wait_until(
             lambda: database.store.outbox(name).unpublished_events(1) == [],
             "the second relay has published everything",
         )
         assert second.terminate() == 0, second.tail()
-        assert re.search(r"stopped after relaying [1-9]\d* events", second.text()), second.tail()
+        assert second.final_status().relayed > 0, second.tail()
         writers.check_versions()
         expected = outbox_order(database.store, f"check-{name}")
         check_delivery(broker.read(len(expected)), expected, duplicates=broker.duplicates)
@@ -86,15 +82,13 @@ def test_sigterm_finishes_the_batch_releases_the_lock_and_exits_0(
     writers.start()
     relay = RelayProcess(tmp_path / "relay.log", _arguments(database, broker, name))
     try:
-        relay.wait_for("holding the relay lock")
-        wait_until(lambda: _relayed(relay.text()) > 0, "the relay publishes")
+        relay.wait_for_status(lambda s: s.holds_lock, "the relay holds the lock")
+        relay.wait_for_status(lambda s: s.relayed > 0, "the relay publishes")
         status = relay.terminate()
         writers.stop()
-        log = relay.text()
-        assert status == 0, f"exit status {status} on SIGTERM:\n{log}"
-        assert "SIGTERM received" in log
-        stopped = re.search(r"stopped after relaying (\d+) events", log)
-        assert stopped, log
+        assert status == 0, f"exit status {status} on SIGTERM:\n{relay.tail()}"
+        stopped = relay.final_status()
+        assert not stopped.holds_lock
         probe = database.store.relay_lock(name)
         assert probe.acquire() is True, "the relay lock is still held after the relay exited"
         probe.release()
@@ -102,7 +96,7 @@ def test_sigterm_finishes_the_batch_releases_the_lock_and_exits_0(
         pending = database.store.outbox(name).unpublished_events(len(expected) + 1)
         marked = len(expected) - len(pending)
         assert expected[marked:] == pending, "the outbox progress is not a prefix"
-        assert marked == int(stopped.group(1)), f"marked {marked}, the relay reported {stopped[1]}"
+        assert marked == stopped.relayed, f"marked {marked}, the relay reported {stopped.relayed}"
         delivered = broker.read(marked)
         assert [e.message_id for e in delivered] == [e.message_id for e in expected[:marked]], (
             "the broker should hold exactly the events marked published"

@@ -6,20 +6,22 @@ test_relay_process.py and test_relay_faults.py."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
-from esrc_core.errors import BrokerUnavailableError, PublishError
+from esrc_core.backoff import Backoff
+from esrc_core.errors import BackendConfigError, BrokerUnavailableError, PublishError
 from esrc_core.events import RawEvent
 from esrc_core.relay import EventStoreOutbox, Publisher, RelayEvent
-from esrc_core.runner import Backoff, LockNotAcquiredError, RelayRunner, RunnerState
+from esrc_core.runner import LockNotAcquiredError, RelayRunner, RelayStatus, RunnerState
 from esrc_memory.publisher import MemoryPublisher
 from esrc_memory.store import MemoryEventStore, MemoryRelayLock
 
-FAST = Backoff(initial=0.01, maximum=0.05, rng=random.Random(7))
+FAST = Backoff(base_delay=0.01, max_delay=0.05, rng=random.Random(7))
 
 
 def _append(store: MemoryEventStore, count: int, *, aggregates: int = 3) -> None:
@@ -212,6 +214,7 @@ def test_a_lost_lock_stops_publishing_until_taken_again(store: MemoryEventStore)
     time.sleep(0.2)
     assert len(got) == 20, "the runner published after it lost the lock"
     assert running.runner.state == "standby"
+    assert running.runner.status.locks_lost == 1
     thief.release()
     _wait_until(lambda: len(got) == 40, "the runner takes the lock again and catches up")
     assert running.stop() == 40
@@ -344,19 +347,246 @@ def test_progress_lines_report_rate_and_lag(
     assert "/s overall); lag: 0 events" in line
 
 
-def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    """Each delay lies between half and all of min(maximum, initial * 2**(n-1))."""
-    backoff = Backoff(initial=0.5, maximum=8.0, rng=random.Random(1))
-    for attempt in range(1, 200):
-        ceiling = min(8.0, 0.5 * 2 ** min(attempt - 1, 10))
-        delay = backoff.delay(attempt)
-        assert ceiling / 2 <= delay <= ceiling, (attempt, delay, ceiling)
-    with pytest.raises(ValueError, match="initial <= maximum"):
-        Backoff(initial=2.0, maximum=1.0)
-
-
 def test_settings_are_checked(store: MemoryEventStore) -> None:
     """Nonsense settings raise ValueError before anything runs."""
-    for setting, bad in (("batch_size", 0), ("poll_interval", 0), ("lock_timeout", -1)):
+    for setting, bad in (
+        ("batch_size", 0),
+        ("poll_interval", 0),
+        ("lock_timeout", -1),
+        ("status_interval", 0),
+    ):
         with pytest.raises(ValueError, match=setting):
             _runner(store, MemoryPublisher(), **{setting: bad})
+
+
+class _RefusingOutbox:
+    """An outbox whose reads fail with ``error``, counting them."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.reads = 0
+        self.name = "default"
+
+    def unpublished_events(self, limit: int) -> list[RelayEvent]:
+        self.reads += 1
+        raise self.error
+
+    def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
+        raise AssertionError("nothing was read, so nothing can be marked")
+
+
+class _RefusingStore:
+    """The memory store (its relay locks) with an outbox that cannot work."""
+
+    def __init__(self, store: MemoryEventStore, outbox: _RefusingOutbox) -> None:
+        self.store = store
+        self.refusing = outbox
+
+    def outbox(self, name: str = "default") -> EventStoreOutbox:
+        return self.refusing
+
+    def relay_lock(self, name: str) -> MemoryRelayLock:
+        return self.store.relay_lock(name)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class _RefusingPublisher:
+    """A publisher whose every publish fails with ``error``, counting the calls."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def publish(self, event: RelayEvent) -> None:
+        self.calls += 1
+        raise self.error
+
+    def close(self) -> None:
+        pass
+
+
+CONFIG_ERROR = BackendConfigError(
+    "open nats://127.0.0.1:4222/?stream=orders: stream 'orders' is bound to subjects "
+    "['billing.>'], not 'orders.>'"
+)
+
+
+@pytest.mark.parametrize("where", ["opening-the-publisher", "publishing", "reading-the-outbox"])
+def test_a_backend_config_error_stops_the_runner_at_once(
+    store: MemoryEventStore, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    """BackendConfigError, wherever it comes from, is not retried: run() raises it on
+    the first attempt after one ERROR line without traceback, releases the lock, and
+    the status says stopped with the error."""
+    _append(store, 5)
+    tries: Callable[[], int]
+    relay_store: object = store
+    publisher: Publisher | Callable[[], Publisher]
+    if where == "opening-the-publisher":
+        opened = 0
+
+        def open_broken() -> Publisher:
+            nonlocal opened
+            opened += 1
+            raise CONFIG_ERROR
+
+        publisher, tries = open_broken, lambda: opened
+    elif where == "publishing":
+        refusing = _RefusingPublisher(CONFIG_ERROR)
+        publisher, tries = refusing, lambda: refusing.calls
+    else:
+        outbox = _RefusingOutbox(CONFIG_ERROR)
+        relay_store = _RefusingStore(store, outbox)
+        publisher, tries = MemoryPublisher(), lambda: outbox.reads
+    runner = _runner(relay_store, publisher, backoff=Backoff(base_delay=5.0, max_delay=5.0))
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="esrc.runner"), pytest.raises(BackendConfigError):
+        runner.run()
+    assert time.monotonic() - started < 2.0, "the runner waited a backoff delay"
+    assert tries() == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert errors[0].levelno == logging.ERROR
+    assert errors[0].exc_info is None
+    assert "BackendConfigError: open nats://" in errors[0].getMessage()
+    status = runner.status
+    assert (status.state, status.holds_lock, status.consecutive_failures) == ("stopped", False, 0)
+    assert str(status.last_error).startswith("BackendConfigError:")
+    assert store.relay_lock("default").acquire(), "the lock must be released"
+
+
+def test_with_attempts_the_runner_gives_up_after_that_many_failures(
+    store: MemoryEventStore,
+) -> None:
+    """A backoff with attempts=3 makes run() raise the third consecutive failure."""
+    _append(store, 5)
+    refusing = _RefusingPublisher(PublishError("broker refused the event"))
+    runner = _runner(
+        store, refusing, backoff=Backoff(base_delay=0.001, max_delay=0.001, attempts=3)
+    )
+    with pytest.raises(PublishError, match="broker refused"):
+        runner.run()
+    assert refusing.calls == 3
+    assert runner.status.consecutive_failures == 3
+    assert runner.state == "stopped"
+
+
+def test_stopped_before_it_runs_publishes_nothing(store: MemoryEventStore) -> None:
+    _append(store, 5)
+    refusing = _RefusingPublisher(AssertionError("published after stop()"))
+    runner = _runner(store, refusing)
+    runner.stop()
+    assert runner.run() == 0
+    assert refusing.calls == 0
+    assert runner.state == "stopped"
+
+
+class _Statuses:
+    """An on_status callback keeping every status it gets."""
+
+    def __init__(self) -> None:
+        self.seen: list[RelayStatus] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, status: RelayStatus) -> None:
+        with self._lock:
+            self.seen.append(status)
+
+    def states(self) -> list[str]:
+        with self._lock:
+            return [s.state for s in self.seen]
+
+    def last(self) -> RelayStatus:
+        with self._lock:
+            return self.seen[-1]
+
+
+def test_status_follows_standby_take_over_and_stop(store: MemoryEventStore) -> None:
+    """The statuses sent: starting, relaying with the lock; the second runner
+    starting, standby, then relaying with took_over once the first stops; each ends
+    stopped, without the lock, with its relayed count and last position (with a
+    status_interval longer than the test, no status only moves the count on)."""
+    _append(store, 30)
+    positions = [e.position for e in store.outbox("check").unpublished_events(100)]
+    first_seen, second_seen = _Statuses(), _Statuses()
+    quiet = {"name": "orders", "status_interval": 3600}
+    first = Running(_runner(store, MemoryPublisher(), on_status=first_seen, **quiet))
+    first.wait_state("relaying")
+    _wait_until(lambda: first.runner.relayed == 30, "the first runner relays 30")
+    second = Running(_runner(store, MemoryPublisher(), on_status=second_seen, **quiet))
+    second.wait_state("standby")
+    assert first.stop() == 30
+    second.wait_state("relaying")
+    _append(store, 6)
+    _wait_until(lambda: second.runner.relayed == 6, "the second runner relays 6")
+    assert second.stop() == 6
+
+    assert first_seen.states() == ["starting", "relaying", "stopped"]
+    relaying = first_seen.seen[1]
+    assert (relaying.name, relaying.holds_lock, relaying.took_over) == ("orders", True, False)
+    final = first_seen.last()
+    assert (final.holds_lock, final.relayed, final.last_position) == (False, 30, positions[-1])
+    assert (final.consecutive_failures, final.last_error) == (0, None)
+
+    assert second_seen.states() == ["starting", "standby", "relaying", "stopped"]
+    standby = second_seen.seen[1]
+    assert (standby.holds_lock, standby.took_over, standby.relayed) == (False, False, 0)
+    took_over = second_seen.seen[2]
+    assert (took_over.holds_lock, took_over.took_over) == (True, True)
+    assert second_seen.last().relayed == 6
+    assert {s.pid for s in first_seen.seen + second_seen.seen} == {os.getpid()}
+    stamps = [s.updated_at for s in second_seen.seen]
+    assert stamps == sorted(stamps)
+
+
+def test_status_reports_failures_and_recovery(store: MemoryEventStore) -> None:
+    """A failed attempt sends retrying with the failure count and the error in one
+    line; the first success after it sends relaying with failures back at 0 and the
+    last error kept."""
+    _append(store, 20)
+    seen = _Statuses()
+    flaky = _Flaky(refuse=2, accept=1000)
+    running = Running(_runner(store, flaky, on_status=seen))
+    _wait_until(lambda: running.runner.relayed == 20, "20 events are relayed")
+    running.stop()
+    retrying = [s for s in seen.seen if s.state == "retrying"]
+    assert [s.consecutive_failures for s in retrying] == [1, 2]
+    assert retrying[0].last_error == (
+        "BrokerUnavailableError: open flaky broker: attempt 1 refused"
+    )
+    recovered = next(s for s in seen.seen if s.state == "relaying" and s.consecutive_failures == 0)
+    assert recovered.last_error == "BrokerUnavailableError: open flaky broker: attempt 2 refused"
+    assert (recovered.failed_attempts, seen.last().failed_attempts) == (2, 2)
+
+
+def test_status_is_sent_every_status_interval_while_relaying(store: MemoryEventStore) -> None:
+    """While relaying, statuses keep coming every status_interval with the count so far
+    (also while idle, so updated_at shows the runner is alive)."""
+    seen = _Statuses()
+    running = Running(_runner(store, MemoryPublisher(), on_status=seen, status_interval=0.05))
+    running.wait_state("relaying")
+    _append(store, 12)
+    _wait_until(lambda: seen.last().relayed == 12, "a status with the 12 events relayed")
+    sent = len(seen.seen)
+    _wait_until(lambda: len(seen.seen) >= sent + 3, "statuses keep coming while idle")
+    running.stop()
+    assert seen.last().state == "stopped"
+
+
+def test_a_failing_status_callback_is_logged_and_does_not_stop_the_relay(
+    store: MemoryEventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(status: RelayStatus) -> None:
+        raise OSError(f"no space left on device writing the status of {status.name}")
+
+    publisher = MemoryPublisher()
+    got: list[RelayEvent] = []
+    publisher.subscribe(got.append)
+    _append(store, 10)
+    with caplog.at_level(logging.WARNING, logger="esrc.runner"):
+        running = Running(_runner(store, publisher, on_status=broken))
+        _wait_until(lambda: len(got) == 10, "10 events are published")
+        assert running.stop() == 10
+    assert any("the status callback failed: OSError" in r.getMessage() for r in caplog.records)

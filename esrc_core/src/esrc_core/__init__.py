@@ -6,6 +6,7 @@ are separate distributions found through the ``esrc`` entry point group.
 """
 
 from esrc_core.aggregate import Aggregate, AggregateFactory, EventRaiserAggregate
+from esrc_core.backoff import Backoff
 from esrc_core.capabilities import (
     Capability,
     NotSupportedError,
@@ -72,6 +73,7 @@ __all__ = [
     "Backend",
     "BackendConfigError",
     "BackendUnavailableError",
+    "Backoff",
     "BatchPublisher",
     "BrokerUnavailableError",
     "Capability",

@@ -16,7 +16,6 @@ Guarantees (each backend's outbox keeps them; ``esrc_testkit`` checks them):
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -175,10 +174,12 @@ class BatchPublisher(Publisher, Protocol):
 
 
 class Relay:
-    """Moves events from an outbox to a publisher, in order.
+    """Moves one batch of events from an outbox to a publisher, in order.
 
-    :meth:`run_once` relays one batch; :meth:`run` loops until stopped. One
-    ``Relay`` is driven by one thread at a time.
+    :meth:`run_once` relays one batch. To keep relaying until stopped (waiting for new
+    events, retrying failures, one relay per name) use
+    :class:`~esrc_core.runner.RelayRunner`, which calls :meth:`run_once` in its loop.
+    One ``Relay`` is driven by one thread at a time.
     """
 
     def __init__(
@@ -187,16 +188,12 @@ class Relay:
         publisher: Publisher,
         *,
         batch_size: int = 500,
-        poll_interval: float = 0.2,
-        max_backoff: float = 5.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.outbox = outbox
         self.publisher = publisher
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.max_backoff = max_backoff
 
     def run_once(self) -> int:
         """Publish one batch of unpublished events and mark what was published.
@@ -227,28 +224,3 @@ class Relay:
                 self.outbox.mark_events_as_published(events[:published])
                 log.debug("relay %s: published %d events", self.outbox.name, published)
         return published
-
-    def run(self, stop: threading.Event) -> int:
-        """Relay until ``stop`` is set; returns the number of events published.
-
-        Polls every ``poll_interval`` seconds while the outbox is empty. A failure is
-        logged and retried with exponential backoff up to ``max_backoff`` seconds;
-        nothing is skipped. The batch in flight when ``stop`` is set is finished.
-        """
-        total = 0
-        backoff = self.poll_interval
-        while not stop.is_set():
-            try:
-                count = self.run_once()
-            except Exception:
-                log.exception(
-                    "relay %s: batch failed, retrying in %.2fs", self.outbox.name, backoff
-                )
-                stop.wait(backoff)
-                backoff = min(self.max_backoff, max(backoff * 2, 0.05))
-                continue
-            backoff = self.poll_interval
-            total += count
-            if count < self.batch_size:
-                stop.wait(self.poll_interval)
-        return total

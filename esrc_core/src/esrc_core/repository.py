@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from esrc_core.aggregate import Aggregate, AggregateFactory
+from esrc_core.backoff import Backoff
 from esrc_core.errors import (
     AggregateRequiresEvents,
     OptimisticConcurrencyError,
@@ -26,31 +26,20 @@ T = TypeVar("T", bound=Aggregate)
 log = logging.getLogger("esrc.repository")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How :meth:`Repository.update_by_id` retries after an
-    :class:`~esrc_core.errors.OptimisticConcurrencyError`.
-
-    ``attempts`` counts the first try (1 disables retries). Before retry k (1-based)
-    it sleeps a random time in ``[0, min(max_delay, base_delay * 2**(k-1))]`` ("full
-    jitter"), so competing writers spread out.
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy(Backoff):
+    """A :class:`~esrc_core.backoff.Backoff` with the defaults of
+    :meth:`Repository.update_by_id`'s retries after an
+    :class:`~esrc_core.errors.OptimisticConcurrencyError`: 3 tries in all (the first
+    one included; ``attempts=1`` disables retries), and before retry k a random sleep
+    in ``[0, min(max_delay, base_delay * 2**(k-1))]`` with ``base_delay`` 5 ms and
+    ``max_delay`` 0.5 s ("full jitter"), so competing writers spread out.
     """
 
-    attempts: int = 3
     base_delay: float = 0.005
     max_delay: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be at least 1, got {self.attempts}")
-        if self.base_delay < 0 or self.max_delay < 0:
-            raise ValueError("RetryPolicy delays must not be negative")
-
-    def delay(self, retry: int) -> float:
-        """The sleep before retry number ``retry`` (1-based)."""
-        # 2.0 ** 1024 overflows a float; past 2 ** 1023 the doubling exceeds any max_delay.
-        ceiling = self.base_delay * 2.0 ** min(retry - 1, 1023)
-        return random.uniform(0, min(self.max_delay, ceiling))
+    jitter: float = 1.0
+    attempts: int | None = 3
 
 
 class Repository(Generic[T]):
@@ -77,7 +66,7 @@ class Repository(Generic[T]):
         *,
         aggregate_type: str | None = None,
         snapshot_every: int = 200,
-        retry: RetryPolicy | None = None,
+        retry: Backoff | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         if aggregate_type is None:
@@ -91,7 +80,7 @@ class Repository(Generic[T]):
         self.factory = factory
         self.registry = registry
         self.snapshot_every = snapshot_every
-        self.retry = retry or RetryPolicy()
+        self.retry: Backoff = retry if retry is not None else RetryPolicy()
         self.metadata: Mapping[str, str] = dict(metadata or {})
 
     def find_by_id(self, aggregate_id: AggregateId) -> T:
@@ -158,7 +147,9 @@ class Repository(Generic[T]):
     ) -> T:
         """Load, apply ``update``, save; on a concurrency conflict reload and try again.
 
-        Retries follow :attr:`retry`. ``update`` may run more than once, so it must
+        Retries follow :attr:`retry` (a :class:`RetryPolicy` by default; a
+        :class:`~esrc_core.backoff.Backoff` without ``attempts`` retries until the
+        update is saved). ``update`` may run more than once, so it must
         only change the aggregate. An exception from ``update`` is raised as is and
         nothing is saved. Returns the saved aggregate.
         """
@@ -169,7 +160,7 @@ class Repository(Generic[T]):
             try:
                 self.update(aggregate, metadata=metadata)
             except OptimisticConcurrencyError:
-                if attempt >= self.retry.attempts:
+                if self.retry.exhausted(attempt):
                     raise
                 log.debug(
                     "update %s %s: concurrency conflict on attempt %d, retrying",

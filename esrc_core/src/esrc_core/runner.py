@@ -17,8 +17,17 @@ adds what a long-running process needs:
   commit), else by polling every ``poll_interval`` seconds.
 - **Reconnecting.** A failure (broker or database away, a publish refused) is logged
   in one line per attempt and retried after an exponential, capped, jittered delay
-  (:class:`Backoff`); a publisher the runner opened is closed and opened again. Nothing
-  is ever skipped: the next attempt starts at the outbox's checkpoint.
+  (:class:`~esrc_core.backoff.Backoff`); a publisher the runner opened is closed and
+  opened again. Nothing is ever skipped: the next attempt starts at the outbox's
+  checkpoint.
+- **Failing fast** on what no retry can fix: a
+  :class:`~esrc_core.errors.BackendConfigError` (a URL, an option or a broker/store
+  setup that cannot work), a missing driver or backend, a missing capability. It is
+  logged in one line and raised out of :meth:`RelayRunner.run` at once.
+- **State as data.** :attr:`RelayRunner.status` is a
+  :class:`~esrc_core.relay_status.RelayStatus` (state, lock, events relayed, last
+  error...), also handed to an ``on_status`` callback on every change;
+  ``esrc relay --status-file`` writes it as JSON.
 - **Progress** logged every ``log_interval`` seconds: events relayed, the rate, and
   the lag in events and seconds where the store is
   :class:`~esrc_core.inspection.Inspectable`.
@@ -34,21 +43,25 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import random
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from esrc_core._signals import STOP_SIGNALS, stop_on_signals
-from esrc_core.capabilities import Capability, offered, require
+from esrc_core.backoff import Backoff
+from esrc_core.capabilities import Capability, NotSupportedError, offered, require
 from esrc_core.errors import (
+    AmbiguousBackendError,
+    BackendConfigError,
+    BackendUnavailableError,
     BrokerUnavailableError,
     EsrcError,
     PublishError,
     StoreUnavailableError,
+    UnknownBackendError,
 )
 from esrc_core.inspection import Inspectable
 from esrc_core.locks import HasRelayLock, RelayLock
@@ -61,26 +74,38 @@ from esrc_core.relay import (
     RelayEvent,
     WaitingOutbox,
 )
+from esrc_core.relay_status import RelayStatus, RunnerState
 from esrc_core.store import EventStore
 from esrc_core.urls import mask_url
 
 __all__ = [
+    "FATAL_ERRORS",
     "Backoff",
     "LockNotAcquiredError",
     "RelayRunner",
+    "RelayStatus",
     "RunnerState",
     "log_to_stderr",
 ]
 
 log = logging.getLogger("esrc.runner")
 
-RunnerState = Literal["starting", "standby", "relaying", "retrying", "stopped"]
-"""What a :class:`RelayRunner` is doing: ``starting`` (not yet holding the lock),
-``standby`` (another relay holds the lock), ``relaying``, ``retrying`` (waiting after
-a failure) or ``stopped``."""
-
 _TRANSIENT = (StoreUnavailableError, BrokerUnavailableError, PublishError, OSError)
 """Failures expected while a server is away: logged in one line, without a traceback."""
+
+FATAL_ERRORS: tuple[type[Exception], ...] = (
+    BackendConfigError,
+    BackendUnavailableError,
+    UnknownBackendError,
+    AmbiguousBackendError,
+    NotSupportedError,
+)
+"""What :meth:`RelayRunner.run` never retries: configuration that no retry fixes (a bad
+URL or option, a broker or store setup that cannot work, a missing driver, an unknown
+or ambiguous backend, a missing capability). Everything else is retried, programming
+errors too: a ``TypeError`` or ``AttributeError`` from a driver whose connection went
+away cannot be told apart from a bug, and a bug is reported with its traceback on the
+first failed attempt."""
 
 _LOCK_ATTEMPT = 1.0
 """Longest single wait for the relay lock, so that a stop is noticed within it."""
@@ -89,40 +114,6 @@ _LOCK_ATTEMPT = 1.0
 class LockNotAcquiredError(EsrcError):
     """A :class:`RelayRunner` with a ``lock_timeout`` did not get the relay lock in time:
     another relay of the same name kept it."""
-
-
-@dataclass
-class Backoff:
-    """Delays between retries: ``initial`` seconds, multiplied by ``factor`` for each
-    further consecutive failure up to ``maximum``, with jitter.
-
-    The delay before retry ``n`` is drawn uniformly between half and all of
-    ``min(maximum, initial * factor ** (n - 1))``, so relays that failed together do
-    not all come back at the same moment.
-    """
-
-    initial: float = 0.1
-    maximum: float = 30.0
-    factor: float = 2.0
-    rng: random.Random = field(default_factory=random.Random, repr=False)
-
-    def __post_init__(self) -> None:
-        if not 0 < self.initial <= self.maximum:
-            raise ValueError(
-                f"backoff needs 0 < initial <= maximum, got {self.initial} and {self.maximum}"
-            )
-        if self.factor < 1:
-            raise ValueError(f"backoff factor must be at least 1, got {self.factor}")
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (1 after the first failure)."""
-        ceiling = self.initial
-        for _ in range(max(attempt, 1) - 1):
-            ceiling *= self.factor
-            if ceiling >= self.maximum:
-                break
-        ceiling = min(ceiling, self.maximum)
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
 
 def log_to_stderr(level: int | str = logging.INFO) -> None:
@@ -165,7 +156,8 @@ class RelayRunner:
     after a failed publish and opens a new one for the next attempt, and closes it at
     the end. Opening may raise :class:`~esrc_core.errors.BrokerUnavailableError` (or
     ``OSError``), which is retried; any other exception is taken as a configuration
-    error and leaves :meth:`run`.
+    error and leaves :meth:`run`. So does any of :data:`FATAL_ERRORS` from the store
+    or the publisher at any time.
 
     - ``batch_size``: events per batch (one ``publish_batch`` call).
     - ``poll_interval``: seconds to wait for new events when the outbox is drained
@@ -174,10 +166,19 @@ class RelayRunner:
     - ``log_interval``: seconds between progress lines (``0`` logs none).
     - ``lock_timeout``: seconds to wait for the relay lock before :meth:`run` raises
       :class:`LockNotAcquiredError`; ``None`` (the default) waits as long as it takes.
-    - ``backoff``: the delays between attempts after failures.
+    - ``backoff``: the delays between attempts after failures
+      (:class:`~esrc_core.backoff.Backoff`; by default 0.1 s doubling up to 30 s, with
+      jitter). With ``attempts`` set, :meth:`run` raises the failure after that many
+      consecutive failed attempts; by default it retries for ever.
+    - ``on_status``: called with a :class:`~esrc_core.relay_status.RelayStatus`, in the
+      thread running :meth:`run`, on every change of state, lock, failures or last
+      error, and while relaying every ``status_interval`` seconds (the relayed count
+      and position then move on). It should be quick; an exception from it is logged
+      and ignored. ``esrc relay --status-file`` writes each status to a file.
+    - ``status_interval``: seconds between the statuses sent while relaying.
 
-    One thread calls :meth:`run`; :meth:`stop` and the read-only properties may be
-    used from any thread.
+    One thread calls :meth:`run`; :meth:`stop`, :attr:`status` and the other read-only
+    properties may be used from any thread.
     """
 
     def __init__(
@@ -191,6 +192,8 @@ class RelayRunner:
         log_interval: float = 10.0,
         lock_timeout: float | None = None,
         backoff: Backoff | None = None,
+        on_status: Callable[[RelayStatus], None] | None = None,
+        status_interval: float = 1.0,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -200,6 +203,8 @@ class RelayRunner:
             raise ValueError(f"log_interval must be 0 or more, got {log_interval!r}")
         if lock_timeout is not None and not lock_timeout >= 0:
             raise ValueError(f"lock_timeout must be 0 or more, got {lock_timeout!r}")
+        if not status_interval > 0:
+            raise ValueError(f"status_interval must be positive, got {status_interval!r}")
         has_outbox = require(store, Capability.OUTBOX, f"relay {name}", HasOutbox)
         self.name = name
         self.store = store
@@ -208,6 +213,8 @@ class RelayRunner:
         self.log_interval = float(log_interval)
         self.lock_timeout = lock_timeout
         self.backoff = backoff if backoff is not None else Backoff()
+        self.status_interval = float(status_interval)
+        self._on_status = on_status
         self.outbox: EventStoreOutbox = has_outbox.outbox(name)
         if isinstance(publisher, Publisher):
             self._open_publisher: Callable[[], Publisher] | None = None
@@ -223,7 +230,14 @@ class RelayRunner:
         self._unlocked_warned = False
         self._state: RunnerState = "starting"
         self._relayed = 0
+        self._last_position: int | None = None
+        self._took_over = False
+        self._last_error: str | None = None
         self._failures = 0
+        self._failed_attempts = 0
+        self._locks_lost = 0
+        self._sent: tuple[object, ...] | None = None
+        self._sent_at = 0.0
         self._started = time.monotonic()
         self._last_log = (self._started, 0)
         self._running = False
@@ -279,6 +293,25 @@ class RelayRunner:
         return self._relayed
 
     @property
+    def status(self) -> RelayStatus:
+        """The runner's state now, as a value (see
+        :class:`~esrc_core.relay_status.RelayStatus`)."""
+        return RelayStatus(
+            name=self.name,
+            state=self._state,
+            holds_lock=self._lock is not None,
+            took_over=self._took_over,
+            relayed=self._relayed,
+            last_position=self._last_position,
+            consecutive_failures=self._failures,
+            failed_attempts=self._failed_attempts,
+            locks_lost=self._locks_lost,
+            last_error=self._last_error,
+            updated_at=dt.datetime.now(dt.UTC),
+            pid=os.getpid(),
+        )
+
+    @property
     def stopping(self) -> bool:
         """Whether :meth:`stop` was called."""
         return self._stop.is_set()
@@ -311,10 +344,12 @@ class RelayRunner:
         """Relay until :meth:`stop` is called; return the number of events relayed.
 
         Failures are retried (see the class docstring). Raises
-        :class:`LockNotAcquiredError` when ``lock_timeout`` runs out, and the error of a
-        publisher factory that failed for another reason than an unreachable broker.
-        Whatever happens, the lock is released and what the runner opened is closed
-        before it returns or raises. A runner runs once.
+        :class:`LockNotAcquiredError` when ``lock_timeout`` runs out, any of
+        :data:`FATAL_ERRORS` at once (a :class:`~esrc_core.errors.BackendConfigError`
+        above all), the error of a publisher factory that failed for another reason
+        than an unreachable broker, and the last failure once ``backoff.attempts``
+        consecutive attempts failed. Whatever happens, the lock is released and what the
+        runner opened is closed before it returns or raises. A runner runs once.
         """
         if self._running:
             raise RuntimeError(f"relay {self.name}: a RelayRunner runs once")
@@ -327,6 +362,7 @@ class RelayRunner:
             self.batch_size,
             self.poll_interval,
         )
+        self._changed()
         try:
             while not self._stop.is_set():
                 try:
@@ -335,12 +371,19 @@ class RelayRunner:
                     publisher = self._ensure_publisher()
                     if not self._take_lock():
                         break
-                    self._state = "relaying"
+                    self._set_state("relaying")
                     self._relay_batches(publisher)
-                except LockNotAcquiredError:
+                except LockNotAcquiredError as err:
+                    self._last_error = _one_line(err)
                     raise
                 except Exception as err:
-                    if err is self._config_error:
+                    self._last_error = _one_line(err)
+                    if err is self._config_error or isinstance(err, FATAL_ERRORS):
+                        log.error(
+                            "relay %s: %s; stopping: no retry can fix this",
+                            self.name,
+                            self._last_error,
+                        )
                         raise
                     self._failed(err)
         finally:
@@ -357,7 +400,10 @@ class RelayRunner:
                     self.name,
                 )
                 lost, self._lock = self._lock, None
+                self._took_over = False
+                self._locks_lost += 1
                 lost.release()
+                self._changed()
                 return
             count = relay.run_once()
             if self._failures:
@@ -368,6 +414,9 @@ class RelayRunner:
                     "" if self._failures == 1 else "s",
                 )
                 self._failures = 0
+                self._changed()
+            elif self._on_status is not None:
+                self._status_due()
             self._log_progress()
             if count < self.batch_size and not self._stop.is_set():
                 self._wait_for_events()
@@ -397,7 +446,7 @@ class RelayRunner:
                 self._unlocked_warned = True
             return True
         lock = lockable.relay_lock(self.name)
-        self._state = "starting"
+        self._set_state("starting")
         started = time.monotonic()
         deadline = None if self.lock_timeout is None else started + self.lock_timeout
         next_note = started + (self.log_interval or 60.0)
@@ -406,6 +455,7 @@ class RelayRunner:
         while not self._stop.is_set():
             if lock.acquire(attempt):
                 self._lock = lock
+                self._took_over = waited
                 if waited:
                     log.info(
                         "relay %s: took over the relay lock after %.1fs on standby",
@@ -417,7 +467,7 @@ class RelayRunner:
                 return True
             if not waited:
                 waited = True
-                self._state = "standby"
+                self._set_state("standby")
                 log.info(
                     "relay %s: on standby: another relay holds the lock; taking over when it stops",
                     self.name,
@@ -448,10 +498,21 @@ class RelayRunner:
         return self._publisher
 
     def _failed(self, err: Exception) -> None:
-        """Log a failed attempt in one line, drop a broken publisher, wait the backoff."""
+        """Log a failed attempt in one line, drop a broken publisher, wait the backoff;
+        raise ``err`` when the backoff allows no further attempt."""
         self._failures += 1
+        self._failed_attempts += 1
+        if self.backoff.exhausted(self._failures):
+            log.error(
+                "relay %s: attempt %d failed: %s; giving up (the backoff allows %d attempts)",
+                self.name,
+                self._failures,
+                self._last_error,
+                self.backoff.attempts,
+            )
+            raise err
         delay = self.backoff.delay(self._failures)
-        self._state = "retrying"
+        self._set_state("retrying")
         if isinstance(err, PublishError | BrokerUnavailableError):
             self._close_publisher()
         if isinstance(err, _TRANSIENT) or self._failures > 1:
@@ -468,7 +529,45 @@ class RelayRunner:
             )
         self._stop.wait(delay)
 
-    # --- progress ------------------------------------------------------------------------
+    # --- status and progress -------------------------------------------------------------
+
+    def _set_state(self, state: RunnerState) -> None:
+        self._state = state
+        self._changed()
+
+    def _changed(self) -> None:
+        """Send the status if something other than the counts changed since the last."""
+        if self._on_status is None:
+            return
+        key = self._status_key()
+        if key != self._sent:
+            self._send_status(key)
+
+    def _status_key(self) -> tuple[object, ...]:
+        """What, when it changes, is sent at once (the counts only every interval)."""
+        return (
+            self._state,
+            self._lock is not None,
+            self._took_over,
+            self._failures,
+            self._locks_lost,
+            self._last_error,
+        )
+
+    def _status_due(self) -> None:
+        """While relaying: send the status when ``status_interval`` has passed."""
+        if time.monotonic() - self._sent_at >= self.status_interval:
+            key = self._status_key()
+            self._send_status(key)
+
+    def _send_status(self, key: tuple[object, ...]) -> None:
+        assert self._on_status is not None
+        self._sent = key
+        self._sent_at = time.monotonic()
+        try:
+            self._on_status(self.status)
+        except Exception as err:
+            log.warning("relay %s: the status callback failed: %s", self.name, _one_line(err))
 
     def _log_progress(self) -> None:
         if not self.log_interval:
@@ -520,6 +619,7 @@ class RelayRunner:
         self._close_publisher()
         if self._lock is not None:
             lock, self._lock = self._lock, None
+            self._took_over = False
             try:
                 lock.release()
             except Exception as err:
@@ -531,7 +631,7 @@ class RelayRunner:
                 self.store.close()
             except Exception as err:
                 log.warning("relay %s: closing the store failed: %s", self.name, _one_line(err))
-        self._state = "stopped"
+        self._set_state("stopped")
         log.info(
             "relay %s: stopped after relaying %d events in %.1fs",
             self.name,
@@ -556,4 +656,6 @@ class _CountingOutbox:
 
     def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
         self._outbox.mark_events_as_published(events)
-        self._runner._relayed += len(events)
+        runner = self._runner
+        runner._relayed += len(events)
+        runner._last_position = events[-1].position

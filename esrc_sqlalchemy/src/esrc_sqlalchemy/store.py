@@ -14,7 +14,6 @@ from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
     AggregateRequiresEvents,
-    EsrcError,
     InvalidAggregateIdError,
     InvalidEventError,
     OptimisticConcurrencyError,
@@ -581,7 +580,7 @@ class SqlEventStore:
         if missing is not None:
             # Connecting would create it. Not a connection problem, so not
             # StoreUnavailableError: retrying would not make it appear.
-            raise EsrcError(
+            raise StoreConfigError(
                 f"{doing}: {missing} (create_schema=False opens only an existing store; "
                 "run `esrc migrate URL` to create it)"
             )
@@ -592,12 +591,12 @@ class SqlEventStore:
             return
         where = f"{self.url} (table prefix {self.table_prefix!r})"
         if found is not None and found > SCHEMA_VERSION:
-            raise EsrcError(
+            raise StoreConfigError(
                 f"{doing}: the tables in {where} are at schema version {found}, newer than this "
                 f"esrc-sqlalchemy understands ({SCHEMA_VERSION}); upgrade it"
             )
         state = "do not exist" if not found else f"are at schema version {found}"
-        raise EsrcError(
+        raise StoreConfigError(
             f"{doing}: the event store tables in {where} {state}; run `esrc migrate URL` or open "
             "the store with create_schema=True"
         )

@@ -4,17 +4,26 @@
 from __future__ import annotations
 
 import argparse
+import os
 
-from esrc_core.cli._arguments import options_argument
-from esrc_core.cli._command import Command
+from esrc_core.cli._arguments import options_argument, seconds
+from esrc_core.cli._command import Command, UsageError
 from esrc_core.errors import BackendConfigError, EsrcError
-from esrc_core.runner import RelayRunner, log_to_stderr
+from esrc_core.runner import RelayRunner, RelayStatus, log_to_stderr
 
 __all__ = ["COMMANDS"]
 
 
 def _relay(args: argparse.Namespace) -> int:
     log_to_stderr(args.log_level)
+    status_file: str | None = args.status_file
+    if status_file is not None and not os.path.isdir(os.path.dirname(status_file) or "."):
+        raise UsageError(f"no directory for the status file {status_file!r}")
+
+    def write_status(status: RelayStatus) -> None:
+        assert status_file is not None
+        status.write(status_file)
+
     try:
         runner = RelayRunner.from_urls(
             args.store,
@@ -25,6 +34,8 @@ def _relay(args: argparse.Namespace) -> int:
             poll_interval=args.poll_interval,
             log_interval=args.log_interval,
             lock_timeout=args.lock_timeout,
+            on_status=write_status if status_file is not None else None,
+            status_interval=args.status_interval,
         )
         with runner.stop_on_signals():
             runner.run()
@@ -66,6 +77,18 @@ def _relay_arguments(p: argparse.ArgumentParser) -> None:
     )
     options_argument(p, "--store-option")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument(
+        "--status-file",
+        metavar="PATH",
+        help="keep the relay's state in PATH as JSON, replaced atomically on every change",
+    )
+    p.add_argument(
+        "--status-interval",
+        type=seconds,
+        default=1.0,
+        metavar="S",
+        help="while relaying, rewrite the status file every S seconds (default 1)",
+    )
 
 
 COMMANDS = (
