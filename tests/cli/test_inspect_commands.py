@@ -631,7 +631,7 @@ def test_inspecting_a_sqlite_file_that_does_not_exist_says_so_and_creates_nothin
 ) -> None:
     missing = tmp_path / "typo.db"
     status, out, err = run(capsys, [command[0], f"sqlite:///{missing}", *command[1:]])
-    assert status == 1
+    assert status == 2  # a URL naming nothing is a configuration error: no retry helps
     assert out == ""
     assert f"there is no SQLite database at {missing}" in err, err
     assert list(tmp_path.iterdir()) == []
