@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from esrc_core.plugins import Capability
+from esrc_core.capabilities import Capability
 from esrc_sqlalchemy.testing import PrefixPool
 
 from esrc_core import EventStore

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from esrc_core.capabilities import Capability
 from esrc_core.errors import BackendConfigError
-from esrc_core.plugins import Capability, plugins
+from esrc_core.plugins import plugins
 from esrc_sqlalchemy.dialects import DIALECTS, dialect_class
 from esrc_sqlalchemy.testing import PrefixPool
 

@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import pluggy
 
-from esrc_core.capabilities import Capability, Kind, parse_capabilities
+from esrc_core.capabilities import Kind, parse_capabilities
 from esrc_core.errors import AmbiguousBackendError, UnknownBackendError
 from esrc_core.relay import Publisher
 from esrc_core.store import EventStore
@@ -40,7 +40,6 @@ from esrc_core.urls import mask_url, url_scheme
 
 __all__ = [
     "Backend",
-    "Capability",
     "PluginProblem",
     "Plugins",
     "hookimpl",

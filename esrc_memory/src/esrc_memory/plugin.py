@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from esrc_core.plugins import Backend, Capability, hookimpl
+from esrc_core.capabilities import Capability
+from esrc_core.plugins import Backend, hookimpl
 
 __all__ = ["esrc_publisher_backends", "esrc_store_backends", "open_publisher", "open_store"]
 

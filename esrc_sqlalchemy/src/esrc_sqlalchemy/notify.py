@@ -9,7 +9,8 @@ one; PostgreSQL sends ``pg_notify``, see :mod:`esrc_sqlalchemy.dialects.postgres
   marks it due again;
 - under load, one notification covers many appends.
 
-A notification that fails stays due and is tried again after a pause. On
+A notification that fails stays due and is tried again after a pause that grows by
+:data:`RETRY` (esrc's one backoff formula: 0.5 s doubling up to 5 s). On
 :meth:`Notifier.close`, one that is still due is sent before the thread ends.
 
 A notification is a hint: an outbox that misses one (the database was away, the
@@ -23,14 +24,15 @@ import threading
 import weakref
 from collections.abc import Callable
 
-__all__ = ["Notifier"]
+from esrc_core.backoff import Backoff
+
+__all__ = ["RETRY", "Notifier"]
 
 log = logging.getLogger("esrc.sqlalchemy")
 
-_RETRY_PAUSE = 0.5
-"""Seconds the thread waits after a failed notification before it tries again."""
-_MAX_RETRY_PAUSE = 5.0
-"""The longest pause between attempts while notifications keep failing."""
+RETRY = Backoff(base_delay=0.5, max_delay=5.0, jitter=0.0)
+"""The pauses after failed notifications: 0.5 s, doubling while they keep failing, at
+most 5 s, without limit (a notification is a hint: nothing is lost while it fails)."""
 
 
 class Notifier:
@@ -119,8 +121,7 @@ class _Signals:
 
 
 def _notify_loop(send: Callable[[], None], signals: _Signals, channel: str) -> None:
-    pause = _RETRY_PAUSE
-    failing = False
+    failures = 0
     while True:
         signals.wake.wait()
         signals.wake.clear()
@@ -130,20 +131,19 @@ def _notify_loop(send: Callable[[], None], signals: _Signals, channel: str) -> N
                 send()
             except Exception as err:
                 signals.due = True
-                if not failing:
+                failures += 1
+                if failures == 1:
                     log.warning("notify %s failed, retrying: %s", channel, err)
                 else:
                     log.debug("notify %s failed again: %s", channel, err)
-                failing = True
                 del err  # its traceback would keep the failed attempt's frames alive
                 if signals.stopped.is_set():
                     return
-                signals.stopped.wait(pause)
-                pause = min(pause * 2, _MAX_RETRY_PAUSE)
+                signals.stopped.wait(RETRY.delay(failures))
                 signals.wake.set()
                 continue
-            if failing:
+            if failures:
                 log.info("notify %s works again", channel)
-                failing, pause = False, _RETRY_PAUSE
+                failures = 0
         if signals.stopped.is_set() and not signals.due:
             return

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from esrc_core.capabilities import Capability
 from esrc_core.errors import BackendUnavailableError
-from esrc_core.plugins import Backend, Capability, hookimpl
+from esrc_core.plugins import Backend, hookimpl
 
 from esrc_sqlalchemy._install import INSTALL_HINT
 
@@ -89,6 +90,8 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.PERSISTENT,
                     Capability.RELAY_LOCK,
                     Capability.INSPECT,
+                    Capability.MIGRATE,
+                    Capability.WAIT,
                 }
             ),
             description="SQL event store with outbox: sqlite:///file.db, sqlite://, "

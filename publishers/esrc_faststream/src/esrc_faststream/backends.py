@@ -13,8 +13,9 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from esrc_core.capabilities import Capability
 from esrc_core.errors import BackendUnavailableError
-from esrc_core.plugins import Backend, Capability
+from esrc_core.plugins import Backend
 
 from esrc_faststream.options import Converter, split_options
 
