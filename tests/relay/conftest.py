@@ -11,11 +11,10 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-import sqlalchemy as sa
 from esrc_core.relay import RelayEvent
 from esrc_faststream.loop import LoopThread
 from esrc_sqlalchemy.store import SqlEventStore
-from esrc_sqlalchemy.testing import drop_store_tables
+from esrc_sqlalchemy.testing import database_hooks, drop_store_tables
 
 from .harness import BrokerReader, TcpProxy, rabbitmq_close_connections
 
@@ -44,19 +43,14 @@ class Database:
         return ["--store", self.relay_url, "-o", f"table_prefix={self.prefix}"]
 
     def terminate_relay_sessions(self) -> int:
-        """PostgreSQL: end every session of the relay process (``pg_terminate_backend``);
-        returns how many were ended. The test's own sessions are left alone."""
-        assert self.session_name is not None, "only PostgreSQL sessions can be terminated"
+        """End every server session of the relay process (it connects with the
+        application name :attr:`session_name`); returns how many were ended. The
+        test's own sessions are left alone."""
+        assert self.session_name is not None, "only server sessions can be terminated"
         with self.store.engine.connect() as conn:
-            ended = conn.execute(
-                sa.text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = :name"
-                ),
-                {"name": self.session_name},
-            ).scalar_one()
+            ended = database_hooks(self.store.engine).kill_sessions_of(conn, self.session_name)
             conn.commit()
-        return int(ended)
+        return ended
 
 
 @pytest.fixture
