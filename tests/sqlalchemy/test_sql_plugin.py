@@ -35,8 +35,8 @@ def test_entry_point_module_loads_without_sqlalchemy_or_drivers() -> None:
 
 def test_descriptor_claims_the_sql_schemes_and_capabilities() -> None:
     """One ``sqlalchemy`` store backend for sqlite, postgresql, mysql and mariadb,
-    with snapshots, outbox, threads, persistence, relay locks and operator views, and
-    an install hint."""
+    with snapshots, outbox, waiting outboxes, threads, persistence, relay locks,
+    operator views and migrations, and an install hint."""
     backend, _ = plugins().resolve("postgresql://localhost/db", "store")
     assert backend.name == "sqlalchemy"
     assert set(backend.schemes) == {"sqlite", "postgresql", "mysql", "mariadb"}
@@ -47,6 +47,8 @@ def test_descriptor_claims_the_sql_schemes_and_capabilities() -> None:
         Capability.PERSISTENT,
         Capability.RELAY_LOCK,
         Capability.INSPECT,
+        Capability.MIGRATE,
+        Capability.WAIT,
     }
     assert "esrc-sqlalchemy[postgresql]" in backend.install_hint
     assert backend.inspect_options == {"create_schema": False}

@@ -23,10 +23,12 @@ _MAX_MESSAGE = 300
 
 
 class StoreConfigError(BackendConfigError):
-    """A SQL event store's URL or an option is invalid: a malformed URL, an unsupported
-    driver, a table prefix or schema name that is not a plain identifier, or an option
-    the database does not support. Raised before anything connects; passwords in the
-    URL are masked in the message."""
+    """A SQL event store cannot work as configured: a malformed URL, an unsupported
+    database or driver, a table prefix or schema name that is not a plain identifier,
+    an option the database does not support (all raised before anything connects), or
+    what the store finds on its first connection and no retry fixes: tables missing
+    with ``create_schema=False``, tables at a newer schema version, a server too old.
+    Passwords in the URL are masked in the message."""
 
 
 def driver_message(err: BaseException) -> str:

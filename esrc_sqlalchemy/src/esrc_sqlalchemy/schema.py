@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from esrc_core.errors import EsrcError
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
 
@@ -305,13 +304,13 @@ def apply_migrations(conn: Connection, tables: Tables) -> int:
     steps above its version, recording each. The caller holds the database's
     migration lock for the tables, so concurrent runs wait for each other; every step
     is idempotent, so running again is harmless. Raises
-    :class:`~esrc_core.errors.EsrcError` when the database's schema is newer than this
-    release understands.
+    :class:`~esrc_sqlalchemy.errors.StoreConfigError` when the database's schema is
+    newer than this release understands (no retry fixes that: upgrade).
     """
     tables.schema_version.create(conn, checkfirst=True)
     current = schema_version(conn, tables) or 0
     if current > SCHEMA_VERSION:
-        raise EsrcError(
+        raise StoreConfigError(
             f"the tables {tables.schema_version.fullname} are at schema version {current}, "
             f"newer than this esrc-sqlalchemy understands ({SCHEMA_VERSION}); upgrade it"
         )

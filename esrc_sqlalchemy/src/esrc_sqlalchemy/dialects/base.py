@@ -222,7 +222,7 @@ def digest(*parts: object) -> bytes:
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
 
 
-class SqlDialect:
+class SqlDialect(abc.ABC):
     """One database: the class describes it, an instance serves one store's tables.
 
     A new database subclasses this in a module of its own and is added to the registry

@@ -42,7 +42,6 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.exc
-from esrc_core.errors import EsrcError
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine
 
@@ -58,6 +57,7 @@ from esrc_sqlalchemy.dialects.base import (
     TestingHooks,
     digest,
 )
+from esrc_sqlalchemy.errors import StoreConfigError
 from esrc_sqlalchemy.notify import Notifier
 from esrc_sqlalchemy.schema import Ddl, Tables
 
@@ -370,7 +370,9 @@ class PostgresDialect(SqlDialect):
         version = conn.dialect.server_version_info or (0,)
         if version < (13,):
             shown = ".".join(str(v) for v in version)
-            raise EsrcError(f"the SQL event store needs PostgreSQL 13 or later, found {shown}")
+            raise StoreConfigError(
+                f"the SQL event store needs PostgreSQL 13 or later, found {shown}"
+            )
 
     def close(self) -> None:
         """Stop the notifier thread, if there is one."""
