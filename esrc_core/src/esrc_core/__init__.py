@@ -9,7 +9,6 @@ from esrc_core.aggregate import Aggregate, AggregateFactory, EventRaiserAggregat
 from esrc_core.backoff import Backoff
 from esrc_core.capabilities import (
     Capability,
-    NotSupportedError,
     offered,
     require,
     supports,
@@ -25,6 +24,7 @@ from esrc_core.errors import (
     EsrcError,
     InvalidAggregateIdError,
     InvalidEventError,
+    NotSupportedError,
     OptimisticConcurrencyError,
     PublishError,
     SerializationError,

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
-from esrc_core.errors import EsrcError
+from esrc_core.errors import NotSupportedError
 from esrc_core.inspection import Inspectable
 from esrc_core.locks import HasRelayLock
 from esrc_core.migrations import Migratable
@@ -32,7 +32,6 @@ __all__ = [
     "CapabilitySpec",
     "Holder",
     "Kind",
-    "NotSupportedError",
     "offered",
     "parse_capabilities",
     "require",
@@ -102,11 +101,6 @@ CAPABILITIES: Mapping[Capability, CapabilitySpec] = {
 """Each capability's row; the only place a capability meets its protocol."""
 
 
-class NotSupportedError(EsrcError, TypeError):
-    """An operation needs a capability the store or publisher does not offer (for
-    example ``esrc relays`` on a store without inspection)."""
-
-
 def _known(kind: Kind | None = None) -> str:
     return ", ".join(c.value for c, spec in CAPABILITIES.items() if kind in (None, spec.kind))
 
@@ -174,8 +168,9 @@ def _check_protocol(capability: Capability | str, protocol: type[Any]) -> type[A
 
 def require(obj: object, capability: Capability | str, doing: str, protocol: type[P]) -> P:
     """``obj`` typed as ``protocol`` (the protocol of ``capability``) when it
-    :func:`supports` ``capability``; otherwise raise :class:`NotSupportedError` saying
-    what was being done (``doing``) and what is missing."""
+    :func:`supports` ``capability``; otherwise raise
+    :class:`~esrc_core.errors.NotSupportedError` saying what was being done
+    (``doing``) and what is missing."""
     expected = _check_protocol(capability, protocol)
     if not isinstance(obj, expected):
         raise NotSupportedError(

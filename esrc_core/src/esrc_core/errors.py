@@ -20,6 +20,7 @@ The tree::
     ├── AmbiguousBackendError (LookupError)
     ├── BackendUnavailableError (ImportError)
     ├── BackendConfigError (ValueError)     never retried: fix the URL or options
+    ├── NotSupportedError (TypeError)       the backend lacks a capability
     ├── StoreUnavailableError (ConnectionError)   transient: retry with backoff
     ├── BrokerUnavailableError (ConnectionError)  transient: retry with backoff
     └── PublishError
@@ -27,12 +28,14 @@ The tree::
 Configuration errors and transient errors are different classes because a caller
 retries one and never the other: a relay runner backs off and retries
 ``StoreUnavailableError``/``BrokerUnavailableError``/``PublishError``, and stops at once
-on ``BackendConfigError``.
+on ``BackendConfigError``. :data:`CONFIGURATION_ERRORS` is the one list of what is
+never retried.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CONFIGURATION_ERRORS",
     "AggregateAlreadyExists",
     "AggregateNotFound",
     "AggregateRequiresEvents",
@@ -43,6 +46,7 @@ __all__ = [
     "EsrcError",
     "InvalidAggregateIdError",
     "InvalidEventError",
+    "NotSupportedError",
     "OptimisticConcurrencyError",
     "PublishError",
     "SerializationError",
@@ -148,3 +152,23 @@ class PublishError(EsrcError):
     def __init__(self, message: str, *, published: int = 0) -> None:
         super().__init__(message)
         self.published = published
+
+
+class NotSupportedError(EsrcError, TypeError):
+    """An operation needs a capability the store or publisher does not offer (for
+    example ``esrc relays`` on a store without inspection); see
+    :mod:`esrc_core.capabilities`."""
+
+
+CONFIGURATION_ERRORS: tuple[type[EsrcError], ...] = (
+    BackendConfigError,
+    BackendUnavailableError,
+    UnknownBackendError,
+    AmbiguousBackendError,
+    NotSupportedError,
+)
+"""The errors that mean "this cannot work as configured": a bad URL or option, a setup
+that cannot work, a missing driver, an unknown or ambiguous backend, a missing
+capability. The relay runner never retries them and ``esrc`` exits with status 2 for
+them; everything else that is an :class:`EsrcError` may pass and is retried or reported
+as a failure (status 1)."""

@@ -52,16 +52,13 @@ from typing import Any
 
 from esrc_core._signals import STOP_SIGNALS, stop_on_signals
 from esrc_core.backoff import Backoff
-from esrc_core.capabilities import Capability, NotSupportedError, offered, require
+from esrc_core.capabilities import Capability, offered, require
 from esrc_core.errors import (
-    AmbiguousBackendError,
-    BackendConfigError,
-    BackendUnavailableError,
+    CONFIGURATION_ERRORS,
     BrokerUnavailableError,
     EsrcError,
     PublishError,
     StoreUnavailableError,
-    UnknownBackendError,
 )
 from esrc_core.inspection import Inspectable
 from esrc_core.locks import HasRelayLock, RelayLock
@@ -79,7 +76,6 @@ from esrc_core.store import EventStore
 from esrc_core.urls import mask_url
 
 __all__ = [
-    "FATAL_ERRORS",
     "Backoff",
     "LockNotAcquiredError",
     "RelayRunner",
@@ -93,19 +89,6 @@ log = logging.getLogger("esrc.runner")
 _TRANSIENT = (StoreUnavailableError, BrokerUnavailableError, PublishError, OSError)
 """Failures expected while a server is away: logged in one line, without a traceback."""
 
-FATAL_ERRORS: tuple[type[Exception], ...] = (
-    BackendConfigError,
-    BackendUnavailableError,
-    UnknownBackendError,
-    AmbiguousBackendError,
-    NotSupportedError,
-)
-"""What :meth:`RelayRunner.run` never retries: configuration that no retry fixes (a bad
-URL or option, a broker or store setup that cannot work, a missing driver, an unknown
-or ambiguous backend, a missing capability). Everything else is retried, programming
-errors too: a ``TypeError`` or ``AttributeError`` from a driver whose connection went
-away cannot be told apart from a bug, and a bug is reported with its traceback on the
-first failed attempt."""
 
 _LOCK_ATTEMPT = 1.0
 """Longest single wait for the relay lock, so that a stop is noticed within it."""
@@ -156,8 +139,12 @@ class RelayRunner:
     after a failed publish and opens a new one for the next attempt, and closes it at
     the end. Opening may raise :class:`~esrc_core.errors.BrokerUnavailableError` (or
     ``OSError``), which is retried; any other exception is taken as a configuration
-    error and leaves :meth:`run`. So does any of :data:`FATAL_ERRORS` from the store
-    or the publisher at any time.
+    error and leaves :meth:`run`. So does any of
+    :data:`~esrc_core.errors.CONFIGURATION_ERRORS` from the store or the publisher at
+    any time: no retry fixes those. Everything else is retried, programming errors
+    too: a ``TypeError`` or ``AttributeError`` from a driver whose connection went away
+    cannot be told apart from a bug, and a bug is reported with its traceback on the
+    first failed attempt.
 
     - ``batch_size``: events per batch (one ``publish_batch`` call).
     - ``poll_interval``: seconds to wait for new events when the outbox is drained
@@ -345,11 +332,12 @@ class RelayRunner:
 
         Failures are retried (see the class docstring). Raises
         :class:`LockNotAcquiredError` when ``lock_timeout`` runs out, any of
-        :data:`FATAL_ERRORS` at once (a :class:`~esrc_core.errors.BackendConfigError`
-        above all), the error of a publisher factory that failed for another reason
-        than an unreachable broker, and the last failure once ``backoff.attempts``
-        consecutive attempts failed. Whatever happens, the lock is released and what the
-        runner opened is closed before it returns or raises. A runner runs once.
+        :data:`~esrc_core.errors.CONFIGURATION_ERRORS` at once (a
+        :class:`~esrc_core.errors.BackendConfigError` above all), the error of a
+        publisher factory that failed for another reason than an unreachable broker,
+        and the last failure once ``backoff.attempts`` consecutive attempts failed.
+        Whatever happens, the lock is released and what the runner opened is closed
+        before it returns or raises. A runner runs once.
         """
         if self._running:
             raise RuntimeError(f"relay {self.name}: a RelayRunner runs once")
@@ -378,7 +366,7 @@ class RelayRunner:
                     raise
                 except Exception as err:
                     self._last_error = _one_line(err)
-                    if err is self._config_error or isinstance(err, FATAL_ERRORS):
+                    if err is self._config_error or isinstance(err, CONFIGURATION_ERRORS):
                         log.error(
                             "relay %s: %s; stopping: no retry can fix this",
                             self.name,

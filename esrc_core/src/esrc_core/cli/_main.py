@@ -8,7 +8,7 @@ into the exit status. This module is the one place that decides exit statuses:
       not acquired
 2     the command cannot work as given, and no retry will change that: a command
       line argparse rejects, a :class:`UsageError`, and the configuration errors
-      in :data:`CONFIGURATION_ERRORS` (a bad URL or option, no backend for the
+      in :data:`~esrc_core.errors.CONFIGURATION_ERRORS` (a bad URL or option, no backend for the
       scheme, a missing driver, a capability the backend does not offer)
 130   interrupted (a second Ctrl-C)
 ====  =========================================================================
@@ -24,20 +24,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from esrc_core.capabilities import NotSupportedError
 from esrc_core.cli._command import UsageError
 from esrc_core.cli._registry import build_parser
 from esrc_core.errors import (
-    AmbiguousBackendError,
-    BackendConfigError,
-    BackendUnavailableError,
+    CONFIGURATION_ERRORS,
     EsrcError,
-    UnknownBackendError,
 )
 from esrc_core.urls import mask_url
 
 __all__ = [
-    "CONFIGURATION_ERRORS",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -56,19 +51,10 @@ installation."""
 EXIT_INTERRUPTED = 130
 """Interrupted by Ctrl-C (``KeyboardInterrupt``)."""
 
-CONFIGURATION_ERRORS: tuple[type[EsrcError], ...] = (
-    BackendConfigError,
-    UnknownBackendError,
-    AmbiguousBackendError,
-    BackendUnavailableError,
-    NotSupportedError,
-)
-"""The errors that mean the command cannot work as given (exit status 2)."""
-
 
 def exit_status(error: EsrcError) -> int:
     """The exit status for a command that raised ``error``: :data:`EXIT_USAGE` for
-    the :data:`CONFIGURATION_ERRORS`, else :data:`EXIT_FAILED`."""
+    the :data:`~esrc_core.errors.CONFIGURATION_ERRORS`, else :data:`EXIT_FAILED`."""
     return EXIT_USAGE if isinstance(error, CONFIGURATION_ERRORS) else EXIT_FAILED
 
 

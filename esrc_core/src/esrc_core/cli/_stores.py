@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, cast
 
-from esrc_core.capabilities import Capability, NotSupportedError, offered
-from esrc_core.errors import BackendConfigError, EsrcError
+from esrc_core.capabilities import Capability, offered
+from esrc_core.errors import BackendConfigError, EsrcError, NotSupportedError
 from esrc_core.inspection import Inspectable
 from esrc_core.plugins import plugins
 from esrc_core.store import EventStore
@@ -47,7 +47,7 @@ def open_store(
 def inspectable(url: str, options: Mapping[str, Any] | None) -> Iterator[InspectableStore]:
     """Open the store ``url`` names for inspection and close it at the end.
 
-    Raises :class:`~esrc_core.capabilities.NotSupportedError` naming the installed
+    Raises :class:`~esrc_core.errors.NotSupportedError` naming the installed
     backends that offer inspection when this one does not.
     """
     store = open_store(url, options, inspecting=True)

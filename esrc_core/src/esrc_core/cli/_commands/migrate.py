@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from esrc_core.capabilities import Capability, NotSupportedError, offered
+from esrc_core.capabilities import Capability, offered
 from esrc_core.cli._arguments import store_arguments
 from esrc_core.cli._command import Command
 from esrc_core.cli._stores import open_store
+from esrc_core.errors import NotSupportedError
 from esrc_core.migrations import Migratable
 from esrc_core.urls import mask_url
 

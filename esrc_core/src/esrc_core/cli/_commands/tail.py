@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from esrc_core._signals import stop_on_signals
-from esrc_core.capabilities import Capability, NotSupportedError, offered
+from esrc_core.capabilities import Capability, offered
 from esrc_core.cli._arguments import seconds, store_arguments
 from esrc_core.cli._command import Command
 from esrc_core.cli._show import count, format_data, show_id
 from esrc_core.cli._stores import InspectableStore, inspectable
 from esrc_core.cli.console import Progress, output_width, printable, shorten
-from esrc_core.errors import EsrcError
+from esrc_core.errors import EsrcError, NotSupportedError
 from esrc_core.relay import HasOutbox, RelayEvent, WaitingOutbox
 from esrc_core.urls import mask_url
 
@@ -113,7 +113,7 @@ def tail(
     (``esrc relays`` lists it). When the outbox offers the ``wait`` capability
     (:class:`~esrc_core.relay.WaitingOutbox`) it waits with ``wait_for_events``, up to
     ``poll`` seconds at a time, else it polls every ``poll`` seconds. Raises
-    :class:`~esrc_core.capabilities.NotSupportedError` for a store without inspection
+    :class:`~esrc_core.errors.NotSupportedError` for a store without inspection
     or without an outbox.
     """
     if relay is not None and from_start:
