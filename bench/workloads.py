@@ -29,6 +29,7 @@ from bench.results import Figure, Target
 from bench.settings import APPEND_BATCH, LARGE_AGGREGATE, SMALL_AGGREGATE, SNAPSHOT_AT, Settings
 from bench.timing import Job, timed_threads
 from esrc_core import (
+    Capability,
     EventStore,
     HasOutbox,
     RawEvent,
@@ -37,6 +38,7 @@ from esrc_core import (
     RelayEvent,
     Repository,
     encode_id,
+    offered,
     open_publisher,
 )
 
@@ -526,14 +528,15 @@ def outbox_figures(ctx: Context) -> list[Figure]:
         ctx.backend.reset()
         store = ctx.backend.open_store()
         try:
-            if not isinstance(store, HasOutbox):
+            outboxes = offered(store, Capability.OUTBOX, HasOutbox)
+            if outboxes is None:
                 for figure in figures:
                     figure.error = f"{ctx.backend.label} store has no outbox"
                 return
             _fill(ctx, store, expected)
 
             def esrc_read(run: int) -> float:
-                outbox = store.outbox(f"bench-read-{token}-{run}")
+                outbox = outboxes.outbox(f"bench-read-{token}-{run}")
 
                 def step() -> int:
                     events = outbox.unpublished_events(batch)
@@ -556,7 +559,7 @@ def outbox_figures(ctx: Context) -> list[Figure]:
                     publisher.subscribe(consume)
                 try:
                     runner = Relay(
-                        store.outbox(f"bench-relay-{token}-{run}"), publisher, batch_size=batch
+                        outboxes.outbox(f"bench-relay-{token}-{run}"), publisher, batch_size=batch
                     )
                     count, seconds = _drain(runner.run_once, expected, settings.stall_timeout)
                 finally:

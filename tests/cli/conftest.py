@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from esrc_core.inspection import Inspectable
 from esrc_core.migrations import Migratable
 from esrc_core.store import EventStore
 from esrc_sqlalchemy.testing import PrefixPool
 
-from esrc_core import Capability, open_event_store, plugins
+from esrc_core import Capability, open_event_store, plugins, require, supports
 
 
 @dataclass
@@ -46,7 +45,7 @@ def require_inspection(url: str) -> None:
 
 def _inspectable(store: EventStore) -> None:
     """Fail unless ``store``, whose backend declares ``inspect``, implements it."""
-    if not isinstance(store, Inspectable):
+    if not supports(store, Capability.INSPECT):
         store.close()
         pytest.fail(
             f"{type(store).__name__} declares the 'inspect' capability but does not "
@@ -63,8 +62,7 @@ def sqlite_target(tmp_path: Path) -> Iterator[Target]:
     require_inspection(url)
     store = open_event_store(url)
     _inspectable(store)
-    assert isinstance(store, Migratable)
-    store.migrate()
+    require(store, Capability.MIGRATE, "create the tables", Migratable).migrate()
     yield Target(url, store)
     store.close()
 

@@ -17,7 +17,8 @@ from esrc_core.cli.console import ELLIPSIS
 from esrc_core.inspection import Inspectable
 from esrc_core.locks import HasRelayLock
 
-from esrc_core import RawEvent, plugins
+from esrc_core import Capability, RawEvent, plugins, require
+from esrc_testkit import capabilities_of
 
 from .conftest import Target, require_inspection
 
@@ -414,9 +415,9 @@ def test_relays_forget_refuses_an_unknown_name_and_forgets_the_others(
 def test_relays_forget_refuses_a_relay_that_is_running(
     target: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = target.store
-    if not isinstance(store, HasRelayLock):
-        pytest.skip(f"{target.url} has no relay locks")
+    if Capability.RELAY_LOCK not in capabilities_of(target.url):
+        pytest.skip(f"{target.url}'s backend does not declare relay locks")
+    store = require(target.store, Capability.RELAY_LOCK, "forget a running relay", HasRelayLock)
     populate(target)
     relayed(target, "projector", 2)
     running = store.relay_lock("projector")

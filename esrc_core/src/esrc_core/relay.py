@@ -192,8 +192,18 @@ class Relay:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.outbox = outbox
-        self.publisher = publisher
+        self._publisher = publisher
+        # Whether the publisher has the 'batch' capability, decided once. This module
+        # defines the capability's protocol, so it asks the protocol itself: the
+        # capability table (esrc_core.capabilities) is built on top of this module.
+        self._batch = publisher if isinstance(publisher, BatchPublisher) else None
         self.batch_size = batch_size
+
+    @property
+    def publisher(self) -> Publisher:
+        """The publisher events go to (``publish_batch`` when it has the ``batch``
+        capability, else ``publish`` per event)."""
+        return self._publisher
 
     def run_once(self) -> int:
         """Publish one batch of unpublished events and mark what was published.
@@ -206,9 +216,9 @@ class Relay:
             return 0
         published = 0
         try:
-            if isinstance(self.publisher, BatchPublisher):
+            if self._batch is not None:
                 try:
-                    self.publisher.publish_batch(events)
+                    self._batch.publish_batch(events)
                 except PublishError as err:
                     # Trust the count only within the batch: a negative count would
                     # otherwise mark events[:-k], events that were never published.
@@ -216,8 +226,9 @@ class Relay:
                     raise
                 published = len(events)
             else:
+                publish = self._publisher.publish
                 for event in events:
-                    self.publisher.publish(event)
+                    publish(event)
                     published += 1
         finally:
             if published:

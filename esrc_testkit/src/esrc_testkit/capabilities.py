@@ -21,12 +21,15 @@ from esrc_core.capabilities import (
     Capability,
     Holder,
     parse_capabilities,
+    require,
     unimplemented,
 )
+from esrc_core.errors import NotSupportedError
 from esrc_core.plugins import plugins
 
 __all__ = [
     "capabilities_of",
+    "capable",
     "check_declared",
     "declared_capabilities",
     "missing_capabilities",
@@ -105,6 +108,18 @@ def check_declared(suite: Any, objects: dict[Holder, object]) -> None:
             for cap, proto in missing
         )
         pytest.fail(f"{name} declares capabilities its backend does not implement: {listed}")
+
+
+def capable(suite: Any, obj: object, capability: Capability, protocol: type[R]) -> R:
+    """``obj`` typed as ``capability``'s ``protocol``, for a test of a capability
+    ``suite`` declares; fails the test (never skips it) naming the suite, the object
+    and the missing protocol when ``obj`` does not implement it."""
+    try:
+        return require(
+            obj, capability, f"{type(suite).__qualname__} declares '{capability}'", protocol
+        )
+    except NotSupportedError as err:
+        pytest.fail(str(err))
 
 
 def _holder(capability: str) -> Holder:

@@ -7,11 +7,16 @@ from collections.abc import Callable, Iterator
 from typing import ClassVar, TypeAlias
 
 import pytest
-from esrc_core.capabilities import Capability, Holder
+from esrc_core.capabilities import Capability, Holder, offered
 from esrc_core.relay import EventStoreOutbox, HasOutbox, RelayEvent
 from esrc_core.store import EventStore
 
-from esrc_testkit.capabilities import check_declared, declared_capabilities, skip_unless_declared
+from esrc_testkit.capabilities import (
+    capable,
+    check_declared,
+    declared_capabilities,
+    skip_unless_declared,
+)
 
 __all__ = ["EVERYTHING", "StoreFactory", "StoreSuite"]
 
@@ -70,20 +75,16 @@ class StoreSuite:
         store = store_factory()
         try:
             objects: dict[Holder, object] = {"store": store}
-            if isinstance(store, HasOutbox):
-                objects["outbox"] = store.outbox("esrc-capability-check")
+            has_outbox = offered(store, Capability.OUTBOX, HasOutbox)
+            if has_outbox is not None:
+                objects["outbox"] = has_outbox.outbox("esrc-capability-check")
             check_declared(self, objects)
         finally:
             store.close()
 
     def outbox(self, store: EventStore, name: str = "default") -> EventStoreOutbox:
         """``store``'s outbox of relay ``name``; fails the test if the store has none."""
-        if not isinstance(store, HasOutbox):
-            pytest.fail(
-                f"{type(self).__qualname__} declares the 'outbox' capability but "
-                f"{type(store).__qualname__} has no outbox(name) method"
-            )
-        return store.outbox(name)
+        return capable(self, store, Capability.OUTBOX, HasOutbox).outbox(name)
 
     def unpublished(self, store: EventStore, name: str = "default") -> list[RelayEvent]:
         """Every event relay ``name`` has not marked, in the outbox's order."""

@@ -10,7 +10,7 @@ from esrc_core.errors import AggregateNotFound
 from esrc_core.inspection import Inspectable
 from esrc_core.store import EventStore
 
-from esrc_testkit.capabilities import requires
+from esrc_testkit.capabilities import capable, requires
 from esrc_testkit.fixtures import EVERYTHING, StoreSuite
 from esrc_testkit.samples import ORDER, SHIPMENT, VALID_IDS, events_for
 
@@ -27,12 +27,7 @@ class InspectionAcceptance(StoreSuite):
 
     def inspect(self, store: EventStore) -> Inspectable:
         """``store`` as an :class:`Inspectable`; fails the test if it is not one."""
-        if not isinstance(store, Inspectable):
-            pytest.fail(
-                f"{type(self).__qualname__} declares 'inspect' but "
-                f"{type(store).__qualname__} does not implement Inspectable"
-            )
-        return store
+        return capable(self, store, Capability.INSPECT, Inspectable)
 
     @requires(Capability.INSPECT)
     def test_streams_lists_every_stream_with_its_version(self, store: EventStore) -> None:

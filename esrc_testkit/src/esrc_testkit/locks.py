@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 from esrc_core.capabilities import Capability
 from esrc_core.locks import HasRelayLock, RelayLock
 from esrc_core.store import EventStore
 
-from esrc_testkit.capabilities import requires
+from esrc_testkit.capabilities import capable, requires
 from esrc_testkit.fixtures import StoreSuite
 
 __all__ = ["RelayLockAcceptance"]
@@ -26,12 +25,7 @@ class RelayLockAcceptance(StoreSuite):
 
     def lock(self, store: EventStore, name: str) -> RelayLock:
         """A new lock on relay ``name``; fails the test if the store has none."""
-        if not isinstance(store, HasRelayLock):
-            pytest.fail(
-                f"{type(self).__qualname__} declares 'relay-lock' but "
-                f"{type(store).__qualname__} has no relay_lock(name) method"
-            )
-        return store.relay_lock(name)
+        return capable(self, store, Capability.RELAY_LOCK, HasRelayLock).relay_lock(name)
 
     @requires(Capability.RELAY_LOCK)
     def test_only_one_holder_per_relay_name(self, store: EventStore) -> None:

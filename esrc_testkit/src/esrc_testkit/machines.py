@@ -16,7 +16,7 @@ from functools import partial
 from typing import ClassVar
 
 import hypothesis
-from esrc_core.capabilities import Capability
+from esrc_core.capabilities import Capability, require
 from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
@@ -130,9 +130,8 @@ class EventStoreMachine(RuleBasedStateMachine):
     # -- helpers -----------------------------------------------------------------------
 
     def _outbox(self, name: str, *, fresh: bool) -> EventStoreOutbox:
-        store = self.store
-        assert isinstance(store, HasOutbox), f"{type(store).__qualname__} has no outbox()"
         if fresh or name not in self.outboxes:
+            store = require(self.store, Capability.OUTBOX, "the state machine's outbox", HasOutbox)
             self.outboxes[name] = store.outbox(name)
         return self.outboxes[name]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from esrc_faststream.consumer import SeenMessages
 
-from esrc_core import BatchPublisher, Publisher, PublishError, RelayEvent
+from esrc_core import BatchPublisher, Capability, Publisher, PublishError, RelayEvent, offered
 
 __all__ = ["DeliveryLog", "PublishLog"]
 
@@ -43,9 +43,10 @@ class PublishLog:
 
     def publish_batch(self, events: Sequence[RelayEvent]) -> None:
         """Publish ``events`` in order and count those the broker accepted."""
-        if isinstance(self.publisher, BatchPublisher):
+        batch = offered(self.publisher, Capability.BATCH, BatchPublisher)
+        if batch is not None:
             try:
-                self.publisher.publish_batch(events)
+                batch.publish_batch(events)
             except PublishError as err:
                 self._count(events[: max(0, min(err.published, len(events)))])
                 raise

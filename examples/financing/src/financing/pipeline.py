@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from esrc_faststream.consumer import Projection
 
-from esrc_core import EventStore, HasOutbox, Relay, mask_url
+from esrc_core import Capability, EventStore, HasOutbox, Relay, mask_url, offered
 from esrc_memory import MemoryPublisher
 from financing.brokers import Transport, connect
 from financing.delivery import DeliveryLog, PublishLog
@@ -52,9 +52,11 @@ class Pipeline:
         fresh: bool = False,
         batch_size: int = 100,
     ) -> None:
-        if not isinstance(store, HasOutbox):
+        has_outbox = offered(store, Capability.OUTBOX, HasOutbox)
+        if has_outbox is None:
             raise PipelineError(f"the store {store!r} has no outbox to relay events from")
         self.store = store
+        self._outboxes = has_outbox
         self.publisher_url = mask_url(publisher_url)
         self.consumers = [Consumer(n, p, _attach(p)) for n, p in consumers.items()]
         self.transport: Transport = connect(
@@ -62,7 +64,7 @@ class Pipeline:
         )
         self.published = PublishLog(self.transport.publisher)
         self.relay_name = relay_name
-        self.relay = Relay(store.outbox(relay_name), self.published, batch_size=batch_size)
+        self.relay = Relay(has_outbox.outbox(relay_name), self.published, batch_size=batch_size)
         self.batches = 0
         """Batches the relay published."""
 
@@ -82,11 +84,10 @@ class Pipeline:
         A relay named ``relay_name`` reads them, so a later call with the same name
         hands over only the events stored since.
         """
-        assert isinstance(self.store, HasOutbox)
         direct = MemoryPublisher()
         for consumer in self.consumers:
             direct.subscribe(consumer.projection.handle)
-        relay = Relay(self.store.outbox(relay_name), direct, batch_size=500)
+        relay = Relay(self._outboxes.outbox(relay_name), direct, batch_size=500)
         count = 0
         while published := relay.run_once():
             count += published
