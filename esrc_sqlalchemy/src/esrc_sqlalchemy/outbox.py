@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from itertools import repeat
 
+from esrc_core.backoff import Backoff
 from esrc_core.errors import EsrcError
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId, decode_id
@@ -18,6 +19,11 @@ from esrc_sqlalchemy._executor import StoreExecutor
 from esrc_sqlalchemy.dialects.base import OutboxListener, OutboxRow
 
 __all__ = ["SqlOutbox"]
+
+
+_HOLD_BACK_POLL = Backoff(base_delay=0.002, max_delay=0.05, jitter=0.0)
+"""Pauses between looks at whether held-back transactions ended: 2 ms, doubling to
+50 ms."""
 
 
 class SqlOutbox:
@@ -99,12 +105,12 @@ class SqlOutbox:
         executor = self._executor
         dialect = executor.dialect
         deadline = time.monotonic() + self.hold_back_wait
-        pause = 0.002
+        looks = 0
         while time.monotonic() < deadline:
             if executor.run(doing, lambda conn: dialect.hold_back_ended(conn, held), write=False):
                 return True
-            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-            pause = min(pause * 2, 0.05)
+            looks += 1
+            time.sleep(min(_HOLD_BACK_POLL.delay(looks), max(deadline - time.monotonic(), 0)))
         return False
 
     def _decode_id(self, encoded: str, position: int) -> AggregateId:

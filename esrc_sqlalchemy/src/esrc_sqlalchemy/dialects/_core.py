@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from esrc_sqlalchemy.dialects.base import EventRow, OutboxRow, SqlDialect
+from esrc_sqlalchemy.dialects.base import ROWCOUNT, EventRow, OutboxRow, SqlDialect
 from esrc_sqlalchemy.schema import Tables
 
-__all__ = ["CoreDialect", "snapshot_source", "snapshot_upsert_on_conflict"]
+__all__ = ["CoreDialect", "snapshot_source", "snapshot_upsert_on_conflict", "upsert_snapshot_with"]
 
 
 def snapshot_source(tables: Tables) -> sa.Select[str, str, int]:
@@ -40,6 +40,15 @@ def snapshot_upsert_on_conflict(tables: Tables, insert: Any) -> sa.Executable:
         set_={"data": stmt.excluded.data, "created_at": sa.func.current_timestamp()},
     )
     return result
+
+
+def upsert_snapshot_with(
+    statement: Any, conn: Connection, key: tuple[str, str], version: int, data: bytes
+) -> bool:
+    """Run a :func:`snapshot_upsert_on_conflict` statement (or one of its hand-written
+    twin's text) for stream ``key``; whether the stream existed (a row was written)."""
+    params = {"key_type": key[0], "key_id": key[1], "snap_version": version, "snap_data": data}
+    return conn.execute(statement, params, execution_options=ROWCOUNT).rowcount > 0
 
 
 class CoreDialect(SqlDialect):

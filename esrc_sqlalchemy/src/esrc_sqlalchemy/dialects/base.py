@@ -33,6 +33,7 @@ from esrc_sqlalchemy.schema import Ddl, Tables
 
 __all__ = [
     "ROWCOUNT",
+    "SERVER_POOL",
     "EventRow",
     "OutboxListener",
     "OutboxRow",
@@ -214,6 +215,10 @@ class SessionLockHolder(abc.ABC):
     def session_id(self) -> int | None:
         """The session holding the lock, or ``None`` when not held."""
         return None if self._conn is None else self._session(self._conn)
+
+
+SERVER_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
+"""The connection pool of a store engine on a database server (PostgreSQL, MariaDB)."""
 
 
 def digest(*parts: object) -> bytes:
@@ -470,6 +475,14 @@ class SqlDialect(abc.ABC):
     @abc.abstractmethod
     def relay_lock(self, name: str) -> RelayLockHolder:
         """A new holder of relay ``name``'s lock for these tables, not yet acquired."""
+
+    def relay_lock_digest(self, name: str) -> bytes:
+        """Eight bytes naming relay ``name``'s lock on these tables: hashed from the
+        database, schema, table prefix and relay name. Every database derives its lock
+        from this one digest, and it must never change between releases: processes of
+        two releases running side by side must still exclude each other."""
+        tables = self.tables
+        return digest(self.base_engine.url.database, tables.schema, tables.prefix, name)
 
     # --- operator views -----------------------------------------------------------------
 

@@ -61,6 +61,7 @@ from sqlalchemy.types import TypeDecorator
 from esrc_sqlalchemy.dialects._core import CoreDialect, snapshot_source
 from esrc_sqlalchemy.dialects.base import (
     ROWCOUNT,
+    SERVER_POOL,
     EventRow,
     OutboxRow,
     RelayLockHolder,
@@ -77,7 +78,6 @@ _PASS_MIN = 1000
 """Fewest events a sequencing pass numbers when there are that many, so that reading
 in small batches does not run a pass per batch."""
 _SERVER_STATUS_IN_TRANS = 1  # MySQL protocol server status flag
-_SERVER_POOL = {"pool_size": 10, "max_overflow": 20}
 """Connections kept open per store: SQLAlchemy's default (5, and closing every
 connection beyond it when returned) makes busy threads reconnect all the time."""
 _SEQ_CHUNK = 10_000
@@ -275,7 +275,7 @@ class MySqlDialect(CoreDialect):
         (before the server's ``wait_timeout``); ``connect_timeout``, utf8mb4,
         autocommit, and READ COMMITTED for the transactions appends open."""
         return {
-            **_SERVER_POOL,
+            **SERVER_POOL,
             "pool_recycle": 3600,
             "connect_args": {
                 "connect_timeout": connect_timeout,
@@ -566,8 +566,7 @@ class MySqlDialect(CoreDialect):
 
     def relay_lock(self, name: str) -> RelayLockHolder:
         """A named lock hashed from the database, table prefix and relay name."""
-        tables = self.tables
-        hashed = digest(self.base_engine.url.database, tables.schema, tables.prefix, name)
+        hashed = self.relay_lock_digest(name)
         return _NamedLock(self.base_engine, "esrc-relay:" + hashed.hex())
 
     def stored_time(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:

@@ -45,9 +45,9 @@ import sqlalchemy.exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine
 
-from esrc_sqlalchemy.dialects._core import snapshot_upsert_on_conflict
+from esrc_sqlalchemy.dialects._core import snapshot_upsert_on_conflict, upsert_snapshot_with
 from esrc_sqlalchemy.dialects.base import (
-    ROWCOUNT,
+    SERVER_POOL,
     EventRow,
     OutboxListener,
     OutboxRow,
@@ -63,12 +63,12 @@ from esrc_sqlalchemy.schema import Ddl, Tables
 
 __all__ = ["PostgresDialect", "channel_notifier"]
 
-_SERVER_POOL = {"pool_size": 10, "max_overflow": 20}
 """Connections kept open per store: SQLAlchemy's default (5, and closing every
 connection beyond it when returned) makes busy threads reconnect all the time."""
-_XMIN: sa.ColumnElement[int] = sa.literal_column(
-    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-)
+_XMIN_SQL = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+"""The oldest transaction id still in progress when the statement took its snapshot:
+every argument that the outbox never skips an event rests on this one expression."""
+_XMIN: sa.ColumnElement[int] = sa.literal_column(_XMIN_SQL)
 _NOTIFY = sa.text("SELECT pg_notify(:channel, '')")
 
 
@@ -234,7 +234,7 @@ class PostgresDialect(SqlDialect):
         """A pool of up to 10 open connections (30 at most) and ``connect_timeout``
         (libpq rounds it up to whole seconds, at least 2)."""
         return {
-            **_SERVER_POOL,
+            **SERVER_POOL,
             "connect_args": {"connect_timeout": max(2, math.ceil(connect_timeout))},
         }
 
@@ -309,7 +309,7 @@ class PostgresDialect(SqlDialect):
         self._outbox = (
             "WITH cp AS (SELECT COALESCE(MAX(tx_id), 0) AS tx_id, "
             f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = %(name)s), "
-            "x AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) "
+            f"x AS (SELECT {_XMIN_SQL} AS xmin) "
             "SELECT e.tx_id, e.position, e.position, e.aggregate_type, e.aggregate_id, "
             f"e.version, e.name, e.data, e.metadata, ({held}) FROM {ev} e "
             "WHERE (e.tx_id, e.position) > ((SELECT tx_id FROM cp), (SELECT position FROM cp)) "
@@ -319,10 +319,7 @@ class PostgresDialect(SqlDialect):
         """The outbox query: the ready rows in index order, each with the largest
         held-back ``tx_id`` last (the columns of
         :class:`~esrc_sqlalchemy.dialects.base.OutboxRow`)."""
-        self._held = (
-            "WITH x AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) "
-            + held
-        )
+        self._held = f"WITH x AS (SELECT {_XMIN_SQL} AS xmin) " + held
         """The largest held-back ``tx_id`` alone, for when no row is ready."""
         self._read = (
             f"SELECT e.version, e.name, e.data, e.metadata FROM {st} s LEFT JOIN {ev} e "
@@ -442,8 +439,7 @@ class PostgresDialect(SqlDialect):
         self, conn: Connection, key: tuple[str, str], version: int, data: bytes
     ) -> bool:
         """``INSERT ... SELECT FROM streams ... ON CONFLICT DO UPDATE``."""
-        params = {"key_type": key[0], "key_id": key[1], "snap_version": version, "snap_data": data}
-        return conn.execute(self._snapshot, params, execution_options=ROWCOUNT).rowcount > 0
+        return upsert_snapshot_with(self._snapshot, conn, key, version, data)
 
     # --- reads --------------------------------------------------------------------------
 
@@ -511,8 +507,7 @@ class PostgresDialect(SqlDialect):
     def relay_lock(self, name: str) -> RelayLockHolder:
         """A session advisory lock on two keys hashed from the database, schema, table
         prefix and relay name."""
-        tables = self.tables
-        hashed = digest(self.base_engine.url.database, tables.schema, tables.prefix, name)
+        hashed = self.relay_lock_digest(name)
         keys = (
             int.from_bytes(hashed[:4], "big") & 0x7FFFFFFF,
             int.from_bytes(hashed[4:], "big") & 0x7FFFFFFF,

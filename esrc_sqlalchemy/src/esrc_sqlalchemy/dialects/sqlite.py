@@ -31,8 +31,12 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from esrc_sqlalchemy.dialects._core import CoreDialect, snapshot_upsert_on_conflict
-from esrc_sqlalchemy.dialects.base import ROWCOUNT, OutboxRow, RelayLockHolder, digest
+from esrc_sqlalchemy.dialects._core import (
+    CoreDialect,
+    snapshot_upsert_on_conflict,
+    upsert_snapshot_with,
+)
+from esrc_sqlalchemy.dialects.base import OutboxRow, RelayLockHolder
 from esrc_sqlalchemy.schema import Ddl, Tables
 
 __all__ = ["SqliteDialect"]
@@ -263,8 +267,7 @@ class SqliteDialect(CoreDialect):
         self, conn: Connection, key: tuple[str, str], version: int, data: bytes
     ) -> bool:
         """``INSERT ... SELECT FROM streams ... ON CONFLICT DO UPDATE``."""
-        params = {"key_type": key[0], "key_id": key[1], "snap_version": version, "snap_data": data}
-        return conn.execute(self._snapshot, params, execution_options=ROWCOUNT).rowcount > 0
+        return upsert_snapshot_with(self._snapshot, conn, key, version, data)
 
     def outbox_rows(
         self, conn: Connection, name: str, limit: int
@@ -285,8 +288,7 @@ class SqliteDialect(CoreDialect):
         """A lock database beside the file, or a lock in the process for ``sqlite://``."""
         if self.shares_one_connection:
             return _ProcessLock(self._process_locks, self._process_locks_guard, name)
-        tables = self.tables
-        hashed = digest(self.base_engine.url.database, tables.schema, tables.prefix, name)
+        hashed = self.relay_lock_digest(name)
         return _FileLock(f"{self.base_engine.url.database}-relay-{hashed.hex()}.lock")
 
     def relay_progress(self) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
