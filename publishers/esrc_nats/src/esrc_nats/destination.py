@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esrc_faststream.consumer import Projection
 from esrc_faststream.destination import Destination
 from esrc_faststream.loop import LoopThread
 
 from esrc_nats._client import connect
-from esrc_nats.testing import NatsReader
+
+if TYPE_CHECKING:
+    from esrc_nats.testing import NatsReader
 
 __all__ = ["NatsDestination"]
 
@@ -69,6 +71,8 @@ class NatsDestination(Destination):
 
     def reader(self, loop: LoopThread) -> NatsReader:
         """A :class:`~esrc_nats.testing.NatsReader` of the stream."""
+        from esrc_nats.testing import NatsReader
+
         return NatsReader(self, loop)
 
     async def _delete(self, consumers: Sequence[str]) -> None:

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esrc_faststream.consumer import Projection
 from esrc_faststream.destination import Destination
 from esrc_faststream.loop import LoopThread
 
-from esrc_rabbitmq.testing import RabbitReader
+if TYPE_CHECKING:
+    from esrc_rabbitmq.testing import RabbitReader
 
 __all__ = ["RabbitDestination"]
 
@@ -49,6 +50,8 @@ class RabbitDestination(Destination):
 
     def reader(self, loop: LoopThread) -> RabbitReader:
         """A :class:`~esrc_rabbitmq.testing.RabbitReader` of the exchange."""
+        from esrc_rabbitmq.testing import RabbitReader
+
         return RabbitReader(self, loop)
 
     async def _delete(self, consumers: Sequence[str]) -> None:

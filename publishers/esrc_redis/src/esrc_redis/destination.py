@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esrc_faststream.consumer import Projection
 from esrc_faststream.destination import Destination
 from esrc_faststream.loop import LoopThread
 
-from esrc_redis.testing import RedisReader
+if TYPE_CHECKING:
+    from esrc_redis.testing import RedisReader
 
 __all__ = ["RedisDestination"]
 
@@ -52,6 +53,8 @@ class RedisDestination(Destination):
 
     def reader(self, loop: LoopThread) -> RedisReader:
         """A :class:`~esrc_redis.testing.RedisReader` of the stream."""
+        from esrc_redis.testing import RedisReader
+
         return RedisReader(self, loop)
 
     async def _delete(self, consumers: Sequence[str]) -> None:
