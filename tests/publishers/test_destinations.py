@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from esrc_core.errors import BackendConfigError, UnknownBackendError
+from esrc_core.relay import BatchPublisher
 from esrc_faststream.destination import destination, destination_class
 from esrc_faststream.loop import LoopThread
 from esrc_faststream.testing import ReceivedMessage
@@ -50,6 +51,7 @@ def test_reader_reads_all_listens_and_purges(
     place = destination(request.getfixturevalue(BROKERS[broker]), f"esrc-test-{unique}")
     with reading(place, loop) as reader:
         publisher = place.open_publisher()
+        assert isinstance(publisher, BatchPublisher)
         try:
             first, second, third = relay_events(3), relay_events(4), relay_events(2)
             publisher.publish_batch(first)
