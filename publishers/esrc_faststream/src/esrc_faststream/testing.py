@@ -1,10 +1,11 @@
 """Reading relayed messages back from a broker, for tests, benchmarks and tools.
 
-A :class:`BrokerReader` is opened on a :class:`~esrc_faststream.destination.Destination`
-(``destination.reader(loop)``) before anything is published there, and receives every
-message published after that, each as a :class:`ReceivedMessage` with its headers. Each
-broker distribution implements one (:mod:`esrc_rabbitmq.testing`,
-:mod:`esrc_nats.testing`, :mod:`esrc_redis.testing`); this module holds what they share.
+A :class:`BrokerReader` is opened on a destination (usually with
+:meth:`esrc_faststream.destination.Destination.reader`) before anything is published
+there, and receives every message published after that, each as a
+:class:`ReceivedMessage` with its headers. Each broker distribution implements one
+(:mod:`esrc_rabbitmq.testing`, :mod:`esrc_nats.testing`, :mod:`esrc_redis.testing`);
+this module holds what they share.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from esrc_core.relay import RelayEvent
 
 from esrc_faststream.headers import relay_event_from
 from esrc_faststream.loop import LoopThread
-
-if TYPE_CHECKING:
-    from esrc_faststream.destination import Destination
 
 __all__ = ["BrokerReader", "ReceivedMessage"]
 
@@ -68,8 +66,7 @@ class BrokerReader(abc.ABC):
     on ``loop``.
     """
 
-    def __init__(self, destination: Destination, loop: LoopThread, *, timeout: float = 30) -> None:
-        self.destination = destination
+    def __init__(self, loop: LoopThread, *, timeout: float = 30) -> None:
         self.loop = loop
         self.timeout = timeout
         self._closed = False
@@ -143,7 +140,7 @@ class BrokerReader(abc.ABC):
 
     def close(self) -> None:
         """Disconnect; what the reader declared for itself goes with it (the
-        destination stays: :meth:`Destination.delete` removes it). Calling it twice is
+        destination stays: ``Destination.delete`` removes it). Calling it twice is
         harmless."""
         if not self._closed:
             self._closed = True

@@ -73,7 +73,7 @@ class NatsDestination(Destination):
         """A :class:`~esrc_nats.testing.NatsReader` of the stream."""
         from esrc_nats.testing import NatsReader
 
-        return NatsReader(self, loop)
+        return NatsReader(self.url, self.stream, self.subjects, loop)
 
     async def _delete(self, consumers: Sequence[str]) -> None:
         import nats.js.errors

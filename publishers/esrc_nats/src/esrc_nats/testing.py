@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 import nats.js.errors
@@ -20,16 +20,14 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from esrc_nats._client import connect
 from esrc_nats.publisher import MSG_ID_HEADER
 
-if TYPE_CHECKING:
-    from esrc_nats.destination import NatsDestination
-
 __all__ = ["NatsReader"]
 
 
 class NatsReader(BrokerReader):
-    """A :class:`~esrc_faststream.testing.BrokerReader` of a NATS JetStream
-    destination: reads the stream from the message after the last one it held when
-    the reader opened (from the first, if the stream did not exist yet).
+    """A :class:`~esrc_faststream.testing.BrokerReader` of the NATS JetStream
+    ``stream`` at ``url``, whose messages are on ``subjects``: reads the stream from the
+    message after the last one it held when the reader opened (from the first, if the
+    stream did not exist yet).
 
     :meth:`read` goes through an ordered consumer, and returns only messages the
     stream holds; :meth:`listen` subscribes to the subjects on the core connection
@@ -37,17 +35,20 @@ class NatsReader(BrokerReader):
     :meth:`purge` purges the stream. ``ReceivedMessage.raw`` is the ``nats.aio.msg.Msg``.
     """
 
-    destination: NatsDestination
-
-    def __init__(self, destination: NatsDestination, loop: LoopThread, *, timeout: float = 30):
+    def __init__(
+        self, url: str, stream: str, subjects: str, loop: LoopThread, *, timeout: float = 30
+    ) -> None:
+        self.url = url
+        self.stream = stream
+        self.subjects = subjects
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
         self._ordered: Subscription | None = None
         self._next = 1
-        super().__init__(destination, loop, timeout=timeout)
+        super().__init__(loop, timeout=timeout)
 
     async def _open(self) -> None:
-        self._client = await connect(self.destination.url, timeout=self.timeout)
+        self._client = await connect(self.url, timeout=self.timeout)
         self._js = self._client.jetstream(timeout=self.timeout)
         self._next = await self._last_held() + 1
 
@@ -59,7 +60,7 @@ class NatsReader(BrokerReader):
     async def _last_held(self) -> int:
         """The stream's last sequence number, 0 while the stream does not exist."""
         try:
-            info = await self._ready().stream_info(self.destination.stream)
+            info = await self._ready().stream_info(self.stream)
         except nats.js.errors.NotFoundError:
             return 0
         return info.state.last_seq
@@ -71,8 +72,8 @@ class NatsReader(BrokerReader):
             return got
         if self._ordered is None:
             self._ordered = await self._ready().subscribe(
-                self.destination.subjects,
-                stream=self.destination.stream,
+                self.subjects,
+                stream=self.stream,
                 ordered_consumer=True,
                 config=ConsumerConfig(
                     deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._next
@@ -95,12 +96,12 @@ class NatsReader(BrokerReader):
         async def deliver(message: Msg) -> None:
             on_message(_received(message))
 
-        subscription = await self._client.subscribe(self.destination.subjects, cb=deliver)
+        subscription = await self._client.subscribe(self.subjects, cb=deliver)
         return subscription.unsubscribe
 
     async def _purge(self) -> None:
         with contextlib.suppress(nats.js.errors.NotFoundError):
-            await self._ready().purge_stream(self.destination.stream)
+            await self._ready().purge_stream(self.stream)
         await self._drop_ordered()
         self._next = await self._last_held() + 1
 

@@ -52,7 +52,7 @@ class RabbitDestination(Destination):
         """A :class:`~esrc_rabbitmq.testing.RabbitReader` of the exchange."""
         from esrc_rabbitmq.testing import RabbitReader
 
-        return RabbitReader(self, loop)
+        return RabbitReader(self.url, self.exchange, loop)
 
     async def _delete(self, consumers: Sequence[str]) -> None:
         import aio_pika

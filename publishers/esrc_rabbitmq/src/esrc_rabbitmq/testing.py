@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -16,9 +16,6 @@ from aio_pika.abc import (
 from esrc_faststream.loop import LoopThread
 from esrc_faststream.testing import BrokerReader, ReceivedMessage
 
-if TYPE_CHECKING:
-    from esrc_rabbitmq.destination import RabbitDestination
-
 __all__ = ["RabbitReader"]
 
 _PREFETCH = 1000
@@ -26,28 +23,28 @@ _PREFETCH = 1000
 
 
 class RabbitReader(BrokerReader):
-    """A :class:`~esrc_faststream.testing.BrokerReader` of a RabbitMQ destination: an
-    exclusive queue (gone with the reader's connection) bound with ``#`` to the
-    destination's exchange, which it declares as the publisher does (durable topic).
+    """A :class:`~esrc_faststream.testing.BrokerReader` of the RabbitMQ ``exchange`` at
+    ``url``: an exclusive queue (gone with the reader's connection) bound with ``#`` to
+    the exchange, which it declares as the publisher does (durable topic).
 
     :meth:`read` takes messages with ``basic.get``; :meth:`listen` consumes them;
     :meth:`purge` purges the queue. ``ReceivedMessage.raw`` is the
     ``aio_pika.abc.AbstractIncomingMessage``.
     """
 
-    destination: RabbitDestination
-
-    def __init__(self, destination: RabbitDestination, loop: LoopThread, *, timeout: float = 30):
+    def __init__(self, url: str, exchange: str, loop: LoopThread, *, timeout: float = 30):
+        self.url = url
+        self.exchange = exchange
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
-        super().__init__(destination, loop, timeout=timeout)
+        super().__init__(loop, timeout=timeout)
 
     async def _open(self) -> None:
-        self._connection = await aio_pika.connect(self.destination.url, timeout=self.timeout)
+        self._connection = await aio_pika.connect(self.url, timeout=self.timeout)
         self._channel = await self._connection.channel()
         exchange = await self._channel.declare_exchange(
-            self.destination.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
         self._queue = await self._channel.declare_queue(exclusive=True)
         await self._queue.bind(exchange, "#")

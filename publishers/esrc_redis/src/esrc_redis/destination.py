@@ -55,7 +55,7 @@ class RedisDestination(Destination):
         """A :class:`~esrc_redis.testing.RedisReader` of the stream."""
         from esrc_redis.testing import RedisReader
 
-        return RedisReader(self, loop)
+        return RedisReader(self.url, self.stream, loop)
 
     async def _delete(self, consumers: Sequence[str]) -> None:
         import redis.asyncio

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 import redis.asyncio
@@ -15,9 +15,6 @@ from esrc_faststream.testing import BrokerReader, ReceivedMessage
 
 from esrc_redis.consumer import entry_headers
 
-if TYPE_CHECKING:
-    from esrc_redis.destination import RedisDestination
-
 __all__ = ["RedisReader"]
 
 _BLOCK_MS = 200
@@ -25,24 +22,22 @@ _BLOCK_MS = 200
 
 
 class RedisReader(BrokerReader):
-    """A :class:`~esrc_faststream.testing.BrokerReader` of a Redis Streams destination:
-    reads the stream after the last entry it held when the reader opened.
+    """A :class:`~esrc_faststream.testing.BrokerReader` of the Redis ``stream`` at
+    ``url``: reads the stream after the last entry it held when the reader opened.
 
     :meth:`read` uses ``XRANGE``, :meth:`listen` a blocking ``XREAD`` loop; :meth:`purge`
     deletes the stream. ``ReceivedMessage.raw`` is the entry's ``(id, fields)``.
     """
 
-    destination: RedisDestination
-
-    def __init__(self, destination: RedisDestination, loop: LoopThread, *, timeout: float = 30):
+    def __init__(self, url: str, stream: str, loop: LoopThread, *, timeout: float = 30):
+        self.url = url
+        self.stream = stream
         self._client: redis.asyncio.Redis | None = None
         self._after = b"0-0"
-        super().__init__(destination, loop, timeout=timeout)
+        super().__init__(loop, timeout=timeout)
 
     async def _open(self) -> None:
-        self._client = redis.asyncio.from_url(
-            self.destination.url, socket_connect_timeout=self.timeout
-        )
+        self._client = redis.asyncio.from_url(self.url, socket_connect_timeout=self.timeout)
         self._after = await self._last_id()
 
     def _ready(self) -> redis.asyncio.Redis:
@@ -51,13 +46,11 @@ class RedisReader(BrokerReader):
         return self._client
 
     async def _last_id(self) -> bytes:
-        last: Any = await self._ready().xrevrange(self.destination.stream, count=1)
+        last: Any = await self._ready().xrevrange(self.stream, count=1)
         return bytes(last[0][0]) if last else b"0-0"
 
     async def _fetch(self, limit: int) -> list[ReceivedMessage]:
-        entries: Any = await self._ready().xrange(
-            self.destination.stream, min=b"(" + self._after, count=limit
-        )
+        entries: Any = await self._ready().xrange(self.stream, min=b"(" + self._after, count=limit)
         if entries:
             self._after = bytes(entries[-1][0])
         return [self._received(entry) for entry in entries]
@@ -66,7 +59,7 @@ class RedisReader(BrokerReader):
         self, on_message: Callable[[ReceivedMessage], None]
     ) -> Callable[[], Coroutine[Any, Any, None]]:
         client = self._ready()
-        stream = self.destination.stream
+        stream = self.stream
         stopping = asyncio.Event()
         last = await self._last_id()
 
@@ -88,7 +81,7 @@ class RedisReader(BrokerReader):
         return stop
 
     async def _purge(self) -> None:
-        await self._ready().delete(self.destination.stream)
+        await self._ready().delete(self.stream)
         self._after = b"0-0"
 
     async def _close(self) -> None:
@@ -102,5 +95,5 @@ class RedisReader(BrokerReader):
         if isinstance(message_id, bytes):
             message_id = message_id.decode()
         return ReceivedMessage(
-            unquote(message_id), self.destination.stream, headers, body, (entry[0], entry[1])
+            unquote(message_id), self.stream, headers, body, (entry[0], entry[1])
         )
