@@ -30,9 +30,11 @@ BACKENDS = ["memory", "sqlite", "postgresql", "mysql", "rabbitmq", "nats", "redi
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole tree."""
+    """ruff check and ruff format --check over the whole tree, and the layering
+    contracts of pyproject.toml's [tool.importlinter] (lint-imports)."""
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports", "--no-cache")
 
 
 @nox.session

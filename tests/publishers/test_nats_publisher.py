@@ -17,6 +17,8 @@ from esrc_nats.destination import NatsDestination
 from esrc_testkit.publishers import relay_events
 from nats.js.api import StreamConfig
 
+from esrc_testkit import capabilities_of
+
 from .destinations import DestinationAcceptance
 
 CONFIG_ERROR_WITHIN = 3.0
@@ -28,6 +30,7 @@ class TestNatsPublisher(DestinationAcceptance):
     """The publisher contract on NATS JetStream."""
 
     url_fixture = "nats_url"
+    capabilities = capabilities_of("nats://", "publisher")
     deduplicates = True
     open_options: ClassVar[dict[str, Any]] = {"timeout": 2}
 

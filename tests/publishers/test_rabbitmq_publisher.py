@@ -13,6 +13,8 @@ from esrc_faststream.loop import LoopThread
 from esrc_rabbitmq.destination import RabbitDestination
 from esrc_testkit.publishers import relay_events
 
+from esrc_testkit import capabilities_of
+
 from .destinations import DestinationAcceptance, reading
 
 
@@ -20,6 +22,7 @@ class TestRabbitPublisher(DestinationAcceptance):
     """The publisher contract on RabbitMQ."""
 
     url_fixture = "amqp_url"
+    capabilities = capabilities_of("amqp://", "publisher")
     open_options: ClassVar[dict[str, Any]] = {"timeout": 3}
 
     def unreachable_url(self) -> str:

@@ -14,6 +14,8 @@ from esrc_faststream.loop import LoopThread
 from esrc_redis.destination import RedisDestination
 from esrc_testkit.publishers import relay_events
 
+from esrc_testkit import capabilities_of
+
 from .destinations import DestinationAcceptance, reading
 
 
@@ -21,6 +23,7 @@ class TestRedisPublisher(DestinationAcceptance):
     """The publisher contract on Redis Streams."""
 
     url_fixture = "redis_url"
+    capabilities = capabilities_of("redis://", "publisher")
     open_options: ClassVar[dict[str, Any]] = {"timeout": 3}
 
     def unreachable_url(self) -> str:

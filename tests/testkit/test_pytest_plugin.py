@@ -138,7 +138,7 @@ def test_undeclared_capability_skips_before_opening_a_store(pytester: pytest.Pyt
     """Tests of a capability the class does not declare are skipped, the reason names
     the capability, and no store is opened for them."""
     pytester.makepyfile(GATED_SUITE)
-    result = pytester.runpytest("-rs")
+    result = pytester.runpytest("-rs", "-k", "not test_declared_capabilities_are_implemented")
     outcomes = result.parseoutcomes()
     assert outcomes.get("skipped", 0) >= 8
     assert "passed" not in outcomes
@@ -146,3 +146,42 @@ def test_undeclared_capability_skips_before_opening_a_store(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(
         ["*the backend does not declare the 'snapshots' capability (declared: outbox)*"]
     )
+
+
+MISDECLARED_SUITE = """
+import pytest
+from esrc_memory.store import MemoryEventStore
+from esrc_testkit import StreamAcceptance
+
+class NoLockStore(MemoryEventStore):
+    relay_lock = None  # hides the relay-lock protocol the memory store has
+
+class TestMisdeclared(StreamAcceptance):
+    capabilities = frozenset({CAPABILITIES})
+
+    @pytest.fixture
+    def store_factory(self):
+        yield NoLockStore
+"""
+
+
+def test_declared_capability_without_its_protocol_fails(pytester: pytest.Pytester) -> None:
+    """A class that declares 'relay-lock' for a store without relay_lock() fails the
+    capability check (never skips it), naming the capability and the protocol."""
+    pytester.makepyfile(MISDECLARED_SUITE.replace("{CAPABILITIES}", "{'relay-lock'}"))
+    result = pytester.runpytest("-k", "test_declared_capabilities_are_implemented")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*declares capabilities its backend does not implement*'relay-lock' needs*HasRelayLock*"]
+    )
+
+
+def test_unknown_capability_in_a_suite_fails(pytester: pytest.Pytester) -> None:
+    """A misspelt capability fails the suite's tests, listing the known names, instead
+    of silently skipping the tests of the capability meant."""
+    pytester.makepyfile(MISDECLARED_SUITE.replace("{CAPABILITIES}", "{'snapshotz'}"))
+    result = pytester.runpytest("-k", "test_declared_capabilities_are_implemented or id")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 1
+    assert "skipped" not in outcomes
+    result.stdout.fnmatch_lines(["*unknown capability 'snapshotz'; known capabilities: snapshots*"])

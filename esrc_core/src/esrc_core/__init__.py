@@ -6,6 +6,13 @@ are separate distributions found through the ``esrc`` entry point group.
 """
 
 from esrc_core.aggregate import Aggregate, AggregateFactory, EventRaiserAggregate
+from esrc_core.capabilities import (
+    Capability,
+    NotSupportedError,
+    offered,
+    require,
+    supports,
+)
 from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
@@ -31,9 +38,9 @@ from esrc_core.ids import AggregateId, check_id, decode_id, encode_id
 from esrc_core.inspection import Inspectable, RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.locks import HasRelayLock, RelayLock
 from esrc_core.marshaling import CompilesDecoders, EventMarshaler, JsonMarshaler
+from esrc_core.migrations import Migratable
 from esrc_core.plugins import (
     Backend,
-    Capability,
     Plugins,
     hookimpl,
     open_event_store,
@@ -47,6 +54,7 @@ from esrc_core.relay import (
     Publisher,
     Relay,
     RelayEvent,
+    WaitingOutbox,
     message_id,
 )
 from esrc_core.repository import Repository, RetryPolicy
@@ -80,6 +88,8 @@ __all__ = [
     "InvalidAggregateIdError",
     "InvalidEventError",
     "JsonMarshaler",
+    "Migratable",
+    "NotSupportedError",
     "OptimisticConcurrencyError",
     "Plugins",
     "PublishError",
@@ -100,6 +110,7 @@ __all__ = [
     "StreamInfo",
     "UnknownBackendError",
     "UnknownEventError",
+    "WaitingOutbox",
     "check_events",
     "check_id",
     "decode_id",
@@ -107,7 +118,10 @@ __all__ = [
     "hookimpl",
     "mask_url",
     "message_id",
+    "offered",
     "open_event_store",
     "open_publisher",
     "plugins",
+    "require",
+    "supports",
 ]

@@ -28,10 +28,11 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import pluggy
 
+from esrc_core.capabilities import Capability, Kind, parse_capabilities
 from esrc_core.errors import AmbiguousBackendError, UnknownBackendError
 from esrc_core.relay import Publisher
 from esrc_core.store import EventStore
@@ -57,28 +58,6 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 log = logging.getLogger("esrc.plugins")
 
-Kind = Literal["store", "publisher"]
-
-
-class Capability:
-    """Names of capabilities a backend declares; the testkit runs the tests of
-    each declared capability and skips the others with the reason."""
-
-    SNAPSHOTS = "snapshots"
-    """Stores snapshots (``add_snapshot`` / ``latest_snapshot`` work)."""
-    OUTBOX = "outbox"
-    """Has named outboxes (:class:`~esrc_core.relay.HasOutbox`) for the relay."""
-    THREADS = "threads"
-    """Safe under concurrent use from many threads."""
-    PERSISTENT = "persistent"
-    """Data survives closing and reopening the store with the same URL."""
-    RELAY_LOCK = "relay-lock"
-    """Locks relay names across processes (:class:`~esrc_core.locks.HasRelayLock`)."""
-    INSPECT = "inspect"
-    """Offers operator views (:class:`~esrc_core.inspection.Inspectable`)."""
-    BATCH = "batch"
-    """A publisher that implements :class:`~esrc_core.relay.BatchPublisher`."""
-
 
 @dataclass(frozen=True)
 class Backend:
@@ -93,6 +72,10 @@ class Backend:
     ``events``, ``tail``, ``relays``) open a store with, under the user's own: the
     backend's way of saying "open what exists, create nothing" (the SQL store's is
     ``create_schema=False``).
+
+    ``capabilities`` are :class:`~esrc_core.capabilities.Capability` members or their
+    names; they are stored as members. A name that is not a capability, or one for the
+    other kind of backend, raises ``ValueError`` listing the known ones.
     """
 
     name: str
@@ -105,6 +88,13 @@ class Backend:
     distribution: str | None = None
     version: str | None = None
     inspect_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        try:
+            capabilities = parse_capabilities(self.capabilities, self.kind)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"backend {self.name!r}: {err}") from None
+        object.__setattr__(self, "capabilities", capabilities)
 
 
 @dataclass(frozen=True)

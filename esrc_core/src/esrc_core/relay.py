@@ -32,6 +32,7 @@ __all__ = [
     "Publisher",
     "Relay",
     "RelayEvent",
+    "WaitingOutbox",
     "message_id",
 ]
 
@@ -120,6 +121,19 @@ class EventStoreOutbox(Protocol):
     def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
         """Durably record that ``events`` (a prefix of :meth:`unpublished_events`) were
         published. Marking events already marked is a no-op; progress never goes back."""
+        ...
+
+
+@runtime_checkable
+class WaitingOutbox(Protocol):
+    """An outbox capability: block until new events may be there, instead of polling."""
+
+    def wait_for_events(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until there may be unpublished events.
+
+        Returns ``True`` then (a hint, not a promise) and ``False`` on timeout. Raises
+        :class:`~esrc_core.errors.StoreUnavailableError` when the store is away.
+        """
         ...
 
 

@@ -13,7 +13,7 @@ adds what a long-running process needs:
 - **In order.** Batches run one after the other: the next batch is read only after
   the previous one was published and marked, so the outbox order is the publish order.
 - **Waking on new events** through the outbox's ``wait_for_events(timeout)`` when it
-  has one (:class:`WaitingOutbox`; PostgreSQL with ``notify=True`` is woken by each
+  has one (:class:`~esrc_core.relay.WaitingOutbox`; PostgreSQL with ``notify=True`` is woken by each
   commit), else by polling every ``poll_interval`` seconds.
 - **Reconnecting.** A failure (broker or database away, a publish refused) is logged
   in one line per attempt and retried after an exponential, capped, jittered delay
@@ -41,8 +41,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
+from esrc_core.capabilities import Capability, offered, require
 from esrc_core.errors import (
     BrokerUnavailableError,
     EsrcError,
@@ -52,7 +53,14 @@ from esrc_core.errors import (
 from esrc_core.inspection import Inspectable
 from esrc_core.locks import HasRelayLock, RelayLock
 from esrc_core.plugins import Plugins, plugins
-from esrc_core.relay import EventStoreOutbox, HasOutbox, Publisher, Relay, RelayEvent
+from esrc_core.relay import (
+    EventStoreOutbox,
+    HasOutbox,
+    Publisher,
+    Relay,
+    RelayEvent,
+    WaitingOutbox,
+)
 from esrc_core.store import EventStore
 from esrc_core.urls import mask_url
 
@@ -61,7 +69,6 @@ __all__ = [
     "LockNotAcquiredError",
     "RelayRunner",
     "RunnerState",
-    "WaitingOutbox",
     "log_to_stderr",
 ]
 
@@ -77,19 +84,6 @@ _TRANSIENT = (StoreUnavailableError, BrokerUnavailableError, PublishError, OSErr
 
 _LOCK_ATTEMPT = 1.0
 """Longest single wait for the relay lock, so that a stop is noticed within it."""
-
-
-@runtime_checkable
-class WaitingOutbox(Protocol):
-    """An outbox capability: block until new events may be there, instead of polling."""
-
-    def wait_for_events(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds until there may be unpublished events.
-
-        Returns ``True`` then (a hint, not a promise) and ``False`` on timeout. Raises
-        :class:`~esrc_core.errors.StoreUnavailableError` when the store is away.
-        """
-        ...
 
 
 class LockNotAcquiredError(EsrcError):
@@ -175,7 +169,7 @@ class RelayRunner:
 
     - ``batch_size``: events per batch (one ``publish_batch`` call).
     - ``poll_interval``: seconds to wait for new events when the outbox is drained
-      before looking again; with a :class:`WaitingOutbox` the wait ends early when
+      before looking again; with a :class:`~esrc_core.relay.WaitingOutbox` the wait ends early when
       events arrive. It also bounds how long :meth:`stop` takes while idle.
     - ``log_interval``: seconds between progress lines (``0`` logs none).
     - ``lock_timeout``: seconds to wait for the relay lock before :meth:`run` raises
@@ -206,8 +200,7 @@ class RelayRunner:
             raise ValueError(f"log_interval must be 0 or more, got {log_interval!r}")
         if lock_timeout is not None and not lock_timeout >= 0:
             raise ValueError(f"lock_timeout must be 0 or more, got {lock_timeout!r}")
-        if not isinstance(store, HasOutbox):
-            raise EsrcError(f"relay {name}: the store {store!r} has no outbox to relay from")
+        has_outbox = require(store, Capability.OUTBOX, f"relay {name}", HasOutbox)
         self.name = name
         self.store = store
         self.batch_size = batch_size
@@ -215,7 +208,7 @@ class RelayRunner:
         self.log_interval = float(log_interval)
         self.lock_timeout = lock_timeout
         self.backoff = backoff if backoff is not None else Backoff()
-        self.outbox: EventStoreOutbox = store.outbox(name)
+        self.outbox: EventStoreOutbox = has_outbox.outbox(name)
         if isinstance(publisher, Publisher):
             self._open_publisher: Callable[[], Publisher] | None = None
             self._publisher: Publisher | None = publisher
@@ -393,8 +386,9 @@ class RelayRunner:
                 self._wait_for_events()
 
     def _wait_for_events(self) -> None:
-        if isinstance(self.outbox, WaitingOutbox):
-            self.outbox.wait_for_events(self.poll_interval)
+        waiting = offered(self.outbox, Capability.WAIT, WaitingOutbox)
+        if waiting is not None:
+            waiting.wait_for_events(self.poll_interval)
         else:
             self._stop.wait(self.poll_interval)
 
@@ -403,7 +397,8 @@ class RelayRunner:
         if self._lock is not None:
             return True
         store = self.store
-        if not isinstance(store, HasRelayLock):
+        lockable = offered(store, Capability.RELAY_LOCK, HasRelayLock)
+        if lockable is None:
             if not self._unlocked_warned:
                 log.warning(
                     "relay %s: the store %r cannot lock relay names; running UNLOCKED: "
@@ -414,7 +409,7 @@ class RelayRunner:
                 )
                 self._unlocked_warned = True
             return True
-        lock = store.relay_lock(self.name)
+        lock = lockable.relay_lock(self.name)
         self._state = "starting"
         started = time.monotonic()
         deadline = None if self.lock_timeout is None else started + self.lock_timeout
@@ -509,8 +504,8 @@ class RelayRunner:
         )
 
     def _lag(self) -> str:
-        store = self.store
-        if not isinstance(store, Inspectable):
+        store = offered(self.store, Capability.INSPECT, Inspectable)
+        if store is None:
             return "unknown (the store does not report relay progress)"
         try:
             progress = next((p for p in store.relays() if p.name == self.name), None)

@@ -1,9 +1,12 @@
 """Capabilities: reading what a backend declares, and gating tests on it.
 
-A backend declares capabilities (names in :class:`esrc_core.plugins.Capability`) in its
-plugin descriptor. An acceptance class states the set it claims in its ``capabilities``
-attribute, usually read from the descriptor with :func:`capabilities_of`; tests of a
-capability it does not claim are skipped with a reason naming the capability.
+A backend declares capabilities (:class:`esrc_core.capabilities.Capability` members) in
+its plugin descriptor. An acceptance class states the set it claims in its
+``capabilities`` attribute, usually read from the descriptor with
+:func:`capabilities_of`; tests of a capability it does not claim are skipped with a
+reason naming the capability. A name that is not a capability fails the test (a typo
+must not skip tests silently), and a declared capability whose protocol the backend
+does not implement fails :func:`check_declared` instead of skipping anything.
 """
 
 from __future__ import annotations
@@ -13,9 +16,23 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import pytest
+from esrc_core.capabilities import (
+    CAPABILITIES,
+    Capability,
+    Holder,
+    parse_capabilities,
+    unimplemented,
+)
 from esrc_core.plugins import plugins
 
-__all__ = ["capabilities_of", "missing_capabilities", "requires", "skip_unless_declared"]
+__all__ = [
+    "capabilities_of",
+    "check_declared",
+    "declared_capabilities",
+    "missing_capabilities",
+    "requires",
+    "skip_unless_declared",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,7 +58,8 @@ def requires(*capabilities: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     all. The suite's ``store`` fixture checks this before it opens a store, and the test
     itself checks again, so a test that opens no store is gated too.
     """
-    needed = tuple(capabilities)
+    parse_capabilities(capabilities)  # an unknown name is an error here, not a skip later
+    needed = tuple(Capability(c) for c in capabilities)
 
     def decorate(test: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(test)
@@ -64,12 +82,41 @@ def missing_capabilities(declared: Iterable[str], test: object) -> list[str]:
     return [c for c in needed if c not in have]
 
 
+def declared_capabilities(suite: Any) -> frozenset[str]:
+    """The capabilities ``suite`` (an acceptance class or instance) declares in its
+    ``capabilities`` attribute; fails the running test, listing the known names, when
+    one of them is not a capability."""
+    try:
+        return parse_capabilities(getattr(suite, "capabilities", frozenset()))
+    except (TypeError, ValueError) as err:
+        name = suite.__qualname__ if isinstance(suite, type) else type(suite).__qualname__
+        pytest.fail(f"{name}.capabilities: {err}")
+
+
+def check_declared(suite: Any, objects: dict[Holder, object]) -> None:
+    """Fail the running test when ``suite`` declares a capability whose protocol the
+    given objects (``{"store": store, "outbox": outbox, "publisher": publisher}``, any
+    of them) do not implement, naming each capability and its missing protocol."""
+    missing = unimplemented(declared_capabilities(suite), objects)
+    if missing:
+        name = type(suite).__qualname__
+        listed = "; ".join(
+            f"'{cap}' needs {type(objects[_holder(cap)]).__qualname__} to implement {proto}"
+            for cap, proto in missing
+        )
+        pytest.fail(f"{name} declares capabilities its backend does not implement: {listed}")
+
+
+def _holder(capability: str) -> Holder:
+    return CAPABILITIES[Capability(capability)].holder
+
+
 def skip_unless_declared(suite: Any, test: object) -> None:
     """Skip the running test if ``suite`` (an acceptance class instance, whose
     ``capabilities`` attribute holds the declared set) lacks a capability ``test`` needs."""
-    declared: frozenset[str] = frozenset(getattr(suite, "capabilities", frozenset()))
+    declared = declared_capabilities(suite)
     missing = missing_capabilities(declared, test)
     if missing:
-        names = ", ".join(repr(m) for m in missing)
+        names = ", ".join(f"'{m}'" for m in missing)
         have = ", ".join(sorted(declared)) or "none"
         pytest.skip(f"the backend does not declare the {names} capability (declared: {have})")

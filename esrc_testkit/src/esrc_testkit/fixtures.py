@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 from typing import ClassVar, TypeAlias
 
 import pytest
-from esrc_core.plugins import Capability
+from esrc_core.capabilities import Capability, Holder
 from esrc_core.relay import EventStoreOutbox, HasOutbox, RelayEvent
 from esrc_core.store import EventStore
 
-from esrc_testkit.capabilities import skip_unless_declared
+from esrc_testkit.capabilities import check_declared, declared_capabilities, skip_unless_declared
 
 __all__ = ["EVERYTHING", "StoreFactory", "StoreSuite"]
 
@@ -61,7 +61,20 @@ class StoreSuite:
 
     def has(self, capability: str) -> bool:
         """Whether the class declares ``capability``."""
-        return capability in self.capabilities
+        return capability in declared_capabilities(self)
+
+    def test_declared_capabilities_are_implemented(self, store_factory: StoreFactory) -> None:
+        """Every capability the class declares is implemented: the store (and its
+        outbox, for ``wait``) has the capability's protocol. A declared capability
+        without it fails here; it is never skipped."""
+        store = store_factory()
+        try:
+            objects: dict[Holder, object] = {"store": store}
+            if isinstance(store, HasOutbox):
+                objects["outbox"] = store.outbox("esrc-capability-check")
+            check_declared(self, objects)
+        finally:
+            store.close()
 
     def outbox(self, store: EventStore, name: str = "default") -> EventStoreOutbox:
         """``store``'s outbox of relay ``name``; fails the test if the store has none."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from esrc_core.capabilities import Capability
 from esrc_core.errors import AggregateNotFound
 from esrc_core.inspection import Inspectable
-from esrc_core.plugins import Capability
 from esrc_core.store import EventStore
 
 from esrc_testkit.capabilities import requires

@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
+from esrc_core.capabilities import Capability
 from esrc_core.locks import HasRelayLock, RelayLock
-from esrc_core.plugins import Capability
 from esrc_core.store import EventStore
 
 from esrc_testkit.capabilities import requires

@@ -1,5 +1,6 @@
 """A hypothesis state machine that runs random operations on a store and its outbox
-and compares them, after every step, with a plain dict model (DESIGN §6).
+and compares them, after every step, with a plain dict model
+(see "What the testkit proves" in docs/internals.md).
 
 The model is the specification: streams are lists of events keyed by (type, encoded
 id); an append succeeds only at the current version; a failed call changes nothing;
@@ -15,6 +16,7 @@ from functools import partial
 from typing import ClassVar
 
 import hypothesis
+from esrc_core.capabilities import Capability
 from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
@@ -25,7 +27,6 @@ from esrc_core.errors import (
 )
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
-from esrc_core.plugins import Capability
 from esrc_core.relay import EventStoreOutbox, HasOutbox, RelayEvent, message_id
 from esrc_core.store import EventStore
 from hypothesis import HealthCheck

@@ -1,5 +1,6 @@
 """Acceptance tests of the outbox (capability ``"outbox"``): one total order, nothing
-skipped, durable and monotonic progress, stable message ids (DESIGN §4)."""
+skipped, durable and monotonic progress, stable message ids
+(see "What the testkit proves" in docs/internals.md)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from esrc_core.capabilities import Capability
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId
-from esrc_core.plugins import Capability
 from esrc_core.relay import Relay, RelayEvent, message_id
 from esrc_core.store import EventStore
 

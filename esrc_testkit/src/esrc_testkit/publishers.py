@@ -13,6 +13,8 @@ Subclass :class:`PublisherAcceptance` in a test module (the class name must star
 ::
 
     class TestMyBroker(PublisherAcceptance):
+        capabilities = capabilities_of("mybroker://", "publisher")
+
         @pytest.fixture
         def publisher(self) -> Iterator[Publisher]:
             self.topic = f"esrc-test-{uuid.uuid4().hex}"
@@ -25,7 +27,11 @@ Subclass :class:`PublisherAcceptance` in a test module (the class name must star
         def unreachable_url(self) -> str:
             return "mybroker://127.0.0.1:9/"
 
-Optional capabilities are class attributes: :attr:`~PublisherAcceptance.deduplicates`
+Set :attr:`~PublisherAcceptance.capabilities` to what the backend declares
+(``capabilities_of(url, "publisher")``): the batch tests run when it declares
+``batch``, and a declared capability the publisher does not implement fails
+:meth:`~PublisherAcceptance.test_declared_capabilities_are_implemented` (it is never
+skipped). Broker behaviour is a class attribute: :attr:`~PublisherAcceptance.deduplicates`
 (the broker drops a second message with the same id) and
 :meth:`~PublisherAcceptance.refused_event` (an event the publisher refuses, to test
 ``PublishError.published``).
@@ -38,10 +44,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
+from esrc_core.capabilities import Capability
 from esrc_core.errors import EsrcError, PublishError
 from esrc_core.events import RawEvent
 from esrc_core.plugins import open_publisher
 from esrc_core.relay import BatchPublisher, Publisher, RelayEvent
+
+from esrc_testkit.capabilities import check_declared, declared_capabilities
 
 __all__ = ["PublisherAcceptance", "Received", "relay_events"]
 
@@ -102,6 +111,11 @@ class PublisherAcceptance:
     Not collected by itself (no ``Test`` prefix); a subclass named ``Test...`` runs it.
     """
 
+    capabilities: ClassVar[frozenset[str] | None] = None
+    """The capabilities the publisher backend declares (:func:`~esrc_testkit.capabilities_of`
+    with ``kind="publisher"``). Must be set: a suite that declares nothing would skip
+    the batch tests of a publisher that has them."""
+
     timeout: ClassVar[float] = 10.0
     """Seconds :meth:`received` may wait for messages that were published."""
 
@@ -139,6 +153,28 @@ class PublisherAcceptance:
 
     # -- the contract -------------------------------------------------------------
 
+    def _batch(self, publisher: Publisher) -> BatchPublisher:
+        """``publisher`` as a batch publisher; skips the test when the backend does not
+        declare ``batch``, fails it when it declares it without implementing it."""
+        if Capability.BATCH not in self._declared():
+            pytest.skip("the publisher backend does not declare the 'batch' capability")
+        check_declared(self, {"publisher": publisher})
+        assert isinstance(publisher, BatchPublisher)
+        return publisher
+
+    def _declared(self) -> frozenset[str]:
+        if self.capabilities is None:
+            pytest.fail(
+                f"{type(self).__qualname__} must set capabilities = "
+                "capabilities_of(URL, 'publisher') (what its backend declares)"
+            )
+        return declared_capabilities(self)
+
+    def test_declared_capabilities_are_implemented(self, publisher: Publisher) -> None:
+        """Every capability the backend declares is implemented by its publisher."""
+        self._declared()
+        check_declared(self, {"publisher": publisher})
+
     def test_published_event_is_held_by_the_broker_when_publish_returns(
         self, publisher: Publisher
     ) -> None:
@@ -158,10 +194,9 @@ class PublisherAcceptance:
 
     def test_publish_batch_keeps_order(self, publisher: Publisher) -> None:
         """A batch of 500 events over 20 aggregates arrives in order, after confirms."""
-        if not isinstance(publisher, BatchPublisher):
-            pytest.skip("the publisher is not a BatchPublisher")
+        batch = self._batch(publisher)
         events = relay_events(500, aggregates=20)
-        publisher.publish_batch(events)
+        batch.publish_batch(events)
         got = self.received(len(events), self.timeout)
         assert _ids(got) == [e.message_id for e in events]
 
@@ -169,18 +204,15 @@ class PublisherAcceptance:
         self, publisher: Publisher
     ) -> None:
         """publish_batch returns only after the broker confirmed every event."""
-        if not isinstance(publisher, BatchPublisher):
-            pytest.skip("the publisher is not a BatchPublisher")
+        batch = self._batch(publisher)
         events = relay_events(20, aggregates=4)
-        publisher.publish_batch(events)
+        batch.publish_batch(events)
         got = self.received(len(events), timeout=0)
         assert _ids(got) == [e.message_id for e in events]
 
     def test_empty_batch_publishes_nothing(self, publisher: Publisher) -> None:
         """publish_batch([]) is a no-op."""
-        if not isinstance(publisher, BatchPublisher):
-            pytest.skip("the publisher is not a BatchPublisher")
-        publisher.publish_batch([])
+        self._batch(publisher).publish_batch([])
         [marker] = relay_events(1)
         publisher.publish(marker)
         assert _ids(self.received(2, timeout=0)) == [marker.message_id]
@@ -230,9 +262,9 @@ class PublisherAcceptance:
         [event] = relay_events(1)
         with pytest.raises(EsrcError):
             publisher.publish(event)
-        if isinstance(publisher, BatchPublisher):
+        if Capability.BATCH in self._declared():
             with pytest.raises(PublishError) as caught:
-                publisher.publish_batch([event])
+                self._batch(publisher).publish_batch([event])
             assert caught.value.published == 0
 
     def test_unreachable_broker_fails(self) -> None:
@@ -251,11 +283,10 @@ class PublisherAcceptance:
         bad = self.refused_event()
         if bad is None:
             pytest.skip("the backend names no event its publisher refuses")
-        if not isinstance(publisher, BatchPublisher):
-            pytest.skip("the publisher is not a BatchPublisher")
+        batch = self._batch(publisher)
         first, second, after, marker = relay_events(4, aggregates=2)
         with pytest.raises(PublishError) as caught:
-            publisher.publish_batch([first, second, bad, after])
+            batch.publish_batch([first, second, bad, after])
         assert caught.value.published == 2, f"got published={caught.value.published}, want 2"
         publisher.publish(marker)
         got = self.received(3, self.timeout)

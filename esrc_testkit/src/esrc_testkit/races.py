@@ -1,5 +1,6 @@
 """Acceptance tests with real threads (capability ``"threads"``): optimistic
-concurrency under contention, and an outbox read while writers commit (DESIGN §6)."""
+concurrency under contention, and an outbox read while writers commit
+(see "What the testkit proves" in docs/internals.md)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
+from esrc_core.capabilities import Capability
 from esrc_core.errors import AggregateAlreadyExists, OptimisticConcurrencyError
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId
-from esrc_core.plugins import Capability
 from esrc_core.relay import EventStoreOutbox, RelayEvent, message_id
 from esrc_core.store import EventStore
 

@@ -11,10 +11,10 @@ from typing import Self
 
 import pytest
 from esrc_core.aggregate import EventRaiserAggregate
+from esrc_core.capabilities import Capability
 from esrc_core.errors import AggregateNotFound, OptimisticConcurrencyError
 from esrc_core.events import EventRegistry
 from esrc_core.ids import AggregateId
-from esrc_core.plugins import Capability
 from esrc_core.repository import Repository, RetryPolicy
 from esrc_core.store import EventStore
 

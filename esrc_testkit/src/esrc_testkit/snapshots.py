@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from esrc_core.capabilities import Capability
 from esrc_core.errors import AggregateNotFound, SnapshotVersionError
 from esrc_core.events import RawSnapshot
 from esrc_core.ids import AggregateId
-from esrc_core.plugins import Capability
 from esrc_core.store import EventStore
 
 from esrc_testkit.capabilities import requires

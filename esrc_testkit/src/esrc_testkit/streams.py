@@ -1,5 +1,6 @@
 """Acceptance tests of streams: adding, appending and reading events, optimistic
-concurrency, atomicity of failed appends, and id handling (DESIGN §3)."""
+concurrency, atomicity of failed appends, and id handling
+(see "What the testkit proves" in docs/internals.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from esrc_core.capabilities import Capability
 from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
@@ -19,7 +21,6 @@ from esrc_core.errors import (
 )
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
-from esrc_core.plugins import Capability
 from esrc_core.store import EventStore
 
 from esrc_testkit.capabilities import requires
