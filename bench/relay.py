@@ -39,11 +39,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from esrc_core.runner import RelayRunner, RelayStatus
-from esrc_faststream.headers import MESSAGE_ID, relay_headers, route
+from esrc_faststream.destination import destination, destination_class
+from esrc_faststream.headers import relay_headers, route
 from esrc_faststream.loop import LoopThread
+from esrc_faststream.testing import BrokerReader
 
 from bench.arguments import add_results_options, name_list, positive, progress
 from bench.machine import machine, software
@@ -56,7 +58,6 @@ __all__ = ["BROKERS", "RelaySettings", "main"]
 BROKERS = ("rabbitmq", "nats", "redis")
 """Brokers ``--brokers`` accepts."""
 
-LABELS = {"rabbitmq": "RabbitMQ", "nats": "NATS JetStream", "redis": "Redis Streams"}
 _ENV = {
     "rabbitmq": ("ESRC_BENCH_AMQP_URL", "ESRC_TEST_AMQP_URL"),
     "nats": ("ESRC_BENCH_NATS_URL", "ESRC_TEST_NATS_URL"),
@@ -135,25 +136,27 @@ def _events(count: int) -> list[RelayEvent]:
 
 
 class Broker:
-    """One broker's side of the benchmark: names of its own, the publisher URL, a raw
-    confirmed publish, a consumer that notes when each message arrives, clean-up.
-    Asynchronous clients run on ``loop``."""
+    """One broker's side of the benchmark: a destination of its own (the publisher URL,
+    a reader that notes when each message arrives, clean-up) from the broker's
+    distribution, and a raw confirmed publish with the broker's own client (the one
+    broker-specific part, in a subclass). Asynchronous clients run on ``loop``."""
 
     name = "broker"
 
     def __init__(self, url: str, loop: LoopThread) -> None:
         self.url = url
         self.loop = loop
-        self.tag = f"esrc-bench-{secrets.token_hex(3)}"
+        self.destination = destination(url, f"esrc-bench-{secrets.token_hex(3)}")
+        self._reader: BrokerReader | None = None
 
     @property
     def label(self) -> str:
         """The broker's name in the report."""
-        return LABELS[self.name]
+        return self.destination.label
 
     def publisher_url(self) -> str:
         """The URL the esrc publisher is opened with."""
-        raise NotImplementedError
+        return self.destination.publisher_url()
 
     def probe(self) -> None:
         """Connect once; raise if the broker cannot be reached."""
@@ -164,6 +167,14 @@ class Broker:
         with socket.create_connection((host, port or 0), 5):
             pass
 
+    @property
+    def reader(self) -> BrokerReader:
+        """The destination's reader, opened on first use (before anything is
+        published, so it sees every message)."""
+        if self._reader is None:
+            self._reader = self.destination.reader(self.loop)
+        return self._reader
+
     def raw_publish(self, events: Sequence[RelayEvent]) -> float:
         """Publish ``events`` with the broker's own client, confirmed; return the
         seconds it took (connecting is not timed)."""
@@ -172,13 +183,19 @@ class Broker:
     def consume(self, arrived: Callable[[str, float], None]) -> Callable[[], None]:
         """Start a consumer that calls ``arrived(message_id, perf_counter())`` for each
         message; return a function that stops it."""
-        raise NotImplementedError
+        return self.reader.listen(lambda message: arrived(message.message_id, time.perf_counter()))
 
     def drain(self) -> None:
         """Drop what earlier runs left in the broker (between runs, not timed)."""
+        self.reader.purge()
 
     def clean_up(self) -> None:
         """Delete everything the benchmark declared on the broker."""
+        try:
+            if self._reader is not None:
+                self._reader.close()
+        finally:
+            self.destination.delete(loop=self.loop, timeout=60)
 
 
 async def _pipelined(
@@ -195,32 +212,25 @@ async def _pipelined(
 
 
 class RabbitMQ(Broker):
-    """A durable topic exchange and a transient queue bound to all of it."""
+    """Raw: aio-pika on a channel with publisher confirms, to the destination's exchange."""
 
     name = "rabbitmq"
 
-    def publisher_url(self) -> str:
-        query = urlencode({"exchange": self.tag})
-        return self.url + ("&" if urlsplit(self.url).query else "?") + query
-
-    async def _channel(self) -> Any:
-        import aio_pika
-
-        connection = await aio_pika.connect(self.url)
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.declare_exchange(
-            self.tag, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(self.tag, durable=False, auto_delete=False)
-        await queue.bind(exchange, "#")
-        return connection, channel, exchange, queue
-
     def raw_publish(self, events: Sequence[RelayEvent]) -> float:
+        from esrc_rabbitmq.destination import RabbitDestination
+
+        assert isinstance(self.destination, RabbitDestination)
+        exchange_name = self.destination.exchange
+
         async def run() -> float:
             import aio_pika
 
-            connection, _channel, exchange, _queue = await self._channel()
+            connection = await aio_pika.connect(self.url)
             async with connection:
+                channel = await connection.channel(publisher_confirms=True)
+                exchange = await channel.declare_exchange(
+                    exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+                )
                 messages = [
                     aio_pika.Message(
                         e.event.data,
@@ -252,92 +262,40 @@ class RabbitMQ(Broker):
 
         return self.loop.run(run(), 600)
 
-    def consume(self, arrived: Callable[[str, float], None]) -> Callable[[], None]:
-        state: dict[str, Any] = {}
-
-        async def start() -> None:
-            connection, channel, _exchange, queue = await self._channel()
-            await channel.set_qos(prefetch_count=1000)
-
-            async def on_message(message: Any) -> None:
-                arrived(str(message.headers.get(MESSAGE_ID)), time.perf_counter())
-
-            state["connection"] = connection
-            await queue.consume(on_message, no_ack=True)
-
-        async def stop() -> None:
-            await state["connection"].close()
-
-        self.loop.run(start(), 30)
-        return lambda: self.loop.run(stop(), 30)
-
-    def drain(self) -> None:
-        async def purge() -> None:
-            connection, _channel, _exchange, queue = await self._channel()
-            async with connection:
-                await queue.purge()
-
-        self.loop.run(purge(), 60)
-
-    def clean_up(self) -> None:
-        async def delete() -> None:
-            import aio_pika
-
-            connection = await aio_pika.connect(self.url)
-            async with connection:
-                channel = await connection.channel()
-                await channel.queue_delete(self.tag)
-                await channel.exchange_delete(self.tag)
-
-        self.loop.run(delete(), 60)
-
 
 class Nats(Broker):
-    """A JetStream stream of its own (created as the esrc publisher creates it)."""
+    """Raw: nats-py's ``publish_async`` to the destination's stream (created as the esrc
+    publisher creates it)."""
 
     name = "nats"
 
-    @property
-    def stream(self) -> str:
-        """The stream's name."""
-        return self.tag.upper().replace("-", "_")
-
-    def publisher_url(self) -> str:
-        query = urlencode(
-            {
-                "stream": self.stream,
-                "subjects": f"{self.tag}.>",
-                "subject": self.tag + ".{aggregate_type}.{event_name}",
-            }
-        )
-        return f"{self.url}?{query}"
-
-    async def _connect(self) -> Any:
-        import nats
-        from nats.js.api import StreamConfig
-
-        nc = await nats.connect(self.url)
-        js = nc.jetstream(publish_async_max_pending=_IN_FLIGHT)
-        try:
-            await js.stream_info(self.stream)
-        except Exception:
-            await js.add_stream(StreamConfig(name=self.stream, subjects=[f"{self.tag}.>"]))
-        return nc, js
-
     def raw_publish(self, events: Sequence[RelayEvent]) -> float:
+        from esrc_nats.destination import NatsDestination
+
+        assert isinstance(self.destination, NatsDestination)
+        stream, subjects = self.destination.stream, self.destination.subjects
+        rule = self.destination.subject_rule
+
         async def run() -> float:
-            nc, js = await self._connect()
+            import nats
+            from nats.js.api import StreamConfig
+
+            nc = await nats.connect(self.url)
             try:
+                js = nc.jetstream(publish_async_max_pending=_IN_FLIGHT)
+                try:
+                    await js.stream_info(stream)
+                except Exception:
+                    await js.add_stream(StreamConfig(name=stream, subjects=[subjects]))
                 headers = {e.message_id: dict(relay_headers(e)) for e in events}
                 for e in events:
                     headers[e.message_id]["Nats-Msg-Id"] = e.message_id
 
                 async def send(event: RelayEvent) -> Awaitable[Any]:
-                    subject = route(self.tag + ".{aggregate_type}.{event_name}", event)
                     future: Awaitable[Any] = await js.publish_async(
-                        subject,
+                        route(rule, event),
                         event.event.data,
-                        stream=self.stream,
+                        stream=stream,
                         headers=headers[event.message_id],
                     )
                     return future
@@ -350,46 +308,18 @@ class Nats(Broker):
 
         return self.loop.run(run(), 600)
 
-    def consume(self, arrived: Callable[[str, float], None]) -> Callable[[], None]:
-        state: dict[str, Any] = {}
-
-        async def start() -> None:
-            nc, _js = await self._connect()
-
-            async def on_message(message: Any) -> None:
-                arrived(str((message.headers or {}).get(MESSAGE_ID)), time.perf_counter())
-
-            await nc.subscribe(f"{self.tag}.>", cb=on_message)
-            state["nc"] = nc
-
-        async def stop() -> None:
-            await state["nc"].close()
-
-        self.loop.run(start(), 30)
-        return lambda: self.loop.run(stop(), 30)
-
-    def clean_up(self) -> None:
-        async def delete() -> None:
-            nc, js = await self._connect()
-            try:
-                await js.delete_stream(self.stream)
-            finally:
-                await nc.close()
-
-        self.loop.run(delete(), 60)
-
 
 class Redis(Broker):
-    """A stream key of its own."""
+    """Raw: redis-py pipelines of ``XADD`` to the destination's stream."""
 
     name = "redis"
 
-    def publisher_url(self) -> str:
-        return (
-            self.url + ("&" if urlsplit(self.url).query else "?") + urlencode({"stream": self.tag})
-        )
-
     def raw_publish(self, events: Sequence[RelayEvent]) -> float:
+        from esrc_redis.destination import RedisDestination
+
+        assert isinstance(self.destination, RedisDestination)
+        stream = self.destination.stream
+
         async def run() -> float:
             import redis.asyncio
 
@@ -400,67 +330,13 @@ class Redis(Broker):
                 for start in range(0, len(entries), _IN_FLIGHT):
                     async with client.pipeline(transaction=False) as pipe:
                         for fields in entries[start : start + _IN_FLIGHT]:
-                            pipe.xadd(self.tag, fields)  # type: ignore[arg-type]
+                            pipe.xadd(stream, fields)  # type: ignore[arg-type]
                         await pipe.execute()
                 return time.perf_counter() - started
             finally:
                 await client.aclose()
 
         return self.loop.run(run(), 600)
-
-    def consume(self, arrived: Callable[[str, float], None]) -> Callable[[], None]:
-        stopping = asyncio.Event()
-        done = threading.Event()
-
-        async def read() -> None:
-            import redis.asyncio
-
-            client = redis.asyncio.from_url(self.url)
-            last = "$"
-            try:
-                while not stopping.is_set():
-                    found: Any = await client.xread({self.tag: last}, block=200, count=1000)
-                    now = time.perf_counter()
-                    for _key, entries in found or []:
-                        for entry_id, fields in entries:
-                            last = entry_id
-                            arrived(fields.get(MESSAGE_ID.encode(), b"").decode(), now)
-            finally:
-                await client.aclose()
-                done.set()
-
-        reading: list[asyncio.Future[None]] = []
-
-        async def start() -> None:
-            reading.append(asyncio.ensure_future(read()))
-            await asyncio.sleep(0.3)  # XREAD "$" counts from when the first read is made
-
-        self.loop.run(start(), 30)
-
-        def stop() -> None:
-            self.loop.run(_set(stopping), 5)
-            done.wait(10)
-
-        return stop
-
-    def drain(self) -> None:
-        async def trim() -> None:
-            import redis.asyncio
-
-            client = redis.asyncio.from_url(self.url)
-            try:
-                await client.delete(self.tag)
-            finally:
-                await client.aclose()
-
-        self.loop.run(trim(), 60)
-
-    def clean_up(self) -> None:
-        self.drain()
-
-
-async def _set(event: asyncio.Event) -> None:
-    event.set()
 
 
 _KINDS: dict[str, type[Broker]] = {"rabbitmq": RabbitMQ, "nats": Nats, "redis": Redis}
@@ -889,7 +765,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in settings.brokers:
                 results.append(
                     BackendResult(
-                        name, LABELS[name], mask_url(settings.urls[name]), "skipped", reason
+                        name,
+                        destination_class(name).label,
+                        mask_url(settings.urls[name]),
+                        "skipped",
+                        reason,
                     )
                 )
         else:

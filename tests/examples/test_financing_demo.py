@@ -208,6 +208,8 @@ def test_cli_reports_errors_on_one_line_without_the_password(
     )
     err = capsys.readouterr().err
     assert status == 1
-    assert err.startswith("esrc-financing demo: unsupported publisher URL")
+    assert err.startswith(
+        "esrc-financing demo: no installed publisher backend handles 'kafka://user:***@host:9092'"
+    )
     assert "s3cret" not in err
     assert err.count("\n") == 1

@@ -2,97 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
-from urllib.parse import unquote
 
 import nats
 import pytest
-from esrc_core.errors import BrokerUnavailableError
+from esrc_core.errors import BackendConfigError
 from esrc_core.plugins import open_publisher
 from esrc_core.relay import Publisher, RelayEvent
-from esrc_faststream.headers import header_value, relay_event_from
+from esrc_faststream.headers import header_value
 from esrc_faststream.loop import LoopThread
-from esrc_testkit.publishers import PublisherAcceptance, Received, relay_events
-from nats.aio.client import Client
-from nats.js.api import RawStreamMsg, StreamConfig
+from esrc_nats.destination import NatsDestination
+from esrc_testkit.publishers import relay_events
+from nats.js.api import StreamConfig
 
 from esrc_testkit import capabilities_of
 
+from .destinations import DestinationAcceptance
 
-class _Reader:
-    """Reads the test's stream message by message, by sequence number."""
-
-    def __init__(self, client: Client, stream: str) -> None:
-        self.client = client
-        self.js = client.jetstream()
-        self.stream = stream
-        self.next_seq = 1
-
-    @classmethod
-    async def open(cls, url: str, stream: str) -> _Reader:
-        return cls(await nats.connect(url), stream)
-
-    async def read(self, n: int, timeout: float) -> list[RawStreamMsg]:
-        got: list[RawStreamMsg] = []
-        deadline = time.monotonic() + timeout
-        while len(got) < n:
-            info = await self.js.stream_info(self.stream)
-            if info.state.last_seq >= self.next_seq:
-                got.append(await self.js.get_msg(self.stream, self.next_seq))
-                self.next_seq += 1
-            elif time.monotonic() >= deadline:
-                break
-            else:
-                await asyncio.sleep(0.02)
-        return got
-
-    async def close(self, delete: bool) -> None:
-        if delete:
-            await self.js.delete_stream(self.stream)
-        await self.client.close()
+CONFIG_ERROR_WITHIN = 3.0
+"""Seconds in which a stream configuration that cannot work must fail opening: once,
+not after retries (the publisher's timeout is 5 s)."""
 
 
-def _received(message: RawStreamMsg) -> Received:
-    headers: dict[str, Any] = dict(message.headers or {})
-    message_id = unquote(headers.get("Nats-Msg-Id", ""))
-    return Received(message_id, relay_event_from(headers, message.data or b""), headers)
-
-
-def _url(base: str, unique: str) -> str:
-    return (
-        f"{base}?stream=ESRC_TEST_{unique}&subjects=esrc-test-{unique}.>"
-        f"&subject=esrc-test-{unique}.{{aggregate_type}}.{{event_name}}"
-    )
-
-
-class TestNatsPublisher(PublisherAcceptance):
+class TestNatsPublisher(DestinationAcceptance):
     """The publisher contract on NATS JetStream."""
 
+    url_fixture = "nats_url"
     capabilities = capabilities_of("nats://", "publisher")
-
     deduplicates = True
     open_options: ClassVar[dict[str, Any]] = {"timeout": 2}
-
-    @pytest.fixture
-    def publisher(self, nats_url: str, loop: LoopThread, unique: str) -> Iterator[Publisher]:
-        self.loop = loop
-        self.stream = f"ESRC_TEST_{unique}"
-        publisher = open_publisher(_url(nats_url, unique))
-        self.reader = loop.run(_Reader.open(nats_url, self.stream), 10)
-        try:
-            yield publisher
-        finally:
-            publisher.close()
-            loop.run(self.reader.close(delete=True), 10)
-
-    def read(self, n: int, timeout: float) -> list[RawStreamMsg]:
-        return self.loop.run(self.reader.read(n, timeout), timeout + 10)
-
-    def received(self, n: int, timeout: float) -> list[Received]:
-        return [_received(m) for m in self.read(n, timeout)]
 
     def unreachable_url(self) -> str:
         return "nats://esrc:secret-password@127.0.0.1:9"
@@ -112,41 +52,80 @@ class TestNatsPublisher(PublisherAcceptance):
         [event] = relay_events(1)
         publisher.publish(event)
         [message] = self.read(1, timeout=0)
-        assert message.headers is not None
         assert message.headers["Nats-Msg-Id"] == header_value(event.message_id)
-        assert (message.subject or "").endswith(f".Account.{event.event.name}")
+        assert message.destination.endswith(f".Account.{event.event.name}")
 
 
-def test_stream_with_other_subjects_is_refused(
-    nats_url: str, loop: LoopThread, unique: str
-) -> None:
-    """An existing stream that does not capture the publisher's subjects fails opening."""
+@pytest.fixture
+def other_stream(nats_url: str, loop: LoopThread, unique: str) -> Iterator[NatsDestination]:
+    """The destination ``esrc-test-<unique>``, whose stream exists but captures the
+    subjects ``other-<unique>.>``."""
+    destination = NatsDestination(nats_url, f"esrc-test-{unique}")
 
     async def create() -> None:
         client = await nats.connect(nats_url)
         try:
             await client.jetstream().add_stream(
-                StreamConfig(name=f"ESRC_TEST_{unique}", subjects=[f"other-{unique}.>"])
+                StreamConfig(name=destination.stream, subjects=[f"other-{unique}.>"])
             )
         finally:
             await client.close()
 
-    async def delete() -> None:
-        client = await nats.connect(nats_url)
-        try:
-            await client.jetstream().delete_stream(f"ESRC_TEST_{unique}")
-        finally:
-            await client.close()
-
     loop.run(create(), 10)
-    try:
-        with pytest.raises(BrokerUnavailableError, match=f"ESRC_TEST_{unique}"):
-            open_publisher(_url(nats_url, unique), timeout=5)
-    finally:
-        loop.run(delete(), 10)
+    yield destination
+    destination.delete(loop=loop)
 
 
-def test_missing_stream_without_create_fails(nats_url: str, unique: str) -> None:
-    """create_stream=false requires the stream to exist."""
-    with pytest.raises(BrokerUnavailableError, match="does not exist"):
-        open_publisher(_url(nats_url, unique) + "&create_stream=false", timeout=5)
+def _open_fails_at_once(url: str, match: str) -> BackendConfigError:
+    started = time.monotonic()
+    with pytest.raises(BackendConfigError, match=match) as caught:
+        open_publisher(url, timeout=5)
+    took = time.monotonic() - started
+    assert took < CONFIG_ERROR_WITHIN, f"took {took:.1f}s, want under {CONFIG_ERROR_WITHIN}s"
+    return caught.value
+
+
+def test_stream_with_other_subjects_is_a_config_error(other_stream: NatsDestination) -> None:
+    """An existing stream that does not capture the publisher's subjects fails opening
+    at once with a BackendConfigError naming the stream, what it captures and the fix."""
+    error = _open_fails_at_once(other_stream.publisher_url(), f"'{other_stream.stream}'")
+    assert "captures other-" in str(error)
+    assert "set subjects to one of those" in str(error)
+
+
+def test_missing_stream_without_create_is_a_config_error(nats_url: str, unique: str) -> None:
+    """create_stream=false requires the stream to exist: a BackendConfigError at once."""
+    destination = NatsDestination(nats_url, f"esrc-test-{unique}")
+    error = _open_fails_at_once(destination.publisher_url(create_stream="false"), "does not exist")
+    assert "create_stream=true" in str(error)
+
+
+def test_stream_whose_subjects_overlap_another_is_a_config_error(
+    other_stream: NatsDestination, nats_url: str, unique: str
+) -> None:
+    """A stream JetStream refuses to create (its subjects overlap another stream's) is
+    a BackendConfigError at once."""
+    url = f"{nats_url}?stream=ESRC_TEST_{unique}_B&subjects=other-{unique}.>"
+    _open_fails_at_once(url, "cannot be created")
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ("stream=A.B", "not a JetStream stream name"),
+        ("subject={aggregate}.x", "names unknown fields aggregate"),
+        ("timeout=0", "timeout must be positive"),
+        ("max_in_flight=x", "option max_in_flight"),
+    ],
+)
+def test_bad_options_are_config_errors(options: str, match: str) -> None:
+    """Options that cannot work fail before connecting, naming the masked URL."""
+    with pytest.raises(BackendConfigError, match=match) as caught:
+        open_publisher(f"nats://esrc:secret@127.0.0.1:9?{options}")
+    assert "secret" not in str(caught.value)
+
+
+def test_malformed_server_is_a_config_error() -> None:
+    """A second server with a port that is not a number fails before connecting."""
+    with pytest.raises(BackendConfigError, match="Port could not be cast"):
+        open_publisher("nats://127.0.0.1:4222,nats://127.0.0.1:x")

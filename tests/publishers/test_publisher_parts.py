@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 from esrc_core.errors import (
+    BackendConfigError,
     BackendUnavailableError,
     BrokerUnavailableError,
     InvalidEventError,
@@ -31,6 +32,7 @@ from esrc_faststream.headers import (
     MESSAGE_ID,
     METADATA,
     VERSION,
+    check_routing_rule,
     header_value,
     metadata_json,
     relay_event_from,
@@ -117,10 +119,13 @@ def test_split_options_takes_known_options_out_of_the_url() -> None:
 
 
 def test_split_options_errors() -> None:
-    """An unknown keyword is a TypeError; a bad value names the option, masked URL."""
-    with pytest.raises(TypeError, match="unknown publisher options bogus"):
-        split_options("redis://h", {"stream": str}, {"bogus": 1})
-    with pytest.raises(ValueError, match=r"option maxlen in 'redis://u:\*\*\*@h/0\?maxlen=x'"):
+    """An unknown keyword and a bad value are configuration errors naming the option
+    and the masked URL."""
+    with pytest.raises(BackendConfigError, match=r"'redis://u:\*\*\*@h': unknown options bogus"):
+        split_options("redis://u:pw@h", {"stream": str}, {"bogus": 1})
+    with pytest.raises(
+        BackendConfigError, match=r"option maxlen in 'redis://u:\*\*\*@h/0\?maxlen=x'"
+    ):
         split_options("redis://u:pw@h/0?maxlen=x", {"maxlen": optional_int}, {})
     with pytest.raises(ValueError, match="expected true or false"):
         flag("maybe")
@@ -304,6 +309,71 @@ def test_route_by_type_and_name_serves_each_pair_and_other_rules_per_event() -> 
         route("{aggregate_type", closed)
     with pytest.raises(ValueError, match="unknown field"):
         route("{}", closed)
+
+
+@pytest.mark.parametrize(
+    ("rule", "match"),
+    [
+        ("{position}", "names unknown fields position"),
+        ("{}", "names unknown fields"),
+        ("{aggregate_type", "expected '}'"),
+        ("{event_name:{aggregate_id}}", "Invalid format specifier"),
+    ],
+)
+def test_check_routing_rule_refuses_rules_that_cannot_route(rule: str, match: str) -> None:
+    """A rule that would fail for every event is a configuration error before anything
+    is published; it names the option and where."""
+    with pytest.raises(BackendConfigError, match=match) as caught:
+        check_routing_rule(rule, option="routing", where="'amqp://h/'")
+    assert "routing rule" in str(caught.value)
+    assert "'amqp://h/'" in str(caught.value)
+
+
+def test_check_routing_rule_accepts_rules_and_functions() -> None:
+    for rule in ("{aggregate_type}.{event_name}", "{event_name:>{version}}.{aggregate_id}"):
+        check_routing_rule(rule, option="routing", where="here")
+    check_routing_rule(lambda event: "anything", option="routing", where="here")
+
+
+class _SetupBroker(AsyncBrokerPublisher):
+    """A broker whose ``_start`` raises ``failure``."""
+
+    broker = "setup test broker"
+
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+        super().__init__("setup://u:secret@broker", timeout=1)
+
+    async def _start(self) -> None:
+        raise self.failure
+
+    async def _stop(self) -> None:
+        pass
+
+
+def test_a_config_error_from_start_is_raised_as_it_is() -> None:
+    """BackendConfigError from _start reaches the caller unchanged (never retried as an
+    unavailable broker)."""
+    failure = BackendConfigError("stream 'S' captures 'a.>', not 'b.>'")
+    with pytest.raises(BackendConfigError) as caught:
+        _SetupBroker(failure)
+    assert caught.value is failure
+
+
+def test_other_errors_from_start_make_the_broker_unavailable() -> None:
+    with pytest.raises(BrokerUnavailableError, match=r"'setup://u:\*\*\*@broker': OSError: down"):
+        _SetupBroker(OSError("down"))
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"timeout": 0}, "timeout must be positive"), ({"max_in_flight": 0}, "at least 1")],
+)
+def test_bad_timeout_or_max_in_flight_is_a_config_error(
+    options: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(BackendConfigError, match=match):
+        _SlowBroker(0.0, **options)
 
 
 class _SlowBroker(AsyncBrokerPublisher):

@@ -2,97 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import aio_pika
 import pytest
-from aio_pika.abc import (
-    AbstractConnection,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractQueue,
-)
-from esrc_core.errors import BrokerUnavailableError
+from esrc_core.errors import BackendConfigError
 from esrc_core.plugins import open_publisher
 from esrc_core.relay import Publisher, RelayEvent
-from esrc_faststream.headers import relay_event_from
 from esrc_faststream.loop import LoopThread
-from esrc_testkit.publishers import PublisherAcceptance, Received, relay_events
+from esrc_rabbitmq.destination import RabbitDestination
+from esrc_testkit.publishers import relay_events
 
 from esrc_testkit import capabilities_of
 
-
-class _Reader:
-    """An exclusive queue bound with ``#`` to the test's exchange, read with basic.get."""
-
-    def __init__(
-        self, connection: AbstractConnection, exchange: AbstractExchange, queue: AbstractQueue
-    ) -> None:
-        self.connection = connection
-        self.exchange = exchange
-        self.queue = queue
-
-    @classmethod
-    async def open(cls, url: str, exchange_name: str) -> _Reader:
-        connection = await aio_pika.connect(url)
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(exclusive=True)
-        await queue.bind(exchange, "#")
-        return cls(connection, exchange, queue)
-
-    async def read(self, n: int, timeout: float) -> list[AbstractIncomingMessage]:
-        got: list[AbstractIncomingMessage] = []
-        deadline = time.monotonic() + timeout
-        while len(got) < n:
-            message = await self.queue.get(no_ack=True, fail=False)
-            if message is not None:
-                got.append(message)
-            elif time.monotonic() >= deadline:
-                break
-            else:
-                await asyncio.sleep(0.02)
-        return got
-
-    async def close(self) -> None:
-        await self.exchange.delete()
-        await self.connection.close()
+from .destinations import DestinationAcceptance, reading
 
 
-def _received(message: AbstractIncomingMessage) -> Received:
-    headers: dict[str, Any] = dict(message.headers or {})
-    return Received(message.message_id or "", relay_event_from(headers, message.body), headers)
-
-
-class TestRabbitPublisher(PublisherAcceptance):
+class TestRabbitPublisher(DestinationAcceptance):
     """The publisher contract on RabbitMQ."""
 
+    url_fixture = "amqp_url"
     capabilities = capabilities_of("amqp://", "publisher")
-
     open_options: ClassVar[dict[str, Any]] = {"timeout": 3}
-
-    @pytest.fixture
-    def publisher(self, amqp_url: str, loop: LoopThread, unique: str) -> Iterator[Publisher]:
-        self.loop = loop
-        self.exchange = f"esrc-test-{unique}"
-        self.reader = loop.run(_Reader.open(amqp_url, self.exchange), 10)
-        publisher = open_publisher(amqp_url, exchange=self.exchange)
-        try:
-            yield publisher
-        finally:
-            publisher.close()
-            loop.run(self.reader.close(), 10)
-
-    def read(self, n: int, timeout: float) -> list[AbstractIncomingMessage]:
-        return self.loop.run(self.reader.read(n, timeout), timeout + 10)
-
-    def received(self, n: int, timeout: float) -> list[Received]:
-        return [_received(m) for m in self.read(n, timeout)]
 
     def unreachable_url(self) -> str:
         return "amqp://guest:secret-password@127.0.0.1:9/"
@@ -105,40 +36,74 @@ class TestRabbitPublisher(PublisherAcceptance):
         """Persistent, routed by "{aggregate_type}.{event_name}", message_id, type."""
         [event] = relay_events(1)
         publisher.publish(event)
-        [message] = self.read(1, timeout=0)
+        [received] = self.read(1, timeout=0)
+        message = received.raw
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
-        assert message.routing_key == f"Account.{event.event.name}"
+        assert received.destination == f"Account.{event.event.name}"
         assert message.message_id == event.message_id
         assert message.type == event.event.name
-        assert message.body == event.event.data
+        assert received.body == event.event.data
 
 
 def test_routing_rule_and_exchange_from_options(
     amqp_url: str, loop: LoopThread, unique: str
 ) -> None:
     """The exchange comes from the query string, the routing rule from a keyword."""
-    exchange = f"esrc-test-{unique}"
-    reader = loop.run(_Reader.open(amqp_url, exchange), 10)
-    try:
+    destination = RabbitDestination(amqp_url, f"esrc-test-{unique}")
+    with reading(destination, loop) as reader:
         publisher = open_publisher(
-            f"{amqp_url}?exchange={exchange}",
-            routing=lambda e: f"events.{e.aggregate_type.lower()}",
+            destination.publisher_url(), routing=lambda e: f"events.{e.aggregate_type.lower()}"
         )
         try:
             [event] = relay_events(1)
             publisher.publish(event)
         finally:
             publisher.close()
-        [message] = loop.run(reader.read(1, 0), 10)
-        assert message.routing_key == "events.account"
-    finally:
-        loop.run(reader.close(), 10)
+        [message] = reader.read(1, 0)
+        assert message.destination == "events.account"
 
 
-def test_missing_exchange_without_declare_fails(amqp_url: str, unique: str) -> None:
-    """declare=false requires the exchange to exist; opening says which one."""
-    with pytest.raises(BrokerUnavailableError, match=f"esrc-test-{unique}|NOT_FOUND"):
+async def _declare(url: str, exchange: str, kind: aio_pika.ExchangeType) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_exchange(exchange, kind, durable=True)
+
+
+def test_missing_exchange_without_declare_is_a_config_error(amqp_url: str, unique: str) -> None:
+    """declare=false requires the exchange to exist; opening names it and the fix."""
+    with pytest.raises(BackendConfigError, match=f"'esrc-test-{unique}' does not exist"):
         open_publisher(f"{amqp_url}?exchange=esrc-test-{unique}&declare=false", timeout=5)
+
+
+def test_exchange_of_another_type_is_a_config_error(
+    amqp_url: str, loop: LoopThread, unique: str
+) -> None:
+    """An exchange declared as fanout cannot be redeclared as topic: a BackendConfigError
+    (PRECONDITION_FAILED) naming the exchange, not a retryable unavailability."""
+    destination = RabbitDestination(amqp_url, f"esrc-test-{unique}")
+    loop.run(_declare(amqp_url, destination.exchange, aio_pika.ExchangeType.FANOUT), 10)
+    try:
+        with pytest.raises(BackendConfigError, match="exists with another type") as caught:
+            open_publisher(destination.publisher_url(), timeout=5)
+        assert f"'esrc-test-{unique}'" in str(caught.value)
+        assert "guest:guest" not in str(caught.value)
+    finally:
+        destination.delete(loop=loop)
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("amqp://guest:secret@127.0.0.1:notaport/", "Port could not be cast"),
+        ("amqp:///vhost", "name the host"),
+    ],
+)
+def test_malformed_url_is_a_config_error(url: str, match: str) -> None:
+    """A URL that cannot name a server fails before connecting, password masked."""
+    with pytest.raises(BackendConfigError, match=match) as caught:
+        open_publisher(url, timeout=5)
+    assert "secret" not in str(caught.value)
 
 
 def test_publisher_class_is_registered() -> None:

@@ -2,85 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Iterator
-from typing import Any, ClassVar, cast
-from urllib.parse import unquote
+from typing import Any, ClassVar
 
 import pytest
 import redis.asyncio
+from esrc_core.errors import BackendConfigError
 from esrc_core.plugins import open_publisher
 from esrc_core.relay import BatchPublisher, Publisher
-from esrc_faststream.headers import BODY_FIELD, HEADERS, header_value, relay_event_from
+from esrc_faststream.headers import BODY_FIELD, HEADERS, header_value
 from esrc_faststream.loop import LoopThread
-from esrc_testkit.publishers import PublisherAcceptance, Received, relay_events
+from esrc_redis.destination import RedisDestination
+from esrc_testkit.publishers import relay_events
 
 from esrc_testkit import capabilities_of
 
-Entry = tuple[bytes, dict[bytes, bytes]]
+from .destinations import DestinationAcceptance, reading
 
 
-class _Reader:
-    """Reads the test's stream with XRANGE, after the last entry read."""
-
-    def __init__(self, url: str, stream: str) -> None:
-        self.client = redis.asyncio.from_url(url)
-        self.stream = stream
-        self.after = b"-"
-
-    async def read(self, n: int, timeout: float) -> list[Entry]:
-        got: list[Entry] = []
-        deadline = time.monotonic() + timeout
-        while len(got) < n:
-            start = self.after if self.after == b"-" else b"(" + self.after
-            entries = await self.client.xrange(self.stream, min=start, count=n - len(got))
-            if entries:
-                got.extend(cast(list[Entry], entries))
-                self.after = got[-1][0]
-            elif time.monotonic() >= deadline:
-                break
-            else:
-                await asyncio.sleep(0.02)
-        return got
-
-    async def close(self) -> None:
-        await self.client.delete(self.stream)
-        await self.client.aclose()
-
-
-def _received(entry: Entry) -> Received:
-    fields = {key.decode(): value for key, value in entry[1].items()}
-    body = fields.pop(BODY_FIELD)
-    headers: dict[str, Any] = {key: value.decode() for key, value in fields.items()}
-    message_id = unquote(headers["esrc-message-id"])
-    return Received(message_id, relay_event_from(headers, body), headers)
-
-
-class TestRedisPublisher(PublisherAcceptance):
+class TestRedisPublisher(DestinationAcceptance):
     """The publisher contract on Redis Streams."""
 
+    url_fixture = "redis_url"
     capabilities = capabilities_of("redis://", "publisher")
-
     open_options: ClassVar[dict[str, Any]] = {"timeout": 3}
-
-    @pytest.fixture
-    def publisher(self, redis_url: str, loop: LoopThread, unique: str) -> Iterator[Publisher]:
-        self.loop = loop
-        self.stream = f"esrc-test-{unique}"
-        self.reader = _Reader(redis_url, self.stream)
-        publisher = open_publisher(redis_url, stream=self.stream)
-        try:
-            yield publisher
-        finally:
-            publisher.close()
-            loop.run(self.reader.close(), 10)
-
-    def read(self, n: int, timeout: float) -> list[Entry]:
-        return self.loop.run(self.reader.read(n, timeout), timeout + 10)
-
-    def received(self, n: int, timeout: float) -> list[Received]:
-        return [_received(entry) for entry in self.read(n, timeout)]
 
     def unreachable_url(self) -> str:
         return "redis://esrc:secret-password@127.0.0.1:9/0"
@@ -89,7 +33,8 @@ class TestRedisPublisher(PublisherAcceptance):
         """An entry holds exactly the esrc headers and the event bytes."""
         [event] = relay_events(1)
         publisher.publish(event)
-        [(_, fields)] = self.read(1, timeout=0)
+        [message] = self.read(1, timeout=0)
+        _, fields = message.raw
         assert sorted(fields) == sorted(name.encode() for name in (*HEADERS, BODY_FIELD))
         assert fields[BODY_FIELD.encode()] == event.event.data
         assert fields[b"esrc-message-id"] == header_value(event.message_id).encode()
@@ -97,18 +42,51 @@ class TestRedisPublisher(PublisherAcceptance):
 
 def test_maxlen_trims_the_stream(redis_url: str, loop: LoopThread, unique: str) -> None:
     """maxlen with approximate=false keeps exactly the newest maxlen entries."""
-    stream = f"esrc-test-{unique}"
-    reader = _Reader(redis_url, stream)
-    try:
+    destination = RedisDestination(redis_url, f"esrc-test-{unique}")
+    with reading(destination, loop) as reader:
         events = relay_events(30)
-        publisher = open_publisher(f"{redis_url}?stream={stream}&maxlen=10&approximate=false")
+        publisher = open_publisher(destination.publisher_url(maxlen="10", approximate="false"))
         assert isinstance(publisher, BatchPublisher)
         try:
             publisher.publish(events[0])
             publisher.publish_batch(events[1:])
         finally:
             publisher.close()
-        got = [_received(entry).event for entry in loop.run(reader.read(30, 0), 10)]
-        assert got == events[-10:]
+        assert [m.event for m in reader.read(30, 0)] == events[-10:]
+
+
+def test_key_of_another_type_is_a_config_error(
+    redis_url: str, loop: LoopThread, unique: str
+) -> None:
+    """A stream key that holds a string fails opening with a BackendConfigError naming
+    the key, not a retryable unavailability."""
+    destination = RedisDestination(redis_url, f"esrc-test-{unique}")
+
+    async def set_string() -> None:
+        client = redis.asyncio.from_url(redis_url)
+        try:
+            await client.set(destination.stream, b"not a stream")
+        finally:
+            await client.aclose()
+
+    loop.run(set_string(), 10)
+    try:
+        with pytest.raises(BackendConfigError, match=f"'esrc-test-{unique}' holds a string"):
+            open_publisher(destination.publisher_url(), timeout=5)
     finally:
-        loop.run(reader.close(), 10)
+        destination.delete(loop=loop)
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("redis://esrc:secret@127.0.0.1:6379/0?maxlen=0", "maxlen must be positive"),
+        ("redis://esrc:secret@127.0.0.1:6379/0?stream=", "non-empty key"),
+        ("redis://esrc:secret@127.0.0.1:x/0", "Port could not be cast"),
+    ],
+)
+def test_bad_url_or_options_are_config_errors(url: str, match: str) -> None:
+    """Options and URLs that cannot work fail before connecting, password masked."""
+    with pytest.raises(BackendConfigError, match=match) as caught:
+        open_publisher(url)
+    assert "secret" not in str(caught.value)

@@ -12,11 +12,12 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from esrc_core.relay import RelayEvent
+from esrc_faststream.destination import destination
 from esrc_faststream.loop import LoopThread
 from esrc_sqlalchemy.store import SqlEventStore
 from esrc_sqlalchemy.testing import database_hooks, drop_store_tables
 
-from .harness import BrokerReader, TcpProxy, rabbitmq_close_connections
+from .harness import TcpProxy, rabbitmq_close_connections
 
 RELAY_SETTINGS = ["--batch-size", "50", "--poll-interval", "0.05", "--log-interval", "0.5"]
 """Small batches and short waits, so that kills and drops land in the middle of work."""
@@ -102,45 +103,48 @@ class Broker:
         return ["--publisher", self.publisher_url]
 
 
+BROKER_URLS = {"rabbitmq": "amqp_url", "nats": "nats_url"}
+"""The brokers the relay process tests run on, and the fixture that gives each URL."""
+
+
 @pytest.fixture
 def broker(request: pytest.FixtureRequest, loop: LoopThread, unique: str) -> Iterator[Broker]:
-    """``request.param`` is ``"rabbitmq"`` (a topic exchange and a queue bound to all of
-    it; the relay's connection is closed server-side with ``rabbitmqctl``) or ``"nats"``
-    (a JetStream stream; the relay connects through a :class:`TcpProxy`, and a drop
-    cuts the proxied connections, which leaves the shared server running)."""
-    reader = BrokerReader(loop)
+    """The destination ``esrc-relay-<unique>`` on ``request.param``, a broker of
+    :data:`BROKER_URLS`, read back with the broker distribution's reader (opened
+    before the relay starts). ``"rabbitmq"``: the relay's connection is closed
+    server-side with ``rabbitmqctl``. ``"nats"``: the relay connects through a
+    :class:`TcpProxy`, and a drop cuts the proxied connections, which leaves the shared
+    server running."""
+    url: str = request.getfixturevalue(BROKER_URLS[request.param])
+    name = f"esrc-relay-{unique}"
+    place = destination(url, name)
+    reader = place.reader(loop)
+    cleanups: list[Callable[[], None]] = [reader.close, lambda: place.delete(loop=loop)]
+
+    def read(expected: int) -> list[RelayEvent]:
+        return [message.event for message in reader.read_all(expected, quiet=1.0, timeout=60)]
+
     if request.param == "rabbitmq":
-        url: str = request.getfixturevalue("amqp_url")
-        name = f"esrc-relay-{unique}"
-        reader.rabbit_queue(url, name, name)
         made = Broker(
             "rabbitmq",
-            _with_query(url, exchange=name, name=name, timeout="3"),
+            place.publisher_url(name=name, timeout="3"),
             drop=lambda: rabbitmq_close_connections(name),
-            read=lambda expected: reader.drain_rabbit(url, name, expected),
+            read=read,
             duplicates=True,
+            cleanups=cleanups,
         )
-        made.cleanups.append(lambda: reader.delete_rabbit(url, name, name))
     else:
         assert request.param == "nats", request.param
-        url = request.getfixturevalue("nats_url")
         parts = urlsplit(url)
         proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 4222))
-        stream, subjects = f"ESRC_RELAY_{unique}", f"esrc-relay-{unique}"
         made = Broker(
             "nats",
-            _with_query(
-                f"nats://127.0.0.1:{proxy.port}",
-                stream=stream,
-                subjects=f"{subjects}.>",
-                subject=subjects + ".{aggregate_type}.{event_name}",
-                timeout="3",
-            ),
+            place.publisher_url(f"nats://127.0.0.1:{proxy.port}", timeout="3"),
             drop=proxy.drop,
-            read=lambda _expected: reader.read_nats(url, stream, f"{subjects}.>"),
+            read=read,
             duplicates=False,
+            cleanups=[proxy.close, *cleanups],
         )
-        made.cleanups += [proxy.close, lambda: reader.delete_nats(url, stream)]
     yield made
     for cleanup in made.cleanups:
         cleanup()

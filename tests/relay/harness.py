@@ -1,10 +1,10 @@
 """What the relay process tests share: ``esrc relay`` subprocesses, writer threads, a
-TCP proxy whose connections the tests can drop, consumers that read everything a
-broker received, and the delivery checks."""
+TCP proxy whose connections the tests can drop, and the delivery checks. (What a
+broker received is read back with the broker distribution's reader, see
+``conftest.broker``.)"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -24,11 +24,8 @@ from esrc_core.events import RawEvent
 from esrc_core.relay import HasOutbox, RelayEvent
 from esrc_core.relay_status import RelayStatus, RunnerState
 from esrc_core.store import EventStore
-from esrc_faststream.headers import relay_event_from
-from esrc_faststream.loop import LoopThread
 
 __all__ = [
-    "BrokerReader",
     "RelayProcess",
     "TcpProxy",
     "Writers",
@@ -381,115 +378,6 @@ class TcpProxy:
             self._closed = True
         self._server.close()
         self.drop()
-
-
-class BrokerReader:
-    """Reads back everything a broker got from the relay, with the broker's own client,
-    running on a :class:`LoopThread`."""
-
-    def __init__(self, loop: LoopThread) -> None:
-        self.loop = loop
-
-    # --- RabbitMQ ----------------------------------------------------------------------
-
-    def rabbit_queue(self, url: str, exchange: str, queue: str) -> None:
-        """Declare ``exchange`` (durable topic, as the publisher does) and ``queue``
-        bound to it with ``#``, before anything is relayed."""
-
-        async def declare() -> None:
-            import aio_pika
-
-            connection = await aio_pika.connect(url)
-            async with connection:
-                channel = await connection.channel()
-                ex = await channel.declare_exchange(
-                    exchange, aio_pika.ExchangeType.TOPIC, durable=True
-                )
-                q = await channel.declare_queue(queue, durable=False, auto_delete=False)
-                await q.bind(ex, "#")
-
-        self.loop.run(declare(), 30)
-
-    def drain_rabbit(self, url: str, queue: str, expected: int) -> list[RelayEvent]:
-        """Every message in ``queue``, in queue order: consume until at least
-        ``expected`` arrived and the queue stays quiet for a second."""
-
-        async def drain() -> list[RelayEvent]:
-            import aio_pika
-
-            got: list[RelayEvent] = []
-            connection = await aio_pika.connect(url)
-            async with connection:
-                channel = await connection.channel()
-                await channel.set_qos(prefetch_count=2000)
-                q = await channel.declare_queue(queue, passive=True)
-                deadline = time.monotonic() + 60
-                async with q.iterator(no_ack=True) as messages:
-                    while time.monotonic() < deadline:
-                        try:
-                            message = await asyncio.wait_for(messages.__anext__(), 1.0)
-                        except TimeoutError:
-                            if len(got) >= expected:
-                                break
-                            continue
-                        got.append(relay_event_from(dict(message.headers), message.body))
-            return got
-
-        return self.loop.run(drain(), 90)
-
-    def delete_rabbit(self, url: str, exchange: str, queue: str) -> None:
-        """Delete the test's queue and exchange."""
-
-        async def delete() -> None:
-            import aio_pika
-
-            connection = await aio_pika.connect(url)
-            async with connection:
-                channel = await connection.channel()
-                await channel.queue_delete(queue)
-                await channel.exchange_delete(exchange)
-
-        self.loop.run(delete(), 30)
-
-    # --- NATS JetStream ----------------------------------------------------------------
-
-    def read_nats(self, url: str, stream: str, subject: str) -> list[RelayEvent]:
-        """Every message of the JetStream ``stream``, in stream order."""
-
-        async def read() -> list[RelayEvent]:
-            import nats
-
-            nc = await nats.connect(url)
-            try:
-                js = nc.jetstream()
-                info = await js.stream_info(stream)
-                total = info.state.messages
-                got: list[RelayEvent] = []
-                sub = await js.subscribe(subject, stream=stream, ordered_consumer=True)
-                while len(got) < total:
-                    message = await sub.next_msg(timeout=10)
-                    got.append(relay_event_from(dict(message.headers or {}), message.data))
-                await sub.unsubscribe()
-                return got
-            finally:
-                await nc.close()
-
-        return self.loop.run(read(), 120)
-
-    def delete_nats(self, url: str, stream: str) -> None:
-        """Delete the test's JetStream stream."""
-
-        async def delete() -> None:
-            import nats
-
-            nc = await nats.connect(url)
-            try:
-                with contextlib.suppress(Exception):
-                    await nc.jetstream().delete_stream(stream)
-            finally:
-                await nc.close()
-
-        self.loop.run(delete(), 30)
 
 
 def rabbitmq_close_connections(name: str) -> int:

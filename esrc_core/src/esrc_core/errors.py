@@ -138,8 +138,9 @@ class StoreUnavailableError(EsrcError, ConnectionError):
 
 
 class BrokerUnavailableError(EsrcError, ConnectionError):
-    """A publisher's broker could not be reached (when opening the publisher) or the
-    broker refused the setup it needs (an exchange or stream it declares)."""
+    """A publisher's broker could not be reached when opening the publisher, or failed
+    in a way a retry may fix; a setup that cannot work (an exchange or stream declared
+    otherwise) is a :class:`BackendConfigError`."""
 
 
 class PublishError(EsrcError):

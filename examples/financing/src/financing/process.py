@@ -50,7 +50,7 @@ class FinancingProcess:
     :attr:`projection` receives every event of the domain (events that start no step
     are acknowledged and ignored); feed it from a publisher (``publisher.subscribe(
     process.projection.handle)`` in process) or a broker subscription
-    (:func:`esrc_faststream.consumer.subscribe_rabbitmq` and friends). ``seen``
+    (:meth:`esrc_faststream.destination.Destination.subscribe`). ``seen``
     remembers the message ids handled; the default keeps them in memory, which is
     enough because the steps are idempotent.
     """

@@ -1,11 +1,13 @@
 """The read side of the relay: FastStream subscribers that turn relayed messages back
 into :class:`~esrc_core.relay.RelayEvent` objects and apply each one once.
 
-A :class:`Projection` maps event names to handlers. ``subscribe_rabbitmq``,
-``subscribe_nats`` and ``subscribe_redis`` attach it to a FastStream broker with one
-subscriber that receives every event of the projection in the order the broker
-delivers it, and dispatches by event name in the process. (One subscriber per event
-name would let a ``Deposited`` overtake the ``Opened`` of the same account.)
+A :class:`Projection` maps event names to handlers. Each broker distribution's
+``subscribe`` (:func:`esrc_rabbitmq.consumer.subscribe`,
+:func:`esrc_nats.consumer.subscribe`, :func:`esrc_redis.consumer.subscribe`) attaches
+it to a FastStream broker with one subscriber that receives every event of the
+projection in the order the broker delivers it, and dispatches by event name in the
+process. (One subscriber per event name would let a ``Deposited`` overtake the
+``Opened`` of the same account.)
 
 At-least-once delivery means a message can arrive twice. :class:`SeenMessages` records
 the message ids already applied so a handler runs once per event;
@@ -18,30 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import warnings
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, runtime_checkable
+from typing import Annotated, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from esrc_core.relay import RelayEvent
 from faststream import Context
 from faststream.message import StreamMessage
 
-from esrc_faststream.headers import BODY_FIELD, relay_event_from
+from esrc_faststream.headers import relay_event_from
 
-if TYPE_CHECKING:
-    from faststream.nats import NatsBroker
-    from faststream.rabbit import RabbitBroker
-    from faststream.redis import RedisBroker
-
-__all__ = [
-    "Handler",
-    "MemorySeenMessages",
-    "Projection",
-    "SeenMessages",
-    "subscribe_nats",
-    "subscribe_rabbitmq",
-    "subscribe_redis",
-]
+__all__ = ["CurrentMessage", "Handler", "MemorySeenMessages", "Projection", "SeenMessages"]
 
 Handler = Callable[[RelayEvent], None]
 """A function that applies one relayed event to a read model."""
@@ -147,107 +135,7 @@ class Projection:
         return await asyncio.to_thread(self.handle, event)
 
 
-Message = Annotated[StreamMessage[Any], Context("message")]
-
-
-def subscribe_rabbitmq(
-    broker: RabbitBroker,
-    projection: Projection,
-    *,
-    queue: str,
-    exchange: str = "esrc",
-    routing_key: str = "#",
-    durable: bool = True,
-    auto_delete: bool = False,
-    prefetch: int = 1,
-) -> Any:
-    """Subscribe ``projection`` to the events RabbitMQ routes to ``queue``.
-
-    Declares the durable topic ``exchange`` (as the publisher does) and ``queue``
-    (durable unless ``durable=False``; deleted with its last consumer if
-    ``auto_delete=True``), bound with ``routing_key`` (default: every
-    event). Messages are acknowledged after the handler returns and rejected back to
-    the queue if it raises. Returns the FastStream subscriber.
-
-    The client runs each delivered message in its own task, so only ``prefetch=1``
-    (the default: one unacknowledged message at a time) applies events in queue order;
-    a larger prefetch trades that order for throughput.
-    """
-    from faststream.rabbit import Channel, ExchangeType, RabbitExchange, RabbitQueue
-
-    subscriber = broker.subscriber(
-        RabbitQueue(queue, durable=durable, auto_delete=auto_delete, routing_key=routing_key),
-        RabbitExchange(exchange, type=ExchangeType.TOPIC, durable=True),
-        channel=Channel(prefetch_count=prefetch),
-    )
-
-    async def receive(message: Message) -> None:
-        raw = message.raw_message
-        await projection.handle_message(dict(raw.headers or {}), raw.body)
-
-    return subscriber(receive)
-
-
-def subscribe_nats(
-    broker: NatsBroker,
-    projection: Projection,
-    *,
-    durable: str,
-    stream: str = "ESRC",
-    subject: str = "esrc.>",
-) -> Any:
-    """Subscribe ``projection`` to the JetStream ``stream``'s messages on ``subject``
-    through the durable consumer ``durable``, from the first message it holds.
-
-    The stream must exist (the publisher creates it). Messages of the subscription are
-    handled one at a time, in stream order, and acknowledged after the handler returns.
-    Returns the FastStream subscriber.
-    """
-    from faststream.nats import DeliverPolicy, JStream
-
-    with warnings.catch_warnings():
-        # FastStream warns that a durable push consumer cannot be scaled out across
-        # instances; an ordered projection is one consumer on purpose. (Its pull
-        # consumer handles a fetched batch concurrently, which would reorder events.)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        subscriber = broker.subscriber(
-            subject,
-            stream=JStream(stream, declare=False),
-            durable=durable,
-            deliver_policy=DeliverPolicy.ALL,
-        )
-
-    async def receive(message: Message) -> None:
-        raw = message.raw_message
-        await projection.handle_message(dict(raw.headers or {}), raw.data)
-
-    return subscriber(receive)
-
-
-def subscribe_redis(
-    broker: RedisBroker,
-    projection: Projection,
-    *,
-    group: str,
-    consumer: str,
-    stream: str = "esrc",
-) -> Any:
-    """Subscribe ``projection`` to the Redis ``stream`` as ``consumer`` of the consumer
-    group ``group`` (created from the start of the stream if missing).
-
-    Entries are acknowledged (``XACK``) after the handler returns. Returns the
-    FastStream subscriber.
-    """
-    from faststream.redis import StreamSub
-
-    subscriber = broker.subscriber(
-        stream=StreamSub(stream, group=group, consumer=consumer, last_id="0")
-    )
-
-    async def receive(message: Message) -> None:
-        fields = message.raw_message["data"]
-        text = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in fields.items()}
-        body = text.pop(BODY_FIELD, b"")
-        await projection.handle_message(text, body if isinstance(body, bytes) else body.encode())
-
-    return subscriber(receive)
+CurrentMessage: TypeAlias = Annotated[StreamMessage[Any], Context("message")]
+"""The annotation of a FastStream handler's parameter that receives the message being
+handled, with the client's raw message as ``raw_message`` (what a broker's
+``subscribe`` reads the esrc headers and the body from)."""

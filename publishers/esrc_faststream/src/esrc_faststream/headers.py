@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeAlias
 from urllib.parse import quote, unquote
 
-from esrc_core.errors import InvalidEventError
+from esrc_core.errors import BackendConfigError, InvalidEventError
 from esrc_core.events import RawEvent
 from esrc_core.ids import decode_id, encode_id
 from esrc_core.relay import RelayEvent
@@ -50,6 +50,7 @@ __all__ = [
     "POSITION",
     "VERSION",
     "RoutingRule",
+    "check_routing_rule",
     "header_value",
     "metadata_json",
     "relay_event_from",
@@ -202,6 +203,28 @@ def route(rule: RoutingRule, event: RelayEvent) -> str:
     if not isinstance(name, str) or not name:
         raise ValueError(f"routing rule {rule!r} gave {name!r} for {event.message_id}")
     return name
+
+
+def check_routing_rule(rule: RoutingRule, *, option: str, where: str) -> None:
+    """Check a format-string ``rule`` before anything is published: raise
+    :class:`~esrc_core.errors.BackendConfigError` naming ``option`` and ``where`` (the
+    masked URL) when it is malformed or names an unknown field. A function is taken as
+    it is."""
+    if callable(rule):
+        return
+    sample = {"aggregate_type": "A", "event_name": "E", "aggregate_id": "s:a", "version": 1}
+    try:
+        unknown = _rule_fields(rule) - sample.keys()
+        if not unknown:
+            rule.format(**sample)
+    except (ValueError, IndexError, KeyError) as err:
+        raise BackendConfigError(f"{option} rule {rule!r} for {where}: {err}") from err
+    if unknown:
+        raise BackendConfigError(
+            f"{option} rule {rule!r} for {where} names unknown fields "
+            f"{', '.join(sorted(unknown))}; use aggregate_type, event_name, aggregate_id "
+            "or version"
+        )
 
 
 _TYPE_AND_NAME = frozenset({"aggregate_type", "event_name"})

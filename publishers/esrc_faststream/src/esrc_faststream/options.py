@@ -8,13 +8,14 @@ know stay in the URL for the broker client.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from esrc_core.errors import BackendConfigError
 from esrc_core.urls import mask_url
 
-__all__ = ["Converter", "flag", "optional_int", "split_options"]
+__all__ = ["Converter", "check_server_url", "flag", "optional_int", "split_options"]
 
 Converter = Callable[[str], Any]
 """Turns an option's query-string text into its value; raises ``ValueError``."""
@@ -47,14 +48,15 @@ def split_options(
     """Take the ``known`` options out of ``url``'s query string and merge ``given``.
 
     Returns the URL without those parameters and the options: converted query values,
-    overridden by ``given``. Raises ``TypeError`` for a keyword option that is not
-    ``known`` and ``ValueError`` (with the URL masked) for a query value that does not
-    convert.
+    overridden by ``given``. Raises :class:`~esrc_core.errors.BackendConfigError` (with
+    the URL masked) for a keyword option that is not ``known`` and for a query value
+    that does not convert.
     """
     unknown = sorted(set(given) - set(known))
     if unknown:
-        raise TypeError(
-            f"unknown publisher options {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        raise BackendConfigError(
+            f"open a publisher for {mask_url(url)!r}: unknown options {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
         )
     parts = urlsplit(url)
     options: dict[str, Any] = {}
@@ -67,6 +69,32 @@ def split_options(
         try:
             options[key] = convert(value)
         except ValueError as err:
-            raise ValueError(f"option {key} in {mask_url(url)!r}: {err}") from err
+            raise BackendConfigError(f"option {key} in {mask_url(url)!r}: {err}") from err
     options.update(given)
     return urlunsplit(parts._replace(query=urlencode(rest))), options
+
+
+def check_server_url(url: str, *, schemes: Collection[str], broker: str) -> None:
+    """Check that ``url`` names a server a ``broker`` client can connect to: a scheme
+    among ``schemes``, a host (except for ``unix://`` socket paths), and a numeric port
+    if one is given.
+
+    Raises :class:`~esrc_core.errors.BackendConfigError` naming the masked URL and what
+    to change; the check reads the text only, it never connects.
+    """
+    problem = None
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError for a port that is not a number in range
+    except ValueError as err:
+        problem = str(err)
+    else:
+        if parts.scheme.lower() not in schemes:
+            wanted = ", ".join(f"{scheme}://" for scheme in sorted(schemes))
+            problem = f"the scheme must be one of {wanted}"
+        elif not parts.hostname and parts.scheme.lower() != "unix":
+            problem = f"name the host, e.g. {parts.scheme}://localhost" + (
+                f":{port}" if port else ""
+            )
+    if problem is not None:
+        raise BackendConfigError(f"{broker} URL {mask_url(url)!r}: {problem}")

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from esrc_core.errors import BrokerUnavailableError, PublishError
+from esrc_core.errors import BackendConfigError, BrokerUnavailableError, PublishError
 from esrc_core.relay import RelayEvent
 from esrc_core.urls import mask_url
 
@@ -48,12 +48,18 @@ class AsyncBrokerPublisher(abc.ABC):
     :class:`~esrc_core.relay.BatchPublisher` over an asyncio broker client.
 
     Subclasses implement :meth:`_start`, :meth:`_stop` and :meth:`_send` (or override
-    :meth:`_publish_all`); all of them run on the publisher's own event loop.
+    :meth:`_publish_all`); all of them run on the publisher's own event loop. A
+    subclass checks its options before calling ``super().__init__`` and raises
+    :class:`~esrc_core.errors.BackendConfigError` for one that cannot work; so does
+    :meth:`_start` for a broker-side setup that no retry will fix.
 
     Contract kept for every subclass:
 
-    - The constructor connects and declares what the broker needs, or raises
-      :class:`~esrc_core.errors.BrokerUnavailableError` within ``timeout`` seconds.
+    - The constructor connects and declares what the broker needs within ``timeout``
+      seconds. It raises :class:`~esrc_core.errors.BackendConfigError` for a URL,
+      option or broker-side setup that cannot work (callers must not retry it), and
+      :class:`~esrc_core.errors.BrokerUnavailableError` when the broker cannot be
+      reached or fails otherwise (callers may retry it).
     - :meth:`publish` and :meth:`publish_batch` return only once the broker confirmed
       every event; they send events in the given order and never send an event before
       an earlier one of the same call. At most ``max_in_flight`` events wait for their
@@ -78,9 +84,15 @@ class AsyncBrokerPublisher(abc.ABC):
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+            raise BackendConfigError(
+                f"open {self.broker} publisher {mask_url(url)!r}: timeout must be "
+                f"positive, got {timeout}"
+            )
         if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+            raise BackendConfigError(
+                f"open {self.broker} publisher {mask_url(url)!r}: max_in_flight must be "
+                f"at least 1, got {max_in_flight}"
+            )
         self.url = url
         self.timeout = float(timeout)
         self.max_in_flight = max_in_flight
@@ -88,6 +100,9 @@ class AsyncBrokerPublisher(abc.ABC):
         self._loop = LoopThread(name=f"esrc-{self.broker.lower()}-publisher")
         try:
             self._loop.run(self._start(), self.timeout)
+        except BackendConfigError:
+            self._shutdown()
+            raise
         except BaseException as err:
             self._shutdown()
             if isinstance(err, Exception):
@@ -106,7 +121,12 @@ class AsyncBrokerPublisher(abc.ABC):
 
     @abc.abstractmethod
     async def _start(self) -> None:
-        """Connect and declare what the broker needs (exchange, stream)."""
+        """Connect and declare what the broker needs (exchange, stream).
+
+        Raises :class:`~esrc_core.errors.BackendConfigError` when the broker's setup
+        cannot work with the publisher's options (the constructor passes it on as it
+        is); any other exception becomes
+        :class:`~esrc_core.errors.BrokerUnavailableError`."""
 
     @abc.abstractmethod
     async def _stop(self) -> None:

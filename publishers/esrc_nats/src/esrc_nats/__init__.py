@@ -1,5 +1,12 @@
 """esrc relay publisher for NATS JetStream: ``open_publisher("nats://host:4222")``.
 
+- :mod:`esrc_nats.publisher`: :class:`NatsPublisher`.
+- :mod:`esrc_nats.consumer`: ``subscribe``, a projection on a FastStream broker.
+- :mod:`esrc_nats.destination`: :class:`~esrc_nats.destination.NatsDestination`, the
+  names one relay uses on the broker (registered under ``esrc.faststream``).
+- :mod:`esrc_nats.testing`: :class:`~esrc_nats.testing.NatsReader`, reading relayed
+  messages back in tests.
+
 Importing this package does not import the client; :class:`NatsPublisher` is loaded on
 first access.
 """

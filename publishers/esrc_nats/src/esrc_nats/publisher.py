@@ -9,8 +9,18 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
+from esrc_core.errors import BackendConfigError
 from esrc_core.relay import RelayEvent
-from esrc_faststream.headers import HEADERS, MESSAGE_ID, RoutingRule, relay_headers, route
+from esrc_core.urls import mask_url
+from esrc_faststream.headers import (
+    HEADERS,
+    MESSAGE_ID,
+    RoutingRule,
+    check_routing_rule,
+    relay_headers,
+    route,
+)
+from esrc_faststream.options import check_server_url
 from esrc_faststream.publisher import DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, AsyncBrokerPublisher
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -20,8 +30,11 @@ __all__ = [
     "DEFAULT_STREAM",
     "DEFAULT_SUBJECT",
     "DEFAULT_SUBJECTS",
+    "MSG_ID_HEADER",
+    "SCHEMES",
     "NatsPublisher",
     "StreamMismatchError",
+    "servers",
 ]
 
 DEFAULT_STREAM = "ESRC"
@@ -31,6 +44,12 @@ DEFAULT_SUBJECTS = "esrc.>"
 DEFAULT_SUBJECT = "esrc.{aggregate_type}.{event_name}"
 """The default subject rule, e.g. ``esrc.Account.MoneyDeposited``."""
 
+SCHEMES = ("nats", "tls", "ws", "wss")
+"""The URL schemes of the servers the publisher connects to."""
+
+_NOT_IN_STREAM_NAMES = frozenset(".*>/\\")
+"""Characters JetStream refuses in a stream name (besides white space)."""
+
 MSG_ID_HEADER = "Nats-Msg-Id"
 """The JetStream header whose value the server deduplicates on."""
 
@@ -39,8 +58,29 @@ _HEADER_NAMES_SIZE = sum(len(name) + 4 for name in (*HEADERS, MSG_ID_HEADER)) + 
 ``NATS/1.0\r\n`` line."""
 
 
-class StreamMismatchError(Exception):
-    """The stream exists but does not capture the publisher's subjects."""
+class StreamMismatchError(BackendConfigError):
+    """The publisher's stream cannot be used as configured: it captures other subjects
+    than ``subjects``, it is missing while ``create_stream`` is false, or JetStream
+    refused to create it."""
+
+
+def servers(url: str) -> list[str]:
+    """The server URLs of a publisher URL (several separated by commas; a server
+    without a scheme is ``nats://``).
+
+    Raises :class:`~esrc_core.errors.BackendConfigError` naming the masked URL when
+    there is none or one is malformed.
+    """
+    found = [server.strip() for server in url.split(",") if server.strip()]
+    if not found:
+        raise BackendConfigError(
+            f"NATS URL {mask_url(url)!r}: name a server, e.g. nats://host:4222"
+        )
+    for server in found:
+        check_server_url(
+            server if "://" in server else f"nats://{server}", schemes=SCHEMES, broker="NATS"
+        )
+    return found
 
 
 class NatsPublisher(AsyncBrokerPublisher):
@@ -52,7 +92,10 @@ class NatsPublisher(AsyncBrokerPublisher):
       filter it captures (default ``esrc.>``). With ``create_stream=True`` (the default)
       a missing stream is created with those subjects (and ``duplicate_window`` seconds
       of deduplication, if given; JetStream's default is two minutes); an existing one
-      must list ``subjects`` among its subjects, or opening fails.
+      must list ``subjects`` among its subjects. Otherwise, or when the stream is
+      missing and ``create_stream`` is false, or JetStream refuses to create it (its
+      subjects overlap another stream's, say), opening raises
+      :class:`StreamMismatchError`, a :class:`~esrc_core.errors.BackendConfigError`.
     - ``subject``: the subject rule (:data:`~esrc_faststream.headers.RoutingRule`),
       default ``"esrc.{aggregate_type}.{event_name}"``; the subjects it gives must fall
       under ``subjects``.
@@ -84,8 +127,13 @@ class NatsPublisher(AsyncBrokerPublisher):
         timeout: float = DEFAULT_TIMEOUT,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
-        if not stream:
-            raise ValueError("stream must be a non-empty name")
+        self._servers = servers(url)
+        if not stream or any(c in _NOT_IN_STREAM_NAMES or c.isspace() for c in stream):
+            raise BackendConfigError(
+                f"open {self.broker} publisher {mask_url(url)!r}: stream {stream!r} is not "
+                "a JetStream stream name; use letters, digits, '-' and '_'"
+            )
+        check_routing_rule(subject, option="subject", where=mask_url(url))
         self.stream = stream
         self.subjects = subjects
         self.subject = subject
@@ -96,9 +144,8 @@ class NatsPublisher(AsyncBrokerPublisher):
         super().__init__(url, timeout=timeout, max_in_flight=max_in_flight)
 
     async def _start(self) -> None:
-        servers = [server.strip() for server in self.url.split(",") if server.strip()]
         self._nc = await nats.connect(
-            servers,
+            self._servers,
             connect_timeout=max(1, round(self.timeout)),
             # No reconnecting: after a lost connection the client would flush what it
             # still buffered to the new one, ahead of earlier messages lost with the old
@@ -113,21 +160,32 @@ class NatsPublisher(AsyncBrokerPublisher):
         await self._ensure_stream(self._js)
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
+        where = f"open {self.broker} publisher {self.masked_url!r}: stream {self.stream!r}"
         try:
             info = await js.stream_info(self.stream)
         except nats.js.errors.NotFoundError:
             if not self.create_stream:
                 raise StreamMismatchError(
-                    f"stream {self.stream!r} does not exist and create_stream is false"
+                    f"{where} does not exist; create it with subjects {self.subjects!r}, "
+                    "or open with create_stream=true"
                 ) from None
             config = StreamConfig(name=self.stream, subjects=[self.subjects])
             if self.duplicate_window is not None:
                 config.duplicate_window = self.duplicate_window
-            await js.add_stream(config)
+            try:
+                await js.add_stream(config)
+            except nats.js.errors.BadRequestError as err:
+                raise StreamMismatchError(
+                    f"{where} cannot be created with subjects {self.subjects!r}: "
+                    f"{err.description or err}; change stream or subjects"
+                ) from err
             return
-        if self.subjects not in (info.config.subjects or []):
+        captured = info.config.subjects or []
+        if self.subjects not in captured:
             raise StreamMismatchError(
-                f"stream {self.stream!r} captures {info.config.subjects}, not {self.subjects!r}"
+                f"{where} captures {', '.join(captured) or 'no subjects'}, not "
+                f"{self.subjects!r}; set subjects to one of those (and a subject rule "
+                "under it), or use another stream"
             )
 
     async def _stop(self) -> None:

@@ -8,14 +8,24 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiormq.abc
+import aiormq.exceptions
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractRobustChannel
+from esrc_core.errors import BackendConfigError
 from esrc_core.relay import RelayEvent
-from esrc_faststream.headers import RoutingRule, relay_headers, route
+from esrc_core.urls import mask_url
+from esrc_faststream.headers import RoutingRule, check_routing_rule, relay_headers, route
+from esrc_faststream.options import check_server_url
 from esrc_faststream.publisher import DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, AsyncBrokerPublisher
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 
-__all__ = ["DEFAULT_EXCHANGE", "DEFAULT_ROUTING", "MAX_SHORT_STRING", "RabbitPublisher"]
+__all__ = [
+    "DEFAULT_EXCHANGE",
+    "DEFAULT_ROUTING",
+    "MAX_SHORT_STRING",
+    "SCHEMES",
+    "RabbitPublisher",
+]
 
 DEFAULT_EXCHANGE = "esrc"
 """The topic exchange events go to unless ``exchange=`` says otherwise."""
@@ -23,6 +33,17 @@ DEFAULT_ROUTING = "{aggregate_type}.{event_name}"
 """The default routing key rule, e.g. ``Account.MoneyDeposited``."""
 MAX_SHORT_STRING = 255
 """AMQP's limit on a routing key or message id, in bytes."""
+SCHEMES = ("amqp", "amqps")
+"""The URL schemes the publisher connects with."""
+
+_REFUSED_SETUP = (
+    aiormq.exceptions.ChannelNotFoundEntity,
+    aiormq.exceptions.ChannelPreconditionFailed,
+    aiormq.exceptions.ChannelAccessRefused,
+)
+"""What RabbitMQ answers to an exchange declaration that no retry will fix: the
+exchange is missing (``declare=false``), exists with another type or durability, or
+the user may not declare it."""
 
 
 class RabbitPublisher(AsyncBrokerPublisher):
@@ -33,7 +54,9 @@ class RabbitPublisher(AsyncBrokerPublisher):
       parameters other than the options below go to the client (e.g. ``heartbeat``).
     - ``exchange``: the exchange name (default ``esrc``). With ``declare=True`` (the
       default) it is declared as a durable topic exchange on start; with
-      ``declare=False`` it must already exist, or opening fails.
+      ``declare=False`` it must already exist. An exchange that is missing then, that
+      exists with another type or durability, or that the user may not declare makes
+      opening raise :class:`~esrc_core.errors.BackendConfigError`.
     - ``routing``: the routing key rule (:data:`~esrc_faststream.headers.RoutingRule`),
       default ``"{aggregate_type}.{event_name}"``.
     - ``persistent``: delivery mode 2, so queued messages survive a broker restart
@@ -63,8 +86,13 @@ class RabbitPublisher(AsyncBrokerPublisher):
         timeout: float = DEFAULT_TIMEOUT,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        check_server_url(url, schemes=SCHEMES, broker=self.broker)
         if not exchange:
-            raise ValueError("exchange must be a non-empty name")
+            raise BackendConfigError(
+                f"open {self.broker} publisher {mask_url(url)!r}: the exchange must be a "
+                "non-empty name"
+            )
+        check_routing_rule(routing, option="routing", where=mask_url(url))
         self.exchange = exchange
         self.declare = declare
         self.routing = routing
@@ -82,8 +110,22 @@ class RabbitPublisher(AsyncBrokerPublisher):
             self.url, timeout=self.timeout, fail_fast=True, logger=None, app_id="esrc"
         )
         connection = await self._broker.connect()
-        await self._broker.declare_exchange(self._exchange)
+        try:
+            await self._broker.declare_exchange(self._exchange)
+        except _REFUSED_SETUP as err:
+            raise BackendConfigError(self._refused_setup(err)) from err
         self._channel = await connection.channel(publisher_confirms=True)
+
+    def _refused_setup(self, err: aiormq.exceptions.AMQPChannelError) -> str:
+        where = f"open {self.broker} publisher {self.masked_url!r}: exchange {self.exchange!r}"
+        if isinstance(err, aiormq.exceptions.ChannelNotFoundEntity):
+            return f"{where} does not exist; declare it, or open with declare=true"
+        if isinstance(err, aiormq.exceptions.ChannelPreconditionFailed):
+            return (
+                f"{where} exists with another type or durability than a durable topic "
+                f"exchange ({err}); delete it, or name another exchange"
+            )
+        return f"{where}: access refused ({err}); grant the user configure permission"
 
     async def _stop(self) -> None:
         if self._broker is not None:

@@ -7,8 +7,11 @@ import asyncio
 from collections.abc import Sequence
 
 import redis.asyncio
+from esrc_core.errors import BackendConfigError
 from esrc_core.relay import RelayEvent
+from esrc_core.urls import mask_url
 from esrc_faststream.headers import BODY_FIELD, relay_headers
+from esrc_faststream.options import check_server_url
 from esrc_faststream.publisher import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_TIMEOUT,
@@ -17,10 +20,12 @@ from esrc_faststream.publisher import (
 )
 from redis.typing import EncodableT, FieldT
 
-__all__ = ["DEFAULT_STREAM", "RedisPublisher"]
+__all__ = ["DEFAULT_STREAM", "SCHEMES", "RedisPublisher"]
 
 DEFAULT_STREAM = "esrc"
 """The stream key entries are added to unless ``stream=`` says otherwise."""
+SCHEMES = ("redis", "rediss", "unix")
+"""The URL schemes the publisher connects with."""
 
 
 class RedisPublisher(AsyncBrokerPublisher):
@@ -28,7 +33,8 @@ class RedisPublisher(AsyncBrokerPublisher):
 
     - ``url``: ``redis://[user:password@]host:6379/0`` (``rediss://`` for TLS); query
       parameters other than the options below go to redis-py.
-    - ``stream``: the stream key (default ``esrc``).
+    - ``stream``: the stream key (default ``esrc``). A key that holds another type
+      than a stream makes opening raise :class:`~esrc_core.errors.BackendConfigError`.
     - ``maxlen``: trim the stream to about this many entries on each add (``None``, the
       default, never trims); ``approximate=False`` trims exactly.
     - ``timeout``, ``max_in_flight``: see
@@ -53,10 +59,12 @@ class RedisPublisher(AsyncBrokerPublisher):
         timeout: float = DEFAULT_TIMEOUT,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        check_server_url(url, schemes=SCHEMES, broker=self.broker)
+        where = f"open {self.broker} publisher {mask_url(url)!r}"
         if not stream:
-            raise ValueError("stream must be a non-empty key")
+            raise BackendConfigError(f"{where}: the stream must be a non-empty key")
         if maxlen is not None and maxlen < 1:
-            raise ValueError(f"maxlen must be positive or None, got {maxlen}")
+            raise BackendConfigError(f"{where}: maxlen must be positive or None, got {maxlen}")
         self.stream = stream
         self.maxlen = maxlen
         self.approximate = approximate
@@ -70,6 +78,13 @@ class RedisPublisher(AsyncBrokerPublisher):
             self.url, socket_connect_timeout=self.timeout, decode_responses=False
         )
         await self._client.ping()
+        found = await self._client.type(self.stream)
+        kind = found.decode() if isinstance(found, bytes) else found
+        if kind not in {"stream", "none"}:
+            raise BackendConfigError(
+                f"open {self.broker} publisher {self.masked_url!r}: key {self.stream!r} "
+                f"holds a {kind}, not a stream; delete it, or name another stream"
+            )
 
     async def _stop(self) -> None:
         if self._client is not None:
