@@ -1,5 +1,6 @@
-"""``esrc relay`` as a command, without servers: bad usage, and a store or publisher
-configuration that cannot work, is one line on stderr and exit status 2 at once; a
+"""``esrc relay`` as a command, without servers except NATS for a broker setup that
+cannot work: bad usage, and a store or publisher configuration that cannot work, is
+one line on stderr and exit status 2 at once; a
 broker or database that cannot be reached at startup is retried (one line per
 attempt), and SIGTERM still stops the process with status 0."""
 
@@ -155,3 +156,28 @@ def test_a_configuration_that_cannot_work_exits_2_at_once(
     status = RelayStatus.read(status_file)
     assert (status.state, status.failed_attempts) == ("stopped", 0)
     assert message in str(status.last_error)
+
+
+@pytest.mark.nats
+def test_a_nats_stream_that_cannot_work_exits_2_at_once(
+    nats_url: str, tmp_path: Path, unique: str
+) -> None:
+    """A NATS publisher told not to create its stream (create_stream=false), when the
+    stream does not exist, is a BackendConfigError: esrc relay stops within seconds
+    with status 2 instead of retrying, and says what to change."""
+    publisher = f"{nats_url}/?stream=ESRC_MISSING_{unique}&create_stream=false"
+    status_file = tmp_path / "status.json"
+    started = time.monotonic()
+    result = _relay(
+        "--store", "memory://", "--publisher", publisher, "--status-file", str(status_file)
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert elapsed < 20, f"the relay took {elapsed:.1f} s: it retried instead of stopping"
+    lines = [line for line in result.stderr.splitlines() if line.startswith("esrc relay:")]
+    assert len(lines) == 1, result.stderr
+    assert f"ESRC_MISSING_{unique}" in lines[0]
+    assert "create_stream" in lines[0]
+    assert " failed: " not in result.stderr, "the relay retried"
+    status = RelayStatus.read(status_file)
+    assert (status.state, status.failed_attempts) == ("stopped", 0)
