@@ -97,6 +97,9 @@ class NatsReader(BrokerReader):
             on_message(_received(message))
 
         subscription = await self._client.subscribe(self.subjects, cb=deliver)
+        # A round trip, so the server has the subscription before listen() returns:
+        # a message published from another connection right after is delivered.
+        await self._client.flush()
         return subscription.unsubscribe
 
     async def _purge(self) -> None:
