@@ -34,6 +34,7 @@ from esrc_sqlalchemy.schema import Ddl, Tables
 __all__ = [
     "ROWCOUNT",
     "SERVER_POOL",
+    "ConnectionLockHolder",
     "EventRow",
     "OutboxListener",
     "OutboxRow",
@@ -148,20 +149,35 @@ class TestingHooks:
         raise NotImplementedError("this database does not name sessions")
 
 
-class SessionLockHolder(abc.ABC):
-    """A :class:`RelayLockHolder` for a server database: a session-level lock taken on
-    a driver connection of its own, detached from ``engine``'s pool, so the server
-    releases it when that session ends. Subclasses say how to take, check and name it
-    on the driver connection."""
+class ConnectionLockHolder:
+    """The part of a :class:`RelayLockHolder` whose lock lives as long as a connection
+    of its own: closing the connection gives the lock up."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self) -> None:
         self._conn: Any = None
 
     @property
     def engaged(self) -> bool:
         """Whether the holder has its connection (believes it holds the lock)."""
         return self._conn is not None
+
+    def release(self) -> None:
+        """Close the connection, which ends the lock with it."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+class SessionLockHolder(ConnectionLockHolder, abc.ABC):
+    """A :class:`RelayLockHolder` for a server database: a session-level lock taken on
+    a driver connection of its own, detached from ``engine``'s pool, so the server
+    releases it when that session ends. Subclasses say how to take, check and name it
+    on the driver connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self._engine = engine
 
     @abc.abstractmethod
     def _take(self, conn: Any) -> bool:
@@ -204,13 +220,6 @@ class SessionLockHolder(abc.ABC):
             pass
         self.release()
         return False
-
-    def release(self) -> None:
-        """Close the connection, which ends the session and its lock."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
 
     def session_id(self) -> int | None:
         """The session holding the lock, or ``None`` when not held."""

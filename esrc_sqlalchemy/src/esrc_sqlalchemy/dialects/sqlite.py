@@ -36,7 +36,7 @@ from esrc_sqlalchemy.dialects._core import (
     snapshot_upsert_on_conflict,
     upsert_snapshot_with,
 )
-from esrc_sqlalchemy.dialects.base import OutboxRow, RelayLockHolder
+from esrc_sqlalchemy.dialects.base import ConnectionLockHolder, OutboxRow, RelayLockHolder
 from esrc_sqlalchemy.schema import Ddl, Tables
 
 __all__ = ["SqliteDialect"]
@@ -86,17 +86,13 @@ def _wal(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-class _FileLock:
+class _FileLock(ConnectionLockHolder):
     """The write lock of a lock database beside the store's file, held by an open
     ``BEGIN IMMEDIATE`` on a connection of its own."""
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self._path = path
-        self._conn: sqlite3.Connection | None = None
-
-    @property
-    def engaged(self) -> bool:
-        return self._conn is not None
 
     def try_acquire(self) -> bool:
         conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
@@ -116,12 +112,6 @@ class _FileLock:
             return True
         self.release()
         return False
-
-    def release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
 
     def session_id(self) -> int | None:
         return None
