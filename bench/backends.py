@@ -17,26 +17,46 @@ from bench.raw import RawDatabase, open_raw_database
 from bench.settings import Settings
 from esrc_core import EventStore, mask_url, open_event_store
 
-__all__ = ["KNOWN", "LABELS", "SQLITE_PRAGMAS", "Backend", "default_url", "prepare_backend"]
+__all__ = [
+    "DEFAULT",
+    "KINDS",
+    "KNOWN",
+    "LABELS",
+    "SQLITE_PRAGMAS",
+    "Backend",
+    "default_url",
+    "prepare_backend",
+]
 
-KNOWN = ("memory", "sqlite", "postgresql", "mysql")
-"""Backend names ``--backends`` accepts."""
+KNOWN = ("memory", "sqlite", "postgresql", "postgresql-unix", "mysql")
+"""Backend names ``--backends`` accepts. ``postgresql`` is PostgreSQL over TCP and
+``postgresql-unix`` the same server over its unix socket: the store and the raw side
+use the same transport, so each ratio compares like with like."""
+
+DEFAULT = ("sqlite", "postgresql", "postgresql-unix", "mysql")
+"""The backends a run measures unless ``--backends`` says otherwise."""
 
 LABELS = {
     "memory": "in-memory",
     "sqlite": "SQLite",
-    "postgresql": "PostgreSQL",
+    "postgresql": "PostgreSQL (TCP)",
+    "postgresql-unix": "PostgreSQL (unix socket)",
     "mysql": "MariaDB/MySQL",
 }
 """How each backend is named in the report."""
 
+KINDS = {"postgresql-unix": "postgresql"}
+"""The database kind of a backend whose name is not one (the raw driver to use)."""
+
 _ENV = {
     "postgresql": ("ESRC_BENCH_POSTGRESQL_URL", "ESRC_TEST_POSTGRESQL_URL"),
+    "postgresql-unix": ("ESRC_BENCH_POSTGRESQL_UNIX_URL",),
     "mysql": ("ESRC_BENCH_MYSQL_URL", "ESRC_TEST_MYSQL_URL"),
     "sqlite": ("ESRC_BENCH_SQLITE_URL",),
 }
 _LOCAL = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "postgresql-unix": "postgresql+psycopg://postgres@/test?host=/var/run/postgresql",
     "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",
 }
 
@@ -47,7 +67,8 @@ and leaves ``synchronous`` at its default, so the raw side commits the same way.
 
 def default_url(name: str) -> str | None:
     """The URL of backend ``name`` from the environment (``ESRC_BENCH_<NAME>_URL``, then
-    the tests' ``ESRC_TEST_<NAME>_URL``), else the local server's; ``None`` for SQLite
+    the tests' ``ESRC_TEST_<NAME>_URL``; ``postgresql-unix`` has only the former), else
+    the local server's; ``None`` for SQLite
     (a temporary file) and ``memory://`` for the in-memory store."""
     if name == "memory":
         return "memory://"
@@ -74,6 +95,12 @@ class Backend:
     def label(self) -> str:
         """The backend's name in the report."""
         return LABELS.get(self.name, self.name)
+
+    @property
+    def kind(self) -> str:
+        """The database kind: ``postgresql`` for both PostgreSQL transports, else the
+        name."""
+        return KINDS.get(self.name, self.name)
 
     @property
     def masked_url(self) -> str:
@@ -135,7 +162,7 @@ def prepare_backend(name: str, settings: Settings) -> Backend:
         temp_dir = Path(tempfile.mkdtemp(prefix="esrc-bench-"))
         url = f"sqlite:///{temp_dir / 'bench.db'}"
     raw = open_raw_database(
-        name,
+        KINDS.get(name, name),
         url,
         prefix=settings.raw_prefix,
         timeout=settings.connect_timeout,

@@ -5,6 +5,14 @@ backend, through an equivalent table (one row per event, a unique key on the str
 and version, an auto-incremented global position) and an equivalent snapshot table.
 What the raw side does is the floor: the least work the driver and server need for the
 same writes, so the backend's figure divided by it is the price of everything esrc adds.
+
+A connection is in autocommit mode unless asked otherwise: every append is one INSERT
+statement and nothing else (the fewest round trips the driver allows), and reads are a
+bare SELECT. psycopg reads in binary format (``cursor(binary=True)``) and prepares a
+statement on the server after it ran a few times; every connection reuses one cursor.
+A connection opened with ``autocommit=False`` commits an explicit transaction after
+each statement instead: the raw side of earlier versions of the harness, kept so that
+old and new figures can be compared.
 """
 
 from __future__ import annotations
@@ -136,17 +144,32 @@ _SQLITE = _Dialect(
 )
 
 
+Cursors = Callable[[Any], _Cursor]
+"""Opens the cursor a raw connection reuses (psycopg: a binary one)."""
+
+
 class RawConnection:
     """One raw driver connection, used by one thread.
 
-    Every method is one transaction that it commits (reads too, so the connection is
-    never left idle inside a transaction, which would hold back the outbox on
-    PostgreSQL).
+    With ``autocommit`` (the default) every method is one statement, committed by the
+    server on its own. Without, every method is one transaction that it commits (reads
+    too, so the connection is never left idle inside a transaction, which would hold
+    back the outbox on PostgreSQL).
     """
 
-    def __init__(self, connection: _Connection, dialect: _Dialect, prefix: str) -> None:
+    def __init__(
+        self,
+        connection: _Connection,
+        dialect: _Dialect,
+        prefix: str,
+        *,
+        autocommit: bool = True,
+        cursor: Cursors | None = None,
+    ) -> None:
         self._connection = connection
-        self._cursor = connection.cursor()
+        self._cursor = cursor(connection) if cursor is not None else connection.cursor()
+        self.autocommit = autocommit
+        """Whether each statement commits on its own (no explicit transaction)."""
         self._dialect = dialect
         self._events = f"{prefix}events"
         self._snapshots = f"{prefix}snapshots"
@@ -175,10 +198,18 @@ class RawConnection:
             self._inserts[count] = sql
         return sql
 
+    def _commit(self) -> None:
+        if not self.autocommit:
+            self._connection.commit()
+
     def insert(self, rows: Sequence[Row]) -> None:
         """Insert ``rows`` with one INSERT statement (one row: a single-row INSERT;
-        several: a multi-row INSERT) in one transaction."""
+        several: a multi-row INSERT): autocommitted, or in a transaction committed
+        explicitly."""
         params = [value for row in rows for value in row]
+        if self.autocommit:
+            self._cursor.execute(self._insert_sql(len(rows)), params)
+            return
         try:
             self._cursor.execute(self._insert_sql(len(rows)), params)
             self._connection.commit()
@@ -196,26 +227,39 @@ class RawConnection:
             f"VALUES ({mark}, {mark}, {mark}, {mark})",
             (aggregate_type, aggregate_id, version, data),
         )
-        self._connection.commit()
+        self._commit()
 
-    def load(self, aggregate_type: str, aggregate_id: str) -> tuple[Any, list[Any]]:
-        """Read the latest snapshot and the events after it, ``json.loads`` the snapshot
-        and every payload, and return (snapshot state or ``None``, payloads)."""
-        self._cursor.execute(self._load_snapshot, (aggregate_type, aggregate_id))
-        snapshot = self._cursor.fetchone()
-        after = snapshot[0] if snapshot is not None else 0
+    def load(
+        self, aggregate_type: str, aggregate_id: str, *, snapshot: bool, decode: bool
+    ) -> tuple[Any, list[Any]]:
+        """Read a stream the fewest ways the driver allows and return (snapshot or
+        ``None``, events).
+
+        With ``snapshot``, first the latest snapshot, then the events after it (two
+        statements); without, one SELECT of every event. With ``decode`` the snapshot
+        and every payload are ``json.loads``-ed (what an application pays to decode);
+        without, the rows are returned as the driver gives them."""
+        after = 0
+        state: Any = None
+        if snapshot:
+            self._cursor.execute(self._load_snapshot, (aggregate_type, aggregate_id))
+            state = self._cursor.fetchone()
+            if state is not None:
+                after = state[0]
         self._cursor.execute(self._load_events, (aggregate_type, aggregate_id, after))
         rows = self._cursor.fetchall()
-        self._connection.commit()
-        state = json.loads(snapshot[1]) if snapshot is not None else None
-        return state, [json.loads(row[2]) for row in rows]
+        self._commit()
+        if not decode:
+            return state, list(rows)
+        decoded = json.loads(state[1]) if state is not None else None
+        return decoded, [json.loads(row[2]) for row in rows]
 
     def page(self, after_position: int, limit: int) -> Sequence[Sequence[Any]]:
         """Up to ``limit`` events with a position above ``after_position``, in position
         order: ``(position, aggregate_type, aggregate_id, version, name, data, metadata)``."""
         self._cursor.execute(self._page, (after_position, limit))
         rows = self._cursor.fetchall()
-        self._connection.commit()
+        self._commit()
         return rows
 
     def close(self) -> None:
@@ -238,9 +282,10 @@ class RawDatabase:
         kind: str,
         url: str,
         dialect: _Dialect,
-        connect: Callable[[], _Connection],
+        connect: Callable[[bool], _Connection],
         *,
         prefix: str,
+        cursor: Cursors | None = None,
         driver: dict[str, str],
         secret: str | None = None,
         settings: dict[str, str] | None = None,
@@ -253,8 +298,12 @@ class RawDatabase:
         """Settings of the raw side the report records beside the store's (SQLite: the
         pragmas every connection runs)."""
         self._dialect = dialect
-        self._connect = connect
+        self._open = connect
+        self._cursor = cursor
         self._secret = secret
+
+    def _connect(self) -> _Connection:
+        return self._open(False)
 
     def scrub(self, message: str) -> str:
         """``message`` with the URL's password, if any, replaced by ``***``."""
@@ -262,9 +311,16 @@ class RawDatabase:
             message = message.replace(self._secret, "***")
         return message
 
-    def connect(self) -> RawConnection:
-        """A new connection (for one thread)."""
-        return RawConnection(self._connect(), self._dialect, self.prefix)
+    def connect(self, *, autocommit: bool = True) -> RawConnection:
+        """A new connection (for one thread): in autocommit mode, or one that commits an
+        explicit transaction after each statement (``autocommit=False``)."""
+        return RawConnection(
+            self._open(autocommit),
+            self._dialect,
+            self.prefix,
+            autocommit=autocommit,
+            cursor=self._cursor,
+        )
 
     def _execute_all(self, statements: Sequence[str]) -> None:
         connection = self._connect()
@@ -365,8 +421,11 @@ def _postgresql(url: str, prefix: str, timeout: float, _pragmas: Sequence[str]) 
             params[key] = value
     params.setdefault("connect_timeout", max(1, round(timeout)))
 
-    def connect() -> _Connection:
-        return cast(_Connection, psycopg.connect(**params))
+    def connect(autocommit: bool) -> _Connection:
+        return cast(_Connection, psycopg.connect(**params, autocommit=autocommit))
+
+    def binary(connection: Any) -> _Cursor:
+        return cast(_Cursor, connection.cursor(binary=True))
 
     driver = {"name": "psycopg", "version": psycopg.__version__}
     try:
@@ -382,6 +441,8 @@ def _postgresql(url: str, prefix: str, timeout: float, _pragmas: Sequence[str]) 
         prefix=prefix,
         driver=driver,
         secret=parsed.password,
+        cursor=binary,
+        settings={"raw_reads": "binary", "raw_appends": "autocommit"},
     )
 
 
@@ -396,13 +457,12 @@ def _mysql(url: str, prefix: str, timeout: float, _pragmas: Sequence[str]) -> Ra
         "password": parsed.password or "",
         "database": parsed.database,
         "charset": parsed.query.get("charset", "utf8mb4"),
-        "autocommit": False,
         "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         "connect_timeout": max(1, round(timeout)),
     }
 
-    def connect() -> _Connection:
-        return cast(_Connection, pymysql.connect(**params))
+    def connect(autocommit: bool) -> _Connection:
+        return cast(_Connection, pymysql.connect(**params, autocommit=autocommit))
 
     return RawDatabase(
         "mysql",
@@ -412,6 +472,7 @@ def _mysql(url: str, prefix: str, timeout: float, _pragmas: Sequence[str]) -> Ra
         prefix=prefix,
         driver={"name": "pymysql", "version": pymysql.VERSION_STRING},
         secret=parsed.password,
+        settings={"raw_appends": "autocommit"},
     )
 
 
@@ -420,8 +481,12 @@ def _sqlite(url: str, prefix: str, timeout: float, pragmas: Sequence[str]) -> Ra
     if not path or path == ":memory:":
         raise ValueError(f"the benchmark needs an SQLite file, got {mask_url(url)!r}")
 
-    def connect() -> _Connection:
-        connection = sqlite3.connect(path, timeout=max(timeout, 30.0))
+    def connect(autocommit: bool) -> _Connection:
+        connection = sqlite3.connect(
+            path,
+            timeout=max(timeout, 30.0),
+            isolation_level=None if autocommit else "DEFERRED",
+        )
         for pragma in pragmas:
             connection.execute(pragma)
         return cast(_Connection, connection)
@@ -437,7 +502,7 @@ def _sqlite(url: str, prefix: str, timeout: float, pragmas: Sequence[str]) -> Ra
             "version": sqlite3.sqlite_version,
             "pragmas": "; ".join(pragmas),
         },
-        settings={"raw_sqlite_pragmas": "; ".join(pragmas)},
+        settings={"raw_sqlite_pragmas": "; ".join(pragmas), "raw_appends": "autocommit"},
     )
 
 

@@ -20,12 +20,22 @@ def format_value(value: float | None, unit: str) -> str:
     return f"{value:,.0f}"
 
 
-def format_ratio(figure: Figure) -> str:
-    """esrc over raw: a percentage for rates (``65%``), a multiple for times (``1.40x``)."""
-    ratio = figure.ratio
+def format_ratio(figure: Figure, ratio: float | None = None) -> str:
+    """esrc over raw: a percentage for rates (``65%``), a multiple for times (``1.40x``).
+    ``ratio`` defaults to the figure's own (against the autocommit raw side)."""
+    if ratio is None:
+        ratio = figure.ratio
     if ratio is None:
         return "-"
     return f"{ratio:.0%}" if figure.higher_is_better else f"{ratio:.2f}x"
+
+
+def _raw_txn(figure: Figure) -> str:
+    """The explicit-transaction raw figure and esrc's ratio to it, or ``""``."""
+    if figure.raw_txn is None:
+        return ""
+    ratio = format_ratio(figure, figure.ratio_txn)
+    return f"{format_value(figure.raw_txn, figure.unit)} ({ratio})"
 
 
 def _spread(runs: Sequence[float]) -> str:
@@ -75,21 +85,32 @@ def render_backend(result: BackendResult) -> str:
         return "\n".join(lines)
     targets_here = any(f.target and f.target.backend == result.name for f in result.figures)
     header = "target" if targets_here else "target (set for PostgreSQL)"
-    rows: list[list[str]] = [["figure", "unit", "esrc", "raw", "ratio", header, ""]]
+    rows: list[list[str]] = [
+        ["figure", "level", "unit", "esrc", "raw", "ratio", header, "", "raw txn (ratio)"]
+    ]
     for figure in result.figures:
         rows.append(
             [
                 figure.title,
+                figure.level,
                 figure.unit,
                 format_value(figure.esrc, figure.unit) + _spread(figure.esrc_runs),
                 format_value(figure.raw, figure.unit) + _spread(figure.raw_runs),
                 format_ratio(figure),
                 figure.target.describe(figure.unit) if figure.target else "",
                 _status(figure, result.name),
+                _raw_txn(figure),
             ]
         )
+    keep = [i for i in range(len(rows[0])) if i == 0 or any(row[i] for row in rows[1:])]
+    right = {keep.index(i) for i in (3, 4, 5, 8) if i in keep}
     lines.append("")
-    lines.extend(_table(rows, right={2, 3, 4}))
+    lines.extend(_table([[row[i] for i in keep] for row in rows], right=right))
+    if any(figure.raw_txn_runs for figure in result.figures):
+        lines.append(
+            "  raw: one autocommitted statement per append; raw txn: the same in an "
+            "explicit transaction with a commit (the raw side of schema 1 results)"
+        )
     for figure in result.figures:
         if figure.error:
             lines.append(f"  ! {figure.title}: {figure.error}")
@@ -123,7 +144,8 @@ def render_summary(results: Sequence[BackendResult]) -> str:
         lines.append(f"  {result.label}: {met} of {len(figures)} met")
         for figure in figures:
             status = _status(figure, result.name)
-            lines.append(f"    {status:<6}  {figure.title}: {_against_target(figure)}")
+            where = f"{figure.level}: " if figure.level else ""
+            lines.append(f"    {status:<6}  {where}{figure.title}: {_against_target(figure)}")
     if len(lines) == 1:
         lines.append("  none evaluated (they are set for PostgreSQL, which did not run)")
     return "\n".join(lines)

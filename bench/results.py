@@ -13,8 +13,13 @@ from typing import Any, Literal
 
 __all__ = ["BackendResult", "Figure", "Target", "save_results", "write_json"]
 
-SCHEMA = 1
-"""Version of the JSON layout; bumped when a field changes meaning."""
+SCHEMA = 2
+"""Version of the JSON layout; bumped when a field changes meaning.
+
+2: figure keys start with their level (``store_`` or ``repository_``; schema 1's
+``append_*`` keys are today's ``store_append_*``, its ``load_*`` keys today's
+``repository_load_*``); the raw side appends in autocommit mode, and the explicit
+transaction of schema 1's raw side is kept as ``raw_txn`` (with ``ratio_txn``)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,11 @@ class Figure:
     ``higher_is_better`` says which way is good. Figures are medians of the runs.
     ``ratio`` is esrc's median divided by raw's: for a rate, the fraction of the raw
     speed esrc reaches; for a time, how many times longer esrc takes.
+    ``level`` says what esrc's side calls: ``store`` (the event store, with prebuilt
+    raw events), ``repository`` (the :class:`~esrc_core.Repository`, with the
+    aggregate and the encoding), or ``""`` for figures of neither kind.
+    ``raw_txn_runs`` holds, for appends, the raw driver's runs with an explicit
+    transaction and commit per append (the raw side of schema 1), kept for comparison.
     """
 
     key: str
@@ -67,8 +77,10 @@ class Figure:
     higher_is_better: bool
     work: dict[str, int]
     target: Target | None = None
+    level: str = ""
     esrc_runs: list[float] = field(default_factory=list)
     raw_runs: list[float] = field(default_factory=list)
+    raw_txn_runs: list[float] = field(default_factory=list)
     raw_skipped: str | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -84,12 +96,19 @@ class Figure:
         return statistics.median(self.raw_runs) if self.raw_runs else None
 
     @property
+    def raw_txn(self) -> float | None:
+        """The median of the raw driver's explicit-transaction runs, or ``None``."""
+        return statistics.median(self.raw_txn_runs) if self.raw_txn_runs else None
+
+    @property
     def ratio(self) -> float | None:
         """esrc's median over raw's median, or ``None`` when either is missing."""
-        esrc, raw = self.esrc, self.raw
-        if esrc is None or raw is None or raw == 0:
-            return None
-        return esrc / raw
+        return _ratio(self.esrc, self.raw)
+
+    @property
+    def ratio_txn(self) -> float | None:
+        """esrc's median over the explicit-transaction raw median, or ``None``."""
+        return _ratio(self.esrc, self.raw_txn)
 
     def target_met(self, backend: str) -> bool | None:
         """Whether the target is met on ``backend``; ``None`` if the figure has no
@@ -112,6 +131,7 @@ class Figure:
             }
         return {
             "key": self.key,
+            "level": self.level,
             "title": self.title,
             "unit": self.unit,
             "higher_is_better": self.higher_is_better,
@@ -119,10 +139,18 @@ class Figure:
             "esrc": {"median": self.esrc, "runs": self.esrc_runs},
             "raw": {"median": self.raw, "runs": self.raw_runs, "skipped": self.raw_skipped},
             "ratio": self.ratio,
+            "raw_txn": {"median": self.raw_txn, "runs": self.raw_txn_runs},
+            "ratio_txn": self.ratio_txn,
             "target": target,
             "error": self.error,
             "notes": self.notes,
         }
+
+
+def _ratio(esrc: float | None, raw: float | None) -> float | None:
+    if esrc is None or raw is None or raw == 0:
+        return None
+    return esrc / raw
 
 
 @dataclass

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.arguments import add_results_options, name_list, positive, progress
-from bench.backends import KNOWN, LABELS, Backend, default_url, prepare_backend
+from bench.backends import DEFAULT, KNOWN, LABELS, Backend, default_url, prepare_backend
 from bench.machine import machine, software
 from bench.report import describe_run, render_backend, render_summary
 from bench.results import BackendResult, save_results
@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backends",
         type=name_list(KNOWN, "backend(s)"),
-        default=("sqlite", "postgresql", "mysql"),
-        help=f"comma-separated, from {', '.join(KNOWN)} (default: sqlite,postgresql,mysql)",
+        default=DEFAULT,
+        help=f"comma-separated, from {', '.join(KNOWN)} (default: {','.join(DEFAULT)})",
     )
     parser.add_argument(
         "--repeat",
@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
             f"$ESRC_TEST_{name.upper()}_URL, then {default_url(name)})",
         )
     parser.add_argument(
+        "--postgresql-unix-url",
+        metavar="URL",
+        help="PostgreSQL URL over the unix socket (default: $ESRC_BENCH_POSTGRESQL_UNIX_URL, "
+        f"then {default_url('postgresql-unix')})",
+    )
+    parser.add_argument(
         "--sqlite-url",
         metavar="URL",
         help="SQLite URL, sqlite:///path.db (default: a file in a new temporary directory)",
@@ -97,6 +103,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         name: url
         for name, url in (
             ("postgresql", args.postgresql_url),
+            ("postgresql-unix", args.postgresql_unix_url),
             ("mysql", args.mysql_url),
             ("sqlite", args.sqlite_url),
         )

@@ -13,10 +13,13 @@ __all__ = [
     "QUICK",
     "SMALL_AGGREGATE",
     "SNAPSHOT_AT",
+    "TINY_AGGREGATE",
     "Settings",
     "Sizes",
 ]
 
+TINY_AGGREGATE = 10
+"""Events in the smallest aggregate loaded (no snapshot)."""
 SMALL_AGGREGATE = 1_000
 """Events in the aggregate loaded without a snapshot."""
 LARGE_AGGREGATE = 10_000
@@ -37,6 +40,8 @@ class Sizes:
     """1-event appends each thread does in the multi-thread run."""
     batch_appends: int
     """10-event appends (each to an existing aggregate) in one run."""
+    tiny_loads: int
+    """Loads of the 10-event aggregate in one run."""
     small_loads: int
     """Loads of the 1,000-event aggregate in one run."""
     large_loads: int
@@ -51,6 +56,7 @@ FULL = Sizes(
     appends_one_thread=1_000,
     appends_per_thread=250,
     batch_appends=500,
+    tiny_loads=1_000,
     small_loads=30,
     large_loads=200,
     outbox_events=100_000,
@@ -62,6 +68,7 @@ QUICK = Sizes(
     appends_one_thread=50,
     appends_per_thread=10,
     batch_appends=30,
+    tiny_loads=20,
     small_loads=3,
     large_loads=10,
     outbox_events=5_000,
@@ -106,6 +113,7 @@ class Settings:
             "table_prefix": self.table_prefix,
             "raw_prefix": self.raw_prefix,
             "stall_timeout": self.stall_timeout,
+            "tiny_aggregate": TINY_AGGREGATE,
             "small_aggregate": SMALL_AGGREGATE,
             "large_aggregate": LARGE_AGGREGATE,
             "snapshot_at": SNAPSHOT_AT,
