@@ -103,15 +103,21 @@ class Basket(EventRaiserAggregate):
         return basket
 
 
-def basket_history(basket_id: uuid.UUID, count: int) -> list[object]:
-    """The ``count`` events (1 or more) of a basket: opened, then ``count - 1`` items.
+def basket_history(basket_id: uuid.UUID, count: int, *, first: int = 1) -> list[object]:
+    """The ``count`` events (1 or more) of a basket at versions ``first`` on: version 1
+    opens it, every later version adds an item.
 
     The payloads vary from event to event (about 70 bytes of JSON each) and are the
-    same for the same arguments.
+    same for the same arguments, so a long stream can be built in parts.
     """
-    if count < 1:
-        raise ValueError(f"a basket history has at least one event, got {count}")
-    history: list[object] = [BasketOpened(basket_id, f"customer-{basket_id.hex[:12]}")]
+    if count < 1 or first < 1:
+        raise ValueError(
+            f"a basket history has at least one event from version 1 on, got {count} "
+            f"from version {first}"
+        )
+    history: list[object] = []
+    if first == 1:
+        history.append(BasketOpened(basket_id, f"customer-{basket_id.hex[:12]}"))
     history.extend(
         ItemAdded(
             sku=f"SKU-{(index * 7919) % 100_000:05d}",
@@ -119,18 +125,22 @@ def basket_history(basket_id: uuid.UUID, count: int) -> list[object]:
             unit_price_cents=199 + (index * 37) % 5_000,
             note="gift wrap" if index % 3 == 0 else "",
         )
-        for index in range(1, count)
+        for index in range(max(first - 1, 1), first - 1 + count)
     )
     return history
 
 
 def raw_history(
-    basket_id: uuid.UUID, count: int, metadata: dict[str, str] | None = None
+    basket_id: uuid.UUID,
+    count: int,
+    metadata: dict[str, str] | None = None,
+    *,
+    first: int = 1,
 ) -> list[RawEvent]:
     """:func:`basket_history` encoded through :data:`registry`, with ``metadata`` on
     every event (by default a correlation id and a user, as an application would add)."""
     meta = metadata if metadata is not None else default_metadata()
-    return [registry.to_raw(event, meta) for event in basket_history(basket_id, count)]
+    return [registry.to_raw(event, meta) for event in basket_history(basket_id, count, first=first)]
 
 
 def default_metadata() -> dict[str, str]:

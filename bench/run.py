@@ -22,7 +22,8 @@ from bench.backends import DEFAULT, KNOWN, LABELS, Backend, default_url, prepare
 from bench.machine import machine, software
 from bench.report import describe_run, render_backend, render_summary
 from bench.results import BackendResult, save_results
-from bench.settings import FULL, QUICK, Settings
+from bench.settings import BIG_STREAM, BIG_STREAM_QUICK, FULL, QUICK, Settings
+from bench.stream import stream_figures
 from bench.workloads import Context, append_figures, load_figures, outbox_figures
 from esrc_core import mask_url
 
@@ -61,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         help="events per outbox read, relay batch and raw page (default 500)",
     )
     parser.add_argument(
+        "--big-stream",
+        type=_count,
+        metavar="N",
+        help=f"events of the stream whose load's peak memory is measured, in a fresh "
+        f"process (default {BIG_STREAM:,}; {BIG_STREAM_QUICK:,} with --quick; 0: skip it)",
+    )
+    parser.add_argument(
         "--outbox-events",
         type=positive,
         help="events in the outbox figures (default 100,000; 5,000 with --quick)",
@@ -92,6 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count(text: str) -> int:
+    """A whole number of 0 or more; ``ArgumentTypeError`` otherwise."""
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     """Build the run's :class:`Settings` from command-line arguments; exits with status
     2 and a usage message on bad arguments."""
@@ -119,6 +138,13 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         urls=urls,
         results_dir=None if args.no_save else args.results_dir,
         keep_tables=args.keep_tables,
+        big_stream=(
+            args.big_stream
+            if args.big_stream is not None
+            else BIG_STREAM_QUICK
+            if args.quick
+            else BIG_STREAM
+        ),
     )
 
 
@@ -140,7 +166,7 @@ def _measure_backend(name: str, settings: Settings) -> BackendResult:
         return result
     context = Context(backend, settings, say)
     try:
-        for group in (append_figures, load_figures, outbox_figures):
+        for group in (append_figures, load_figures, outbox_figures, stream_figures):
             result.figures.extend(group(context))
     finally:
         try:

@@ -8,6 +8,8 @@ from typing import Any
 
 __all__ = [
     "APPEND_BATCH",
+    "BIG_STREAM",
+    "BIG_STREAM_QUICK",
     "FULL",
     "LARGE_AGGREGATE",
     "QUICK",
@@ -28,6 +30,10 @@ SNAPSHOT_AT = 9_900
 """Version of the large aggregate's snapshot: loading it replays the last 100 events."""
 APPEND_BATCH = 10
 """Events per append in the multi-event append figure."""
+BIG_STREAM = 1_000_000
+"""Events of the stream the streaming-memory figure loads in a full run."""
+BIG_STREAM_QUICK = 10_000
+"""The same in a smoke run (``--quick``)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ class Settings:
     urls: dict[str, str]
     results_dir: Path | None
     keep_tables: bool
+    big_stream: int = 0
+    """Events of the stream the streaming-memory figure loads (0: no such figure)."""
     table_prefix: str = "bench_esrc_"
     """Prefix of the backend's tables (``table_prefix=`` of the SQL store)."""
     raw_prefix: str = "bench_raw_"
@@ -109,6 +117,7 @@ class Settings:
             "sizes": asdict(self.sizes),
             "threads": self.threads,
             "batch_size": self.batch_size,
+            "big_stream": self.big_stream,
             "urls": masked_urls,
             "table_prefix": self.table_prefix,
             "raw_prefix": self.raw_prefix,
