@@ -250,7 +250,7 @@ class RawConnection:
         rows = self._cursor.fetchall()
         self._commit()
         if not decode:
-            return state, list(rows)
+            return state, cast(list[Any], rows)
         decoded = json.loads(state[1]) if state is not None else None
         return decoded, [json.loads(row[2]) for row in rows]
 
