@@ -12,11 +12,13 @@ __all__ = ["describe_run", "format_ratio", "format_value", "render_backend", "re
 
 
 def format_value(value: float | None, unit: str) -> str:
-    """A figure as text: rates without decimals, times with two."""
+    """A figure as text: rates without decimals, times with two, sizes with one."""
     if value is None:
         return "-"
     if unit.startswith("ms"):
         return f"{value:,.2f}"
+    if unit == "MiB":
+        return f"{value:,.1f}"
     return f"{value:,.0f}"
 
 
