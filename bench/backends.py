@@ -128,6 +128,13 @@ class Backend:
         self.raw.drop_tables([self.settings.table_prefix, self.settings.raw_prefix])
         self.raw.create_tables()
 
+    def settle(self) -> None:
+        """Gather the planner's statistics of every bench table, the store's and the
+        raw side's, after an untimed first batch of writes: fresh tables have none, and
+        the first figure measured on them would pay for plans chosen without."""
+        if self.raw is not None:
+            self.raw.analyze_tables([self.settings.table_prefix, self.settings.raw_prefix])
+
     def clean_up(self, *, drop_tables: bool = True) -> list[str]:
         """Drop every bench table (unless ``--keep-tables`` or ``drop_tables`` is false,
         as when the server cannot be reached) and delete the temporary SQLite

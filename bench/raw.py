@@ -58,6 +58,7 @@ class _Dialect:
     snapshots_ddl: str
     list_tables: str
     drop_table: str
+    analyze_table: str
     before_drop: tuple[str, ...] = ()
     server_queries: tuple[tuple[str, str], ...] = ()
 
@@ -79,6 +80,7 @@ _POSTGRESQL = _Dialect(
     ),
     list_tables="SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
     drop_table='DROP TABLE IF EXISTS "{table}" CASCADE',
+    analyze_table='ANALYZE "{table}"',
     before_drop=("SET lock_timeout = '30s'",),
     server_queries=(
         ("server_version", "SHOW server_version"),
@@ -108,6 +110,7 @@ _MYSQL = _Dialect(
     ),
     list_tables="SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
     drop_table="DROP TABLE IF EXISTS `{table}`",
+    analyze_table="ANALYZE TABLE `{table}`",
     before_drop=("SET SESSION FOREIGN_KEY_CHECKS = 0", "SET SESSION lock_wait_timeout = 30"),
     server_queries=(
         ("server_version", "SELECT VERSION()"),
@@ -136,6 +139,7 @@ _SQLITE = _Dialect(
     ),
     list_tables="SELECT name FROM sqlite_master WHERE type = 'table'",
     drop_table='DROP TABLE IF EXISTS "{table}"',
+    analyze_table='ANALYZE "{table}"',
     server_queries=(
         ("server_version", "SELECT sqlite_version()"),
         ("journal_mode", "PRAGMA journal_mode"),
@@ -362,17 +366,38 @@ class RawDatabase:
             ]
         )
 
+    def _tables(self, cursor: _Cursor, prefixes: Sequence[str]) -> list[str]:
+        cursor.execute(self._dialect.list_tables)
+        return sorted(
+            str(row[0])
+            for row in cursor.fetchall()
+            if any(str(row[0]).startswith(prefix) for prefix in prefixes)
+        )
+
+    def analyze_tables(self, prefixes: Sequence[str]) -> list[str]:
+        """Gather the planner's statistics of every table whose name starts with one of
+        ``prefixes`` (as a database in service has them; fresh tables have none);
+        return their names."""
+        connection = self._connect()
+        try:
+            cursor = connection.cursor()
+            names = self._tables(cursor, prefixes)
+            connection.commit()
+            for name in names:
+                cursor.execute(self._dialect.analyze_table.format(table=name))
+                if self.kind == "mysql":
+                    cursor.fetchall()
+            connection.commit()
+        finally:
+            connection.close()
+        return names
+
     def drop_tables(self, prefixes: Sequence[str]) -> list[str]:
         """Drop every table whose name starts with one of ``prefixes``; return their names."""
         connection = self._connect()
         try:
             cursor = connection.cursor()
-            cursor.execute(self._dialect.list_tables)
-            names = sorted(
-                str(row[0])
-                for row in cursor.fetchall()
-                if any(str(row[0]).startswith(prefix) for prefix in prefixes)
-            )
+            names = self._tables(cursor, prefixes)
             connection.commit()
             for statement in self._dialect.before_drop:
                 cursor.execute(statement)

@@ -471,6 +471,25 @@ def _append(ctx: Context, store: EventStore, shape: _Append, figure: Figure) -> 
     _measure(ctx, figure, esrc, raw, raw_txn)
 
 
+_PRIME = 500
+"""Untimed 1-event appends on each side before the first append figure."""
+
+
+def _prime(ctx: Context, store: EventStore) -> None:
+    """Write a first batch of aggregates on both sides, untimed, then gather the
+    tables' statistics: the figures then do not depend on which one runs first on the
+    fresh tables."""
+    count = _PRIME if not ctx.settings.quick else 50
+    raw = ctx.backend.raw.connect() if ctx.backend.raw is not None else None
+    try:
+        for basket_id in _new_ids(count):
+            write_stream(store, raw, basket_id, raw_history(basket_id, 1))
+    finally:
+        if raw is not None:
+            raw.close()
+    ctx.backend.settle()
+
+
 def append_figures(ctx: Context) -> list[Figure]:
     """Figures 1 and 2, at the store and at the repository level: 1-event appends to
     new aggregates on 1 and on ``--threads`` threads, and 10-event appends to existing
@@ -490,6 +509,7 @@ def append_figures(ctx: Context) -> list[Figure]:
         ctx.backend.reset()
         store = ctx.backend.open_store()
         try:
+            _prime(ctx, store)
             for shape, figure in planned:
                 if shape.notify:
                     with contextlib.closing(ctx.backend.open_store(notify=True)) as notifier:
@@ -627,6 +647,7 @@ def load_figures(ctx: Context) -> list[Figure]:
                 if raw is not None:
                     raw.close()
             store.add_snapshot(AGGREGATE_TYPE, large, RawSnapshot(SNAPSHOT_AT, state))
+            ctx.backend.settle()
             repository = Repository(store, Basket, registry, aggregate_type=AGGREGATE_TYPE)
             for aggregate_id, pair in zip((tiny, small, large), figures, strict=True):
                 for figure in pair:
@@ -741,6 +762,7 @@ def outbox_figures(ctx: Context) -> list[Figure]:
                     figure.error = f"{ctx.backend.label} store has no outbox"
                 return
             _fill(ctx, store, expected)
+            ctx.backend.settle()
 
             def esrc_read(run: int) -> float:
                 outbox = outboxes.outbox(f"bench-read-{token}-{run}")
