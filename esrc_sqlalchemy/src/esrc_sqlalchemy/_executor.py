@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import sqlalchemy.exc
 from esrc_core.errors import EsrcError, StoreUnavailableError
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import PoolProxiedConnection
 
 from esrc_sqlalchemy.dialects import SqlDialect
 from esrc_sqlalchemy.errors import driver_message, translate
@@ -30,6 +32,25 @@ _APPEND_OUTCOME_UNKNOWN = (
     " read the stream to find out; retrying at the same expected version cannot store"
     " it twice)"
 )
+_KEEP_SECONDS = 30.0
+"""How long a driver connection stays out of the engine's pool for direct writes before
+it goes back (where the pool's pre-ping, recycling and ``dispose`` apply to it again)."""
+_KEEP_MOST = 16
+"""The most driver connections kept out of the pool between direct writes."""
+
+
+class _Leased:
+    """A driver connection checked out of the engine's pool for direct writes, with
+    its cursor."""
+
+    __slots__ = ("cursor", "driver", "pooled", "since", "state")
+
+    def __init__(self, pooled: PoolProxiedConnection, driver: Any, state: Any) -> None:
+        self.pooled = pooled
+        self.driver = driver
+        self.state = state
+        self.cursor = driver.cursor()
+        self.since = time.monotonic()
 
 
 class StoreExecutor:
@@ -60,6 +81,148 @@ class StoreExecutor:
         )
         """Held around every use of a connection where the store has only one."""
         self._ensure_ready = ensure_ready
+        self._direct = dialect.direct_writes and not dialect.shares_one_connection
+        self._free: list[_Leased] = []
+        self._closed = False
+        pool = dialect.base_engine.pool
+        size = pool.size() if hasattr(pool, "size") else _KEEP_MOST
+        self._keep = max(1, min(_KEEP_MOST, int(size)))
+
+    @property
+    def direct(self) -> bool:
+        """Whether :meth:`write_direct` is available (the dialect writes on the driver
+        directly and the store has more than one connection)."""
+        return self._direct
+
+    def write_direct(
+        self,
+        work: Callable[[Any], T],
+        doing: Callable[[], str],
+        *,
+        conflict: Callable[[], EsrcError] | None = None,
+        append: bool = False,
+    ) -> T:
+        """Run ``work`` on a DB-API cursor of a driver connection the executor keeps
+        checked out of the engine's pool, and return its result: the hot write path,
+        without SQLAlchemy's per-call connection and statement handling. ``work``
+        commits (or writes a single statement in autocommit mode) itself; a failure
+        rolls back, and a broken connection is invalidated. Errors are translated as
+        :meth:`run` does; ``doing`` is called only to build an error message.
+
+        Only when :attr:`direct`. The caller has made the store ready. Up to
+        ``pool_size`` (16 at most) connections stay out of the pool between calls,
+        each for at most 30 seconds; :meth:`close` returns them.
+        """
+        attempt = 1
+        while True:
+            try:
+                leased = self._lease()
+            except sqlalchemy.exc.SQLAlchemyError as err:
+                raise self._translated(err, doing(), append) from err
+            try:
+                result = work(leased.cursor)
+            except BaseException as err:
+                failure = self._failed(leased, err)
+                if failure is None:
+                    raise
+                if conflict is not None and self.dialect.is_unique_violation(failure):
+                    raise conflict() from err
+                if self.dialect.is_deadlock(failure) and attempt < _DEADLOCK_ATTEMPTS:
+                    attempt += 1
+                    continue
+                raise self._translated(failure, doing(), append) from err
+            self._give_back(leased)
+            return result
+
+    def _lease(self) -> _Leased:
+        free = self._free
+        while free:
+            try:
+                leased = free.pop()
+            except IndexError:
+                break
+            if time.monotonic() - leased.since < _KEEP_SECONDS:
+                return leased
+            self._return(leased)
+        pooled = self.dialect.base_engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
+            return _Leased(pooled, driver, self.dialect.direct_checkout(driver))
+        except BaseException:
+            pooled.invalidate()
+            raise
+
+    def _give_back(self, leased: _Leased) -> None:
+        if self._closed or len(self._free) >= self._keep:
+            self._return(leased)
+        else:
+            self._free.append(leased)
+
+    def _return(self, leased: _Leased) -> None:
+        """Back to the engine's pool, as the pool lent it."""
+        try:
+            leased.cursor.close()
+            self.dialect.direct_checkin(leased.driver, leased.state)
+        except Exception:
+            leased.pooled.invalidate()
+            return
+        leased.pooled.close()
+
+    def _failed(self, leased: _Leased, err: BaseException) -> sqlalchemy.exc.DBAPIError | None:
+        """Roll back after ``err`` and keep or drop the connection; the driver error as
+        SQLAlchemy's ``DBAPIError`` (for the dialect's classification), or ``None`` for
+        an error that is not the driver's."""
+        dialect = self.dialect
+        sa_dialect = dialect.base_engine.dialect
+        dbapi_error: Any = sa_dialect.loaded_dbapi.Error
+        if not isinstance(err, dbapi_error):
+            if not self._rolled_back(leased):
+                leased.pooled.invalidate()
+            return None
+        try:
+            lost = bool(sa_dialect.is_disconnect(err, leased.driver, leased.cursor))
+        except Exception:
+            lost = True
+        if lost or not self._rolled_back(leased):
+            leased.pooled.invalidate(err)
+            # The others may be as dead (a server restart): let the pool check them.
+            for other in self._drain():
+                self._return(other)
+            lost = True
+        wrapped: sqlalchemy.exc.DBAPIError = sqlalchemy.exc.DBAPIError.instance(
+            None, None, err, dbapi_error, hide_parameters=True, connection_invalidated=lost
+        )
+        return wrapped
+
+    def _rolled_back(self, leased: _Leased) -> bool:
+        """Roll back what a failed write left open; give the connection back. Whether
+        that worked (else the caller invalidates it)."""
+        try:
+            self.dialect.direct_rollback(leased.driver)
+        except Exception:
+            return False
+        self._give_back(leased)
+        return True
+
+    def _drain(self) -> list[_Leased]:
+        drained: list[_Leased] = []
+        with contextlib.suppress(IndexError):
+            while True:
+                drained.append(self._free.pop())
+        return drained
+
+    def close(self) -> None:
+        """Return the driver connections kept for direct writes to the engine's pool;
+        later ones go back after each write."""
+        self._closed = True
+        for leased in self._drain():
+            self._return(leased)
+
+    def _translated(self, err: BaseException, doing: str, append: bool) -> EsrcError:
+        error = translate(err, doing, self.url)
+        if append and isinstance(error, StoreUnavailableError):
+            error = StoreUnavailableError(f"{error}{_APPEND_OUTCOME_UNKNOWN}")
+        return error
 
     def run(
         self,
@@ -106,10 +269,7 @@ class StoreExecutor:
                 if write and dialect.is_deadlock(err) and attempt < _DEADLOCK_ATTEMPTS:
                     attempt += 1
                     continue
-                error = translate(err, doing, self.url)
-                if append and isinstance(error, StoreUnavailableError):
-                    error = StoreUnavailableError(f"{error}{_APPEND_OUTCOME_UNKNOWN}")
-                raise error from err
+                raise self._translated(err, doing, append) from err
 
     def driver_failure(self, err: BaseException, doing: str) -> StoreUnavailableError | None:
         """For an error raised outside :meth:`run` (on a connection of a lock or a
