@@ -408,6 +408,19 @@ class MySqlDialect(CoreDialect):
         if not single and dbapi.get_autocommit():
             conn.exec_driver_sql("START TRANSACTION")
 
+    def direct_key(self, key: tuple[str, str]) -> tuple[Any, Any]:
+        """UTF-8 bytes (the key columns are ``VARBINARY``)."""
+        return key[0].encode(), key[1].encode()
+
+    def direct_begin(self, cursor: Any) -> None:
+        """``START TRANSACTION`` (the session is READ COMMITTED)."""
+        cursor.execute("START TRANSACTION")
+
+    def accepts_direct(self, rows: Sequence[EventRow]) -> bool:
+        """Rows small enough to send inline (no staging), which :meth:`check_rows`
+        then accepts too."""
+        return all(self._inline(data, len(name) * 4 + len(meta or "")) for name, data, meta in rows)
+
     def prepare(self, conn: Connection) -> None:
         """Read ``max_allowed_packet``."""
         found = conn.execute(sa.text("SELECT @@max_allowed_packet")).scalar()

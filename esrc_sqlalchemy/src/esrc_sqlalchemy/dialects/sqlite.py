@@ -253,6 +253,11 @@ class SqliteDialect(CoreDialect):
         if not getattr(dbapi, "in_transaction", False):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    def direct_begin(self, cursor: Any) -> None:
+        """``BEGIN IMMEDIATE`` (one writer at a time: position order is commit order)."""
+        if not cursor.connection.in_transaction:
+            cursor.execute("BEGIN IMMEDIATE")
+
     def upsert_snapshot(
         self, conn: Connection, key: tuple[str, str], version: int, data: bytes
     ) -> bool:
