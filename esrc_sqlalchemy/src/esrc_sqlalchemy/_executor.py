@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,8 +36,50 @@ _APPEND_OUTCOME_UNKNOWN = (
 _KEEP_SECONDS = 30.0
 """How long a driver connection stays out of the engine's pool for direct writes before
 it goes back (where the pool's pre-ping, recycling and ``dispose`` apply to it again)."""
+_SUSPECT_SECONDS = 10.0
+"""After a direct write lost its connection, connections taken from the pool within
+this time are pinged first: the pool may hold more that the same failure broke."""
+_CHECKOUT_ATTEMPTS = 40
 _KEEP_MOST = 16
-"""The most driver connections kept out of the pool between direct writes."""
+"""The most driver connections kept out of the pool between direct writes (and never
+more than half the pool's ``pool_size`` for all the stores on it together, so that
+the rest of the store and an application sharing the engine always find
+connections)."""
+
+
+class _Budget:
+    """How many more driver connections the stores sharing one pool may keep out of
+    it between direct writes."""
+
+    def __init__(self, most: int) -> None:
+        self.left = most
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+    def give(self) -> None:
+        with self.lock:
+            self.left += 1
+
+
+_budgets: weakref.WeakKeyDictionary[Any, _Budget] = weakref.WeakKeyDictionary()
+_budgets_lock = threading.Lock()
+
+
+def _budget_of(pool: Any) -> _Budget:
+    """The budget of ``pool``: half its ``pool_size`` (16 at most), for all the stores
+    on it together."""
+    with _budgets_lock:
+        budget = _budgets.get(pool)
+        if budget is None:
+            size = pool.size() if hasattr(pool, "size") else 0
+            budget = _budgets[pool] = _Budget(min(_KEEP_MOST, int(size) // 2))
+        return budget
 
 
 class _Leased:
@@ -84,9 +127,8 @@ class StoreExecutor:
         self._direct = dialect.direct_writes and not dialect.shares_one_connection
         self._free: list[_Leased] = []
         self._closed = False
-        pool = dialect.base_engine.pool
-        size = pool.size() if hasattr(pool, "size") else _KEEP_MOST
-        self._keep = max(1, min(_KEEP_MOST, int(size)))
+        self._budget = _budget_of(dialect.base_engine.pool)
+        self._suspect_until = 0.0
 
     @property
     def direct(self) -> bool:
@@ -109,9 +151,12 @@ class StoreExecutor:
         rolls back, and a broken connection is invalidated. Errors are translated as
         :meth:`run` does; ``doing`` is called only to build an error message.
 
-        Only when :attr:`direct`. The caller has made the store ready. Up to
-        ``pool_size`` (16 at most) connections stay out of the pool between calls,
-        each for at most 30 seconds; :meth:`close` returns them.
+        Only when :attr:`direct`. The caller has made the store ready. Up to half the
+        pool's ``pool_size`` (16 at most, for all the stores sharing the pool)
+        connections stay out of the pool between calls, each for at most 30 seconds
+        (counted from when it left the pool, so that the pool's pre-ping and
+        recycling still reach it); the others go back after each call, and
+        :meth:`close` returns all.
         """
         attempt = 1
         while True:
@@ -141,19 +186,38 @@ class StoreExecutor:
                 leased = free.pop()
             except IndexError:
                 break
+            self._budget.give()
             if time.monotonic() - leased.since < _KEEP_SECONDS:
                 return leased
             self._return(leased)
-        pooled = self.dialect.base_engine.raw_connection()
+        engine = self.dialect.base_engine
+        attempt = 1
+        while True:
+            pooled = engine.raw_connection()
+            try:
+                driver = pooled.driver_connection
+                if (
+                    attempt < _CHECKOUT_ATTEMPTS
+                    and time.monotonic() < self._suspect_until
+                    and not self._alive(driver)
+                ):
+                    pooled.invalidate()
+                    attempt += 1
+                    continue
+                return _Leased(pooled, driver, self.dialect.direct_checkout(driver))
+            except BaseException:
+                pooled.invalidate()
+                raise
+
+    def _alive(self, driver: Any) -> bool:
         try:
-            driver = pooled.driver_connection
-            return _Leased(pooled, driver, self.dialect.direct_checkout(driver))
-        except BaseException:
-            pooled.invalidate()
-            raise
+            self.dialect.base_engine.dialect.do_ping(driver)
+        except Exception:
+            return False
+        return True
 
     def _give_back(self, leased: _Leased) -> None:
-        if self._closed or len(self._free) >= self._keep:
+        if self._closed or not self._budget.take():
             self._return(leased)
         else:
             self._free.append(leased)
@@ -185,7 +249,9 @@ class StoreExecutor:
             lost = True
         if lost or not self._rolled_back(leased):
             leased.pooled.invalidate(err)
-            # The others may be as dead (a server restart): let the pool check them.
+            # The others may be as dead (a server restart): back to the pool, and
+            # pinged when taken again for a while.
+            self._suspect_until = time.monotonic() + _SUSPECT_SECONDS
             for other in self._drain():
                 self._return(other)
             lost = True
@@ -209,6 +275,7 @@ class StoreExecutor:
         with contextlib.suppress(IndexError):
             while True:
                 drained.append(self._free.pop())
+                self._budget.give()
         return drained
 
     def close(self) -> None:

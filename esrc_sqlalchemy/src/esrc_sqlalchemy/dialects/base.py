@@ -226,8 +226,9 @@ class SessionLockHolder(ConnectionLockHolder, abc.ABC):
         return None if self._conn is None else self._session(self._conn)
 
 
-SERVER_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
-"""The connection pool of a store engine on a database server (PostgreSQL, MariaDB)."""
+SERVER_POOL: dict[str, Any] = {"pool_size": 16, "max_overflow": 14}
+"""The connection pool of a store engine on a database server (PostgreSQL, MariaDB):
+up to 30 connections, of which appends keep up to 8 between writes."""
 
 
 def digest(*parts: object) -> bytes:

@@ -273,7 +273,7 @@ class MySqlDialect(CoreDialect):
 
     @classmethod
     def engine_options(cls, url: URL, connect_timeout: float) -> dict[str, Any]:
-        """A pool of up to 10 open connections (30 at most), replaced after an hour
+        """A pool of up to 16 open connections (30 at most), replaced after an hour
         (before the server's ``wait_timeout``); ``connect_timeout``, utf8mb4,
         autocommit, and READ COMMITTED for the transactions appends open.
 

@@ -231,7 +231,7 @@ class PostgresDialect(SqlDialect):
 
     @classmethod
     def engine_options(cls, url: URL, connect_timeout: float) -> dict[str, Any]:
-        """A pool of up to 10 open connections (30 at most) and ``connect_timeout``
+        """A pool of up to 16 open connections (30 at most) and ``connect_timeout``
         (libpq rounds it up to whole seconds, at least 2)."""
         return {
             **SERVER_POOL,
