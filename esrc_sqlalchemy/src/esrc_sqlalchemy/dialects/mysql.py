@@ -21,6 +21,14 @@ order together with the largest ``seq`` given so far (one consistent, non-lockin
 read), number them consecutively after it (an ``UPDATE`` by primary key), commit.
 Then it reads ``seq > checkpoint`` in ``seq`` order; the checkpoint is a ``seq``.
 
+On the engines the store creates an append is one request of several statements
+(``START TRANSACTION``; the conditional ``UPDATE``; an ``INSERT ... SELECT`` of the
+events from the stream's row at its new version; ``COMMIT``). When the ``UPDATE``
+matched nothing, the ``INSERT`` finds no row (nothing is written) or, if another
+writer moved the stream to that same version, inserts versions that exist already: a
+unique violation that stops the request before ``COMMIT``. Either way the append
+writes nothing, and it takes no other lock than before.
+
 Why nothing is skipped and the order holds:
 
 - Only committed rows are numbered: the pass finds them with a consistent read, which
