@@ -96,6 +96,31 @@ class _Leased:
         self.since = time.monotonic()
 
 
+def _return(leased: _Leased, dialect: SqlDialect) -> None:
+    """Back to the engine's pool, as the pool lent it."""
+    try:
+        leased.cursor.close()
+        dialect.direct_checkin(leased.driver, leased.state)
+    except Exception:
+        leased.pooled.invalidate()
+        return
+    leased.pooled.close()
+
+
+def _drain(free: list[_Leased], budget: _Budget) -> list[_Leased]:
+    drained: list[_Leased] = []
+    with contextlib.suppress(IndexError):
+        while True:
+            drained.append(free.pop())
+            budget.give()
+    return drained
+
+
+def _give_all_back(free: list[_Leased], dialect: SqlDialect, budget: _Budget) -> None:
+    for leased in _drain(free, budget):
+        _return(leased, dialect)
+
+
 class StoreExecutor:
     """Runs work in a transaction on a store's database, with the store's retries and
     error translation, and carries what that work needs: the :attr:`dialect`, the
@@ -128,6 +153,8 @@ class StoreExecutor:
         self._free: list[_Leased] = []
         self._closed = False
         self._budget = _budget_of(dialect.base_engine.pool)
+        # A store dropped without close() still gives its connections back as lent.
+        weakref.finalize(self, _give_all_back, self._free, dialect, self._budget)
         self._suspect_until = 0.0
 
     @property
@@ -223,14 +250,7 @@ class StoreExecutor:
             self._free.append(leased)
 
     def _return(self, leased: _Leased) -> None:
-        """Back to the engine's pool, as the pool lent it."""
-        try:
-            leased.cursor.close()
-            self.dialect.direct_checkin(leased.driver, leased.state)
-        except Exception:
-            leased.pooled.invalidate()
-            return
-        leased.pooled.close()
+        _return(leased, self.dialect)
 
     def _failed(self, leased: _Leased, err: BaseException) -> sqlalchemy.exc.DBAPIError | None:
         """Roll back after ``err`` and keep or drop the connection; the driver error as
@@ -271,19 +291,13 @@ class StoreExecutor:
         return True
 
     def _drain(self) -> list[_Leased]:
-        drained: list[_Leased] = []
-        with contextlib.suppress(IndexError):
-            while True:
-                drained.append(self._free.pop())
-                self._budget.give()
-        return drained
+        return _drain(self._free, self._budget)
 
     def close(self) -> None:
         """Return the driver connections kept for direct writes to the engine's pool;
         later ones go back after each write."""
         self._closed = True
-        for leased in self._drain():
-            self._return(leased)
+        _give_all_back(self._free, self.dialect, self._budget)
 
     def _translated(self, err: BaseException, doing: str, append: bool) -> EsrcError:
         error = translate(err, doing, self.url)
