@@ -191,6 +191,11 @@ class StoreExecutor:
                 leased = self._lease()
             except sqlalchemy.exc.SQLAlchemyError as err:
                 raise self._translated(err, doing(), append) from err
+            except Exception as err:
+                if not self.dialect.is_driver_error(err):
+                    raise
+                lost = self._wrapped(err, lost=True)
+                raise self._translated(lost, doing(), append) from err
             try:
                 result = work(leased.cursor)
             except BaseException as err:
@@ -252,16 +257,15 @@ class StoreExecutor:
     def _return(self, leased: _Leased) -> None:
         _return(leased, self.dialect)
 
-    def _failed(self, leased: _Leased, err: BaseException) -> sqlalchemy.exc.DBAPIError | None:
+    def _failed(self, leased: _Leased, err: BaseException) -> BaseException | None:
         """Roll back after ``err`` and keep or drop the connection; the driver error as
         SQLAlchemy's ``DBAPIError`` (for the dialect's classification), or ``None`` for
         an error that is not the driver's."""
-        dialect = self.dialect
-        sa_dialect = dialect.base_engine.dialect
-        dbapi_error: Any = sa_dialect.loaded_dbapi.Error
-        if not isinstance(err, dbapi_error):
-            if not self._rolled_back(leased):
-                leased.pooled.invalidate()
+        sa_dialect = self.dialect.base_engine.dialect
+        if not isinstance(err, sa_dialect.loaded_dbapi.Error):
+            # Not the driver's (a bug, an interrupt): the connection may be halfway
+            # through a statement, so it is not used again.
+            leased.pooled.invalidate()
             return None
         try:
             lost = bool(sa_dialect.is_disconnect(err, leased.driver, leased.cursor))
@@ -275,10 +279,15 @@ class StoreExecutor:
             for other in self._drain():
                 self._return(other)
             lost = True
-        wrapped: sqlalchemy.exc.DBAPIError = sqlalchemy.exc.DBAPIError.instance(
+        return self._wrapped(err, lost=lost)
+
+    def _wrapped(self, err: BaseException, *, lost: bool) -> BaseException:
+        """The driver error ``err`` as SQLAlchemy's ``DBAPIError`` (without the
+        statement and parameters), saying whether the connection was lost."""
+        dbapi_error: Any = self.dialect.base_engine.dialect.loaded_dbapi.Error
+        return sqlalchemy.exc.DBAPIError.instance(
             None, None, err, dbapi_error, hide_parameters=True, connection_invalidated=lost
         )
-        return wrapped
 
     def _rolled_back(self, leased: _Leased) -> bool:
         """Roll back what a failed write left open; give the connection back. Whether

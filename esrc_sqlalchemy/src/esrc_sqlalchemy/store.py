@@ -336,7 +336,7 @@ class SqlEventStore:
         """The stream key when the type was seen before and the id is plainly valid (a
         UUID, an int or a short ASCII str), else ``None``: :func:`stream_key` then
         checks (and builds its messages) in full."""
-        if aggregate_type not in self._known_types:
+        if type(aggregate_type) is not str or aggregate_type not in self._known_types:
             return None
         kind = type(aggregate_id)
         if kind is uuid.UUID:
@@ -371,7 +371,9 @@ class SqlEventStore:
             if type(event) is not RawEvent:
                 return None
             name, data, meta = event.name, event.data, event.metadata
-            if type(data) is not bytes or len(data) > limit or name not in names:
+            if type(data) is not bytes or len(data) > limit:
+                return None
+            if type(name) is not str or name not in names:
                 return None
             if not meta:
                 rows.append((name, data, None))
