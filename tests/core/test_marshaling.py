@@ -709,3 +709,36 @@ def test_a_class_whose_annotations_do_not_resolve_is_a_serialization_error() -> 
         marshaler.unmarshal(b'{"value": 1}', _Unresolvable)
     with pytest.raises(SerializationError, match="cannot decode _Unresolvable"):
         marshaler.decoder_for(_Unresolvable)
+
+
+@dataclass(frozen=True)
+class Switches:
+    on: bool
+    level: int
+    colour: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class MoreSwitches(Switches):
+    extra: int = 0
+
+
+def test_subclasses_of_plain_types_encode_as_their_values() -> None:
+    """The encoder prepared per class takes plain ``bool``/``int``/``str`` values as
+    they are and converts the rest (an ``IntEnum`` and a ``StrEnum`` by value)."""
+    encoded = marshaler.marshal(Switches(True, Level.LOW, Color.RED))
+    assert encoded == b'{"on":true,"level":1,"colour":"red","note":null}'
+
+
+def test_a_subclass_is_encoded_with_all_its_fields() -> None:
+    """Each class gets its own prepared encoder: a subclass's extra fields are kept,
+    and the base class still encodes its own."""
+    assert json.loads(marshaler.marshal(MoreSwitches(False, 2, "x", extra=3))) == {
+        "on": False,
+        "level": 2,
+        "colour": "x",
+        "note": None,
+        "extra": 3,
+    }
+    assert b"extra" not in marshaler.marshal(Switches(False, 2, "x"))

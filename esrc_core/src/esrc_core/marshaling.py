@@ -82,15 +82,17 @@ class JsonMarshaler:
     """
 
     def marshal(self, event: object) -> bytes:
-        """Encode a dataclass, pydantic model or msgspec struct as JSON bytes."""
-        cls = type(event)
-        if not (_is_pydantic(cls) or _is_msgspec(cls) or dataclasses.is_dataclass(event)):
+        """Encode a dataclass, pydantic model or msgspec struct as JSON bytes (with an
+        encoder prepared once per class)."""
+        cls: type[Any] = type(event)
+        encode = _encoder_for(typing.cast(Any, cls))
+        if encode is None:
             raise SerializationError(
                 f"cannot encode {cls.__qualname__}: JsonMarshaler encodes dataclasses, "
                 "pydantic models and msgspec structs"
             )
         try:
-            return _encode(event)
+            return encode(event)
         except Exception as err:
             raise SerializationError(f"cannot encode {cls.__qualname__}: {err}") from err
 
@@ -119,19 +121,48 @@ def _prepared_decoder(cls: type[T]) -> Callable[[bytes], T]:
     return decoder
 
 
-def _encode(event: object) -> bytes:
-    cls = type(event)
+_dump_json: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False
+).encode
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoder_for(cls: type[Any]) -> Callable[[Any], bytes] | None:
+    """How instances of ``cls`` are encoded, chosen once per class; ``None`` for a
+    class :class:`JsonMarshaler` does not encode."""
     if _is_pydantic(cls):
-        data: bytes = event.model_dump_json().encode()  # type: ignore[attr-defined]
-        return data
+        return lambda event: event.model_dump_json().encode()
     if _is_msgspec(cls):
         import msgspec
 
-        encoded: bytes = msgspec.json.encode(event)
-        return encoded
-    return json.dumps(
-        _to_json(event, cls.__qualname__), separators=(",", ":"), ensure_ascii=False
-    ).encode()
+        encoder = msgspec.json.Encoder()
+        return encoder.encode
+    if not dataclasses.is_dataclass(cls):
+        return None
+    fields = _dataclass_fields(cls)
+    dump = _dump_json
+    return lambda event: dump(fields(event)).encode()
+
+
+def _dataclass_fields(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    """A dataclass instance's fields as JSON values, as :func:`_to_json` gives them:
+    the field names are read once, and plain ``str``, ``int``, ``bool`` and ``None``
+    values are taken as they are."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    path = cls.__qualname__
+
+    def fields(value: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            item = getattr(value, name)
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                out[name] = item
+            else:
+                out[name] = _to_json(item, f"{path}.{name}")
+        return out
+
+    return fields
 
 
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import sqlalchemy.exc
 from esrc_core.errors import EsrcError, StoreUnavailableError
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import PoolProxiedConnection
 
 from esrc_sqlalchemy.dialects import SqlDialect
 from esrc_sqlalchemy.errors import driver_message, translate
@@ -30,6 +33,92 @@ _APPEND_OUTCOME_UNKNOWN = (
     " read the stream to find out; retrying at the same expected version cannot store"
     " it twice)"
 )
+_KEEP_SECONDS = 30.0
+"""How long a driver connection stays out of the engine's pool for direct writes before
+it goes back (where the pool's pre-ping, recycling and ``dispose`` apply to it again)."""
+_SUSPECT_SECONDS = 10.0
+"""After a direct write lost its connection, connections taken from the pool within
+this time are pinged first: the pool may hold more that the same failure broke."""
+_CHECKOUT_ATTEMPTS = 40
+_KEEP_MOST = 16
+"""The most driver connections kept out of the pool between direct writes (and never
+more than half the pool's ``pool_size`` for all the stores on it together, so that
+the rest of the store and an application sharing the engine always find
+connections)."""
+
+
+class _Budget:
+    """How many more driver connections the stores sharing one pool may keep out of
+    it between direct writes."""
+
+    def __init__(self, most: int) -> None:
+        self.left = most
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+    def give(self) -> None:
+        with self.lock:
+            self.left += 1
+
+
+_budgets: weakref.WeakKeyDictionary[Any, _Budget] = weakref.WeakKeyDictionary()
+_budgets_lock = threading.Lock()
+
+
+def _budget_of(pool: Any) -> _Budget:
+    """The budget of ``pool``: half its ``pool_size`` (16 at most), for all the stores
+    on it together."""
+    with _budgets_lock:
+        budget = _budgets.get(pool)
+        if budget is None:
+            size = pool.size() if hasattr(pool, "size") else 0
+            budget = _budgets[pool] = _Budget(min(_KEEP_MOST, int(size) // 2))
+        return budget
+
+
+class _Leased:
+    """A driver connection checked out of the engine's pool for direct writes, with
+    its cursor."""
+
+    __slots__ = ("cursor", "driver", "pooled", "since", "state")
+
+    def __init__(self, pooled: PoolProxiedConnection, driver: Any, state: Any) -> None:
+        self.pooled = pooled
+        self.driver = driver
+        self.state = state
+        self.cursor = driver.cursor()
+        self.since = time.monotonic()
+
+
+def _return(leased: _Leased, dialect: SqlDialect) -> None:
+    """Back to the engine's pool, as the pool lent it."""
+    try:
+        leased.cursor.close()
+        dialect.direct_checkin(leased.driver, leased.state)
+    except Exception:
+        leased.pooled.invalidate()
+        return
+    leased.pooled.close()
+
+
+def _drain(free: list[_Leased], budget: _Budget) -> list[_Leased]:
+    drained: list[_Leased] = []
+    with contextlib.suppress(IndexError):
+        while True:
+            drained.append(free.pop())
+            budget.give()
+    return drained
+
+
+def _give_all_back(free: list[_Leased], dialect: SqlDialect, budget: _Budget) -> None:
+    for leased in _drain(free, budget):
+        _return(leased, dialect)
 
 
 class StoreExecutor:
@@ -60,6 +149,170 @@ class StoreExecutor:
         )
         """Held around every use of a connection where the store has only one."""
         self._ensure_ready = ensure_ready
+        self._direct = dialect.direct_writes and not dialect.shares_one_connection
+        self._free: list[_Leased] = []
+        self._closed = False
+        self._budget = _budget_of(dialect.base_engine.pool)
+        # A store dropped without close() still gives its connections back as lent.
+        weakref.finalize(self, _give_all_back, self._free, dialect, self._budget)
+        self._suspect_until = 0.0
+
+    @property
+    def direct(self) -> bool:
+        """Whether :meth:`write_direct` is available (the dialect writes on the driver
+        directly and the store has more than one connection)."""
+        return self._direct
+
+    def write_direct(
+        self,
+        work: Callable[[Any], T],
+        doing: Callable[[], str],
+        *,
+        conflict: Callable[[], EsrcError] | None = None,
+        append: bool = False,
+    ) -> T:
+        """Run ``work`` on a DB-API cursor of a driver connection the executor keeps
+        checked out of the engine's pool, and return its result: the hot write path,
+        without SQLAlchemy's per-call connection and statement handling. ``work``
+        commits (or writes a single statement in autocommit mode) itself; a failure
+        rolls back, and a broken connection is invalidated. Errors are translated as
+        :meth:`run` does; ``doing`` is called only to build an error message.
+
+        Only when :attr:`direct`. The caller has made the store ready. Up to half the
+        pool's ``pool_size`` (16 at most, for all the stores sharing the pool)
+        connections stay out of the pool between calls, each for at most 30 seconds
+        (counted from when it left the pool, so that the pool's pre-ping and
+        recycling still reach it); the others go back after each call, and
+        :meth:`close` returns all.
+        """
+        attempt = 1
+        while True:
+            try:
+                leased = self._lease()
+            except sqlalchemy.exc.SQLAlchemyError as err:
+                raise self._translated(err, doing(), append) from err
+            except Exception as err:
+                if not self.dialect.is_driver_error(err):
+                    raise
+                lost = self._wrapped(err, lost=True)
+                raise self._translated(lost, doing(), append) from err
+            try:
+                result = work(leased.cursor)
+            except BaseException as err:
+                failure = self._failed(leased, err)
+                if failure is None:
+                    raise
+                if conflict is not None and self.dialect.is_unique_violation(failure):
+                    raise conflict() from err
+                if self.dialect.is_deadlock(failure) and attempt < _DEADLOCK_ATTEMPTS:
+                    attempt += 1
+                    continue
+                raise self._translated(failure, doing(), append) from err
+            self._give_back(leased)
+            return result
+
+    def _lease(self) -> _Leased:
+        free = self._free
+        while free:
+            try:
+                leased = free.pop()
+            except IndexError:
+                break
+            self._budget.give()
+            if time.monotonic() - leased.since < _KEEP_SECONDS:
+                return leased
+            self._return(leased)
+        engine = self.dialect.base_engine
+        attempt = 1
+        while True:
+            pooled = engine.raw_connection()
+            try:
+                driver = pooled.driver_connection
+                if (
+                    attempt < _CHECKOUT_ATTEMPTS
+                    and time.monotonic() < self._suspect_until
+                    and not self._alive(driver)
+                ):
+                    pooled.invalidate()
+                    attempt += 1
+                    continue
+                return _Leased(pooled, driver, self.dialect.direct_checkout(driver))
+            except BaseException:
+                pooled.invalidate()
+                raise
+
+    def _alive(self, driver: Any) -> bool:
+        try:
+            self.dialect.base_engine.dialect.do_ping(driver)
+        except Exception:
+            return False
+        return True
+
+    def _give_back(self, leased: _Leased) -> None:
+        if self._closed or not self._budget.take():
+            self._return(leased)
+        else:
+            self._free.append(leased)
+
+    def _return(self, leased: _Leased) -> None:
+        _return(leased, self.dialect)
+
+    def _failed(self, leased: _Leased, err: BaseException) -> BaseException | None:
+        """Roll back after ``err`` and keep or drop the connection; the driver error as
+        SQLAlchemy's ``DBAPIError`` (for the dialect's classification), or ``None`` for
+        an error that is not the driver's."""
+        sa_dialect = self.dialect.base_engine.dialect
+        if not isinstance(err, sa_dialect.loaded_dbapi.Error):
+            # Not the driver's (a bug, an interrupt): the connection may be halfway
+            # through a statement, so it is not used again.
+            leased.pooled.invalidate()
+            return None
+        try:
+            lost = bool(sa_dialect.is_disconnect(err, leased.driver, leased.cursor))
+        except Exception:
+            lost = True
+        if lost or not self._rolled_back(leased):
+            leased.pooled.invalidate(err)
+            # The others may be as dead (a server restart): back to the pool, and
+            # pinged when taken again for a while.
+            self._suspect_until = time.monotonic() + _SUSPECT_SECONDS
+            for other in self._drain():
+                self._return(other)
+            lost = True
+        return self._wrapped(err, lost=lost)
+
+    def _wrapped(self, err: BaseException, *, lost: bool) -> BaseException:
+        """The driver error ``err`` as SQLAlchemy's ``DBAPIError`` (without the
+        statement and parameters), saying whether the connection was lost."""
+        dbapi_error: Any = self.dialect.base_engine.dialect.loaded_dbapi.Error
+        return sqlalchemy.exc.DBAPIError.instance(
+            None, None, err, dbapi_error, hide_parameters=True, connection_invalidated=lost
+        )
+
+    def _rolled_back(self, leased: _Leased) -> bool:
+        """Roll back what a failed write left open; give the connection back. Whether
+        that worked (else the caller invalidates it)."""
+        try:
+            self.dialect.direct_rollback(leased.driver)
+        except Exception:
+            return False
+        self._give_back(leased)
+        return True
+
+    def _drain(self) -> list[_Leased]:
+        return _drain(self._free, self._budget)
+
+    def close(self) -> None:
+        """Return the driver connections kept for direct writes to the engine's pool;
+        later ones go back after each write."""
+        self._closed = True
+        _give_all_back(self._free, self.dialect, self._budget)
+
+    def _translated(self, err: BaseException, doing: str, append: bool) -> EsrcError:
+        error = translate(err, doing, self.url)
+        if append and isinstance(error, StoreUnavailableError):
+            error = StoreUnavailableError(f"{error}{_APPEND_OUTCOME_UNKNOWN}")
+        return error
 
     def run(
         self,
@@ -106,10 +359,7 @@ class StoreExecutor:
                 if write and dialect.is_deadlock(err) and attempt < _DEADLOCK_ATTEMPTS:
                     attempt += 1
                     continue
-                error = translate(err, doing, self.url)
-                if append and isinstance(error, StoreUnavailableError):
-                    error = StoreUnavailableError(f"{error}{_APPEND_OUTCOME_UNKNOWN}")
-                raise error from err
+                raise self._translated(err, doing, append) from err
 
     def driver_failure(self, err: BaseException, doing: str) -> StoreUnavailableError | None:
         """For an error raised outside :meth:`run` (on a connection of a lock or a

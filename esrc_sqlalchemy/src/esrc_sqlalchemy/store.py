@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import uuid
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -93,6 +94,11 @@ def stream_key(aggregate_type: str, aggregate_id: AggregateId, doing: str) -> tu
             "(no unpaired surrogates)"
         )
     return aggregate_type, encoded
+
+
+_KNOWN_MOST = 10_000
+"""The most aggregate types and event names a store remembers as valid."""
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _titles(dialects: Iterable[type[SqlDialect]]) -> str:
@@ -235,6 +241,10 @@ class SqlEventStore:
         self._closed = False
         self._ready_lock = threading.Lock()
         self._outboxes: weakref.WeakSet[SqlOutbox] = weakref.WeakSet()
+        self._known_types: set[str] = set()
+        """Aggregate types that passed :func:`stream_key`."""
+        self._known_names: set[str] = set()
+        """Event names that passed :meth:`_rows`."""
 
     def __repr__(self) -> str:
         return f"SqlEventStore({self.url!r}, table_prefix={self.table_prefix!r})"
@@ -318,6 +328,67 @@ class SqlEventStore:
             raise AggregateRequiresEvents(f"{doing}: at least one event is required")
         self._ensure_ready(doing)
         self._dialect.check_rows(rows, doing)
+        if len(self._known_names) < _KNOWN_MOST:
+            self._known_names.update(row[0] for row in rows)
+        return rows
+
+    def _fast_key(self, aggregate_type: str, aggregate_id: AggregateId) -> tuple[str, str] | None:
+        """The stream key when the type was seen before and the id is plainly valid (a
+        UUID, an int or a short ASCII str), else ``None``: :func:`stream_key` then
+        checks (and builds its messages) in full."""
+        if type(aggregate_type) is not str or aggregate_type not in self._known_types:
+            return None
+        kind = type(aggregate_id)
+        if kind is uuid.UUID:
+            return aggregate_type, encode_id(aggregate_id)
+        if (kind is int or kind is str) and aggregate_id != "":
+            encoded = encode_id(aggregate_id)
+            if len(encoded) <= ID_MAX and encoded.isascii() and "\x00" not in encoded:
+                return aggregate_type, encoded
+        return None
+
+    def _key(self, aggregate_type: str, aggregate_id: AggregateId, doing: str) -> tuple[str, str]:
+        """:func:`stream_key`, remembering the type as valid."""
+        key = stream_key(aggregate_type, aggregate_id, doing)
+        if len(self._known_types) < _KNOWN_MOST:
+            self._known_types.add(aggregate_type)
+        return key
+
+    def _fast_rows(self, events: Sequence[RawEvent]) -> list[EventRow] | None:
+        """The rows of ``events`` when every check passes without a message to build
+        (known names, bytes data, str metadata, within the limits), else ``None``:
+        :meth:`_rows` then checks in full. Events sharing equal metadata share its JSON
+        text."""
+        if (type(events) is not list and type(events) is not tuple) or not events:
+            return None
+        if not self._ready or not self.executor.direct:
+            return None
+        names, limit = self._known_names, self.max_payload_bytes
+        rows: list[EventRow] = []
+        last: Any = None
+        text: str | None = None
+        for event in events:
+            if type(event) is not RawEvent:
+                return None
+            name, data, meta = event.name, event.data, event.metadata
+            if type(data) is not bytes or len(data) > limit:
+                return None
+            if type(name) is not str or name not in names:
+                return None
+            if not meta:
+                rows.append((name, data, None))
+                continue
+            if meta != last:
+                if type(meta) is not dict:
+                    return None
+                for k, v in meta.items():
+                    if type(k) is not str or type(v) is not str:
+                        return None
+                text = _compact(meta)
+                if len(text) > limit:
+                    return None
+                last = meta
+            rows.append((name, data, text))
         return rows
 
     # --- EventStore ------------------------------------------------------------------
@@ -327,15 +398,36 @@ class SqlEventStore:
     ) -> None:
         """See :meth:`esrc_core.store.EventStore.add_aggregate`. One statement on
         PostgreSQL; on the others one transaction."""
-        doing = f"add {aggregate_type} {_shown(aggregate_id)}"
-        key = stream_key(aggregate_type, aggregate_id, doing)
-        rows = self._rows(events, doing)
+        key = self._fast_key(aggregate_type, aggregate_id)
+        rows = None if key is None else self._fast_rows(events)
         dialect = self._dialect
-        self.executor.run(
-            doing,
-            lambda conn: dialect.create_stream(conn, key, rows),
-            write=True,
-            conflict=lambda: AggregateAlreadyExists(f"{doing}: the aggregate already exists"),
+        if key is None or rows is None or not dialect.accepts_direct(rows):
+            doing = f"add {aggregate_type} {_shown(aggregate_id)}"
+            key = self._key(aggregate_type, aggregate_id, doing)
+            rows = self._rows(events, doing)
+            if not (self.executor.direct and dialect.accepts_direct(rows)):
+                self.executor.run(
+                    doing,
+                    lambda conn: dialect.create_stream(conn, key, rows),
+                    write=True,
+                    conflict=lambda: AggregateAlreadyExists(
+                        f"{doing}: the aggregate already exists"
+                    ),
+                    append=True,
+                )
+                dialect.events_written()
+                return
+
+        def adding() -> str:
+            return f"add {aggregate_type} {_shown(aggregate_id)}"
+
+        def exists() -> AggregateAlreadyExists:
+            return AggregateAlreadyExists(f"{adding()}: the aggregate already exists")
+
+        self.executor.write_direct(
+            lambda cursor: dialect.direct_create(cursor, key, rows),
+            adding,
+            conflict=exists,
             append=True,
         )
         dialect.events_written()
@@ -349,11 +441,46 @@ class SqlEventStore:
     ) -> None:
         """See :meth:`esrc_core.store.EventStore.append_events`. The database enforces
         the expected version (a conditional update of the stream's version)."""
-        doing = f"append to {aggregate_type} {_shown(aggregate_id)} at version {from_version}"
-        if isinstance(from_version, bool) or not isinstance(from_version, int):
-            raise TypeError(f"{doing}: from_version must be an int")
-        key = stream_key(aggregate_type, aggregate_id, doing)
-        rows = self._rows(events, doing)
+        key = (
+            None if type(from_version) is not int else self._fast_key(aggregate_type, aggregate_id)
+        )
+        rows = None if key is None else self._fast_rows(events)
+        dialect = self._dialect
+        if key is None or rows is None or not dialect.accepts_direct(rows):
+            doing = f"append to {aggregate_type} {_shown(aggregate_id)} at version {from_version}"
+            if isinstance(from_version, bool) or not isinstance(from_version, int):
+                raise TypeError(f"{doing}: from_version must be an int")
+            key = self._key(aggregate_type, aggregate_id, doing)
+            rows = self._rows(events, doing)
+            if not (self.executor.direct and dialect.accepts_direct(rows)):
+                self._append_in_transaction(doing, key, from_version, rows)
+                return
+
+        def appending() -> str:
+            return f"append to {aggregate_type} {_shown(aggregate_id)} at version {from_version}"
+
+        def conflict() -> OptimisticConcurrencyError:
+            return OptimisticConcurrencyError(
+                f"{appending()}: another writer appended at the same version"
+            )
+
+        stored = self.executor.write_direct(
+            lambda cursor: dialect.direct_extend(cursor, key, from_version, rows),
+            appending,
+            conflict=conflict,
+            append=True,
+        )
+        if not stored:
+            doing = appending()
+            current = self.executor.run(
+                doing, lambda conn: dialect.stream_version(conn, key), write=False
+            )
+            self._refused(doing, current)
+        dialect.events_written()
+
+    def _append_in_transaction(
+        self, doing: str, key: tuple[str, str], from_version: int, rows: list[EventRow]
+    ) -> None:
         dialect = self._dialect
 
         def work(conn: Connection) -> tuple[bool, int | None]:
@@ -371,10 +498,14 @@ class SqlEventStore:
             append=True,
         )
         if not stored:
-            if current is None:
-                raise OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
-            raise OptimisticConcurrencyError(f"{doing}: stream is at version {current}")
+            self._refused(doing, current)
         dialect.events_written()
+
+    @staticmethod
+    def _refused(doing: str, current: int | None) -> None:
+        if current is None:
+            raise OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
+        raise OptimisticConcurrencyError(f"{doing}: stream is at version {current}")
 
     def events(
         self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
@@ -614,6 +745,7 @@ class SqlEventStore:
             self._ready = False
         for outbox in list(self._outboxes):
             outbox.close()
+        self.executor.close()
         self._dialect.close()
         if self._owns_engine:
             self.engine.dispose()

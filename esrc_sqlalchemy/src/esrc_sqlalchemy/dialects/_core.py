@@ -84,6 +84,24 @@ class CoreDialect(SqlDialect):
             )
             .values(version=sa.bindparam("to_version"))
         )
+        prep = engine.dialect.identifier_preparer
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        st_name, ev_name = prep.format_table(st), prep.format_table(ev)
+        self._direct_insert_stream = (
+            f"INSERT INTO {st_name} (aggregate_type, aggregate_id, version) "
+            f"VALUES ({mark}, {mark}, {mark})"
+        )
+        """The stream row, for the driver (positional parameters)."""
+        self._direct_claim = (
+            f"UPDATE {st_name} SET version = {mark} WHERE aggregate_type = {mark} "
+            f"AND aggregate_id = {mark} AND version = {mark}"
+        )
+        """:meth:`claim_stream`'s ``UPDATE``, for the driver."""
+        self._direct_insert_events = (
+            f"INSERT INTO {ev_name} (aggregate_type, aggregate_id, version, name, data, "
+            f"metadata) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark})"
+        )
+        """One event row, for the driver."""
 
     # --- writes -------------------------------------------------------------------------
 
@@ -141,6 +159,58 @@ class CoreDialect(SqlDialect):
                 for n, (name, data, meta) in enumerate(rows, 1)
             ],
         )
+
+    # --- the direct write path ------------------------------------------------------
+
+    direct_writes = True
+
+    def direct_key(self, key: tuple[str, str]) -> tuple[Any, Any]:
+        """The stream key as the driver takes it (what the key columns' type binds)."""
+        return key
+
+    def direct_begin(self, cursor: Any) -> None:
+        """Open the write transaction on ``cursor``'s connection."""
+        raise NotImplementedError
+
+    def _direct_events(
+        self, cursor: Any, key: tuple[Any, Any], from_version: int, rows: Sequence[EventRow]
+    ) -> None:
+        t, i = key
+        if len(rows) == 1:
+            name, data, meta = rows[0]
+            cursor.execute(self._direct_insert_events, (t, i, from_version + 1, name, data, meta))
+            return
+        cursor.executemany(
+            self._direct_insert_events,
+            [
+                (t, i, from_version + n, name, data, meta)
+                for n, (name, data, meta) in enumerate(rows, 1)
+            ],
+        )
+
+    def direct_create(self, cursor: Any, key: tuple[str, str], rows: Sequence[EventRow]) -> None:
+        """:meth:`create_stream` on the driver: the stream row, then the events, in
+        one transaction (committed)."""
+        t, i = self.direct_key(key)
+        self.direct_begin(cursor)
+        cursor.execute(self._direct_insert_stream, (t, i, len(rows)))
+        self._direct_events(cursor, (t, i), 0, rows)
+        cursor.connection.commit()
+
+    def direct_extend(
+        self, cursor: Any, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> bool:
+        """:meth:`extend_stream` on the driver, in one transaction (committed, or
+        rolled back when the claim did not match)."""
+        t, i = self.direct_key(key)
+        self.direct_begin(cursor)
+        cursor.execute(self._direct_claim, (from_version + len(rows), t, i, from_version))
+        if cursor.rowcount != 1:
+            cursor.connection.rollback()
+            return False
+        self._direct_events(cursor, (t, i), from_version, rows)
+        cursor.connection.commit()
+        return True
 
     # --- reads --------------------------------------------------------------------------
 

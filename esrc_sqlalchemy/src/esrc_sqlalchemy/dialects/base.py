@@ -226,8 +226,9 @@ class SessionLockHolder(ConnectionLockHolder, abc.ABC):
         return None if self._conn is None else self._session(self._conn)
 
 
-SERVER_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
-"""The connection pool of a store engine on a database server (PostgreSQL, MariaDB)."""
+SERVER_POOL: dict[str, Any] = {"pool_size": 16, "max_overflow": 14}
+"""The connection pool of a store engine on a database server (PostgreSQL, MariaDB):
+up to 30 connections, of which appends keep up to 8 between writes."""
 
 
 def digest(*parts: object) -> bytes:
@@ -411,6 +412,47 @@ class SqlDialect(abc.ABC):
     ) -> None:
         """The second step of an append: insert ``rows`` at versions ``from_version + 1``
         on."""
+
+    # --- the direct write path --------------------------------------------------------
+
+    direct_writes: ClassVar[bool] = False
+    """Whether appends can run on the driver directly (:meth:`direct_create` and
+    :meth:`direct_extend` on a DB-API cursor), skipping SQLAlchemy's per-call work.
+    The hooks below are used only when it is true."""
+
+    def accepts_direct(self, rows: Sequence[EventRow]) -> bool:
+        """Whether ``rows`` can be written by :meth:`direct_create` and
+        :meth:`direct_extend` (which then need no :meth:`check_rows`); the default
+        says so when :attr:`direct_writes`."""
+        return self.direct_writes
+
+    def direct_checkout(self, driver: Any) -> Any:
+        """Prepare ``driver`` (a DB-API connection just taken from the engine's pool)
+        for direct writes, e.g. put it in autocommit mode; return what
+        :meth:`direct_checkin` needs to undo that."""
+        return None
+
+    def direct_checkin(self, driver: Any, state: Any) -> None:
+        """Undo :meth:`direct_checkout` (which returned ``state``) before ``driver``
+        goes back to the pool."""
+
+    def direct_rollback(self, driver: Any) -> None:
+        """End whatever a failed direct write left open on ``driver``."""
+        driver.rollback()
+
+    def direct_create(self, cursor: Any, key: tuple[str, str], rows: Sequence[EventRow]) -> None:
+        """:meth:`create_stream` on a DB-API cursor, committed: when it returns, the
+        stream and its events are stored. A stream that exists raises the driver's
+        unique violation."""
+        raise NotImplementedError
+
+    def direct_extend(
+        self, cursor: Any, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> bool:
+        """:meth:`extend_stream` on a DB-API cursor, committed when it returns
+        ``True``; ``False`` (nothing written) when the stream is not at
+        ``from_version``."""
+        raise NotImplementedError
 
     def events_written(self) -> None:
         """Events were appended and committed: wake up outboxes waiting for events.

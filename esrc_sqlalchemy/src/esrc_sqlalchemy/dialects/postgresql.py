@@ -170,6 +170,15 @@ class _AdvisoryLock(SessionLockHolder):
     def _session(self, conn: Any) -> int:
         return int(conn.info.backend_pid)
 
+    def release(self) -> None:
+        """Unlock on the session, then close it: the server ends a closed session
+        a moment later, and the next holder must not find the lock still taken."""
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            with contextlib.suppress(Exception):
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", self._keys)
+        super().release()
+
 
 class PostgresTesting(TestingHooks):
     """Backend pids: ``pg_backend_pid()``, ``pg_terminate_backend``, ``pg_stat_activity``."""
@@ -231,7 +240,7 @@ class PostgresDialect(SqlDialect):
 
     @classmethod
     def engine_options(cls, url: URL, connect_timeout: float) -> dict[str, Any]:
-        """A pool of up to 10 open connections (30 at most) and ``connect_timeout``
+        """A pool of up to 16 open connections (30 at most) and ``connect_timeout``
         (libpq rounds it up to whole seconds, at least 2)."""
         return {
             **SERVER_POOL,
@@ -303,6 +312,22 @@ class PostgresDialect(SqlDialect):
             base="%(from_version)s", source="claimed"
         )
         """:attr:`_claim`, and the events only if it matched a row."""
+        columns = "(aggregate_type, aggregate_id, version, name, data, metadata, tx_id)"
+        one = (
+            f"INSERT INTO {ev} {columns} SELECT s.aggregate_type, s.aggregate_id, s.version, "
+            "%s, %b, %s, pg_current_xact_id()::text::bigint FROM s"
+        )
+        self._create_one = (
+            f"WITH s AS (INSERT INTO {st} (aggregate_type, aggregate_id, version) "
+            "VALUES (%s, %s, 1) RETURNING aggregate_type, aggregate_id, version) " + one
+        )
+        """:attr:`_create` for one event, with scalar (positional) parameters."""
+        self._append_one = (
+            f"WITH s AS (UPDATE {st} SET version = version + 1 WHERE aggregate_type = %s "
+            "AND aggregate_id = %s AND version = %s "
+            "RETURNING aggregate_type, aggregate_id, version) " + one
+        )
+        """:attr:`_append` for one event, with scalar (positional) parameters."""
         self._insert_only = insert.format(base="%(from_version)s", source="(SELECT 1) one")
         """The events alone (the second step of an append done in two)."""
         held = f"SELECT MAX(tx_id) FROM {ev} WHERE tx_id >= (SELECT xmin FROM x)"
@@ -427,6 +452,49 @@ class PostgresDialect(SqlDialect):
         params = self._arrays(rows)
         params.update(aggregate_type=key[0], aggregate_id=key[1], from_version=from_version)
         _on_psycopg(conn, self._insert_only, params, fetch=False)
+
+    direct_writes = True
+
+    def direct_checkout(self, driver: Any) -> Any:
+        """Autocommit mode: every append is one statement."""
+        was = driver.autocommit
+        driver.autocommit = True
+        return was
+
+    def direct_checkin(self, driver: Any, state: Any) -> None:
+        """Back to the pool's transaction mode."""
+        driver.autocommit = state
+
+    def direct_rollback(self, driver: Any) -> None:
+        """Nothing: in autocommit mode a failed statement left nothing open."""
+
+    def direct_create(self, cursor: Any, key: tuple[str, str], rows: Sequence[EventRow]) -> None:
+        """:meth:`create_stream`'s statement (scalar parameters for one event)."""
+        if len(rows) == 1:
+            name, data, meta = rows[0]
+            cursor.execute(self._create_one, (key[0], key[1], name, data, meta))
+            return
+        params = self._arrays(rows)
+        params.update(aggregate_type=key[0], aggregate_id=key[1], to_version=len(rows))
+        cursor.execute(self._create, params)
+
+    def direct_extend(
+        self, cursor: Any, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> bool:
+        """:meth:`extend_stream`'s statement (scalar parameters for one event)."""
+        if len(rows) == 1:
+            name, data, meta = rows[0]
+            cursor.execute(self._append_one, (key[0], key[1], from_version, name, data, meta))
+            return bool(cursor.rowcount == 1)
+        params = self._arrays(rows)
+        params.update(
+            aggregate_type=key[0],
+            aggregate_id=key[1],
+            from_version=from_version,
+            to_version=from_version + len(rows),
+        )
+        cursor.execute(self._append, params)
+        return bool(cursor.rowcount == len(rows))
 
     def events_written(self) -> None:
         """Have the notifier send a ``pg_notify`` on :attr:`channel` soon: after the

@@ -6,7 +6,17 @@ to the store, usable from many threads, which then take turns on one connection)
 
 **Why the outbox never skips an event.** Writes start with ``BEGIN IMMEDIATE``, so the
 database has one writer at a time: positions are allocated and committed in the same
-order, and the outbox reads in position order (``tx_id`` is 0).
+order, and the outbox reads in position order (``tx_id`` is 0). Appends on the driver
+directly (:meth:`SqliteDialect.direct_begin`) open their transaction the same way.
+
+**Durability.** A file runs in WAL mode with SQLite's default ``synchronous=FULL``:
+each commit waits for the write-ahead log to reach the disk, so an append reported as
+stored survives a process crash, an operating-system crash and a power loss. That
+``fsync`` is most of an append's time. ``synchronous=NORMAL`` (set by the application
+on its own engine's connections) skips it: still consistent, nothing lost when the
+process crashes, but an operating-system crash or power loss can undo the last
+appends. ``synchronous=OFF`` can corrupt the file on power loss. The store leaves the
+setting to the application and never lowers it.
 
 Relay locks: for a file, the write lock of a small lock database next to it
 (``<file>-relay-<hash>.lock``) held by an open ``BEGIN IMMEDIATE``, which the operating
@@ -252,6 +262,11 @@ class SqliteDialect(CoreDialect):
         dbapi = conn.connection.dbapi_connection
         if not getattr(dbapi, "in_transaction", False):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def direct_begin(self, cursor: Any) -> None:
+        """``BEGIN IMMEDIATE`` (one writer at a time: position order is commit order)."""
+        if not cursor.connection.in_transaction:
+            cursor.execute("BEGIN IMMEDIATE")
 
     def upsert_snapshot(
         self, conn: Connection, key: tuple[str, str], version: int, data: bytes

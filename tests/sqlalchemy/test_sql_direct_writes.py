@@ -1,0 +1,149 @@
+"""Appends run on driver connections the store keeps out of the engine's pool between
+writes: the store still works on a pool of one connection, gives its connections back
+when closed (as the pool lent them), and recovers when kept connections die."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from esrc_sqlalchemy.engines import normalize_url
+from esrc_sqlalchemy.testing import database_hooks
+from sqlalchemy.engine import Engine
+
+from esrc_core import OptimisticConcurrencyError, RawEvent, RawSnapshot, StoreUnavailableError
+from esrc_sqlalchemy import SqlEventStore
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A SQLite file in the test's directory, then PostgreSQL, then MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/direct.db"
+    name = "postgresql_url" if request.param == "postgresql" else "mysql_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+def _engine(url: str, **options: object) -> Engine:
+    return sa.create_engine(normalize_url(url), **options)
+
+
+@pytest.fixture
+def dropped() -> Iterator[list[SqlEventStore]]:
+    """Stores whose tables are dropped (and which are closed) after the test."""
+    stores: list[SqlEventStore] = []
+    yield stores
+    for store in stores:
+        store.close()
+        store.tables.metadata.drop_all(store.engine)
+
+
+def _store(engine: Engine, dropped: list[SqlEventStore]) -> SqlEventStore:
+    store = SqlEventStore(engine, table_prefix=f"d{secrets.token_hex(4)}_")
+    dropped.append(store)
+    return store
+
+
+def test_store_on_a_pool_of_one_connection_appends_reads_and_snapshots_in_turn(
+    database_url: str, dropped: list[SqlEventStore]
+) -> None:
+    """With ``pool_size=1, max_overflow=0`` every operation still finds the connection:
+    the store keeps none of it out of the pool between appends."""
+    engine = _engine(database_url, pool_size=1, max_overflow=0, pool_timeout=3)
+    try:
+        store = _store(engine, dropped)
+        store.add_aggregate("Order", "o-1", [RawEvent("Created", b"c")])
+        store.append_events("Order", "o-1", 1, [RawEvent("Paid", b"p", {"by": "me"})])
+        assert store.events("Order", "o-1") == [
+            RawEvent("Created", b"c"),
+            RawEvent("Paid", b"p", {"by": "me"}),
+        ]
+        with pytest.raises(OptimisticConcurrencyError, match="stream is at version 2"):
+            store.append_events("Order", "o-1", 1, [RawEvent("Late", b"")])
+        store.add_snapshot("Order", "o-1", RawSnapshot(2, b"s"))
+        store.append_events("Order", "o-1", 2, [RawEvent("Shipped", b"")] * 3)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.literal(1))).scalar() == 1
+        assert store.latest_snapshot("Order", "o-1") == RawSnapshot(2, b"s")
+        assert len(store.events("Order", "o-1")) == 5
+    finally:
+        for store in dropped:
+            store.close()
+        engine.dispose()
+
+
+def test_closing_the_store_gives_its_connections_back_to_a_shared_pool(
+    database_url: str, dropped: list[SqlEventStore]
+) -> None:
+    """Appends from four threads keep at most half the pool out of it (here 2 of 4);
+    ``close`` gives them back, and the engine's connections are as the pool lent them
+    (PostgreSQL: not left in autocommit mode)."""
+    engine = _engine(database_url, pool_size=4, max_overflow=0, pool_timeout=10)
+    try:
+        store = _store(engine, dropped)
+        store.migrate()
+        errors: list[BaseException] = []
+
+        def write(n: int) -> None:
+            try:
+                store.add_aggregate("Order", n, [RawEvent("Created", b"")])
+                for version in range(1, 11):
+                    store.append_events("Order", n, version, [RawEvent("Changed", b"")])
+            except BaseException as err:  # pragma: no cover - reported below
+                errors.append(err)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        pool = engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.checkedout() <= 2
+        store.close()
+        assert pool.checkedout() == 0
+        with engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            if engine.dialect.name == "postgresql":
+                assert driver.autocommit is False  # type: ignore[union-attr]
+            assert conn.execute(sa.select(sa.literal(1))).scalar() == 1
+        reopened = SqlEventStore(engine, table_prefix=store.table_prefix)
+        dropped.append(reopened)
+        assert [len(reopened.events("Order", n)) for n in range(4)] == [11] * 4
+    finally:
+        for store in dropped:
+            store.close()
+        engine.dispose()
+
+
+def test_kept_connections_killed_fail_one_append_and_the_next_works_postgres(
+    postgresql_url: str, dropped: list[SqlEventStore]
+) -> None:
+    """Every session of the store's engine is ended between appends (a server restart,
+    as the store sees it): the next append raises StoreUnavailableError saying the
+    outcome is unknown, and the one after it works on a new connection."""
+    tag = f"esrc-direct-{secrets.token_hex(4)}"
+    engine = _engine(postgresql_url, connect_args={"application_name": tag})
+    try:
+        store = _store(engine, dropped)
+        store.add_aggregate("Order", "o-1", [RawEvent("Created", b"")])
+        store.append_events("Order", "o-1", 1, [RawEvent("Paid", b"")])
+        with sa.create_engine(normalize_url(postgresql_url)).connect() as admin:
+            admin.execution_options(isolation_level="AUTOCOMMIT")
+            assert database_hooks(admin.engine).kill_sessions_of(admin, tag) >= 1
+        with pytest.raises(StoreUnavailableError) as raised:
+            store.append_events("Order", "o-1", 2, [RawEvent("Lost", b"")])
+        message = str(raised.value)
+        assert "append to Order 'o-1' at version 2" in message, message
+        assert "stored whole or not at all" in message, message
+        store.append_events("Order", "o-1", 2, [RawEvent("Shipped", b"")])
+        assert [e.name for e in store.events("Order", "o-1")] == ["Created", "Paid", "Shipped"]
+    finally:
+        for store in dropped:
+            store.close()
+        engine.dispose()
