@@ -6,7 +6,7 @@ import functools
 import json
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy.exc
@@ -23,6 +23,7 @@ from esrc_core.errors import (
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
+from esrc_core.store import check_page_size
 from esrc_core.urls import mask_url
 from sqlalchemy.engine import Connection, Engine
 
@@ -100,21 +101,28 @@ def _titles(dialects: Iterable[type[SqlDialect]]) -> str:
 
 
 def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
-    """RawEvents from rows (version, name, data, metadata), decoding each distinct
-    metadata text once (events of one command usually share it; each event gets a
-    dict of its own)."""
+    """RawEvents from rows that start (version, name, data, metadata), decoding each
+    distinct metadata text once (events of one command usually share it; each event
+    gets a dict of its own)."""
     events: list[RawEvent] = []
+    append = events.append
     metas: dict[str, dict[str, str]] = {}
-    for _, name, stored, meta in rows:
+    for row in rows:
+        stored = row[2]
         data = stored if type(stored) is bytes else bytes(stored)
+        meta = row[3]
         if meta:
             parsed = metas.get(meta)
             if parsed is None:
                 parsed = metas[meta] = json.loads(meta)
-            events.append(RawEvent(name, data, parsed.copy()))
+            append(RawEvent(row[1], data, parsed.copy()))
         else:
-            events.append(RawEvent(name, data, {}))
+            append(RawEvent(row[1], data, {}))
     return events
+
+
+_NO_END = 2**62
+"""A version no stream reaches: the upper bound of a first page."""
 
 
 class SqlEventStore:
@@ -391,6 +399,80 @@ class SqlEventStore:
         if rows is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
         return _raw_events(rows)
+
+    def iter_events(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int = 0,
+        *,
+        page_size: int | None = None,
+    ) -> Iterator[RawEvent]:
+        """See :meth:`esrc_core.store.StreamingStore.iter_events`: one query per page,
+        keyset on the version (no transaction or cursor is held between pages); a
+        stream no longer than a page costs one query."""
+        doing = f"read {aggregate_type} {_shown(aggregate_id)}"
+        if isinstance(from_version, bool) or not isinstance(from_version, int):
+            raise TypeError(f"{doing}: from_version must be an int")
+        size = check_page_size(page_size, doing=doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
+        dialect = self._dialect
+        rows = self.executor.run(
+            doing,
+            lambda conn: dialect.read_page(conn, key, from_version, _NO_END, size),
+            write=False,
+        )
+        if rows is None:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        return self._pages(doing, key, rows, size)
+
+    def load_stream(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        *,
+        snapshot: bool = True,
+        page_size: int | None = None,
+    ) -> tuple[RawSnapshot | None, Iterator[RawEvent]]:
+        """See :meth:`esrc_core.store.StreamingStore.load_stream`: the snapshot and the
+        first page in one query (a common table expression), then one query per
+        further page."""
+        doing = f"load {aggregate_type} {_shown(aggregate_id)}"
+        size = check_page_size(page_size, doing=doing)
+        if not snapshot:
+            return None, self.iter_events(aggregate_type, aggregate_id, page_size=size)
+        key = stream_key(aggregate_type, aggregate_id, doing)
+        dialect = self._dialect
+        rows = self.executor.run(
+            doing, lambda conn: dialect.load_page(conn, key, size), write=False
+        )
+        if rows is None:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        first = rows[0]
+        found = None
+        if first[5] is not None:
+            data = first[6]
+            found = RawSnapshot(first[5], data if type(data) is bytes else bytes(data))
+        return found, self._pages(doing, key, rows, size)
+
+    def _pages(
+        self, doing: str, key: tuple[str, str], rows: Sequence[Any], size: int
+    ) -> Iterator[RawEvent]:
+        """The events of ``rows`` (a first page from :meth:`SqlDialect.read_page` or
+        ``load_page``), then of the pages after it up to the stream's version when the
+        first page was read."""
+        end = rows[0][4]
+        dialect = self._dialect
+        while rows[0][0] is not None:
+            yield from _raw_events(rows)
+            last = rows[-1][0]
+            if len(rows) < size or last >= end:
+                return
+            rows = self.executor.run(
+                doing,
+                lambda conn, last=last: dialect.read_page(conn, key, last, end, size),
+                write=False,
+            ) or [(None,)]
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""

@@ -73,6 +73,7 @@ class CoreDialect(SqlDialect):
             .order_by(sn.c.version.desc())
             .limit(1)
         )
+        self._read_page, self._load_page = self._page_statements()
         self._insert_stream = st.insert()
         self._insert_events = ev.insert()
         self._claim_stream = (
@@ -162,6 +163,73 @@ class CoreDialect(SqlDialect):
     def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
         """The snapshot with the highest version."""
         return conn.execute(self._latest_snapshot, {"key_type": key[0], "key_id": key[1]}).first()
+
+    def _page_statements(self) -> tuple[sa.Select[Any], sa.Select[Any]]:
+        """The statements of :meth:`read_page` and :meth:`load_page`."""
+        tables = self.tables
+        st, ev, sn = tables.streams, tables.events, tables.snapshots
+        key_t, key_i = tables.key_parameters()
+        in_stream = sa.and_(
+            ev.c.aggregate_type == st.c.aggregate_type, ev.c.aggregate_id == st.c.aggregate_id
+        )
+        limit = sa.bindparam("limit", type_=sa.Integer)
+        columns = (ev.c.version, ev.c.name, ev.c.data, ev.c.metadata, st.c.version)
+        page = (
+            sa.select(*columns)
+            .select_from(
+                st.outerjoin(
+                    ev,
+                    sa.and_(
+                        in_stream,
+                        ev.c.version > sa.bindparam("from_version", type_=sa.BigInteger),
+                        ev.c.version <= sa.bindparam("to_version", type_=sa.BigInteger),
+                    ),
+                )
+            )
+            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+            .order_by(ev.c.version)
+            .limit(limit)
+        )
+        snap = (
+            sa.select(sn.c.version, sn.c.data)
+            .where(sn.c.aggregate_type == key_t, sn.c.aggregate_id == key_i)
+            .order_by(sn.c.version.desc())
+            .limit(1)
+            .cte("snap")
+        )
+        after = sa.func.coalesce(snap.c.version, 0)
+        first = sa.or_(ev.c.version.is_(None), ev.c.version == after + 1)
+        load = (
+            sa.select(*columns, snap.c.version, sa.case((first, snap.c.data)))
+            .select_from(
+                st.outerjoin(snap, sa.true()).outerjoin(
+                    ev, sa.and_(in_stream, ev.c.version > after)
+                )
+            )
+            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+            .order_by(ev.c.version)
+            .limit(limit)
+        )
+        return page, load
+
+    def read_page(
+        self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> Sequence[Any] | None:
+        """See :meth:`SqlDialect.read_page`: the stream's row outer-joined to the page."""
+        params = {
+            "key_type": key[0],
+            "key_id": key[1],
+            "from_version": from_version,
+            "to_version": to_version,
+            "limit": limit,
+        }
+        return conn.execute(self._read_page, params).all() or None
+
+    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> Sequence[Any] | None:
+        """See :meth:`SqlDialect.load_page`: the stream's row joined to its newest
+        snapshot (a common table expression) and outer-joined to the events after it."""
+        params = {"key_type": key[0], "key_id": key[1], "limit": limit}
+        return conn.execute(self._load_page, params).all() or None
 
     # --- outbox -------------------------------------------------------------------------
 

@@ -441,6 +441,27 @@ class SqlDialect(abc.ABC):
     def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
         """The row (version, data) of the newest snapshot, or ``None``. One query."""
 
+    @abc.abstractmethod
+    def read_page(
+        self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> Sequence[Any] | None:
+        """Rows (version, name, data, metadata, stream version) of the stream's events
+        with a version in ``from_version + 1 .. to_version``, in version order, at most
+        ``limit`` of them; every row carries the stream's version. A stream without
+        such events gives one row whose first four columns are ``NULL``; one that does
+        not exist gives ``None``. One query.
+
+        A stream's stored events never change, so a reader pages through it with
+        several of these, each in a transaction of its own."""
+
+    @abc.abstractmethod
+    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> Sequence[Any] | None:
+        """The newest snapshot and the first page after it, in one query: rows as
+        :meth:`read_page`'s for the events after the snapshot's version (after 0
+        without one), plus two columns: the snapshot's version on every row
+        (``NULL`` without one) and its data on the first row only. ``None`` when the
+        stream does not exist."""
+
     # --- outbox -------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -334,6 +334,29 @@ class PostgresDialect(SqlDialect):
             f"SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1"
         )
+        self._read_page = (
+            f"SELECT e.version, e.name, e.data, e.metadata, s.version FROM {st} s "
+            f"LEFT JOIN {ev} e ON e.aggregate_type = s.aggregate_type "
+            "AND e.aggregate_id = s.aggregate_id AND e.version > %(from_version)s "
+            "AND e.version <= %(to_version)s "
+            "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s "
+            "ORDER BY e.version LIMIT %(limit)s"
+        )
+        """A page of a stream's events, as :meth:`read_page` describes it."""
+        self._load_page = (
+            f"WITH snap AS (SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
+            "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1) "
+            "SELECT e.version, e.name, e.data, e.metadata, s.version, snap.version, "
+            "CASE WHEN e.version IS NULL OR e.version = snap.version + 1 THEN snap.data END "
+            f"FROM {st} s LEFT JOIN snap ON TRUE LEFT JOIN {ev} e "
+            "ON e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id "
+            "AND e.version > COALESCE(snap.version, 0) "
+            "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s "
+            "ORDER BY e.version LIMIT %(limit)s"
+        )
+        """The newest snapshot and the first page after it, as :meth:`load_page`
+        describes it: the snapshot's data only on the row of the first event after it
+        (versions have no gaps) or on the row that says there is none."""
         self._mark = (
             f"INSERT INTO {cp} AS c (name, tx_id, position) "
             "VALUES (%(name)s, %(tx_id)s, %(position)s) ON CONFLICT (name) DO UPDATE "
@@ -458,6 +481,25 @@ class PostgresDialect(SqlDialect):
         params = {"key_type": key[0], "key_id": key[1]}
         rows, _ = _on_psycopg(conn, self._latest_snapshot, params)
         return rows[0] if rows else None
+
+    def read_page(
+        self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> Sequence[Any] | None:
+        """On psycopg directly (plain tuples)."""
+        params = {
+            "key_type": key[0],
+            "key_id": key[1],
+            "from_version": from_version,
+            "to_version": to_version,
+            "limit": limit,
+        }
+        return _on_psycopg(conn, self._read_page, params)[0] or None
+
+    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> Sequence[Any] | None:
+        """On psycopg directly: one statement (the snapshot is a common table
+        expression joined to the stream's row)."""
+        params = {"key_type": key[0], "key_id": key[1], "limit": limit}
+        return _on_psycopg(conn, self._load_page, params)[0] or None
 
     # --- outbox -------------------------------------------------------------------------
 
