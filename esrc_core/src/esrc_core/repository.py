@@ -100,6 +100,7 @@ class Repository(Generic[T]):
         self.load_snapshots = load_snapshots
         """Whether loads start from the latest snapshot (see the class docstring)."""
         self._streaming_of: tuple[EventStore, StreamingStore | None] | None = None
+        self._iterables_of: tuple[AggregateFactory[T], bool] | None = None
 
     def find_by_id(self, aggregate_id: AggregateId) -> T:
         """Load the aggregate: latest snapshot (if any, and if :attr:`load_snapshots`)
@@ -126,7 +127,7 @@ class Repository(Generic[T]):
             raws = iter(
                 self.store.events(aggregate_type, aggregate_id, snapshot.version if snapshot else 0)
             )
-        iterables = isinstance(factory, StreamingFactory) and factory.replays_iterables
+        iterables = self._replays_iterables()
         if snapshot is not None:
             failed: list[BaseException] = []
             events = self._read(raws, failed)
@@ -160,6 +161,16 @@ class Repository(Generic[T]):
                 self.store,
                 offered(self.store, Capability.STREAMING, StreamingStore),
             )
+        return known[1]
+
+    def _replays_iterables(self) -> bool:
+        """Whether the factory is a :class:`StreamingFactory` that says it replays
+        iterables; asked once per factory."""
+        known = self._iterables_of
+        if known is None or known[0] is not self.factory:
+            factory = self.factory
+            streams = isinstance(factory, StreamingFactory) and factory.replays_iterables is True
+            known = self._iterables_of = (factory, streams)
         return known[1]
 
     def _read(self, raws: Iterable[RawEvent], failed: list[BaseException]) -> Iterator[Any]:
