@@ -461,18 +461,23 @@ class SqlEventStore:
         """The events of ``rows`` (a first page from :meth:`SqlDialect.read_page` or
         ``load_page``), then of the pages after it up to the stream's version when the
         first page was read."""
-        end = rows[0][4]
+        end: int = rows[0][4]
         dialect = self._dialect
-        while rows[0][0] is not None:
-            yield from _raw_events(rows)
-            last = rows[-1][0]
-            if len(rows) < size or last >= end:
+        page: Sequence[Any] | None = rows
+        del rows  # hold one page at a time
+        while page and page[0][0] is not None:
+            last: int = page[-1][0]
+            full = len(page) == size
+            events = _raw_events(page)
+            page = None
+            yield from events
+            if not full or last >= end:
                 return
-            rows = self.executor.run(
-                doing,
-                lambda conn, last=last: dialect.read_page(conn, key, last, end, size),
-                write=False,
-            ) or [(None,)]
+
+            def read(conn: Connection, after: int = last) -> Sequence[Any] | None:
+                return dialect.read_page(conn, key, after, end, size)
+
+            page = self.executor.run(doing, read, write=False)
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
