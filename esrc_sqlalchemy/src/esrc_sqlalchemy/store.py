@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from esrc_sqlalchemy._executor import StoreExecutor
 from esrc_sqlalchemy.dialects import DIALECTS, EventRow, SqlDialect, dialect_of_url
+from esrc_sqlalchemy.dialects.base import LAST_VERSION
 from esrc_sqlalchemy.engines import check_engine, create_store_engine, normalize_url
 from esrc_sqlalchemy.errors import StoreConfigError, translate
 from esrc_sqlalchemy.inspection import StoreViews
@@ -119,10 +120,6 @@ def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
         else:
             append(RawEvent(row[1], data, {}))
     return events
-
-
-_NO_END = 2**62
-"""A version no stream reaches: the upper bound of a first page."""
 
 
 class SqlEventStore:
@@ -419,7 +416,7 @@ class SqlEventStore:
         dialect = self._dialect
         rows = self.executor.run(
             doing,
-            lambda conn: dialect.read_page(conn, key, from_version, _NO_END, size),
+            lambda conn: dialect.read_page(conn, key, from_version, LAST_VERSION, size),
             write=False,
         )
         if rows is None:

@@ -10,7 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from esrc_sqlalchemy.dialects.base import ROWCOUNT, EventRow, OutboxRow, SqlDialect
+from esrc_sqlalchemy.dialects.base import (
+    LAST_VERSION,
+    ROWCOUNT,
+    EventRow,
+    OutboxRow,
+    SqlDialect,
+    in_version_order,
+)
 from esrc_sqlalchemy.schema import Tables
 
 __all__ = ["CoreDialect", "snapshot_source", "snapshot_upsert_on_conflict", "upsert_snapshot_with"]
@@ -165,30 +172,35 @@ class CoreDialect(SqlDialect):
         return conn.execute(self._latest_snapshot, {"key_type": key[0], "key_id": key[1]}).first()
 
     def _page_statements(self) -> tuple[sa.Select[Any], sa.Select[Any]]:
-        """The statements of :meth:`read_page` and :meth:`load_page`."""
+        """The statements of :meth:`read_page` and :meth:`load_page`: the page is a
+        derived table (so the index gives its order and the limit stops the scan)
+        outer-joined to the stream's row. The join conditions always hold (no event
+        or snapshot is past its stream's version); they tie the tables together for
+        SQLAlchemy's cartesian product check."""
         tables = self.tables
         st, ev, sn = tables.streams, tables.events, tables.snapshots
         key_t, key_i = tables.key_parameters()
-        in_stream = sa.and_(
-            ev.c.aggregate_type == st.c.aggregate_type, ev.c.aggregate_id == st.c.aggregate_id
-        )
-        limit = sa.bindparam("limit", type_=sa.Integer)
-        columns = (ev.c.version, ev.c.name, ev.c.data, ev.c.metadata, st.c.version)
-        page = (
-            sa.select(*columns)
-            .select_from(
-                st.outerjoin(
-                    ev,
-                    sa.and_(
-                        in_stream,
-                        ev.c.version > sa.bindparam("from_version", type_=sa.BigInteger),
-                        ev.c.version <= sa.bindparam("to_version", type_=sa.BigInteger),
-                    ),
+
+        def page_after(after: sa.ColumnElement[Any]) -> sa.Subquery:
+            return (
+                sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
+                .where(
+                    ev.c.aggregate_type == key_t,
+                    ev.c.aggregate_id == key_i,
+                    ev.c.version > after,
+                    ev.c.version <= sa.bindparam("to_version", type_=sa.BigInteger),
                 )
+                .order_by(ev.c.version)
+                .limit(sa.bindparam("limit", type_=sa.Integer))
+                .subquery("e")
             )
-            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
-            .order_by(ev.c.version)
-            .limit(limit)
+
+        in_stream = (st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+        page = page_after(sa.bindparam("from_version", type_=sa.BigInteger))
+        read = (
+            sa.select(page.c.version, page.c.name, page.c.data, page.c.metadata, st.c.version)
+            .select_from(st.outerjoin(page, page.c.version <= st.c.version))
+            .where(*in_stream)
         )
         snap = (
             sa.select(sn.c.version, sn.c.data)
@@ -197,20 +209,27 @@ class CoreDialect(SqlDialect):
             .limit(1)
             .cte("snap")
         )
-        after = sa.func.coalesce(snap.c.version, 0)
-        first = sa.or_(ev.c.version.is_(None), ev.c.version == after + 1)
+        after = sa.select(snap.c.version).scalar_subquery()
+        page = page_after(sa.func.coalesce(after, 0))
+        first = sa.or_(page.c.version.is_(None), page.c.version == snap.c.version + 1)
         load = (
-            sa.select(*columns, snap.c.version, sa.case((first, snap.c.data)))
+            sa.select(
+                page.c.version,
+                page.c.name,
+                page.c.data,
+                page.c.metadata,
+                st.c.version,
+                snap.c.version,
+                sa.case((first, snap.c.data)),
+            )
             .select_from(
-                st.outerjoin(snap, sa.true()).outerjoin(
-                    ev, sa.and_(in_stream, ev.c.version > after)
+                st.outerjoin(snap, snap.c.version <= st.c.version).outerjoin(
+                    page, page.c.version <= st.c.version
                 )
             )
-            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
-            .order_by(ev.c.version)
-            .limit(limit)
+            .where(*in_stream)
         )
-        return page, load
+        return read, load
 
     def read_page(
         self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
@@ -223,13 +242,13 @@ class CoreDialect(SqlDialect):
             "to_version": to_version,
             "limit": limit,
         }
-        return conn.execute(self._read_page, params).all() or None
+        return in_version_order(list(conn.execute(self._read_page, params))) or None
 
     def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> Sequence[Any] | None:
         """See :meth:`SqlDialect.load_page`: the stream's row joined to its newest
         snapshot (a common table expression) and outer-joined to the events after it."""
-        params = {"key_type": key[0], "key_id": key[1], "limit": limit}
-        return conn.execute(self._load_page, params).all() or None
+        params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
+        return in_version_order(list(conn.execute(self._load_page, params))) or None
 
     # --- outbox -------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from esrc_sqlalchemy.schema import Ddl, Tables
 
 __all__ = [
+    "LAST_VERSION",
     "ROWCOUNT",
     "SERVER_POOL",
     "ConnectionLockHolder",
@@ -43,6 +44,7 @@ __all__ = [
     "SqlDialect",
     "TestingHooks",
     "digest",
+    "in_version_order",
 ]
 
 EventRow = tuple[str, bytes, str | None]
@@ -50,6 +52,22 @@ EventRow = tuple[str, bytes, str | None]
 
 ROWCOUNT = {"preserve_rowcount": True}
 """Execution options that keep the row count of ``INSERT ... SELECT`` and CTE statements."""
+
+LAST_VERSION = 2**62
+"""A version no stream reaches: the upper bound of a page that reads to the end."""
+
+
+def _version(row: Any) -> Any:
+    return row[0]
+
+
+def in_version_order(rows: list[Any]) -> list[Any]:
+    """``rows`` sorted in place on their first column (the version) and returned: for
+    page queries whose page is a derived table joined to the stream's row, since SQL
+    does not promise that a join keeps the derived table's order. Rows the database
+    returned in order cost one linear pass."""
+    rows.sort(key=_version)
+    return rows
 
 
 class OutboxRow(NamedTuple):

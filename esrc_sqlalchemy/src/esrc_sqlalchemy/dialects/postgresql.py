@@ -47,6 +47,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from esrc_sqlalchemy.dialects._core import snapshot_upsert_on_conflict, upsert_snapshot_with
 from esrc_sqlalchemy.dialects.base import (
+    LAST_VERSION,
     SERVER_POOL,
     EventRow,
     OutboxListener,
@@ -56,6 +57,7 @@ from esrc_sqlalchemy.dialects.base import (
     SqlDialect,
     TestingHooks,
     digest,
+    in_version_order,
 )
 from esrc_sqlalchemy.errors import StoreConfigError
 from esrc_sqlalchemy.notify import Notifier
@@ -334,25 +336,28 @@ class PostgresDialect(SqlDialect):
             f"SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1"
         )
+        page = (
+            f"SELECT version, name, data, metadata FROM {ev} "
+            "WHERE aggregate_type = %(key_type)s AND aggregate_id = %(key_id)s "
+            "AND version > {after} AND version <= %(to_version)s "
+            "ORDER BY version LIMIT %(limit)s"
+        )
         self._read_page = (
             f"SELECT e.version, e.name, e.data, e.metadata, s.version FROM {st} s "
-            f"LEFT JOIN {ev} e ON e.aggregate_type = s.aggregate_type "
-            "AND e.aggregate_id = s.aggregate_id AND e.version > %(from_version)s "
-            "AND e.version <= %(to_version)s "
-            "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s "
-            "ORDER BY e.version LIMIT %(limit)s"
+            f"LEFT JOIN ({page.format(after='%(from_version)s')}) e ON TRUE "
+            "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s"
         )
-        """A page of a stream's events, as :meth:`read_page` describes it."""
+        """A page of a stream's events, as :meth:`read_page` describes it: the page is
+        a derived table (so the index gives its order and the limit stops the scan),
+        outer-joined to the stream's row."""
         self._load_page = (
             f"WITH snap AS (SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1) "
             "SELECT e.version, e.name, e.data, e.metadata, s.version, snap.version, "
             "CASE WHEN e.version IS NULL OR e.version = snap.version + 1 THEN snap.data END "
-            f"FROM {st} s LEFT JOIN snap ON TRUE LEFT JOIN {ev} e "
-            "ON e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id "
-            "AND e.version > COALESCE(snap.version, 0) "
-            "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s "
-            "ORDER BY e.version LIMIT %(limit)s"
+            f"FROM {st} s LEFT JOIN snap ON TRUE "
+            f"LEFT JOIN ({page.format(after='COALESCE((SELECT version FROM snap), 0)')}) e "
+            "ON TRUE WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s"
         )
         """The newest snapshot and the first page after it, as :meth:`load_page`
         describes it: the snapshot's data only on the row of the first event after it
@@ -493,13 +498,13 @@ class PostgresDialect(SqlDialect):
             "to_version": to_version,
             "limit": limit,
         }
-        return _on_psycopg(conn, self._read_page, params)[0] or None
+        return in_version_order(_on_psycopg(conn, self._read_page, params)[0]) or None
 
     def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> Sequence[Any] | None:
         """On psycopg directly: one statement (the snapshot is a common table
         expression joined to the stream's row)."""
-        params = {"key_type": key[0], "key_id": key[1], "limit": limit}
-        return _on_psycopg(conn, self._load_page, params)[0] or None
+        params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
+        return in_version_order(_on_psycopg(conn, self._load_page, params)[0]) or None
 
     # --- outbox -------------------------------------------------------------------------
 
