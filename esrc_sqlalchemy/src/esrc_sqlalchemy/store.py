@@ -101,6 +101,10 @@ def _titles(dialects: Iterable[type[SqlDialect]]) -> str:
     return " and ".join(d.title for d in dialects)
 
 
+_WHOLE = 2**31 - 1
+"""A page size no stream reaches: :meth:`SqlEventStore.events` reads one page."""
+
+
 def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
     """RawEvents from rows that start (version, name, data, metadata), decoding each
     distinct metadata text once (events of one command usually share it; each event
@@ -384,18 +388,21 @@ class SqlEventStore:
     def events(
         self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
     ) -> list[RawEvent]:
-        """See :meth:`esrc_core.store.EventStore.events`. One query."""
+        """See :meth:`esrc_core.store.EventStore.events`. One query (a page as large
+        as the stream)."""
         doing = f"read {aggregate_type} {_shown(aggregate_id)}"
         if isinstance(from_version, bool) or not isinstance(from_version, int):
             raise TypeError(f"{doing}: from_version must be an int")
         key = stream_key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
         rows = self.executor.run(
-            doing, lambda conn: dialect.read_events(conn, key, from_version), write=False
+            doing,
+            lambda conn: dialect.read_page(conn, key, from_version, LAST_VERSION, _WHOLE),
+            write=False,
         )
         if rows is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-        return _raw_events(rows)
+        return [] if rows[0][0] is None else _raw_events(rows)
 
     def iter_events(
         self,

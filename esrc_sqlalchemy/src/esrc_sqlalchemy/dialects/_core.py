@@ -73,7 +73,6 @@ class CoreDialect(SqlDialect):
         super().__init__(tables, engine, notify=notify)
         st, ev, sn = tables.streams, tables.events, tables.snapshots
         key_t, key_i = tables.key_parameters()
-        self._read_events = tables.stream_events(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
         self._latest_snapshot = (
             sa.select(sn.c.version, sn.c.data)
             .where(sn.c.aggregate_type == key_t, sn.c.aggregate_id == key_i)
@@ -151,21 +150,6 @@ class CoreDialect(SqlDialect):
         )
 
     # --- reads --------------------------------------------------------------------------
-
-    def read_events(
-        self, conn: Connection, key: tuple[str, str], from_version: int
-    ) -> Sequence[Any] | None:
-        """The stream's row outer-joined to its events (see
-        :meth:`~esrc_sqlalchemy.schema.Tables.stream_events`)."""
-        rows = conn.execute(
-            self._read_events,
-            {"key_type": key[0], "key_id": key[1], "from_version": from_version},
-        ).all()
-        if not rows:
-            return None
-        if rows[0][1] is None:
-            return []
-        return rows
 
     def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
         """The snapshot with the highest version."""

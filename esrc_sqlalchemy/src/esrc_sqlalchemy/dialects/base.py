@@ -449,13 +449,6 @@ class SqlDialect(abc.ABC):
         return None if found is None else int(found)
 
     @abc.abstractmethod
-    def read_events(
-        self, conn: Connection, key: tuple[str, str], from_version: int
-    ) -> Sequence[Any] | None:
-        """Rows (version, name, data, metadata) after ``from_version`` in version order;
-        ``None`` if the stream does not exist. One query."""
-
-    @abc.abstractmethod
     def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
         """The row (version, data) of the newest snapshot, or ``None``. One query."""
 

@@ -323,15 +323,6 @@ class PostgresDialect(SqlDialect):
         :class:`~esrc_sqlalchemy.dialects.base.OutboxRow`)."""
         self._held = f"WITH x AS (SELECT {_XMIN_SQL} AS xmin) " + held
         """The largest held-back ``tx_id`` alone, for when no row is ready."""
-        self._read = (
-            f"SELECT e.version, e.name, e.data, e.metadata FROM {st} s LEFT JOIN {ev} e "
-            "ON e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id "
-            "AND e.version > %(from_version)s "
-            "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s "
-            "ORDER BY e.version"
-        )
-        """A stream's events after ``from_version``: the stream's row outer-joined to
-        them, as :meth:`~esrc_sqlalchemy.schema.Tables.stream_events` builds it."""
         self._latest_snapshot = (
             f"SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1"
@@ -470,16 +461,6 @@ class PostgresDialect(SqlDialect):
         return upsert_snapshot_with(self._snapshot, conn, key, version, data)
 
     # --- reads --------------------------------------------------------------------------
-
-    def read_events(
-        self, conn: Connection, key: tuple[str, str], from_version: int
-    ) -> Sequence[Any] | None:
-        """On psycopg directly (plain tuples)."""
-        params = {"key_type": key[0], "key_id": key[1], "from_version": from_version}
-        rows, _ = _on_psycopg(conn, self._read, params)
-        if not rows:
-            return None
-        return [] if rows[0][1] is None else rows
 
     def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
         """On psycopg directly."""
