@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from esrc_sqlalchemy._executor import StoreExecutor
 from esrc_sqlalchemy.dialects import DIALECTS, EventRow, SqlDialect, dialect_of_url
-from esrc_sqlalchemy.dialects.base import LAST_VERSION
+from esrc_sqlalchemy.dialects.base import LAST_VERSION, StreamPage
 from esrc_sqlalchemy.engines import check_engine, create_store_engine, normalize_url
 from esrc_sqlalchemy.errors import StoreConfigError, translate
 from esrc_sqlalchemy.inspection import StoreViews
@@ -395,14 +395,14 @@ class SqlEventStore:
             raise TypeError(f"{doing}: from_version must be an int")
         key = stream_key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
-        rows = self.executor.run(
+        page = self.executor.run(
             doing,
             lambda conn: dialect.read_page(conn, key, from_version, LAST_VERSION, _WHOLE),
             write=False,
         )
-        if rows is None:
+        if page is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-        return [] if rows[0][0] is None else _raw_events(rows)
+        return _raw_events(page.events)
 
     def iter_events(
         self,
@@ -421,14 +421,14 @@ class SqlEventStore:
         size = check_page_size(page_size, doing=doing)
         key = stream_key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
-        rows = self.executor.run(
+        page = self.executor.run(
             doing,
             lambda conn: dialect.read_page(conn, key, from_version, LAST_VERSION, size),
             write=False,
         )
-        if rows is None:
+        if page is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-        return self._pages(doing, key, rows, size)
+        return self._pages(doing, key, page, size)
 
     def load_stream(
         self,
@@ -447,41 +447,38 @@ class SqlEventStore:
             return None, self.iter_events(aggregate_type, aggregate_id, page_size=size)
         key = stream_key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
-        rows = self.executor.run(
+        page = self.executor.run(
             doing, lambda conn: dialect.load_page(conn, key, size), write=False
         )
-        if rows is None:
+        if page is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-        first = rows[0]
-        found = None
-        if first[5] is not None:
-            data = first[6]
-            found = RawSnapshot(first[5], data if type(data) is bytes else bytes(data))
-        return found, self._pages(doing, key, rows, size)
+        found = None if page.snapshot is None else RawSnapshot(*page.snapshot)
+        return found, self._pages(doing, key, page, size)
 
     def _pages(
-        self, doing: str, key: tuple[str, str], rows: Sequence[Any], size: int
+        self, doing: str, key: tuple[str, str], first: StreamPage, size: int
     ) -> Iterator[RawEvent]:
-        """The events of ``rows`` (a first page from :meth:`SqlDialect.read_page` or
+        """The events of ``first`` (a page from :meth:`SqlDialect.read_page` or
         ``load_page``), then of the pages after it up to the stream's version when the
         first page was read."""
-        end: int = rows[0][4]
+        end = first.version
         dialect = self._dialect
-        page: Sequence[Any] | None = rows
-        del rows  # hold one page at a time
-        while page and page[0][0] is not None:
-            last: int = page[-1][0]
-            full = len(page) == size
-            events = _raw_events(page)
-            page = None
+        rows: list[Any] | None = first.events
+        del first  # hold one page at a time
+        while rows:
+            last: int = rows[-1][0]
+            full = len(rows) == size
+            events = _raw_events(rows)
+            rows = None
             yield from events
             if not full or last >= end:
                 return
 
-            def read(conn: Connection, after: int = last) -> Sequence[Any] | None:
+            def read(conn: Connection, after: int = last) -> StreamPage | None:
                 return dialect.read_page(conn, key, after, end, size)
 
             page = self.executor.run(doing, read, write=False)
+            rows = None if page is None else page.events
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""

@@ -16,7 +16,8 @@ from esrc_sqlalchemy.dialects.base import (
     EventRow,
     OutboxRow,
     SqlDialect,
-    in_version_order,
+    StreamPage,
+    stream_page,
 )
 from esrc_sqlalchemy.schema import Tables
 
@@ -155,18 +156,17 @@ class CoreDialect(SqlDialect):
         """The snapshot with the highest version."""
         return conn.execute(self._latest_snapshot, {"key_type": key[0], "key_id": key[1]}).first()
 
-    def _page_statements(self) -> tuple[sa.Select[Any], sa.Select[Any]]:
-        """The statements of :meth:`read_page` and :meth:`load_page`: the page is a
-        derived table (so the index gives its order and the limit stops the scan)
-        outer-joined to the stream's row. The join conditions always hold (no event
-        or snapshot is past its stream's version); they tie the tables together for
-        SQLAlchemy's cartesian product check."""
+    def _page_statements(self) -> tuple[sa.CompoundSelect[Any], sa.CompoundSelect[Any]]:
+        """The statements of :meth:`read_page` and :meth:`load_page`: the page (a
+        derived table, so the index gives its order and the limit stops the scan) and
+        the header row of :func:`~esrc_sqlalchemy.dialects.base.stream_page`, in a
+        ``UNION ALL`` whose column types are the events'."""
         tables = self.tables
         st, ev, sn = tables.streams, tables.events, tables.snapshots
         key_t, key_i = tables.key_parameters()
 
-        def page_after(after: sa.ColumnElement[Any]) -> sa.Subquery:
-            return (
+        def page_after(after: sa.ColumnElement[Any]) -> sa.Select[Any]:
+            page = (
                 sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
                 .where(
                     ev.c.aggregate_type == key_t,
@@ -178,13 +178,13 @@ class CoreDialect(SqlDialect):
                 .limit(sa.bindparam("limit", type_=sa.Integer))
                 .subquery("e")
             )
+            return sa.select(page.c.version, page.c.name, page.c.data, page.c.metadata)
 
         in_stream = (st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
-        page = page_after(sa.bindparam("from_version", type_=sa.BigInteger))
-        read = (
-            sa.select(page.c.version, page.c.name, page.c.data, page.c.metadata, st.c.version)
-            .select_from(st.outerjoin(page, page.c.version <= st.c.version))
-            .where(*in_stream)
+        stream_version = sa.cast(st.c.version, sa.Text)
+        read: sa.CompoundSelect[Any] = sa.union_all(
+            page_after(sa.bindparam("from_version", type_=sa.BigInteger)),
+            sa.select(sa.null(), sa.null(), sa.null(), stream_version).where(*in_stream),
         )
         snap = (
             sa.select(sn.c.version, sn.c.data)
@@ -193,32 +193,20 @@ class CoreDialect(SqlDialect):
             .limit(1)
             .cte("snap")
         )
-        after = sa.select(snap.c.version).scalar_subquery()
-        page = page_after(sa.func.coalesce(after, 0))
-        first = sa.or_(page.c.version.is_(None), page.c.version == snap.c.version + 1)
-        load = (
-            sa.select(
-                page.c.version,
-                page.c.name,
-                page.c.data,
-                page.c.metadata,
-                st.c.version,
-                snap.c.version,
-                sa.case((first, snap.c.data)),
-            )
-            .select_from(
-                st.outerjoin(snap, snap.c.version <= st.c.version).outerjoin(
-                    page, page.c.version <= st.c.version
-                )
-            )
+        after = sa.func.coalesce(sa.select(snap.c.version).scalar_subquery(), 0)
+        # The join condition always holds (no snapshot is past its stream's version);
+        # it ties the tables together for SQLAlchemy's cartesian product check.
+        header = (
+            sa.select(snap.c.version, sa.null(), snap.c.data, stream_version)
+            .select_from(st.outerjoin(snap, snap.c.version <= st.c.version))
             .where(*in_stream)
         )
-        return read, load
+        return read, sa.union_all(page_after(after), header)
 
     def read_page(
         self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
-    ) -> Sequence[Any] | None:
-        """See :meth:`SqlDialect.read_page`: the stream's row outer-joined to the page."""
+    ) -> StreamPage | None:
+        """See :meth:`SqlDialect.read_page`."""
         params = {
             "key_type": key[0],
             "key_id": key[1],
@@ -226,13 +214,13 @@ class CoreDialect(SqlDialect):
             "to_version": to_version,
             "limit": limit,
         }
-        return in_version_order(list(conn.execute(self._read_page, params))) or None
+        return stream_page(list(conn.execute(self._read_page, params)))
 
-    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> Sequence[Any] | None:
-        """See :meth:`SqlDialect.load_page`: the stream's row joined to its newest
-        snapshot (a common table expression) and outer-joined to the events after it."""
+    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
+        """See :meth:`SqlDialect.load_page`: the snapshot is a common table
+        expression."""
         params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
-        return in_version_order(list(conn.execute(self._load_page, params))) or None
+        return stream_page(list(conn.execute(self._load_page, params)))
 
     # --- outbox -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
+import operator
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, NamedTuple, Protocol
@@ -42,9 +43,10 @@ __all__ = [
     "RelayLockHolder",
     "SessionLockHolder",
     "SqlDialect",
+    "StreamPage",
     "TestingHooks",
     "digest",
-    "in_version_order",
+    "stream_page",
 ]
 
 EventRow = tuple[str, bytes, str | None]
@@ -57,17 +59,41 @@ LAST_VERSION = 2**62
 """A version no stream reaches: the upper bound of a page that reads to the end."""
 
 
-def _version(row: Any) -> Any:
-    return row[0]
+_version = operator.itemgetter(0)
 
 
-def in_version_order(rows: list[Any]) -> list[Any]:
-    """``rows`` sorted in place on their first column (the version) and returned: for
-    page queries whose page is a derived table joined to the stream's row, since SQL
-    does not promise that a join keeps the derived table's order. Rows the database
-    returned in order cost one linear pass."""
+class StreamPage(NamedTuple):
+    """What :meth:`SqlDialect.read_page` and :meth:`SqlDialect.load_page` return."""
+
+    version: int
+    """The stream's version when the page was read."""
+    snapshot: tuple[int, bytes] | None
+    """The newest snapshot's version and data (``load_page`` only), or ``None``."""
+    events: list[Any]
+    """Rows (version, name, data, metadata), in version order."""
+
+
+def stream_page(rows: list[Any]) -> StreamPage | None:
+    """The :class:`StreamPage` of a page query's ``rows``: the page's event rows (in any
+    order) and one header row whose name is ``NULL``, holding the snapshot's version,
+    ``NULL``, the snapshot's data and the stream's version as text (no header: the
+    stream does not exist). Page queries put the header in a ``UNION ALL`` beside the
+    events so that no event row carries the stream's or the snapshot's columns, and
+    SQL promises no order for its rows, so the events are sorted here (one linear pass
+    when they come in order)."""
+    if not rows:
+        return None
+    if rows[-1][1] is None:
+        header = rows.pop()
+    else:
+        header = rows.pop(next(i for i, row in enumerate(rows) if row[1] is None))
     rows.sort(key=_version)
-    return rows
+    snapshot_version, _, snapshot_data, stream_version = header
+    snapshot = None
+    if snapshot_version is not None:
+        data = snapshot_data if type(snapshot_data) is bytes else bytes(snapshot_data)
+        snapshot = (int(snapshot_version), data)
+    return StreamPage(int(stream_version), snapshot, rows)
 
 
 class OutboxRow(NamedTuple):
@@ -455,23 +481,18 @@ class SqlDialect(abc.ABC):
     @abc.abstractmethod
     def read_page(
         self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
-    ) -> Sequence[Any] | None:
-        """Rows (version, name, data, metadata, stream version) of the stream's events
-        with a version in ``from_version + 1 .. to_version``, in version order, at most
-        ``limit`` of them; every row carries the stream's version. A stream without
-        such events gives one row whose first four columns are ``NULL``; one that does
-        not exist gives ``None``. One query.
+    ) -> StreamPage | None:
+        """The stream's version and its events with a version in ``from_version + 1 ..
+        to_version``, at most ``limit`` of them; ``None`` when the stream does not
+        exist. One query (:func:`stream_page` reads its rows).
 
         A stream's stored events never change, so a reader pages through it with
         several of these, each in a transaction of its own."""
 
     @abc.abstractmethod
-    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> Sequence[Any] | None:
-        """The newest snapshot and the first page after it, in one query: rows as
-        :meth:`read_page`'s for the events after the snapshot's version (after 0
-        without one), plus two columns: the snapshot's version on every row
-        (``NULL`` without one) and its data on the first row only. ``None`` when the
-        stream does not exist."""
+    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
+        """:meth:`read_page` of the first ``limit`` events after the newest snapshot
+        (after version 0 without one), with that snapshot, in one query."""
 
     # --- outbox -------------------------------------------------------------------------
 

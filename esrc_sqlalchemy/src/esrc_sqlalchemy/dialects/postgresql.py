@@ -55,9 +55,10 @@ from esrc_sqlalchemy.dialects.base import (
     RelayLockHolder,
     SessionLockHolder,
     SqlDialect,
+    StreamPage,
     TestingHooks,
     digest,
-    in_version_order,
+    stream_page,
 )
 from esrc_sqlalchemy.errors import StoreConfigError
 from esrc_sqlalchemy.notify import Notifier
@@ -328,31 +329,27 @@ class PostgresDialect(SqlDialect):
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1"
         )
         page = (
-            f"SELECT version, name, data, metadata FROM {ev} "
+            f"(SELECT version, name, data, metadata FROM {ev} "
             "WHERE aggregate_type = %(key_type)s AND aggregate_id = %(key_id)s "
             "AND version > {after} AND version <= %(to_version)s "
-            "ORDER BY version LIMIT %(limit)s"
+            "ORDER BY version LIMIT %(limit)s) UNION ALL "
         )
+        stream = "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s"
         self._read_page = (
-            f"SELECT e.version, e.name, e.data, e.metadata, s.version FROM {st} s "
-            f"LEFT JOIN ({page.format(after='%(from_version)s')}) e ON TRUE "
-            "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s"
+            page.format(after="%(from_version)s")
+            + f"SELECT NULL, NULL, NULL, s.version::text FROM {st} s {stream}"
         )
-        """A page of a stream's events, as :meth:`read_page` describes it: the page is
-        a derived table (so the index gives its order and the limit stops the scan),
-        outer-joined to the stream's row."""
+        """A page of a stream's events and the header row of
+        :func:`~esrc_sqlalchemy.dialects.base.stream_page`."""
         self._load_page = (
             f"WITH snap AS (SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1) "
-            "SELECT e.version, e.name, e.data, e.metadata, s.version, snap.version, "
-            "CASE WHEN e.version IS NULL OR e.version = snap.version + 1 THEN snap.data END "
-            f"FROM {st} s LEFT JOIN snap ON TRUE "
-            f"LEFT JOIN ({page.format(after='COALESCE((SELECT version FROM snap), 0)')}) e "
-            "ON TRUE WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s"
+            + page.format(after="COALESCE((SELECT version FROM snap), 0)")
+            + f"SELECT snap.version, NULL, snap.data, s.version::text FROM {st} s "
+            f"LEFT JOIN snap ON TRUE {stream}"
         )
-        """The newest snapshot and the first page after it, as :meth:`load_page`
-        describes it: the snapshot's data only on the row of the first event after it
-        (versions have no gaps) or on the row that says there is none."""
+        """The newest snapshot (a common table expression) and the first page after it,
+        with the header row of :func:`~esrc_sqlalchemy.dialects.base.stream_page`."""
         self._mark = (
             f"INSERT INTO {cp} AS c (name, tx_id, position) "
             "VALUES (%(name)s, %(tx_id)s, %(position)s) ON CONFLICT (name) DO UPDATE "
@@ -470,7 +467,7 @@ class PostgresDialect(SqlDialect):
 
     def read_page(
         self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
-    ) -> Sequence[Any] | None:
+    ) -> StreamPage | None:
         """On psycopg directly (plain tuples)."""
         params = {
             "key_type": key[0],
@@ -479,13 +476,12 @@ class PostgresDialect(SqlDialect):
             "to_version": to_version,
             "limit": limit,
         }
-        return in_version_order(_on_psycopg(conn, self._read_page, params)[0]) or None
+        return stream_page(_on_psycopg(conn, self._read_page, params)[0])
 
-    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> Sequence[Any] | None:
-        """On psycopg directly: one statement (the snapshot is a common table
-        expression joined to the stream's row)."""
+    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
+        """On psycopg directly: one statement."""
         params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
-        return in_version_order(_on_psycopg(conn, self._load_page, params)[0]) or None
+        return stream_page(_on_psycopg(conn, self._load_page, params)[0])
 
     # --- outbox -------------------------------------------------------------------------
 
