@@ -463,7 +463,7 @@ class SqlEventStore:
         first page was read."""
         end = first.version
         dialect = self._dialect
-        rows: list[Any] | None = first.events
+        rows: Sequence[Any] | None = first.events
         del first  # hold one page at a time
         while rows:
             last: int = rows[-1][0]

@@ -17,7 +17,6 @@ from esrc_sqlalchemy.dialects.base import (
     OutboxRow,
     SqlDialect,
     StreamPage,
-    stream_page,
 )
 from esrc_sqlalchemy.schema import Tables
 
@@ -156,35 +155,31 @@ class CoreDialect(SqlDialect):
         """The snapshot with the highest version."""
         return conn.execute(self._latest_snapshot, {"key_type": key[0], "key_id": key[1]}).first()
 
-    def _page_statements(self) -> tuple[sa.CompoundSelect[Any], sa.CompoundSelect[Any]]:
-        """The statements of :meth:`read_page` and :meth:`load_page`: the page (a
-        derived table, so the index gives its order and the limit stops the scan) and
-        the header row of :func:`~esrc_sqlalchemy.dialects.base.stream_page`, in a
-        ``UNION ALL`` whose column types are the events'."""
+    def _page_statements(self) -> tuple[sa.Executable, sa.Executable]:
+        """The statements of :meth:`read_page` and :meth:`load_page`: the stream's row
+        outer-joined to the page, ordered and limited by the events' version, with the
+        stream's version on every row (and, for ``load_page``, the newest snapshot, a
+        common table expression: its version on every row, its data on the first).
+        SQLite reads the single stream row first and walks the events' index in
+        version order (no sort, and the limit stops the scan), cheaper than a derived
+        table; a database that sorts such a join instead overrides this (MariaDB)."""
         tables = self.tables
         st, ev, sn = tables.streams, tables.events, tables.snapshots
         key_t, key_i = tables.key_parameters()
-
-        def page_after(after: sa.ColumnElement[Any]) -> sa.Select[Any]:
-            page = (
-                sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
-                .where(
-                    ev.c.aggregate_type == key_t,
-                    ev.c.aggregate_id == key_i,
-                    ev.c.version > after,
-                    ev.c.version <= sa.bindparam("to_version", type_=sa.BigInteger),
-                )
-                .order_by(ev.c.version)
-                .limit(sa.bindparam("limit", type_=sa.Integer))
-                .subquery("e")
-            )
-            return sa.select(page.c.version, page.c.name, page.c.data, page.c.metadata)
-
-        in_stream = (st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
-        stream_version = sa.cast(st.c.version, sa.Text)
-        read: sa.CompoundSelect[Any] = sa.union_all(
-            page_after(sa.bindparam("from_version", type_=sa.BigInteger)),
-            sa.select(sa.null(), sa.null(), sa.null(), stream_version).where(*in_stream),
+        in_stream = sa.and_(
+            ev.c.aggregate_type == st.c.aggregate_type,
+            ev.c.aggregate_id == st.c.aggregate_id,
+            ev.c.version <= sa.bindparam("to_version", type_=sa.BigInteger),
+        )
+        columns = (ev.c.version, ev.c.name, ev.c.data, ev.c.metadata, st.c.version)
+        limit = sa.bindparam("limit", type_=sa.Integer)
+        from_version = sa.bindparam("from_version", type_=sa.BigInteger)
+        read = (
+            sa.select(*columns)
+            .select_from(st.outerjoin(ev, sa.and_(in_stream, ev.c.version > from_version)))
+            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+            .order_by(ev.c.version)
+            .limit(limit)
         )
         snap = (
             sa.select(sn.c.version, sn.c.data)
@@ -193,15 +188,34 @@ class CoreDialect(SqlDialect):
             .limit(1)
             .cte("snap")
         )
-        after = sa.func.coalesce(sa.select(snap.c.version).scalar_subquery(), 0)
-        # The join condition always holds (no snapshot is past its stream's version);
-        # it ties the tables together for SQLAlchemy's cartesian product check.
-        header = (
-            sa.select(snap.c.version, sa.null(), snap.c.data, stream_version)
-            .select_from(st.outerjoin(snap, snap.c.version <= st.c.version))
-            .where(*in_stream)
+        after = sa.func.coalesce(snap.c.version, 0)
+        first = sa.or_(ev.c.version.is_(None), ev.c.version == after + 1)
+        # The snapshot's join condition always holds (no snapshot is past its stream's
+        # version); it ties the tables together for SQLAlchemy's cartesian check.
+        load = (
+            sa.select(*columns, snap.c.version, sa.case((first, snap.c.data)))
+            .select_from(
+                st.outerjoin(snap, snap.c.version <= st.c.version).outerjoin(
+                    ev, sa.and_(in_stream, ev.c.version > after)
+                )
+            )
+            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+            .order_by(ev.c.version)
+            .limit(limit)
         )
-        return read, sa.union_all(page_after(after), header)
+        return read, load
+
+    @staticmethod
+    def _stream_page(rows: list[Any]) -> StreamPage | None:
+        """The :class:`StreamPage` of the rows of :meth:`_page_statements`."""
+        if not rows:
+            return None
+        head = rows[0]
+        snapshot = None
+        if len(head) > 5 and head[5] is not None:
+            data = head[6]
+            snapshot = (int(head[5]), data if type(data) is bytes else bytes(data))
+        return StreamPage(int(head[4]), snapshot, rows if head[0] is not None else [])
 
     def read_page(
         self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
@@ -214,13 +228,12 @@ class CoreDialect(SqlDialect):
             "to_version": to_version,
             "limit": limit,
         }
-        return stream_page(list(conn.execute(self._read_page, params)))
+        return self._stream_page(list(conn.execute(self._read_page, params)))
 
     def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
-        """See :meth:`SqlDialect.load_page`: the snapshot is a common table
-        expression."""
+        """See :meth:`SqlDialect.load_page`."""
         params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
-        return stream_page(list(conn.execute(self._load_page, params)))
+        return self._stream_page(list(conn.execute(self._load_page, params)))
 
     # --- outbox -------------------------------------------------------------------------
 

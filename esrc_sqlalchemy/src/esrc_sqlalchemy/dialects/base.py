@@ -59,9 +59,6 @@ LAST_VERSION = 2**62
 """A version no stream reaches: the upper bound of a page that reads to the end."""
 
 
-_version = operator.itemgetter(0)
-
-
 class StreamPage(NamedTuple):
     """What :meth:`SqlDialect.read_page` and :meth:`SqlDialect.load_page` return."""
 
@@ -69,8 +66,11 @@ class StreamPage(NamedTuple):
     """The stream's version when the page was read."""
     snapshot: tuple[int, bytes] | None
     """The newest snapshot's version and data (``load_page`` only), or ``None``."""
-    events: list[Any]
-    """Rows (version, name, data, metadata), in version order."""
+    events: Sequence[Any]
+    """Rows that start (version, name, data, metadata), in version order."""
+
+
+_version = operator.itemgetter(0)
 
 
 def stream_page(rows: list[Any]) -> StreamPage | None:
@@ -484,7 +484,7 @@ class SqlDialect(abc.ABC):
     ) -> StreamPage | None:
         """The stream's version and its events with a version in ``from_version + 1 ..
         to_version``, at most ``limit`` of them; ``None`` when the stream does not
-        exist. One query (:func:`stream_page` reads its rows).
+        exist. One query.
 
         A stream's stored events never change, so a reader pages through it with
         several of these, each in a transaction of its own."""
