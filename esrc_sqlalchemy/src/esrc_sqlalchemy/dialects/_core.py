@@ -155,67 +155,41 @@ class CoreDialect(SqlDialect):
         """The snapshot with the highest version."""
         return conn.execute(self._latest_snapshot, {"key_type": key[0], "key_id": key[1]}).first()
 
-    def _page_statements(self) -> tuple[sa.Executable, sa.Executable]:
-        """The statements of :meth:`read_page` and :meth:`load_page`: the stream's row
-        outer-joined to the page, ordered and limited by the events' version, with the
-        stream's version on every row (and, for ``load_page``, the newest snapshot, a
-        common table expression: its version on every row, its data on the first).
-        SQLite reads the single stream row first and walks the events' index in
-        version order (no sort, and the limit stops the scan), cheaper than a derived
-        table; a database that sorts such a join instead overrides this (MariaDB)."""
+    def _page_statements(self) -> tuple[sa.Executable, sa.Executable | None]:
+        """The statements of :meth:`read_page` and :meth:`load_page` (``None``: the
+        snapshot and the page are read with two statements on one connection, for a
+        database in the process, where a statement costs no round trip).
+
+        Here the stream's row outer-joined to the page, ordered and limited by the
+        events' version, with the stream's version on every row: SQLite reads the
+        single stream row first and walks the events' index in version order (no
+        sort, and the limit stops the scan), cheaper than a derived table. A database
+        that sorts such a join instead overrides this (MariaDB)."""
         tables = self.tables
-        st, ev, sn = tables.streams, tables.events, tables.snapshots
+        st, ev = tables.streams, tables.events
         key_t, key_i = tables.key_parameters()
-        in_stream = sa.and_(
+        page = sa.and_(
             ev.c.aggregate_type == st.c.aggregate_type,
             ev.c.aggregate_id == st.c.aggregate_id,
+            ev.c.version > sa.bindparam("from_version", type_=sa.BigInteger),
             ev.c.version <= sa.bindparam("to_version", type_=sa.BigInteger),
         )
-        columns = (ev.c.version, ev.c.name, ev.c.data, ev.c.metadata, st.c.version)
-        limit = sa.bindparam("limit", type_=sa.Integer)
-        from_version = sa.bindparam("from_version", type_=sa.BigInteger)
         read = (
-            sa.select(*columns)
-            .select_from(st.outerjoin(ev, sa.and_(in_stream, ev.c.version > from_version)))
+            sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata, st.c.version)
+            .select_from(st.outerjoin(ev, page))
             .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
             .order_by(ev.c.version)
-            .limit(limit)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
         )
-        snap = (
-            sa.select(sn.c.version, sn.c.data)
-            .where(sn.c.aggregate_type == key_t, sn.c.aggregate_id == key_i)
-            .order_by(sn.c.version.desc())
-            .limit(1)
-            .cte("snap")
-        )
-        after = sa.func.coalesce(snap.c.version, 0)
-        first = sa.or_(ev.c.version.is_(None), ev.c.version == after + 1)
-        # The snapshot's join condition always holds (no snapshot is past its stream's
-        # version); it ties the tables together for SQLAlchemy's cartesian check.
-        load = (
-            sa.select(*columns, snap.c.version, sa.case((first, snap.c.data)))
-            .select_from(
-                st.outerjoin(snap, snap.c.version <= st.c.version).outerjoin(
-                    ev, sa.and_(in_stream, ev.c.version > after)
-                )
-            )
-            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
-            .order_by(ev.c.version)
-            .limit(limit)
-        )
-        return read, load
+        return read, None
 
     @staticmethod
     def _stream_page(rows: list[Any]) -> StreamPage | None:
-        """The :class:`StreamPage` of the rows of :meth:`_page_statements`."""
+        """The :class:`StreamPage` of the rows of the join of :meth:`_page_statements`."""
         if not rows:
             return None
         head = rows[0]
-        snapshot = None
-        if len(head) > 5 and head[5] is not None:
-            data = head[6]
-            snapshot = (int(head[5]), data if type(data) is bytes else bytes(data))
-        return StreamPage(int(head[4]), snapshot, rows if head[0] is not None else [])
+        return StreamPage(int(head[4]), None, rows if head[0] is not None else [])
 
     def read_page(
         self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
@@ -231,7 +205,13 @@ class CoreDialect(SqlDialect):
         return self._stream_page(list(conn.execute(self._read_page, params)))
 
     def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
-        """See :meth:`SqlDialect.load_page`."""
+        """See :meth:`SqlDialect.load_page`: one statement, or two on one connection
+        (see :meth:`_page_statements`)."""
+        if self._load_page is None:
+            found = self.latest_snapshot(conn, key)
+            snapshot = None if found is None else (int(found[0]), bytes(found[1]))
+            page = self.read_page(conn, key, snapshot[0] if snapshot else 0, LAST_VERSION, limit)
+            return None if page is None else StreamPage(page.version, snapshot, page.events)
         params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
         return self._stream_page(list(conn.execute(self._load_page, params)))
 

@@ -492,7 +492,8 @@ class SqlDialect(abc.ABC):
     @abc.abstractmethod
     def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
         """:meth:`read_page` of the first ``limit`` events after the newest snapshot
-        (after version 0 without one), with that snapshot, in one query."""
+        (after version 0 without one), with that snapshot: one query on a database
+        server (one round trip)."""
 
     # --- outbox -------------------------------------------------------------------------
 

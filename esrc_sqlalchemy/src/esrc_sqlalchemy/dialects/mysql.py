@@ -264,7 +264,7 @@ class MySqlDialect(CoreDialect):
     testing = MySqlTesting()
     _ROW_OVERHEAD = 4096
 
-    def _page_statements(self) -> tuple[sa.Executable, sa.Executable]:
+    def _page_statements(self) -> tuple[sa.Executable, sa.Executable | None]:
         """The page queries of :func:`~esrc_sqlalchemy.dialects.base.stream_page`: the
         page is a derived table (ordered and limited on the events' index) beside one
         header row in a ``UNION ALL``, because MariaDB sorts every remaining event of
