@@ -309,6 +309,28 @@ def test_from_raws_decodes_a_stream_as_from_raw_does_each_event() -> None:
     assert registry.from_raws([]) == []
 
 
+def test_iter_from_raws_decodes_one_event_at_a_time() -> None:
+    """The iterator decodes each event when it reaches it: a bad event at the end
+    raises only once the events before it were yielded, and the source is read as
+    the iterator advances."""
+    registry = _account_registry()
+    stream = [*_account_stream(registry), RawEvent("Deposited", b"not json")]
+    read: list[RawEvent] = []
+
+    def source() -> Any:
+        for raw in stream:
+            read.append(raw)
+            yield raw
+
+    decoding = registry.iter_from_raws(source(), aggregate_type="Account")
+    assert read == []
+    assert next(decoding) == Opened(uuid.UUID(int=7), "ada")
+    assert len(read) == 1
+    assert [next(decoding) for _ in range(3)] == registry.from_raws(stream[1:4])
+    with pytest.raises(SerializationError, match="decode event Deposited of 'Account'"):
+        next(decoding)
+
+
 def test_from_raws_names_an_unregistered_event_and_the_aggregate_type() -> None:
     registry = _account_registry()
     stream = [*_account_stream(registry), RawEvent("Reopened", b"{}")]

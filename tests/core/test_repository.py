@@ -605,3 +605,102 @@ def test_an_unreadable_snapshot_is_logged_and_loading_replays_every_event(
     assert loaded.restored_from is None
     assert loaded.initial_version == 2
     assert "snapshot at version 2 failed" in caplog.text
+
+
+class _RecordingFactory:
+    """A factory written for the Sequence contract: it records what it was given."""
+
+    def __init__(self) -> None:
+        self.given: list[object] = []
+
+    def from_events(self, aggregate_id: AggregateId, events: Sequence[object]) -> Counter:
+        self.given.append(events)
+        assert len(events) == len(list(events)), "a sequence has a length"
+        return Counter.from_events(aggregate_id, events)
+
+    def from_snapshot(
+        self, aggregate_id: AggregateId, snapshot: RawSnapshot, events: Sequence[object]
+    ) -> Counter:
+        self.given.append(events)
+        return Counter.from_snapshot(aggregate_id, snapshot, events)
+
+
+def test_a_factory_that_does_not_replay_iterables_gets_lists(store: EventStore) -> None:
+    """A factory without ``replays_iterables`` is given lists, with and without a
+    snapshot."""
+    factory = _RecordingFactory()
+    repo = Repository(store, factory, registry, aggregate_type="Counter", snapshot_every=0)
+    counter = Counter("c1")
+    counter.increment(3)
+    counters(store).add(counter)
+    assert repo.find_by_id("c1").value == 3
+    store.add_snapshot(
+        "Counter",
+        "c1",
+        RawSnapshot(1, Counter.from_events("c1", [CounterCreated("c1")]).snapshot()),
+    )
+    assert repo.find_by_id("c1").value == 3
+    assert [type(g) for g in factory.given] == [list, list]
+
+
+def test_event_raiser_aggregates_are_given_iterators(store: EventStore) -> None:
+    """An EventRaiserAggregate subclass replays iterables: the repository hands it an
+    iterator, not a list."""
+    seen: list[object] = []
+
+    class Spying(Counter):
+        @classmethod
+        def from_events(cls, aggregate_id: AggregateId, events: Any) -> Spying:
+            seen.append(events)
+            return super().from_events(aggregate_id, events)
+
+        replays_iterables = True
+
+    Repository(store, Counter, registry).add(Counter("c1"))
+    assert Spying.replays_iterables is True
+    assert Repository(store, Spying, registry, aggregate_type="Counter").find_by_id("c1").id == "c1"
+    assert len(seen) == 1
+    assert not isinstance(seen[0], list), f"got {type(seen[0]).__name__}, want an iterator"
+
+
+def test_a_subclass_overriding_from_events_gets_lists(store: EventStore) -> None:
+    """A subclass that overrides from_events (written for the Sequence contract) stops
+    replaying iterables unless it says otherwise, and is given a list."""
+    seen: list[object] = []
+
+    class Indexing(Counter):
+        # Written before from_events took any iterable: mypy flags the narrower type.
+        @classmethod
+        def from_events(  # type: ignore[override]
+            cls, aggregate_id: AggregateId, events: Sequence[object]
+        ) -> Indexing:
+            seen.append(events)
+            assert events[0] is not None
+            return super().from_events(aggregate_id, events)
+
+    assert Counter.replays_iterables is True
+    assert Indexing.replays_iterables is False
+    Repository(store, Counter, registry).add(Counter("c1"))
+    assert (
+        Repository(store, Indexing, registry, aggregate_type="Counter").find_by_id("c1").id == "c1"
+    )
+    assert [type(s) for s in seen] == [list]
+
+
+def test_a_bad_event_after_a_snapshot_is_raised_not_taken_for_a_bad_snapshot(
+    store: EventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event after the snapshot that does not decode raises SerializationError from
+    the load; the snapshot is not blamed (no warning, no second replay)."""
+    repo = counters(store, snapshot_every=0)
+    counter = Counter("c1")
+    counter.increment(2)
+    repo.add(counter)
+    store.add_snapshot("Counter", "c1", RawSnapshot(2, counter.snapshot()))
+    store.append_events("Counter", "c1", 2, [RawEvent("Incremented", b"not json")])
+    with (
+        caplog.at_level(logging.WARNING, logger="esrc.repository"),
+        pytest.raises(SerializationError, match="Incremented"),
+    ):
+        repo.find_by_id("c1")
+    assert "snapshot" not in caplog.text

@@ -48,7 +48,13 @@ def test_toy_backend_is_discovered_through_its_entry_point() -> None:
     assert entry_point.dist is not None
     assert entry_point.dist.name == "esrc-toy"
     found = {b.name: b for b in plugins().backends("store") if b.distribution == "esrc-toy"}
-    assert set(found) == {"toy", "toy-noversioncheck", "toy-unordered", "toy-nonatomic"}
+    assert set(found) == {
+        "toy",
+        "toy-noversioncheck",
+        "toy-unordered",
+        "toy-nonatomic",
+        "toy-pagegap",
+    }
     assert found["toy"].schemes == ("toy",)
     assert found["toy"].version == "0.1.0"
     assert not [p for p in plugins().problems if p.distribution == "esrc-toy"]

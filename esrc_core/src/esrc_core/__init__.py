@@ -5,7 +5,12 @@ backend plugin system. Backends (``esrc-memory``, ``esrc-sqlalchemy``, third par
 are separate distributions found through the ``esrc`` entry point group.
 """
 
-from esrc_core.aggregate import Aggregate, AggregateFactory, EventRaiserAggregate
+from esrc_core.aggregate import (
+    Aggregate,
+    AggregateFactory,
+    EventRaiserAggregate,
+    StreamingFactory,
+)
 from esrc_core.backoff import Backoff
 from esrc_core.capabilities import (
     Capability,
@@ -59,7 +64,7 @@ from esrc_core.relay import (
     message_id,
 )
 from esrc_core.repository import Repository, RetryPolicy
-from esrc_core.store import EventStore
+from esrc_core.store import EventStore, StreamingStore
 from esrc_core.urls import mask_url
 
 __all__ = [
@@ -110,6 +115,8 @@ __all__ = [
     "SnapshotVersionError",
     "StoreUnavailableError",
     "StreamInfo",
+    "StreamingFactory",
+    "StreamingStore",
     "UnknownBackendError",
     "UnknownEventError",
     "WaitingOutbox",

@@ -3,14 +3,14 @@ events and tracks changes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 from esrc_core.errors import SnapshotNotSupported
 from esrc_core.events import RawSnapshot
 from esrc_core.ids import AggregateId
 
-__all__ = ["Aggregate", "AggregateFactory", "EventRaiserAggregate"]
+__all__ = ["Aggregate", "AggregateFactory", "EventRaiserAggregate", "StreamingFactory"]
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -56,6 +56,11 @@ class AggregateFactory(Protocol[T_co]):
     Both methods receive decoded events, oldest first, and must return an aggregate
     whose ``initial_version`` is the version of the last event (or of the snapshot when
     there are no events after it) and whose ``changes`` are empty.
+
+    The :class:`~esrc_core.repository.Repository` passes a list (so ``len`` and
+    indexing work), which holds a whole stream in memory at once. A factory that
+    consumes its events once, in order, says so by being a :class:`StreamingFactory`;
+    it is then given an iterator that decodes events as they are read.
     """
 
     def from_events(self, aggregate_id: AggregateId, events: Sequence[object]) -> T_co:
@@ -64,6 +69,32 @@ class AggregateFactory(Protocol[T_co]):
 
     def from_snapshot(
         self, aggregate_id: AggregateId, snapshot: RawSnapshot, events: Sequence[object]
+    ) -> T_co:
+        """Restore ``snapshot`` and replay the ``events`` recorded after it."""
+        ...
+
+
+@runtime_checkable
+class StreamingFactory(Protocol[T_co]):
+    """An :class:`AggregateFactory` whose methods take any iterable of events and
+    consume it once, in order, without ``len`` or indexing.
+
+    A factory declares it with a ``replays_iterables`` attribute that is ``True``; the
+    :class:`~esrc_core.repository.Repository` then replays a stream as it reads it,
+    holding one page of events (see :class:`~esrc_core.store.StreamingStore`) rather
+    than the whole stream. Errors raised while iterating (a store or decoding error)
+    must propagate unchanged.
+    """
+
+    replays_iterables: bool
+    """``True`` when :meth:`from_events` and :meth:`from_snapshot` accept iterators."""
+
+    def from_events(self, aggregate_id: AggregateId, events: Iterable[object]) -> T_co:
+        """Replay ``events`` (versions 1..n) into a new aggregate."""
+        ...
+
+    def from_snapshot(
+        self, aggregate_id: AggregateId, snapshot: RawSnapshot, events: Iterable[object]
     ) -> T_co:
         """Restore ``snapshot`` and replay the ``events`` recorded after it."""
         ...
@@ -90,7 +121,16 @@ class EventRaiserAggregate:
     raise the creation event again), so every attribute must be set by an event handler
     or have a class-level default. To support snapshots, override :meth:`snapshot` and
     :meth:`restore`.
+
+    The class is a :class:`StreamingFactory`: loading replays events one by one as
+    they are read. A subclass that overrides :meth:`from_events` or
+    :meth:`from_snapshot` is given lists instead (its ``replays_iterables`` becomes
+    ``False``), unless it sets ``replays_iterables = True`` itself.
     """
+
+    replays_iterables: ClassVar[bool] = True
+    """Whether :meth:`from_events` and :meth:`from_snapshot` accept any iterable (see
+    :class:`StreamingFactory`)."""
 
     id: Any
     _esrc_changes: list[object]
@@ -99,6 +139,13 @@ class EventRaiserAggregate:
     def __init__(self) -> None:
         self._esrc_changes = []
         self._esrc_initial_version = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "replays_iterables" not in own and ("from_events" in own or "from_snapshot" in own):
+            # An override written for the Sequence contract may use len() or indexing.
+            cls.replays_iterables = False
 
     def _esrc_state(self) -> list[object]:
         # Tolerate subclasses that forget super().__init__().
@@ -166,10 +213,10 @@ class EventRaiserAggregate:
         return aggregate
 
     @classmethod
-    def from_events(cls, aggregate_id: AggregateId, events: Sequence[object]) -> Self:
-        """Replay ``events`` into a :meth:`blank` instance whose ``id`` is set to
-        ``aggregate_id`` first (an event handler may set it again); ``initial_version``
-        becomes the number of events."""
+    def from_events(cls, aggregate_id: AggregateId, events: Iterable[object]) -> Self:
+        """Replay ``events`` (any iterable, consumed once) into a :meth:`blank`
+        instance whose ``id`` is set to ``aggregate_id`` first (an event handler may set
+        it again); ``initial_version`` becomes the number of events."""
         aggregate = cls.blank()
         aggregate.id = aggregate_id
         aggregate._replay(events, 0)
@@ -177,16 +224,19 @@ class EventRaiserAggregate:
 
     @classmethod
     def from_snapshot(
-        cls, aggregate_id: AggregateId, snapshot: RawSnapshot, events: Sequence[object]
+        cls, aggregate_id: AggregateId, snapshot: RawSnapshot, events: Iterable[object]
     ) -> Self:
-        """:meth:`restore` the snapshot, then replay ``events``; ``initial_version``
-        becomes the snapshot version plus the number of events."""
+        """:meth:`restore` the snapshot, then replay ``events`` (any iterable, consumed
+        once); ``initial_version`` becomes the snapshot version plus the number of
+        events."""
         aggregate = cls.restore(aggregate_id, snapshot.data)
         EventRaiserAggregate.__init__(aggregate)
         aggregate._replay(events, snapshot.version)
         return aggregate
 
-    def _replay(self, events: Sequence[object], base_version: int) -> None:
-        for event in events:
-            self.on_event(event)
-        self._esrc_initial_version = base_version + len(events)
+    def _replay(self, events: Iterable[object], base_version: int) -> None:
+        on_event = self.on_event
+        count = 0
+        for count, event in enumerate(events, 1):  # noqa: B007 (count is the result)
+            on_event(event)
+        self._esrc_initial_version = base_version + count

@@ -25,6 +25,7 @@ from esrc_core.inspection import Inspectable
 from esrc_core.locks import HasRelayLock
 from esrc_core.migrations import Migratable
 from esrc_core.relay import BatchPublisher, HasOutbox, WaitingOutbox
+from esrc_core.store import StreamingStore
 
 __all__ = [
     "CAPABILITIES",
@@ -71,6 +72,9 @@ class Capability(enum.StrEnum):
     MIGRATE = "migrate"
     """A store whose schema can be created or upgraded ahead of time
     (:class:`~esrc_core.migrations.Migratable`; ``esrc migrate URL``)."""
+    STREAMING = "streaming"
+    """A store that reads a stream page by page, and its latest snapshot with the
+    first page (:class:`~esrc_core.store.StreamingStore`)."""
     BATCH = "batch"
     """A publisher that delivers many events at once
     (:class:`~esrc_core.relay.BatchPublisher`)."""
@@ -96,6 +100,7 @@ CAPABILITIES: Mapping[Capability, CapabilitySpec] = {
     Capability.RELAY_LOCK: CapabilitySpec("store", "store", HasRelayLock),
     Capability.INSPECT: CapabilitySpec("store", "store", Inspectable),
     Capability.MIGRATE: CapabilitySpec("store", "store", Migratable),
+    Capability.STREAMING: CapabilitySpec("store", "store", StreamingStore),
     Capability.BATCH: CapabilitySpec("publisher", "publisher", BatchPublisher),
 }
 """Each capability's row; the only place a capability meets its protocol."""

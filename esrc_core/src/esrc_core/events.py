@@ -3,7 +3,7 @@ classes to names."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
@@ -213,14 +213,24 @@ class EventRegistry:
         """Decode many :class:`RawEvent` (a stream being replayed), in order.
 
         The same as ``[from_raw(r, aggregate_type=...) for r in raws]``, with the same
-        errors. Each event name's class and decoder (the marshaler's
+        errors; ``list(iter_from_raws(...))``.
+        """
+        return list(self.iter_from_raws(raws, aggregate_type=aggregate_type))
+
+    def iter_from_raws(
+        self, raws: Iterable[RawEvent], *, aggregate_type: str | None = None
+    ) -> Iterator[Any]:
+        """Decode :class:`RawEvent` one at a time as the returned iterator is advanced,
+        in order: a stream of any length is replayed without holding it decoded.
+
+        Each decoded event is what :meth:`from_raw` returns, and the errors are its
+        errors, raised by the iterator when it reaches the event. Each event name's
+        class and decoder (the marshaler's
         :class:`~esrc_core.marshaling.CompilesDecoders` capability, when it has it) is
         looked up once and kept for as long as the marshaler is.
         """
         marshaler, decoders = self._codec
         where = f" of {aggregate_type!r}" if aggregate_type else ""
-        decoded: list[Any] = []
-        append = decoded.append
         for raw in raws:
             name = raw.name
             decode = decoders.get(name)
@@ -234,10 +244,10 @@ class EventRegistry:
                 # the entry stays right as long as this marshaler does.
                 decoders[name] = decode
             try:
-                append(decode(raw.data))
+                event = decode(raw.data)
             except Exception as err:
                 raise SerializationError(f"decode event {name}{where}: {err}") from err
-        return decoded
+            yield event
 
 
 def _decoder_of(marshaler: EventMarshaler, cls: type[Any]) -> Callable[[bytes], Any]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from esrc_core.aggregate import Aggregate, AggregateFactory
+from esrc_core.aggregate import Aggregate, AggregateFactory, StreamingFactory
 from esrc_core.backoff import Backoff
+from esrc_core.capabilities import Capability, offered
 from esrc_core.errors import (
     AggregateRequiresEvents,
     OptimisticConcurrencyError,
@@ -17,7 +18,7 @@ from esrc_core.errors import (
 )
 from esrc_core.events import EventRegistry, RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id
-from esrc_core.store import EventStore
+from esrc_core.store import EventStore, StreamingStore
 
 __all__ = ["Repository", "RetryPolicy"]
 
@@ -52,7 +53,20 @@ class Repository(Generic[T]):
     Snapshots are taken by policy: after a save that crosses a multiple of
     ``snapshot_every`` versions (default 200; 0 disables), in the caller's thread. A
     failed snapshot is logged and does not fail the save. Loading reads the latest
-    snapshot and the events after it.
+    snapshot and the events after it; with ``load_snapshots=False`` it ignores
+    snapshots and replays every event (the result is the same when the aggregate's
+    ``snapshot``/``restore`` are faithful; it saves the snapshot lookup where none are
+    kept, and bypasses snapshots that cannot be trusted). ``load_snapshots`` is separate
+    from ``snapshot_every``: a repository that takes no snapshots still uses those other
+    writers took.
+
+    On a store with the ``streaming`` capability
+    (:class:`~esrc_core.store.StreamingStore`) a load reads the snapshot and the first
+    page of events in one round trip and further pages only for a longer stream; with
+    a :class:`~esrc_core.aggregate.StreamingFactory` (such as an
+    :class:`~esrc_core.aggregate.EventRaiserAggregate`) events are decoded and applied
+    as they are read, so a stream of any length loads holding the aggregate and one
+    page of events. Other stores and factories get the whole stream as a list.
 
     A repository holds no per-aggregate state and is safe to share between threads if
     its store is.
@@ -68,6 +82,7 @@ class Repository(Generic[T]):
         snapshot_every: int = 200,
         retry: Backoff | None = None,
         metadata: Mapping[str, str] | None = None,
+        load_snapshots: bool = True,
     ) -> None:
         if aggregate_type is None:
             aggregate_type = getattr(factory, "__name__", None)
@@ -82,34 +97,90 @@ class Repository(Generic[T]):
         self.snapshot_every = snapshot_every
         self.retry: Backoff = retry if retry is not None else RetryPolicy()
         self.metadata: Mapping[str, str] = dict(metadata or {})
+        self.load_snapshots = load_snapshots
+        """Whether loads start from the latest snapshot (see the class docstring)."""
+        self._streaming_of: tuple[EventStore, StreamingStore | None] | None = None
+        self._iterables_of: tuple[AggregateFactory[T], bool] | None = None
 
     def find_by_id(self, aggregate_id: AggregateId) -> T:
-        """Load the aggregate: latest snapshot (if any) plus the events after it.
+        """Load the aggregate: latest snapshot (if any, and if :attr:`load_snapshots`)
+        plus the events after it.
 
         A snapshot the factory cannot restore (its format changed, say) is logged and
-        ignored: the aggregate is then replayed from its first event.
+        ignored: the aggregate is then replayed from its first event. Errors reading or
+        decoding the events are raised as they are, never taken for a bad snapshot.
         Raises :class:`~esrc_core.errors.AggregateNotFound` when it does not exist.
         """
         check_id(aggregate_id, doing=f"find {self.aggregate_type}")
-        snapshot = self.store.latest_snapshot(self.aggregate_type, aggregate_id)
+        aggregate_type, factory = self.aggregate_type, self.factory
+        streaming = self._streaming()
+        if streaming is not None:
+            snapshot, raws = streaming.load_stream(
+                aggregate_type, aggregate_id, snapshot=self.load_snapshots
+            )
+        else:
+            snapshot = (
+                self.store.latest_snapshot(aggregate_type, aggregate_id)
+                if self.load_snapshots
+                else None
+            )
+            raws = iter(
+                self.store.events(aggregate_type, aggregate_id, snapshot.version if snapshot else 0)
+            )
+        iterables = self._replays_iterables()
         if snapshot is not None:
-            events = self._decoded_events(aggregate_id, snapshot.version)
+            failed: list[BaseException] = []
+            events = self._read(raws, failed)
             try:
-                return self.factory.from_snapshot(aggregate_id, snapshot, events)
-            except Exception:
+                return factory.from_snapshot(
+                    aggregate_id, snapshot, cast(Any, events) if iterables else list(events)
+                )
+            except Exception as err:
+                if failed and failed[0] is err:
+                    raise
                 log.warning(
                     "restoring %s %s from its snapshot at version %d failed; replaying "
                     "all events instead",
-                    self.aggregate_type,
+                    aggregate_type,
                     aggregate_id,
                     snapshot.version,
                     exc_info=True,
                 )
-        return self.factory.from_events(aggregate_id, self._decoded_events(aggregate_id, 0))
+            if streaming is not None:
+                raws = streaming.iter_events(aggregate_type, aggregate_id)
+            else:
+                raws = iter(self.store.events(aggregate_type, aggregate_id))
+        events = self.registry.iter_from_raws(raws, aggregate_type=aggregate_type)
+        return factory.from_events(aggregate_id, cast(Any, events) if iterables else list(events))
 
-    def _decoded_events(self, aggregate_id: AggregateId, from_version: int) -> list[Any]:
-        raw = self.store.events(self.aggregate_type, aggregate_id, from_version)
-        return self.registry.from_raws(raw, aggregate_type=self.aggregate_type)
+    def _streaming(self) -> StreamingStore | None:
+        """The store as a :class:`StreamingStore`, or ``None``; asked once per store."""
+        known = self._streaming_of
+        if known is None or known[0] is not self.store:
+            known = self._streaming_of = (
+                self.store,
+                offered(self.store, Capability.STREAMING, StreamingStore),
+            )
+        return known[1]
+
+    def _replays_iterables(self) -> bool:
+        """Whether the factory is a :class:`StreamingFactory` that says it replays
+        iterables; asked once per factory."""
+        known = self._iterables_of
+        if known is None or known[0] is not self.factory:
+            factory = self.factory
+            streams = isinstance(factory, StreamingFactory) and factory.replays_iterables is True
+            known = self._iterables_of = (factory, streams)
+        return known[1]
+
+    def _read(self, raws: Iterable[RawEvent], failed: list[BaseException]) -> Iterator[Any]:
+        """Decoded ``raws``, recording in ``failed`` an error reading or decoding them
+        (so a factory's failure is told apart from the store's)."""
+        try:
+            yield from self.registry.iter_from_raws(raws, aggregate_type=self.aggregate_type)
+        except BaseException as err:
+            failed.append(err)
+            raise
 
     def contains(self, aggregate_id: AggregateId) -> bool:
         """Whether an aggregate with this id exists."""

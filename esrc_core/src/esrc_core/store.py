@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
 
-__all__ = ["EventStore"]
+__all__ = ["DEFAULT_PAGE_SIZE", "EventStore", "StreamingStore", "check_page_size"]
+
+DEFAULT_PAGE_SIZE = 1000
+"""The number of events a :class:`StreamingStore` reads per query unless told otherwise."""
+
+
+def check_page_size(page_size: int | None, *, doing: str) -> int:
+    """``page_size`` as a :class:`StreamingStore` uses it: :data:`DEFAULT_PAGE_SIZE`
+    for ``None``; raises ``TypeError`` (not an ``int``) or ``ValueError`` (below 1),
+    saying ``doing``, otherwise."""
+    if page_size is None:
+        return DEFAULT_PAGE_SIZE
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise TypeError(f"{doing}: page_size must be an int, got {page_size!r}")
+    if page_size < 1:
+        raise ValueError(f"{doing}: page_size must be 1 or more, got {page_size}")
+    return page_size
 
 
 @runtime_checkable
@@ -90,4 +106,64 @@ class EventStore(Protocol):
 
     def close(self) -> None:
         """Release connections and other resources. Calling it twice is harmless."""
+        ...
+
+
+@runtime_checkable
+class StreamingStore(Protocol):
+    """An :class:`EventStore` that reads a stream page by page (capability
+    ``streaming``), so a stream of any length is replayed holding one page of events
+    at a time. The :class:`~esrc_core.repository.Repository` loads through it when the
+    store offers it, and through :meth:`EventStore.latest_snapshot` and
+    :meth:`EventStore.events` otherwise.
+
+    Contract, checked by ``esrc_testkit``:
+
+    - Both methods read the first page when called, so a stream that does not exist
+      raises :class:`~esrc_core.errors.AggregateNotFound` before an iterator is
+      returned.
+    - The iterator yields the events after the start version up to the version the
+      stream had when the first page was read, in version order, each exactly once,
+      as :meth:`EventStore.events` would return them. Events appended meanwhile are
+      not yielded and do not disturb it (a stream's stored events never change, so
+      further pages need no transaction held open between them).
+    - It reads at most ``page_size`` events per query (the store's default when
+      ``None``; a positive ``int``) and holds no more than one page of them; a stream
+      no longer than a page costs one query.
+    - Errors while reading a later page (a lost connection) are raised from the
+      iterator, translated as every other store error.
+    """
+
+    def iter_events(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int = 0,
+        *,
+        page_size: int | None = None,
+    ) -> Iterator[RawEvent]:
+        """The stream's events with version greater than ``from_version``, in order,
+        read one page at a time.
+
+        Raises :class:`~esrc_core.errors.AggregateNotFound` when the stream does not
+        exist (when called, not from the iterator).
+        """
+        ...
+
+    def load_stream(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        *,
+        snapshot: bool = True,
+        page_size: int | None = None,
+    ) -> tuple[RawSnapshot | None, Iterator[RawEvent]]:
+        """The latest snapshot (``None`` if there is none, or when ``snapshot`` is
+        false) and an iterator over the events after it (after version 0 without a
+        snapshot), as :meth:`iter_events` reads them.
+
+        Reads the snapshot and the first page in one round trip where the database
+        allows. Raises :class:`~esrc_core.errors.AggregateNotFound` when the stream
+        does not exist.
+        """
         ...

@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from esrc_core.errors import (
@@ -20,6 +20,7 @@ from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.relay import RelayEvent
+from esrc_core.store import check_page_size
 
 __all__ = ["MemoryEventStore", "MemoryOutbox", "MemoryRelayLock"]
 
@@ -139,6 +140,59 @@ class MemoryEventStore:
             if stream is None:
                 raise AggregateNotFound(f"{doing}: the aggregate does not exist")
             return stream.events[max(from_version, 0) :]
+
+    def iter_events(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int = 0,
+        *,
+        page_size: int | None = None,
+    ) -> Iterator[RawEvent]:
+        """See :meth:`esrc_core.store.StreamingStore.iter_events`: takes the store's
+        lock once per page."""
+        doing = f"read {aggregate_type} {aggregate_id!r}"
+        size = check_page_size(page_size, doing=doing)
+        key = self._key(aggregate_type, aggregate_id, doing)
+        with self._state.lock:
+            stream = self._state.streams.get(key)
+            if stream is None:
+                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+            end = len(stream.events)
+        return self._pages(stream, max(from_version, 0), end, size)
+
+    def load_stream(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        *,
+        snapshot: bool = True,
+        page_size: int | None = None,
+    ) -> tuple[RawSnapshot | None, Iterator[RawEvent]]:
+        """See :meth:`esrc_core.store.StreamingStore.load_stream`."""
+        doing = f"load {aggregate_type} {aggregate_id!r}"
+        size = check_page_size(page_size, doing=doing)
+        key = self._key(aggregate_type, aggregate_id, doing)
+        with self._state.lock:
+            stream = self._state.streams.get(key)
+            if stream is None:
+                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+            end = len(stream.events)
+            latest = (
+                stream.snapshots[max(stream.snapshots)] if snapshot and stream.snapshots else None
+            )
+        start = latest.version if latest is not None else 0
+        return latest, self._pages(stream, start, end, size)
+
+    def _pages(self, stream: _Stream, start: int, end: int, size: int) -> Iterator[RawEvent]:
+        """The stream's events at versions ``start + 1 .. end``, copied out ``size`` at
+        a time under the lock."""
+        position = start
+        while position < end:
+            with self._state.lock:
+                page = stream.events[position : min(position + size, end)]
+            position += len(page)
+            yield from page
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""

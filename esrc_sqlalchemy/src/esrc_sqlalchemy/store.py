@@ -7,7 +7,7 @@ import json
 import threading
 import uuid
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy.exc
@@ -24,11 +24,13 @@ from esrc_core.errors import (
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
+from esrc_core.store import check_page_size
 from esrc_core.urls import mask_url
 from sqlalchemy.engine import Connection, Engine
 
 from esrc_sqlalchemy._executor import StoreExecutor
 from esrc_sqlalchemy.dialects import DIALECTS, EventRow, SqlDialect, dialect_of_url
+from esrc_sqlalchemy.dialects.base import LAST_VERSION, StreamPage
 from esrc_sqlalchemy.engines import check_engine, create_store_engine, normalize_url
 from esrc_sqlalchemy.errors import StoreConfigError, translate
 from esrc_sqlalchemy.inspection import StoreViews
@@ -105,21 +107,28 @@ def _titles(dialects: Iterable[type[SqlDialect]]) -> str:
     return " and ".join(d.title for d in dialects)
 
 
+_WHOLE = 2**31 - 1
+"""A page size no stream reaches: :meth:`SqlEventStore.events` reads one page."""
+
+
 def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
-    """RawEvents from rows (version, name, data, metadata), decoding each distinct
-    metadata text once (events of one command usually share it; each event gets a
-    dict of its own)."""
+    """RawEvents from rows that start (version, name, data, metadata), decoding each
+    distinct metadata text once (events of one command usually share it; each event
+    gets a dict of its own)."""
     events: list[RawEvent] = []
+    append = events.append
     metas: dict[str, dict[str, str]] = {}
-    for _, name, stored, meta in rows:
+    for row in rows:
+        stored = row[2]
         data = stored if type(stored) is bytes else bytes(stored)
+        meta = row[3]
         if meta:
             parsed = metas.get(meta)
             if parsed is None:
                 parsed = metas[meta] = json.loads(meta)
-            events.append(RawEvent(name, data, parsed.copy()))
+            append(RawEvent(row[1], data, parsed.copy()))
         else:
-            events.append(RawEvent(name, data, {}))
+            append(RawEvent(row[1], data, {}))
     return events
 
 
@@ -510,18 +519,97 @@ class SqlEventStore:
     def events(
         self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
     ) -> list[RawEvent]:
-        """See :meth:`esrc_core.store.EventStore.events`. One query."""
+        """See :meth:`esrc_core.store.EventStore.events`. One query (a page as large
+        as the stream)."""
         doing = f"read {aggregate_type} {_shown(aggregate_id)}"
         if isinstance(from_version, bool) or not isinstance(from_version, int):
             raise TypeError(f"{doing}: from_version must be an int")
         key = stream_key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
-        rows = self.executor.run(
-            doing, lambda conn: dialect.read_events(conn, key, from_version), write=False
+        page = self.executor.run(
+            doing,
+            lambda conn: dialect.read_page(conn, key, from_version, LAST_VERSION, _WHOLE),
+            write=False,
         )
-        if rows is None:
+        if page is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-        return _raw_events(rows)
+        return _raw_events(page.events)
+
+    def iter_events(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int = 0,
+        *,
+        page_size: int | None = None,
+    ) -> Iterator[RawEvent]:
+        """See :meth:`esrc_core.store.StreamingStore.iter_events`: one query per page,
+        keyset on the version (no transaction or cursor is held between pages); a
+        stream no longer than a page costs one query."""
+        doing = f"read {aggregate_type} {_shown(aggregate_id)}"
+        if isinstance(from_version, bool) or not isinstance(from_version, int):
+            raise TypeError(f"{doing}: from_version must be an int")
+        size = check_page_size(page_size, doing=doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
+        dialect = self._dialect
+        page = self.executor.run(
+            doing,
+            lambda conn: dialect.read_page(conn, key, from_version, LAST_VERSION, size),
+            write=False,
+        )
+        if page is None:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        return self._pages(doing, key, page, size)
+
+    def load_stream(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        *,
+        snapshot: bool = True,
+        page_size: int | None = None,
+    ) -> tuple[RawSnapshot | None, Iterator[RawEvent]]:
+        """See :meth:`esrc_core.store.StreamingStore.load_stream`: the snapshot and the
+        first page in one query (a common table expression), then one query per
+        further page."""
+        doing = f"load {aggregate_type} {_shown(aggregate_id)}"
+        size = check_page_size(page_size, doing=doing)
+        if not snapshot:
+            return None, self.iter_events(aggregate_type, aggregate_id, page_size=size)
+        key = stream_key(aggregate_type, aggregate_id, doing)
+        dialect = self._dialect
+        page = self.executor.run(
+            doing, lambda conn: dialect.load_page(conn, key, size), write=False
+        )
+        if page is None:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        found = None if page.snapshot is None else RawSnapshot(*page.snapshot)
+        return found, self._pages(doing, key, page, size)
+
+    def _pages(
+        self, doing: str, key: tuple[str, str], first: StreamPage, size: int
+    ) -> Iterator[RawEvent]:
+        """The events of ``first`` (a page from :meth:`SqlDialect.read_page` or
+        ``load_page``), then of the pages after it up to the stream's version when the
+        first page was read."""
+        end = first.version
+        dialect = self._dialect
+        rows: Sequence[Any] | None = first.events
+        del first  # hold one page at a time
+        while rows:
+            last: int = rows[-1][0]
+            full = len(rows) == size
+            events = _raw_events(rows)
+            rows = None
+            yield from events
+            if not full or last >= end:
+                return
+
+            def read(conn: Connection, after: int = last) -> StreamPage | None:
+                return dialect.read_page(conn, key, after, end, size)
+
+            page = self.executor.run(doing, read, write=False)
+            rows = None if page is None else page.events
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""

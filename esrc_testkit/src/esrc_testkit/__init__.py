@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from esrc_testkit.repository import RepositoryAcceptance
     from esrc_testkit.servers import in_ci, reachable_url, server_unreachable, server_url
     from esrc_testkit.snapshots import SnapshotAcceptance
+    from esrc_testkit.streaming import StreamingAcceptance
     from esrc_testkit.streams import StreamAcceptance
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "StoreFactory",
     "StoreSuite",
     "StreamAcceptance",
+    "StreamingAcceptance",
     "capabilities_of",
     "given",
     "in_ci",
@@ -82,6 +84,7 @@ _HOME = {
     "StoreFactory": "fixtures",
     "StoreSuite": "fixtures",
     "StreamAcceptance": "streams",
+    "StreamingAcceptance": "streaming",
     "capabilities_of": "capabilities",
     "in_ci": "servers",
     "reachable_url": "servers",

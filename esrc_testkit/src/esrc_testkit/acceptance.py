@@ -9,6 +9,7 @@ from esrc_testkit.outbox import OutboxAcceptance
 from esrc_testkit.races import ConcurrencyAcceptance
 from esrc_testkit.repository import RepositoryAcceptance
 from esrc_testkit.snapshots import SnapshotAcceptance
+from esrc_testkit.streaming import StreamingAcceptance
 from esrc_testkit.streams import StreamAcceptance
 
 __all__ = ["EventStoreAcceptance"]
@@ -17,6 +18,7 @@ __all__ = ["EventStoreAcceptance"]
 class EventStoreAcceptance(
     StreamAcceptance,
     SnapshotAcceptance,
+    StreamingAcceptance,
     OutboxAcceptance,
     ConcurrencyAcceptance,
     RepositoryAcceptance,
@@ -50,7 +52,7 @@ class EventStoreAcceptance(
     ``capabilities`` are skipped with a reason naming it. A backend that declares
     ``"persistent"`` also overrides ``reopen(store)``; ``state_machine_settings``
     tunes the hypothesis run. The parts (``StreamAcceptance``, ``SnapshotAcceptance``,
-    ``OutboxAcceptance``, ``ConcurrencyAcceptance``, ``RepositoryAcceptance``,
-    ``RelayLockAcceptance``, ``InspectionAcceptance``, ``StateMachineAcceptance``) can
-    also be subclassed one by one.
+    ``StreamingAcceptance``, ``OutboxAcceptance``, ``ConcurrencyAcceptance``,
+    ``RepositoryAcceptance``, ``RelayLockAcceptance``, ``InspectionAcceptance``,
+    ``StateMachineAcceptance``) can also be subclassed one by one.
     """

@@ -173,3 +173,38 @@ class RepositoryAcceptance(StoreSuite):
         loaded.increment()
         counters.update(loaded)
         assert counters.find_by_id(counter.id).value == 13
+
+    def test_repository_loads_a_stream_of_several_pages(self, store: EventStore) -> None:
+        """An aggregate of 3,500 events (several pages of a streaming store's default
+        size) loads with every event applied once, in order, at version 3,500."""
+        counters = Repository(store, Counter, registry, snapshot_every=0)
+        counter_id = uuid.uuid4()
+        history = [registry.to_raw(CounterCreated(counter_id, "long"))]
+        history += [registry.to_raw(CounterIncremented(n)) for n in range(1, 3500)]
+        store.add_aggregate("Counter", counter_id, history)
+        loaded = counters.find_by_id(counter_id)
+        assert (loaded.id, loaded.name) == (counter_id, "long")
+        assert loaded.value == sum(range(1, 3500)), f"got {loaded.value}"
+        assert (loaded.initial_version, loaded.changes, loaded.restored) == (3500, (), False)
+
+    @requires(Capability.SNAPSHOTS)
+    def test_repository_without_load_snapshots_replays_every_event(self, store: EventStore) -> None:
+        """``load_snapshots=False`` ignores snapshots others took (even with
+        ``snapshot_every`` on) and replays from the first event; the default uses them,
+        also where ``snapshot_every=0``."""
+        writer = Repository(store, Counter, registry, snapshot_every=2)
+        counter = Counter(uuid.uuid4(), "both")
+        counter.increment(3)
+        counter.increment(4)
+        writer.add(counter)
+        snapshot = store.latest_snapshot("Counter", counter.id)
+        assert snapshot is not None
+        assert snapshot.version == 3, f"got {snapshot!r}"
+        for snapshot_every in (0, 2):
+            replaying = Repository(
+                store, Counter, registry, snapshot_every=snapshot_every, load_snapshots=False
+            )
+            loaded = replaying.find_by_id(counter.id)
+            assert (loaded.restored, loaded.value, loaded.initial_version) == (False, 7, 3)
+        loaded = Repository(store, Counter, registry, snapshot_every=0).find_by_id(counter.id)
+        assert (loaded.restored, loaded.value, loaded.initial_version) == (True, 7, 3)

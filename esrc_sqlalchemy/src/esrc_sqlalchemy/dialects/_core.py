@@ -10,7 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from esrc_sqlalchemy.dialects.base import ROWCOUNT, EventRow, OutboxRow, SqlDialect
+from esrc_sqlalchemy.dialects.base import (
+    LAST_VERSION,
+    ROWCOUNT,
+    EventRow,
+    OutboxRow,
+    SqlDialect,
+    StreamPage,
+)
 from esrc_sqlalchemy.schema import Tables
 
 __all__ = ["CoreDialect", "snapshot_source", "snapshot_upsert_on_conflict", "upsert_snapshot_with"]
@@ -66,13 +73,13 @@ class CoreDialect(SqlDialect):
         super().__init__(tables, engine, notify=notify)
         st, ev, sn = tables.streams, tables.events, tables.snapshots
         key_t, key_i = tables.key_parameters()
-        self._read_events = tables.stream_events(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
         self._latest_snapshot = (
             sa.select(sn.c.version, sn.c.data)
             .where(sn.c.aggregate_type == key_t, sn.c.aggregate_id == key_i)
             .order_by(sn.c.version.desc())
             .limit(1)
         )
+        self._read_page, self._load_page = self._page_statements()
         self._insert_stream = st.insert()
         self._insert_events = ev.insert()
         self._claim_stream = (
@@ -214,24 +221,69 @@ class CoreDialect(SqlDialect):
 
     # --- reads --------------------------------------------------------------------------
 
-    def read_events(
-        self, conn: Connection, key: tuple[str, str], from_version: int
-    ) -> Sequence[Any] | None:
-        """The stream's row outer-joined to its events (see
-        :meth:`~esrc_sqlalchemy.schema.Tables.stream_events`)."""
-        rows = conn.execute(
-            self._read_events,
-            {"key_type": key[0], "key_id": key[1], "from_version": from_version},
-        ).all()
-        if not rows:
-            return None
-        if rows[0][1] is None:
-            return []
-        return rows
-
     def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
         """The snapshot with the highest version."""
         return conn.execute(self._latest_snapshot, {"key_type": key[0], "key_id": key[1]}).first()
+
+    def _page_statements(self) -> tuple[sa.Executable, sa.Executable | None]:
+        """The statements of :meth:`read_page` and :meth:`load_page` (``None``: the
+        snapshot and the page are read with two statements on one connection, for a
+        database in the process, where a statement costs no round trip).
+
+        Here the stream's row outer-joined to the page, ordered and limited by the
+        events' version, with the stream's version on every row: SQLite reads the
+        single stream row first and walks the events' index in version order (no
+        sort, and the limit stops the scan), cheaper than a derived table. A database
+        that sorts such a join instead overrides this (MariaDB)."""
+        tables = self.tables
+        st, ev = tables.streams, tables.events
+        key_t, key_i = tables.key_parameters()
+        page = sa.and_(
+            ev.c.aggregate_type == st.c.aggregate_type,
+            ev.c.aggregate_id == st.c.aggregate_id,
+            ev.c.version > sa.bindparam("from_version", type_=sa.BigInteger),
+            ev.c.version <= sa.bindparam("to_version", type_=sa.BigInteger),
+        )
+        read = (
+            sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata, st.c.version)
+            .select_from(st.outerjoin(ev, page))
+            .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+            .order_by(ev.c.version)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+        )
+        return read, None
+
+    @staticmethod
+    def _stream_page(rows: list[Any]) -> StreamPage | None:
+        """The :class:`StreamPage` of the rows of the join of :meth:`_page_statements`."""
+        if not rows:
+            return None
+        head = rows[0]
+        return StreamPage(int(head[4]), None, rows if head[0] is not None else [])
+
+    def read_page(
+        self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> StreamPage | None:
+        """See :meth:`SqlDialect.read_page`."""
+        params = {
+            "key_type": key[0],
+            "key_id": key[1],
+            "from_version": from_version,
+            "to_version": to_version,
+            "limit": limit,
+        }
+        return self._stream_page(list(conn.execute(self._read_page, params)))
+
+    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
+        """See :meth:`SqlDialect.load_page`: one statement, or two on one connection
+        (see :meth:`_page_statements`)."""
+        if self._load_page is None:
+            found = self.latest_snapshot(conn, key)
+            snapshot = None if found is None else (int(found[0]), bytes(found[1]))
+            page = self.read_page(conn, key, snapshot[0] if snapshot else 0, LAST_VERSION, limit)
+            return None if page is None else StreamPage(page.version, snapshot, page.events)
+        params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
+        return self._stream_page(list(conn.execute(self._load_page, params)))
 
     # --- outbox -------------------------------------------------------------------------
 

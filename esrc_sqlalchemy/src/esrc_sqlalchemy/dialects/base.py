@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
+import operator
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, NamedTuple, Protocol
@@ -32,6 +33,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from esrc_sqlalchemy.schema import Ddl, Tables
 
 __all__ = [
+    "LAST_VERSION",
     "ROWCOUNT",
     "SERVER_POOL",
     "ConnectionLockHolder",
@@ -41,8 +43,10 @@ __all__ = [
     "RelayLockHolder",
     "SessionLockHolder",
     "SqlDialect",
+    "StreamPage",
     "TestingHooks",
     "digest",
+    "stream_page",
 ]
 
 EventRow = tuple[str, bytes, str | None]
@@ -50,6 +54,46 @@ EventRow = tuple[str, bytes, str | None]
 
 ROWCOUNT = {"preserve_rowcount": True}
 """Execution options that keep the row count of ``INSERT ... SELECT`` and CTE statements."""
+
+LAST_VERSION = 2**62
+"""A version no stream reaches: the upper bound of a page that reads to the end."""
+
+
+class StreamPage(NamedTuple):
+    """What :meth:`SqlDialect.read_page` and :meth:`SqlDialect.load_page` return."""
+
+    version: int
+    """The stream's version when the page was read."""
+    snapshot: tuple[int, bytes] | None
+    """The newest snapshot's version and data (``load_page`` only), or ``None``."""
+    events: Sequence[Any]
+    """Rows that start (version, name, data, metadata), in version order."""
+
+
+_version = operator.itemgetter(0)
+
+
+def stream_page(rows: list[Any]) -> StreamPage | None:
+    """The :class:`StreamPage` of a page query's ``rows``: the page's event rows (in any
+    order) and one header row whose name is ``NULL``, holding the snapshot's version,
+    ``NULL``, the snapshot's data and the stream's version as text (no header: the
+    stream does not exist). Page queries put the header in a ``UNION ALL`` beside the
+    events so that no event row carries the stream's or the snapshot's columns, and
+    SQL promises no order for its rows, so the events are sorted here (one linear pass
+    when they come in order)."""
+    if not rows:
+        return None
+    if rows[-1][1] is None:
+        header = rows.pop()
+    else:
+        header = rows.pop(next(i for i, row in enumerate(rows) if row[1] is None))
+    rows.sort(key=_version)
+    snapshot_version, _, snapshot_data, stream_version = header
+    snapshot = None
+    if snapshot_version is not None:
+        data = snapshot_data if type(snapshot_data) is bytes else bytes(snapshot_data)
+        snapshot = (int(snapshot_version), data)
+    return StreamPage(int(stream_version), snapshot, rows)
 
 
 class OutboxRow(NamedTuple):
@@ -473,15 +517,25 @@ class SqlDialect(abc.ABC):
         return None if found is None else int(found)
 
     @abc.abstractmethod
-    def read_events(
-        self, conn: Connection, key: tuple[str, str], from_version: int
-    ) -> Sequence[Any] | None:
-        """Rows (version, name, data, metadata) after ``from_version`` in version order;
-        ``None`` if the stream does not exist. One query."""
-
-    @abc.abstractmethod
     def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
         """The row (version, data) of the newest snapshot, or ``None``. One query."""
+
+    @abc.abstractmethod
+    def read_page(
+        self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> StreamPage | None:
+        """The stream's version and its events with a version in ``from_version + 1 ..
+        to_version``, at most ``limit`` of them; ``None`` when the stream does not
+        exist. One query.
+
+        A stream's stored events never change, so a reader pages through it with
+        several of these, each in a transaction of its own."""
+
+    @abc.abstractmethod
+    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
+        """:meth:`read_page` of the first ``limit`` events after the newest snapshot
+        (after version 0 without one), with that snapshot: one query on a database
+        server (one round trip)."""
 
     # --- outbox -------------------------------------------------------------------------
 

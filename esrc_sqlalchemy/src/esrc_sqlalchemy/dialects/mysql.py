@@ -74,8 +74,10 @@ from esrc_sqlalchemy.dialects.base import (
     OutboxRow,
     RelayLockHolder,
     SessionLockHolder,
+    StreamPage,
     TestingHooks,
     digest,
+    stream_page,
 )
 from esrc_sqlalchemy.schema import Ddl, Tables
 
@@ -271,6 +273,59 @@ class MySqlDialect(CoreDialect):
     )
     testing = MySqlTesting()
     _ROW_OVERHEAD = 4096
+
+    def _page_statements(self) -> tuple[sa.Executable, sa.Executable | None]:
+        """The page queries of :func:`~esrc_sqlalchemy.dialects.base.stream_page`: the
+        page is a derived table (ordered and limited on the events' index) beside one
+        header row in a ``UNION ALL``, because MariaDB sorts every remaining event of
+        the stream for a join ordered by the events' version (a page of a long stream
+        would cost the whole rest of it). The column types are the events'."""
+        tables = self.tables
+        st, ev, sn = tables.streams, tables.events, tables.snapshots
+        key_t, key_i = tables.key_parameters()
+
+        def page_after(after: sa.ColumnElement[Any]) -> sa.Select[Any]:
+            page = (
+                sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
+                .where(
+                    ev.c.aggregate_type == key_t,
+                    ev.c.aggregate_id == key_i,
+                    ev.c.version > after,
+                    ev.c.version <= sa.bindparam("to_version", type_=sa.BigInteger),
+                )
+                .order_by(ev.c.version)
+                .limit(sa.bindparam("limit", type_=sa.Integer))
+                .subquery("e")
+            )
+            return sa.select(page.c.version, page.c.name, page.c.data, page.c.metadata)
+
+        in_stream = (st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
+        stream_version = sa.cast(st.c.version, sa.Text)
+        read: sa.CompoundSelect[Any] = sa.union_all(
+            page_after(sa.bindparam("from_version", type_=sa.BigInteger)),
+            sa.select(sa.null(), sa.null(), sa.null(), stream_version).where(*in_stream),
+        )
+        snap = (
+            sa.select(sn.c.version, sn.c.data)
+            .where(sn.c.aggregate_type == key_t, sn.c.aggregate_id == key_i)
+            .order_by(sn.c.version.desc())
+            .limit(1)
+            .cte("snap")
+        )
+        after = sa.func.coalesce(sa.select(snap.c.version).scalar_subquery(), 0)
+        # The join condition always holds (no snapshot is past its stream's version);
+        # it ties the tables together for SQLAlchemy's cartesian product check.
+        header = (
+            sa.select(snap.c.version, sa.null(), snap.c.data, stream_version)
+            .select_from(st.outerjoin(snap, snap.c.version <= st.c.version))
+            .where(*in_stream)
+        )
+        return read, sa.union_all(page_after(after), header)
+
+    @staticmethod
+    def _stream_page(rows: list[Any]) -> StreamPage | None:
+        """See :func:`~esrc_sqlalchemy.dialects.base.stream_page`."""
+        return stream_page(rows)
 
     @classmethod
     def check_url(cls, url: URL, shown: str) -> str | None:

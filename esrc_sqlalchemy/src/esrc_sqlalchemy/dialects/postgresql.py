@@ -47,6 +47,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from esrc_sqlalchemy.dialects._core import snapshot_upsert_on_conflict, upsert_snapshot_with
 from esrc_sqlalchemy.dialects.base import (
+    LAST_VERSION,
     SERVER_POOL,
     EventRow,
     OutboxListener,
@@ -54,8 +55,10 @@ from esrc_sqlalchemy.dialects.base import (
     RelayLockHolder,
     SessionLockHolder,
     SqlDialect,
+    StreamPage,
     TestingHooks,
     digest,
+    stream_page,
 )
 from esrc_sqlalchemy.errors import StoreConfigError
 from esrc_sqlalchemy.notify import Notifier
@@ -346,19 +349,32 @@ class PostgresDialect(SqlDialect):
         :class:`~esrc_sqlalchemy.dialects.base.OutboxRow`)."""
         self._held = f"WITH x AS (SELECT {_XMIN_SQL} AS xmin) " + held
         """The largest held-back ``tx_id`` alone, for when no row is ready."""
-        self._read = (
-            f"SELECT e.version, e.name, e.data, e.metadata FROM {st} s LEFT JOIN {ev} e "
-            "ON e.aggregate_type = s.aggregate_type AND e.aggregate_id = s.aggregate_id "
-            "AND e.version > %(from_version)s "
-            "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s "
-            "ORDER BY e.version"
-        )
-        """A stream's events after ``from_version``: the stream's row outer-joined to
-        them, as :meth:`~esrc_sqlalchemy.schema.Tables.stream_events` builds it."""
         self._latest_snapshot = (
             f"SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1"
         )
+        page = (
+            f"(SELECT version, name, data, metadata FROM {ev} "
+            "WHERE aggregate_type = %(key_type)s AND aggregate_id = %(key_id)s "
+            "AND version > {after} AND version <= %(to_version)s "
+            "ORDER BY version LIMIT %(limit)s) UNION ALL "
+        )
+        stream = "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s"
+        self._read_page = (
+            page.format(after="%(from_version)s")
+            + f"SELECT NULL, NULL, NULL, s.version::text FROM {st} s {stream}"
+        )
+        """A page of a stream's events and the header row of
+        :func:`~esrc_sqlalchemy.dialects.base.stream_page`."""
+        self._load_page = (
+            f"WITH snap AS (SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
+            "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1) "
+            + page.format(after="COALESCE((SELECT version FROM snap), 0)")
+            + f"SELECT snap.version, NULL, snap.data, s.version::text FROM {st} s "
+            f"LEFT JOIN snap ON TRUE {stream}"
+        )
+        """The newest snapshot (a common table expression) and the first page after it,
+        with the header row of :func:`~esrc_sqlalchemy.dialects.base.stream_page`."""
         self._mark = (
             f"INSERT INTO {cp} AS c (name, tx_id, position) "
             "VALUES (%(name)s, %(tx_id)s, %(position)s) ON CONFLICT (name) DO UPDATE "
@@ -511,21 +527,29 @@ class PostgresDialect(SqlDialect):
 
     # --- reads --------------------------------------------------------------------------
 
-    def read_events(
-        self, conn: Connection, key: tuple[str, str], from_version: int
-    ) -> Sequence[Any] | None:
-        """On psycopg directly (plain tuples)."""
-        params = {"key_type": key[0], "key_id": key[1], "from_version": from_version}
-        rows, _ = _on_psycopg(conn, self._read, params)
-        if not rows:
-            return None
-        return [] if rows[0][1] is None else rows
-
     def latest_snapshot(self, conn: Connection, key: tuple[str, str]) -> Any:
         """On psycopg directly."""
         params = {"key_type": key[0], "key_id": key[1]}
         rows, _ = _on_psycopg(conn, self._latest_snapshot, params)
         return rows[0] if rows else None
+
+    def read_page(
+        self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> StreamPage | None:
+        """On psycopg directly (plain tuples)."""
+        params = {
+            "key_type": key[0],
+            "key_id": key[1],
+            "from_version": from_version,
+            "to_version": to_version,
+            "limit": limit,
+        }
+        return stream_page(_on_psycopg(conn, self._read_page, params)[0])
+
+    def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
+        """On psycopg directly: one statement."""
+        params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
+        return stream_page(_on_psycopg(conn, self._load_page, params)[0])
 
     # --- outbox -------------------------------------------------------------------------
 

@@ -10,16 +10,20 @@ use them for anything else.
   newest first, and marking the newest one skips everything older.
 - :class:`NonAtomicStore` (``toy-nonatomic://``): a batch is checked and written one
   event at a time, so a malformed third event leaves the first two stored.
+- :class:`PageGapStore` (``toy-pagegap://``): reads streams in pages (the
+  ``streaming`` capability), and every page after the first starts one event late.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from esrc_core import AggregateId, RawEvent, check_events
+from esrc_core.store import check_page_size
+
+from esrc_core import AggregateId, RawEvent, RawSnapshot, check_events
 from esrc_toy.store import ToyEventStore, ToyOutbox, _Record
 
-__all__ = ["NoVersionCheckStore", "NonAtomicStore", "UnorderedOutboxStore"]
+__all__ = ["NoVersionCheckStore", "NonAtomicStore", "PageGapStore", "UnorderedOutboxStore"]
 
 
 class NoVersionCheckStore(ToyEventStore):
@@ -56,3 +60,42 @@ class NonAtomicStore(ToyEventStore):
         for index, event in enumerate(events):
             check_events([event], doing=f"toy-nonatomic: write event {index}")
             super()._write(aggregate_type, aggregate_id, [event])
+
+
+class PageGapStore(ToyEventStore):
+    """BROKEN ON PURPOSE: a :class:`~esrc_core.store.StreamingStore` whose pages after
+    the first skip one event (a keyset off by one)."""
+
+    def iter_events(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int = 0,
+        *,
+        page_size: int | None = None,
+    ) -> Iterator[RawEvent]:
+        """The stream in pages, each after the first starting one event late: the bug."""
+        size = check_page_size(page_size, doing="toy-pagegap: read")
+        stream = self.events(aggregate_type, aggregate_id)
+
+        def pages() -> Iterator[RawEvent]:
+            after = max(from_version, 0)
+            while after < len(stream):
+                page = stream[after : after + size]
+                yield from page
+                after += len(page) + 1
+
+        return pages()
+
+    def load_stream(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        *,
+        snapshot: bool = True,
+        page_size: int | None = None,
+    ) -> tuple[RawSnapshot | None, Iterator[RawEvent]]:
+        """The latest snapshot and :meth:`iter_events` after it."""
+        found = self.latest_snapshot(aggregate_type, aggregate_id) if snapshot else None
+        after = found.version if found is not None else 0
+        return found, self.iter_events(aggregate_type, aggregate_id, after, page_size=page_size)

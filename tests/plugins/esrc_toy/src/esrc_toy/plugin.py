@@ -1,9 +1,9 @@
 """Entry point of the toy backends (group ``esrc``, name ``toy``).
 
 ``toy://`` is a working store; ``toy://name`` keeps its data under ``name`` for the
-life of the process. ``toy-noversioncheck://``, ``toy-unordered://`` and
-``toy-nonatomic://`` open the stores in :mod:`esrc_toy.broken`, which are broken on
-purpose so the testkit can show that it catches their bugs.
+life of the process. ``toy-noversioncheck://``, ``toy-unordered://``,
+``toy-nonatomic://`` and ``toy-pagegap://`` open the stores in :mod:`esrc_toy.broken`,
+which are broken on purpose so the testkit can show that it catches their bugs.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def _opener(kind: str) -> Callable[..., Any]:
             "toy-noversioncheck": broken.NoVersionCheckStore,
             "toy-unordered": broken.UnorderedOutboxStore,
             "toy-nonatomic": broken.NonAtomicStore,
+            "toy-pagegap": broken.PageGapStore,
         }
         parts = urlsplit(url)
         name = (parts.netloc + parts.path).strip("/")
@@ -75,5 +76,13 @@ def esrc_store_backends() -> list[Backend]:
             factory=_opener("toy-nonatomic"),
             capabilities=_CAPABILITIES,
             description="BROKEN ON PURPOSE: a failed batch leaves earlier events stored",
+        ),
+        Backend(
+            name="toy-pagegap",
+            kind="store",
+            schemes=("toy-pagegap",),
+            factory=_opener("toy-pagegap"),
+            capabilities=_CAPABILITIES | {Capability.STREAMING},
+            description="BROKEN ON PURPOSE: reading in pages skips an event per page",
         ),
     ]
