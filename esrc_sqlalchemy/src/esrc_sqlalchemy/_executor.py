@@ -159,11 +159,11 @@ class StoreExecutor:
 
     @property
     def direct(self) -> bool:
-        """Whether :meth:`write_direct` is available (the dialect writes on the driver
+        """Whether :meth:`run_direct` is available (the dialect appends on the driver
         directly and the store has more than one connection)."""
         return self._direct
 
-    def write_direct(
+    def run_direct(
         self,
         work: Callable[[Any], T],
         doing: Callable[[], str],
@@ -172,9 +172,10 @@ class StoreExecutor:
         append: bool = False,
     ) -> T:
         """Run ``work`` on a DB-API cursor of a driver connection the executor keeps
-        checked out of the engine's pool, and return its result: the hot write path,
-        without SQLAlchemy's per-call connection and statement handling. ``work``
-        commits (or writes a single statement in autocommit mode) itself; a failure
+        checked out of the engine's pool, and return its result: the hot path of appends
+        and stream reads, without SQLAlchemy's per-call connection and statement
+        handling. ``work`` commits (or runs a single statement in autocommit mode)
+        itself; a failure
         rolls back, and a broken connection is invalidated. Errors are translated as
         :meth:`run` does; ``doing`` is called only to build an error message.
 

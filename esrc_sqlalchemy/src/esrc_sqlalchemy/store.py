@@ -15,6 +15,7 @@ from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
     AggregateRequiresEvents,
+    EsrcError,
     InvalidAggregateIdError,
     InvalidEventError,
     OptimisticConcurrencyError,
@@ -433,7 +434,7 @@ class SqlEventStore:
         def exists() -> AggregateAlreadyExists:
             return AggregateAlreadyExists(f"{adding()}: the aggregate already exists")
 
-        self.executor.write_direct(
+        self.executor.run_direct(
             lambda cursor: dialect.direct_create(cursor, key, rows),
             adding,
             conflict=exists,
@@ -469,11 +470,20 @@ class SqlEventStore:
             return f"append to {aggregate_type} {_shown(aggregate_id)} at version {from_version}"
 
         def conflict() -> OptimisticConcurrencyError:
+            # Rare (a race lost inside the statement): worth a read for the message.
+            doing = appending()
+            try:
+                current = self.executor.run(
+                    doing, lambda conn: dialect.stream_version(conn, key), write=False
+                )
+            except EsrcError:
+                current = None
+            now = "" if current is None else f"; stream is at version {current}"
             return OptimisticConcurrencyError(
-                f"{appending()}: another writer appended at the same version"
+                f"{doing}: another writer appended at the same version{now}"
             )
 
-        stored = self.executor.write_direct(
+        stored = self.executor.run_direct(
             lambda cursor: dialect.direct_extend(cursor, key, from_version, rows),
             appending,
             conflict=conflict,
@@ -524,13 +534,8 @@ class SqlEventStore:
         doing = f"read {aggregate_type} {_shown(aggregate_id)}"
         if isinstance(from_version, bool) or not isinstance(from_version, int):
             raise TypeError(f"{doing}: from_version must be an int")
-        key = stream_key(aggregate_type, aggregate_id, doing)
-        dialect = self._dialect
-        page = self.executor.run(
-            doing,
-            lambda conn: dialect.read_page(conn, key, from_version, LAST_VERSION, _WHOLE),
-            write=False,
-        )
+        key = self._key(aggregate_type, aggregate_id, doing)
+        page = self._read_page(doing, key, from_version, LAST_VERSION, _WHOLE)
         if page is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
         return _raw_events(page.events)
@@ -550,13 +555,8 @@ class SqlEventStore:
         if isinstance(from_version, bool) or not isinstance(from_version, int):
             raise TypeError(f"{doing}: from_version must be an int")
         size = check_page_size(page_size, doing=doing)
-        key = stream_key(aggregate_type, aggregate_id, doing)
-        dialect = self._dialect
-        page = self.executor.run(
-            doing,
-            lambda conn: dialect.read_page(conn, key, from_version, LAST_VERSION, size),
-            write=False,
-        )
+        key = self._key(aggregate_type, aggregate_id, doing)
+        page = self._read_page(doing, key, from_version, LAST_VERSION, size)
         if page is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
         return self._pages(doing, key, page, size)
@@ -576,15 +576,39 @@ class SqlEventStore:
         size = check_page_size(page_size, doing=doing)
         if not snapshot:
             return None, self.iter_events(aggregate_type, aggregate_id, page_size=size)
-        key = stream_key(aggregate_type, aggregate_id, doing)
+        key = self._key(aggregate_type, aggregate_id, doing)
         dialect = self._dialect
-        page = self.executor.run(
-            doing, lambda conn: dialect.load_page(conn, key, size), write=False
-        )
+        if self._reads_direct():
+            page = self.executor.run_direct(
+                lambda cursor: dialect.direct_load_page(cursor, key, size), lambda: doing
+            )
+        else:
+            page = self.executor.run(
+                doing, lambda conn: dialect.load_page(conn, key, size), write=False
+            )
         if page is None:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
         found = None if page.snapshot is None else RawSnapshot(*page.snapshot)
         return found, self._pages(doing, key, page, size)
+
+    def _reads_direct(self) -> bool:
+        """Whether stream reads run on the executor's kept driver connections."""
+        return self._ready and self.executor.direct and self._dialect.direct_reads
+
+    def _read_page(
+        self, doing: str, key: tuple[str, str], after: int, end: int, size: int
+    ) -> StreamPage | None:
+        """One page of the stream ``key``: up to ``size`` events with versions in
+        ``(after, end]`` (:meth:`SqlDialect.read_page`)."""
+        dialect = self._dialect
+        if self._reads_direct():
+            return self.executor.run_direct(
+                lambda cursor: dialect.direct_read_page(cursor, key, after, end, size),
+                lambda: doing,
+            )
+        return self.executor.run(
+            doing, lambda conn: dialect.read_page(conn, key, after, end, size), write=False
+        )
 
     def _pages(
         self, doing: str, key: tuple[str, str], first: StreamPage, size: int
@@ -593,7 +617,6 @@ class SqlEventStore:
         ``load_page``), then of the pages after it up to the stream's version when the
         first page was read."""
         end = first.version
-        dialect = self._dialect
         rows: Sequence[Any] | None = first.events
         del first  # hold one page at a time
         while rows:
@@ -604,11 +627,7 @@ class SqlEventStore:
             yield from events
             if not full or last >= end:
                 return
-
-            def read(conn: Connection, after: int = last) -> StreamPage | None:
-                return dialect.read_page(conn, key, after, end, size)
-
-            page = self.executor.run(doing, read, write=False)
+            page = self._read_page(doing, key, last, end, size)
             rows = None if page is None else page.events
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:

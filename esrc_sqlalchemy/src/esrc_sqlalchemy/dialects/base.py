@@ -498,6 +498,21 @@ class SqlDialect(abc.ABC):
         ``from_version``."""
         raise NotImplementedError
 
+    direct_reads: ClassVar[bool] = False
+    """Whether stream reads can run on the driver connections kept for direct writes
+    (:meth:`direct_read_page`, :meth:`direct_load_page`): only where those are in
+    autocommit mode, so that a read leaves no transaction open behind it."""
+
+    def direct_read_page(
+        self, cursor: Any, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> StreamPage | None:
+        """:meth:`read_page` on a DB-API cursor (see :attr:`direct_reads`)."""
+        raise NotImplementedError
+
+    def direct_load_page(self, cursor: Any, key: tuple[str, str], limit: int) -> StreamPage | None:
+        """:meth:`load_page` on a DB-API cursor (see :attr:`direct_reads`)."""
+        raise NotImplementedError
+
     def events_written(self) -> None:
         """Events were appended and committed: wake up outboxes waiting for events.
         Returns at once."""

@@ -533,23 +533,45 @@ class PostgresDialect(SqlDialect):
         rows, _ = _on_psycopg(conn, self._latest_snapshot, params)
         return rows[0] if rows else None
 
-    def read_page(
-        self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
-    ) -> StreamPage | None:
-        """On psycopg directly (plain tuples)."""
-        params = {
+    @staticmethod
+    def _page_params(
+        key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> dict[str, Any]:
+        return {
             "key_type": key[0],
             "key_id": key[1],
             "from_version": from_version,
             "to_version": to_version,
             "limit": limit,
         }
+
+    def read_page(
+        self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> StreamPage | None:
+        """On psycopg directly (plain tuples)."""
+        params = self._page_params(key, from_version, to_version, limit)
         return stream_page(_on_psycopg(conn, self._read_page, params)[0])
 
     def load_page(self, conn: Connection, key: tuple[str, str], limit: int) -> StreamPage | None:
         """On psycopg directly: one statement."""
-        params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
+        params = self._page_params(key, 0, LAST_VERSION, limit)
         return stream_page(_on_psycopg(conn, self._load_page, params)[0])
+
+    direct_reads = True
+
+    def direct_read_page(
+        self, cursor: Any, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> StreamPage | None:
+        """:meth:`read_page`'s statement, results in binary format."""
+        cursor.execute(
+            self._read_page, self._page_params(key, from_version, to_version, limit), binary=True
+        )
+        return stream_page(cursor.fetchall())
+
+    def direct_load_page(self, cursor: Any, key: tuple[str, str], limit: int) -> StreamPage | None:
+        """:meth:`load_page`'s statement, results in binary format."""
+        cursor.execute(self._load_page, self._page_params(key, 0, LAST_VERSION, limit), binary=True)
+        return stream_page(cursor.fetchall())
 
     # --- outbox -------------------------------------------------------------------------
 
