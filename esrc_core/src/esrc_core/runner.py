@@ -10,8 +10,13 @@ adds what a long-running process needs:
   first one dies. Before each batch it checks that the lock is still held, and stops
   publishing as soon as it is not (then takes it again). A store without relay locks
   runs unlocked, with a warning.
-- **In order.** Batches run one after the other: the next batch is read only after
-  the previous one was published and marked, so the outbox order is the publish order.
+- **In order, reading ahead.** Batches are published one after the other, each marked
+  before the next is published, so the outbox order is the publish order. When the
+  outbox can read ahead (:class:`~esrc_core.relay.ReadAheadOutbox`, the
+  ``read-ahead`` capability) and a batch came full, the next batch is read on a thread
+  of the runner's while this one is published, from after this batch's last event; a
+  failed publish drops what was read ahead, and the next attempt reads from the
+  checkpoint again, so nothing is skipped and nothing past the failure is marked.
 - **Waking on new events** through the outbox's ``wait_for_events(timeout)`` when it
   has one (:class:`~esrc_core.relay.WaitingOutbox`; PostgreSQL with ``notify=True`` is woken by each
   commit), else by polling every ``poll_interval`` seconds.
@@ -48,6 +53,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from esrc_core._signals import STOP_SIGNALS, stop_on_signals
@@ -67,6 +73,7 @@ from esrc_core.relay import (
     EventStoreOutbox,
     HasOutbox,
     Publisher,
+    ReadAheadOutbox,
     Relay,
     RelayEvent,
     WaitingOutbox,
@@ -229,6 +236,8 @@ class RelayRunner:
         self._last_log = (self._started, 0)
         self._running = False
         self._config_error: Exception | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        """The thread that reads the next batch ahead, made when first needed."""
 
     @classmethod
     def from_urls(
@@ -379,35 +388,74 @@ class RelayRunner:
         return self._relayed
 
     def _relay_batches(self, publisher: Publisher) -> None:
-        """Relay batch after batch until stopped or the lock is lost."""
+        """Relay batch after batch until stopped or the lock is lost, reading each next
+        batch while publishing when the outbox can read ahead. Whatever ends the loop
+        (a failure, a stop, a lost lock) drops the batch read ahead: the next attempt
+        starts from the checkpoint."""
         relay = Relay(_CountingOutbox(self), publisher, batch_size=self.batch_size)
-        while not self._stop.is_set():
-            if self._lock is not None and not self._lock.held():
-                log.warning(
-                    "relay %s: lost the relay lock; stopped publishing, taking it again",
-                    self.name,
-                )
-                lost, self._lock = self._lock, None
-                self._took_over = False
-                self._locks_lost += 1
-                lost.release()
-                self._changed()
-                return
-            count = relay.run_once()
-            if self._failures:
-                log.info(
-                    "relay %s: recovered after %d failed attempt%s",
-                    self.name,
-                    self._failures,
-                    "" if self._failures == 1 else "s",
-                )
-                self._failures = 0
-                self._changed()
-            elif self._on_status is not None:
-                self._status_due()
-            self._log_progress()
-            if count < self.batch_size and not self._stop.is_set():
-                self._wait_for_events()
+        ahead = offered(self.outbox, Capability.READ_AHEAD, ReadAheadOutbox)
+        pending: Future[list[RelayEvent]] | None = None
+        try:
+            while not self._stop.is_set():
+                if not self._still_locked():
+                    return
+                if pending is not None:
+                    events, pending = pending.result(), None
+                else:
+                    events = self.outbox.unpublished_events(self.batch_size)
+                if ahead is not None and len(events) == self.batch_size:
+                    # A full batch: more may be waiting. Read them while this one is
+                    # published; they follow its last event, whatever the checkpoint.
+                    pending = self._read_ahead().submit(
+                        ahead.unpublished_events_after, events[-1], self.batch_size
+                    )
+                count = relay.publish(events)
+                self._after_batch(count)
+        finally:
+            if pending is not None:
+                # Let the read finish (its connection goes back to the pool) and drop
+                # it, error and all.
+                if not pending.cancel():
+                    pending.exception()
+
+    def _read_ahead(self) -> ThreadPoolExecutor:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"esrc-relay-{self.name}")
+        return self._reader
+
+    def _still_locked(self) -> bool:
+        """Whether the runner may publish: it holds the lock, or runs unlocked. A lost
+        lock is released and counted."""
+        if self._lock is None or self._lock.held():
+            return True
+        log.warning(
+            "relay %s: lost the relay lock; stopped publishing, taking it again",
+            self.name,
+        )
+        lost, self._lock = self._lock, None
+        self._took_over = False
+        self._locks_lost += 1
+        lost.release()
+        self._changed()
+        return False
+
+    def _after_batch(self, count: int) -> None:
+        """Report a batch of ``count`` events published; wait for events after a batch
+        that was not full."""
+        if self._failures:
+            log.info(
+                "relay %s: recovered after %d failed attempt%s",
+                self.name,
+                self._failures,
+                "" if self._failures == 1 else "s",
+            )
+            self._failures = 0
+            self._changed()
+        elif self._on_status is not None:
+            self._status_due()
+        self._log_progress()
+        if count < self.batch_size and not self._stop.is_set():
+            self._wait_for_events()
 
     def _wait_for_events(self) -> None:
         waiting = offered(self.outbox, Capability.WAIT, WaitingOutbox)
@@ -604,6 +652,9 @@ class RelayRunner:
             log.warning("relay %s: closing the publisher failed: %s", self.name, _one_line(err))
 
     def _shut_down(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None
         self._close_publisher()
         if self._lock is not None:
             lock, self._lock = self._lock, None

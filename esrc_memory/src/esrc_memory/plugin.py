@@ -52,6 +52,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.THREADS,
                     Capability.RELAY_LOCK,
                     Capability.INSPECT,
+                    Capability.READ_AHEAD,
                 }
             ),
             description="in-process event store with outbox (memory:// or memory://name)",

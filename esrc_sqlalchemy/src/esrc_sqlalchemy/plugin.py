@@ -92,6 +92,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.INSPECT,
                     Capability.MIGRATE,
                     Capability.WAIT,
+                    Capability.READ_AHEAD,
                 }
             ),
             description="SQL event store with outbox: sqlite:///file.db, sqlite://, "

@@ -457,11 +457,23 @@ class SqlEventStore:
                 "UTF-8 text without NUL"
             )
 
-    def outbox(self, name: str = "default") -> SqlOutbox:
+    def outbox(self, name: str = "default", *, durable_checkpoint: bool = True) -> SqlOutbox:
         """The outbox of relay ``name``; see :class:`esrc_core.relay.HasOutbox` and
-        :class:`~esrc_sqlalchemy.outbox.SqlOutbox` for its order."""
+        :class:`~esrc_sqlalchemy.outbox.SqlOutbox` for its order.
+
+        ``durable_checkpoint=False`` lets each checkpoint write (the mark after each
+        published batch) commit without waiting for the disk, where the database
+        allows that for one statement: on PostgreSQL its transaction runs with
+        ``synchronous_commit`` off (about a WAL flush saved per batch); on SQLite and
+        MariaDB/MySQL it changes nothing (their commit durability is a connection or
+        server setting shared with the appends). Delivery is at least once either way:
+        a checkpoint lost in a server crash only sends the events since the last one
+        that reached the disk again, with the same message ids - duplicates, never a
+        loss. The events themselves are as durable as the appends made them."""
         self._check_relay_name(name)
-        outbox = SqlOutbox(self.executor, name, owner=repr(self))
+        outbox = SqlOutbox(
+            self.executor, name, owner=repr(self), durable_checkpoint=durable_checkpoint
+        )
         self._outboxes.add(outbox)
         return outbox
 

@@ -38,7 +38,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -319,6 +319,17 @@ class PostgresDialect(SqlDialect):
         """The outbox query: the ready rows in index order, each with the largest
         held-back ``tx_id`` last (the columns of
         :class:`~esrc_sqlalchemy.dialects.base.OutboxRow`)."""
+        self._outbox_after = (
+            f"WITH x AS (SELECT {_XMIN_SQL} AS xmin) "
+            "SELECT e.tx_id, e.position, e.position, e.aggregate_type, e.aggregate_id, "
+            f"e.version, e.name, e.data, e.metadata, ({held}) FROM {ev} e "
+            "WHERE (e.tx_id, e.position) > (%(tx_id)s, %(position)s) "
+            "AND e.tx_id < (SELECT xmin FROM x) "
+            "ORDER BY e.tx_id, e.position LIMIT %(limit)s"
+        )
+        """:attr:`_outbox` after a given (tx_id, position) instead of the checkpoint:
+        reading ahead. The key was handed out, so it is below an earlier xmin, and the
+        region below xmin never grows behind it (the module docstring's argument)."""
         self._held = f"WITH x AS (SELECT {_XMIN_SQL} AS xmin) " + held
         """The largest held-back ``tx_id`` alone, for when no row is ready."""
         self._read = (
@@ -341,6 +352,15 @@ class PostgresDialect(SqlDialect):
             "updated_at = CURRENT_TIMESTAMP "
             "WHERE (c.tx_id, c.position) < (excluded.tx_id, excluded.position)"
         )
+        self._mark_lazily = self._mark.replace(
+            "VALUES (%(name)s, %(tx_id)s, %(position)s)",
+            "SELECT %(name)s, %(tx_id)s, %(position)s "
+            "FROM (SELECT set_config('synchronous_commit', 'off', true)) lazily",
+        )
+        """:attr:`_mark` committing with ``synchronous_commit`` off: the statement is
+        its own transaction (autocommit), and ``set_config(..., true)`` sets the
+        parameter for that transaction only, so its commit does not wait for the WAL
+        flush and nothing else on the connection changes."""
         self._xmin = sa.select(_XMIN)
         self._snapshot = snapshot_upsert_on_conflict(tables, postgresql.insert)
         events = tables.events
@@ -462,17 +482,20 @@ class PostgresDialect(SqlDialect):
     # --- outbox -------------------------------------------------------------------------
 
     def outbox_rows(
-        self, conn: Connection, name: str, limit: int
+        self, conn: Connection, name: str, limit: int, after: tuple[int, int] | None = None
     ) -> tuple[list[OutboxRow], int | None]:
-        """Rows above the checkpoint and below xmin, in (tx_id, position) order, and
-        the largest ``tx_id`` at or above xmin (events committed but held back). One
-        query (a second, small one when no row is ready), fetched from psycopg in
-        binary format."""
-        rows, _ = _on_psycopg(conn, self._outbox, {"name": name, "limit": limit})
+        """Rows above the checkpoint (or above ``after``) and below xmin, in (tx_id,
+        position) order, and the largest ``tx_id`` at or above xmin (events committed
+        but held back). One query (a second, small one when no row is ready), fetched
+        from psycopg in binary format, as plain tuples."""
+        if after is None:
+            rows, _ = _on_psycopg(conn, self._outbox, {"name": name, "limit": limit})
+        else:
+            params = {"tx_id": after[0], "position": after[1], "limit": limit}
+            rows, _ = _on_psycopg(conn, self._outbox_after, params)
         if not rows:
             return [], _on_psycopg(conn, self._held, {})[0][0][0]
-        batch = list(map(OutboxRow._make, rows))
-        return batch, batch[0].held
+        return cast(list[OutboxRow], rows), rows[0][9]
 
     def hold_back_ended(self, conn: Connection, held: int) -> bool:
         """Whether ``pg_snapshot_xmin(pg_current_snapshot())`` is above ``held``: every
@@ -485,10 +508,17 @@ class PostgresDialect(SqlDialect):
         found = conn.execute(self._keys, {"positions": list(positions)}).all()
         return {int(p): (int(t), int(p)) for t, p in found}
 
-    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
-        """Upsert the checkpoint where (tx_id, position) grows (on psycopg directly)."""
+    def mark(
+        self, conn: Connection, name: str, key: tuple[int, int], *, durable: bool = True
+    ) -> None:
+        """Upsert the checkpoint where (tx_id, position) grows (on psycopg directly, by
+        the primary key ``name``). With ``durable=False`` the statement sets
+        ``synchronous_commit`` off for its own transaction: the commit returns before
+        the WAL reaches the disk (a crash of the server may lose the last checkpoints,
+        never other data; a server that runs with ``synchronous_commit=off`` anyway
+        gains nothing)."""
         params = {"name": name, "tx_id": key[0], "position": key[1]}
-        _on_psycopg(conn, self._mark, params, fetch=False)
+        _on_psycopg(conn, self._mark if durable else self._mark_lazily, params, fetch=False)
 
     def open_listener(self) -> OutboxListener | None:
         """With ``notify=True``: a connection of its own that ``LISTEN``s on
