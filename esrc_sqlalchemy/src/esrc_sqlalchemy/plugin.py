@@ -28,6 +28,7 @@ _OPTION_TYPES: dict[str, type] = {
     "max_payload_bytes": int,
     "notify": bool,
     "engine_options": dict,
+    "durable_checkpoints": bool,
 }
 
 

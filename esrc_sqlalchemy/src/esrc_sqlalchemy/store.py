@@ -145,6 +145,11 @@ class SqlEventStore:
       the store's (one notification for any number of appends since the last; see
       :mod:`esrc_sqlalchemy.notify`), so appends do not wait for it.
     - ``engine_options``: extra :func:`sqlalchemy.create_engine` arguments (pool size...).
+    - ``durable_checkpoints`` (default ``True``): the default of :meth:`outbox`'s
+      ``durable_checkpoint``; ``False`` lets relay checkpoints commit without waiting
+      for the disk where the database allows it (PostgreSQL), at the price of
+      duplicates after a server crash, never a loss. ``esrc relay --store-option
+      durable_checkpoints=false`` sets it for a relay process.
 
     Limits: aggregate types and event names up to 200 characters, string ids up to 398
     characters (400 encoded), relay names up to 200 characters; none may contain NUL
@@ -173,6 +178,7 @@ class SqlEventStore:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
         notify: bool = False,
         engine_options: Mapping[str, Any] | None = None,
+        durable_checkpoints: bool = True,
     ) -> None:
         check_identifier(table_prefix, "table_prefix")
         if schema is not None:
@@ -231,6 +237,7 @@ class SqlEventStore:
         tables, for this package's modules and :mod:`esrc_sqlalchemy.testing`. Not a
         stable API."""
         self._create_schema = create_schema
+        self.durable_checkpoints = bool(durable_checkpoints)
         self._ready = False
         self._closed = False
         self._ready_lock = threading.Lock()
@@ -457,7 +464,7 @@ class SqlEventStore:
                 "UTF-8 text without NUL"
             )
 
-    def outbox(self, name: str = "default", *, durable_checkpoint: bool = True) -> SqlOutbox:
+    def outbox(self, name: str = "default", *, durable_checkpoint: bool | None = None) -> SqlOutbox:
         """The outbox of relay ``name``; see :class:`esrc_core.relay.HasOutbox` and
         :class:`~esrc_sqlalchemy.outbox.SqlOutbox` for its order.
 
@@ -469,8 +476,11 @@ class SqlEventStore:
         server setting shared with the appends). Delivery is at least once either way:
         a checkpoint lost in a server crash only sends the events since the last one
         that reached the disk again, with the same message ids - duplicates, never a
-        loss. The events themselves are as durable as the appends made them."""
+        loss. The events themselves are as durable as the appends made them. ``None``
+        takes the store's ``durable_checkpoints`` option."""
         self._check_relay_name(name)
+        if durable_checkpoint is None:
+            durable_checkpoint = self.durable_checkpoints
         outbox = SqlOutbox(
             self.executor, name, owner=repr(self), durable_checkpoint=durable_checkpoint
         )
