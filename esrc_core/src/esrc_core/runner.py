@@ -52,6 +52,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -237,7 +238,7 @@ class RelayRunner:
         self._running = False
         self._config_error: Exception | None = None
         self._reader: ThreadPoolExecutor | None = None
-        """The thread that reads the next batch ahead, made when first needed."""
+        """The thread that marks batches and reads the next one ahead."""
 
     @classmethod
     def from_urls(
@@ -388,37 +389,52 @@ class RelayRunner:
         return self._relayed
 
     def _relay_batches(self, publisher: Publisher) -> None:
-        """Relay batch after batch until stopped or the lock is lost, reading each next
-        batch while publishing when the outbox can read ahead. Whatever ends the loop
-        (a failure, a stop, a lost lock) drops the batch read ahead: the next attempt
-        starts from the checkpoint."""
-        relay = Relay(_CountingOutbox(self), publisher, batch_size=self.batch_size)
+        """Relay batch after batch until stopped or the lock is lost.
+
+        When the outbox can read ahead, a second thread of the runner's (the worker)
+        marks each published batch and reads the next one while this thread publishes:
+        batch N+1 is read while N is published, and N is marked while N+1 is published.
+        The worker runs its jobs in the order given, so marks never overtake each other.
+        Before reading from the checkpoint (after a batch that was not full) and
+        whenever the loop ends (a failure, a stop, a lost lock) the runner waits for the
+        marks in flight and drops what was read ahead: the next read starts from a
+        checkpoint that has every published event, and nothing is skipped.
+        """
         ahead = offered(self.outbox, Capability.READ_AHEAD, ReadAheadOutbox)
+        worker = self._worker() if ahead is not None else None
+        counting = _CountingOutbox(self, worker)
+        relay = Relay(counting, publisher, batch_size=self.batch_size)
         pending: Future[list[RelayEvent]] | None = None
         try:
             while not self._stop.is_set():
+                counting.check()
                 if not self._still_locked():
-                    return
+                    break
                 if pending is not None:
                     events, pending = pending.result(), None
                 else:
+                    counting.settle()
                     events = self.outbox.unpublished_events(self.batch_size)
-                if ahead is not None and len(events) == self.batch_size:
+                if worker is not None and ahead is not None and len(events) == self.batch_size:
                     # A full batch: more may be waiting. Read them while this one is
                     # published; they follow its last event, whatever the checkpoint.
-                    pending = self._read_ahead().submit(
+                    pending = worker.submit(
                         ahead.unpublished_events_after, events[-1], self.batch_size
                     )
                 count = relay.publish(events)
                 self._after_batch(count)
-        finally:
-            if pending is not None:
-                # Let the read finish (its connection goes back to the pool) and drop
-                # it, error and all.
-                if not pending.cancel():
-                    pending.exception()
+        except BaseException:
+            _drop(pending)
+            # The failure in hand is the one to report; a mark that failed as well only
+            # leaves the checkpoint further back (duplicates, never a loss).
+            with contextlib.suppress(Exception):
+                counting.settle()
+            raise
+        _drop(pending)
+        counting.settle()
 
-    def _read_ahead(self) -> ThreadPoolExecutor:
+    def _worker(self) -> ThreadPoolExecutor:
+        """The runner's second thread, made when first needed."""
         if self._reader is None:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix=f"esrc-relay-{self.name}")
         return self._reader
@@ -679,12 +695,25 @@ class RelayRunner:
         )
 
 
-class _CountingOutbox:
-    """The runner's outbox, counting the events marked published into the runner."""
+def _drop(pending: Future[list[RelayEvent]] | None) -> None:
+    """Drop a batch read ahead: let the read finish (its connection goes back to the
+    pool), ignoring its result and its error."""
+    if pending is not None and not pending.cancel():
+        pending.exception()
 
-    def __init__(self, runner: RelayRunner) -> None:
+
+class _CountingOutbox:
+    """The runner's outbox, counting the events marked published into the runner.
+
+    With a ``worker`` it marks there, in the order asked, and returns at once;
+    :meth:`check` raises the first failed mark, :meth:`settle` waits for all of them.
+    """
+
+    def __init__(self, runner: RelayRunner, worker: ThreadPoolExecutor | None = None) -> None:
         self._runner = runner
         self._outbox = runner.outbox
+        self._worker = worker
+        self._marks: deque[Future[None]] = deque()
 
     @property
     def name(self) -> str:
@@ -694,7 +723,31 @@ class _CountingOutbox:
         return self._outbox.unpublished_events(limit)
 
     def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
+        if self._worker is None:
+            self._mark(events)
+        else:
+            self._marks.append(self._worker.submit(self._mark, events))
+
+    def _mark(self, events: Sequence[RelayEvent]) -> None:
         self._outbox.mark_events_as_published(events)
         runner = self._runner
         runner._relayed += len(events)
         runner._last_position = events[-1].position
+
+    def check(self) -> None:
+        """Forget the marks done; raise the error of the first one that failed."""
+        marks = self._marks
+        while marks and marks[0].done():
+            marks.popleft().result()
+
+    def settle(self) -> None:
+        """Wait for every mark in flight; raise the error of the first one that failed
+        (after waiting for the others)."""
+        failure: BaseException | None = None
+        marks = self._marks
+        while marks:
+            error = marks.popleft().exception()
+            if failure is None:
+                failure = error
+        if failure is not None:
+            raise failure
