@@ -9,7 +9,7 @@ import os
 from esrc_core.cli._arguments import options_argument, seconds
 from esrc_core.cli._command import Command, UsageError
 from esrc_core.errors import BackendConfigError, EsrcError
-from esrc_core.runner import RelayRunner, RelayStatus, log_to_stderr
+from esrc_core.runner import DEFAULT_BATCH_SIZE, RelayRunner, RelayStatus, log_to_stderr
 
 __all__ = ["COMMANDS"]
 
@@ -53,7 +53,11 @@ def _relay_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--publisher", required=True, metavar="URL", help="publisher URL")
     p.add_argument("--name", default="default", help="the relay name (default: default)")
     p.add_argument(
-        "--batch-size", type=int, default=500, metavar="N", help="events per batch (default 500)"
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"events per batch (default {DEFAULT_BATCH_SIZE})",
     )
     p.add_argument(
         "--poll-interval",
