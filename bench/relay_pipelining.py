@@ -82,7 +82,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {"raw": [], "sequential": [], "read-ahead": []}
     try:
         for round_ in range(args.rounds):
-            for side in rates:
+            for side, values in rates.items():
                 broker.drain()
                 if side == "raw":
                     rate = args.events / broker.raw_publish(_events(args.events))
@@ -90,7 +90,7 @@ def main() -> None:
                     _fill(store, args.events)
                     relayed = store if side == "read-ahead" else _PlainStore(store)
                     rate = _relay(broker.publisher_url(), relayed, args.events, args.batch, side)
-                rates[side].append(rate)
+                values.append(rate)
             print(
                 f"round {round_ + 1}: "
                 + "; ".join(f"{side} {values[-1]:,.0f} ev/s" for side, values in rates.items())
