@@ -337,7 +337,7 @@ class OutboxAcceptance(StoreSuite):
             reopened.close()
 
     @requires(Capability.READ_AHEAD)
-    def test_reading_ahead_walks_the_outbox_order_without_marking(self, store: EventStore) -> None:
+    def test_read_ahead_walks_the_outbox_order_without_marking(self, store: EventStore) -> None:
         """Reading after the last event handed out, batch after batch, gives the whole
         outbox order once; nothing is marked, so the outbox still starts at the first
         event; marking the first batches moves it to the first event not marked."""
@@ -356,7 +356,9 @@ class OutboxAcceptance(StoreSuite):
         assert _ids(outbox.unpublished_events(100)) == writer.message_ids[6:]
 
     @requires(Capability.READ_AHEAD)
-    def test_events_committed_after_reading_ahead_come_after(self, store: EventStore) -> None:
+    def test_read_ahead_returns_events_committed_after_it_reached_the_end(
+        self, store: EventStore
+    ) -> None:
         """Events committed after the outbox was read ahead to its end are returned
         after the last event handed out, before anything is marked."""
         writer = Writer(store)
@@ -369,13 +371,12 @@ class OutboxAcceptance(StoreSuite):
         writer.add(SHIPMENT, "late", events_for("L", 1))
         assert _ids(ahead.unpublished_events_after(first[-1], 10)) == writer.message_ids[-3:]
 
-    @requires(Capability.READ_AHEAD)
-    def test_runner_reading_ahead_stops_at_a_failed_publish_and_resumes_from_it(
-        self, store: EventStore
-    ) -> None:
-        """A relay runner (which reads each next batch while publishing) whose
-        publisher refuses an event in the middle of a batch: everything before it is
-        marked, nothing after it (not the batch read ahead either); the next runner
+    @requires(Capability.OUTBOX)
+    def test_runner_stops_at_a_failed_publish_and_resumes_from_it(self, store: EventStore) -> None:
+        """A relay runner (which, when the outbox can read ahead, reads each next batch
+        and marks the last one while publishing) whose publisher refuses an event in
+        the middle of a batch: everything before it is marked, nothing after it (not
+        the batch read ahead either); the next runner
         publishes from exactly that event on, and together they published every event
         once, in the outbox order."""
         writer = Writer(store)
