@@ -4,8 +4,8 @@ Fills a fresh set of tables with ``--events`` events (100 per stream), then, in
 interleaved rounds, runs a :class:`~esrc_core.runner.RelayRunner` of a fresh relay
 name to the ``memory://`` publisher (one subscriber counting) at each batch size until
 it relayed everything, and prints events per second per size and their medians. The
-runner reads ahead (the SQL outbox has the ``read-ahead`` capability) and marks with
-durable checkpoints unless ``--non-durable``.
+runner reads ahead with ``--read-ahead`` and marks with durable checkpoints unless
+``--non-durable``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from esrc_sqlalchemy.store import SqlEventStore
 from bench.outbox_cost import _fill
 
 
-def _relay(store: SqlEventStore, batch: int, events: int) -> float:
+def _relay(store: SqlEventStore, batch: int, events: int, read_ahead: bool = False) -> float:
     publisher = open_publisher("memory://")
     seen = 0
     done = threading.Event()
@@ -39,7 +39,12 @@ def _relay(store: SqlEventStore, batch: int, events: int) -> float:
 
     publisher.subscribe(count)  # type: ignore[attr-defined]
     runner = RelayRunner(
-        store, publisher, name=f"b-{uuid.uuid4().hex[:12]}", batch_size=batch, log_interval=0
+        store,
+        publisher,
+        name=f"b-{uuid.uuid4().hex[:12]}",
+        batch_size=batch,
+        log_interval=0,
+        read_ahead=read_ahead,
     )
     thread = threading.Thread(target=runner.run)
     began = time.perf_counter()
@@ -60,6 +65,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,250,500,1000,2000")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--non-durable", action="store_true")
+    parser.add_argument("--read-ahead", action="store_true")
     args = parser.parse_args()
     url: str = args.url or "sqlite:///" + os.path.join(tempfile.mkdtemp(), "batches.db")
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -73,7 +79,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             line = []
             for size in sizes:
-                rate = _relay(store, size, args.events)
+                rate = _relay(store, size, args.events, args.read_ahead)
                 rates[size].append(rate)
                 line.append(f"{size}: {rate:,.0f}")
             print(f"round {round_ + 1} (events/s by batch size): " + "; ".join(line))

@@ -3,9 +3,10 @@ reading ahead, beside the broker's raw confirmed rate, interleaved in one run.
 
 For each round: the broker's raw confirmed publish of ``--events`` messages (as
 ``python -m bench relay`` does it), then a :class:`~esrc_core.runner.RelayRunner`
-relaying as many new events from a PostgreSQL outbox, once as it runs (reading the next
-batch and marking the last on its second thread while publishing) and once with an
-outbox that does not offer ``read-ahead`` (read, publish, mark, one after the other).
+relaying as many new events from a PostgreSQL outbox, once with ``read_ahead=True``
+(reading the next batch and marking the last on its second thread while publishing)
+and once with an outbox that does not offer ``read-ahead`` (read, publish, mark, one
+after the other).
 Prints events per second and the ratio to raw, per round and as medians.
 """
 
@@ -58,7 +59,13 @@ class _PlainStore:
 def _relay(publisher_url: str, store: Any, events: int, batch: int, name: str) -> float:
     publisher = open_publisher(publisher_url)
     runner = RelayRunner(
-        store, publisher, name=name, batch_size=batch, poll_interval=0.01, log_interval=0
+        store,
+        publisher,
+        name=name,
+        batch_size=batch,
+        poll_interval=0.01,
+        log_interval=0,
+        read_ahead=name == "read-ahead",
     )
     start = runner.relayed
     try:

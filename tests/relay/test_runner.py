@@ -651,15 +651,18 @@ class _UnsteadyStore:
 def test_reading_ahead_with_failing_marks_and_reads_skips_nothing(
     store: MemoryEventStore,
 ) -> None:
-    """The runner reads ahead and marks on its second thread. When marks and reads
-    ahead fail now and then, each failure is retried from the checkpoint: every event
+    """With read_ahead=True the runner reads ahead and marks on its second thread.
+    When marks and reads ahead fail now and then, each failure is retried from the
+    checkpoint: every event
     arrives, first in the outbox order; what arrives again (published after the last
     mark that succeeded) starts over at the checkpoint and goes on in order; at the end
     everything is marked."""
     _append(store, 200)
     unsteady = _UnsteadyOutbox(store.outbox("default"), fail_every=4)
     publisher = ListPublisher()
-    running = Running(_runner(_UnsteadyStore(store, unsteady), publisher, batch_size=10))
+    running = Running(
+        _runner(_UnsteadyStore(store, unsteady), publisher, batch_size=10, read_ahead=True)
+    )
     _wait_until(lambda: store.outbox("default").unpublished_events(1) == [], "everything is marked")
     running.stop()
     assert unsteady.failed_marks > 0

@@ -10,12 +10,13 @@ adds what a long-running process needs:
   first one dies. Before each batch it checks that the lock is still held, and stops
   publishing as soon as it is not (then takes it again). A store without relay locks
   runs unlocked, with a warning.
-- **In order, reading ahead.** Batches are published one after the other, each marked
-  before the next is published, so the outbox order is the publish order. When the
-  outbox can read ahead (:class:`~esrc_core.relay.ReadAheadOutbox`, the
-  ``read-ahead`` capability) and a batch came full, the next batch is read on a thread
-  of the runner's while this one is published, from after this batch's last event; a
-  failed publish drops what was read ahead, and the next attempt reads from the
+- **In order.** Batches are published one after the other, so the outbox order is the
+  publish order. By default each batch is read, published and marked before the next
+  is read. With ``read_ahead=True`` and an outbox that can read ahead
+  (:class:`~esrc_core.relay.ReadAheadOutbox`, the ``read-ahead`` capability) a second
+  thread of the runner's reads the next batch (from after this batch's last event)
+  and marks this one while the runner publishes; a failed publish drops what was read
+  ahead and waits for the marks in flight, and the next attempt reads from the
   checkpoint again, so nothing is skipped and nothing past the failure is marked.
 - **Waking on new events** through the outbox's ``wait_for_events(timeout)`` when it
   has one (:class:`~esrc_core.relay.WaitingOutbox`; PostgreSQL with ``notify=True`` is woken by each
@@ -102,9 +103,10 @@ _TRANSIENT = (StoreUnavailableError, BrokerUnavailableError, PublishError, OSErr
 DEFAULT_BATCH_SIZE = 500
 """Events per batch unless told otherwise.
 
-Measured with ``python -m bench.relay_batches`` (a runner relaying 100,000 events to
-the ``memory://`` publisher, reading ahead, durable checkpoints; medians of 3
-interleaved rounds on a shared 2-core machine), events per second by batch size:
+Measured with ``python -m bench.relay_batches --read-ahead`` (a runner relaying
+100,000 events to the ``memory://`` publisher, reading ahead, durable checkpoints;
+medians of 3 interleaved rounds on a shared 2-core machine), events per second by
+batch size:
 
 =========== ======= ======= ======= ======= =======
 store        100     250     500     1000    2000
@@ -113,13 +115,12 @@ PostgreSQL   54,245  92,415  117,075 71,794  71,123
 SQLite file  66,787  93,236  105,627 115,050 113,392
 =========== ======= ======= ======= ======= =======
 
-A second run under four times the load (marking on the runner's second thread too)
-kept the shape: PostgreSQL 18,146 / 31,479 / 40,631 / 26,859 / 25,518, SQLite 17,176 /
-27,472 / 37,513 / 35,490 / 38,777.
+A second run under four times the load kept the shape: PostgreSQL 18,146 / 31,479 /
+40,631 / 26,859 / 25,518, SQLite 17,176 / 27,472 / 37,513 / 35,490 / 38,777.
 
 Up to 500 each batch's fixed costs (a query, a checkpoint commit) still weigh; past it
-PostgreSQL gets slower (larger batches outgrow what the second thread overlaps, and
-more objects live at once) while SQLite gains within the noise. A broker publisher
+PostgreSQL gets slower (more objects live at once, and the collector has more to
+scan) while SQLite gains within the noise. A broker publisher
 waits for its confirmations at the end of each batch, so much smaller batches cost it
 too."""
 
@@ -197,6 +198,13 @@ class RelayRunner:
       and position then move on). It should be quick; an exception from it is logged
       and ignored. ``esrc relay --status-file`` writes each status to a file.
     - ``status_interval``: seconds between the statuses sent while relaying.
+    - ``read_ahead`` (default ``False``): with an outbox that offers ``read-ahead``,
+      read the next batch and mark the last one on a second thread while publishing
+      (see the module docstring). It hides database round trips behind the broker's
+      confirmations; on a small machine where the database, the broker and the relay
+      share the processors it measured slower (``python -m bench.relay_pipelining``,
+      ``python -m bench.relay_batches``), hence off by default. ``esrc relay
+      --read-ahead`` turns it on.
 
     One thread calls :meth:`run`; :meth:`stop`, :attr:`status` and the other read-only
     properties may be used from any thread.
@@ -215,6 +223,7 @@ class RelayRunner:
         backoff: Backoff | None = None,
         on_status: Callable[[RelayStatus], None] | None = None,
         status_interval: float = 1.0,
+        read_ahead: bool = False,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -235,6 +244,7 @@ class RelayRunner:
         self.lock_timeout = lock_timeout
         self.backoff = backoff if backoff is not None else Backoff()
         self.status_interval = float(status_interval)
+        self.read_ahead = bool(read_ahead)
         self._on_status = on_status
         self.outbox: EventStoreOutbox = has_outbox.outbox(name)
         if isinstance(publisher, Publisher):
@@ -426,7 +436,11 @@ class RelayRunner:
         marks in flight and drops what was read ahead: the next read starts from a
         checkpoint that has every published event, and nothing is skipped.
         """
-        ahead = offered(self.outbox, Capability.READ_AHEAD, ReadAheadOutbox)
+        ahead = (
+            offered(self.outbox, Capability.READ_AHEAD, ReadAheadOutbox)
+            if self.read_ahead
+            else None
+        )
         worker = self._worker() if ahead is not None else None
         counting = _CountingOutbox(self, worker)
         relay = Relay(counting, publisher, batch_size=self.batch_size)

@@ -252,8 +252,9 @@ class SqlOutbox:
         )
         with self._lock:
             handed = self._handed
-            # Forget the batches wholly marked now: nothing reads ahead of them again.
-            while handed and handed[0][0] <= top:
+            # Forget the batches wholly marked now, but the newest: reading ahead goes on
+            # from its last event.
+            while len(handed) > 1 and handed[0][0] <= top:
                 handed.popleft()
 
     def wait_for_events(self, timeout: float) -> bool:

@@ -123,15 +123,17 @@ def _relay_all(
     publisher: FailingBatchPublisher,
     *,
     batch_size: int,
+    read_ahead: bool,
 ) -> int:
-    """Run a :class:`~esrc_core.runner.RelayRunner` of relay ``"runner"`` until it has
-    relayed everything (``watched``, an outbox of that name, has nothing unpublished)
+    """Run a :class:`~esrc_core.runner.RelayRunner` of relay ``watched.name`` until it
+    has relayed everything (``watched``, an outbox of that name, has nothing unpublished)
     or failed once; return what it relayed, raise its failure."""
     runner = RelayRunner(
         store,
         publisher,
-        name="runner",
+        name=watched.name,
         batch_size=batch_size,
+        read_ahead=read_ahead,
         poll_interval=0.02,
         log_interval=0,
         backoff=Backoff(base_delay=0.001, max_delay=0.001, attempts=1),
@@ -373,27 +375,33 @@ class OutboxAcceptance(StoreSuite):
 
     @requires(Capability.OUTBOX)
     def test_runner_stops_at_a_failed_publish_and_resumes_from_it(self, store: EventStore) -> None:
-        """A relay runner (which, when the outbox can read ahead, reads each next batch
-        and marks the last one while publishing) whose publisher refuses an event in
-        the middle of a batch: everything before it is marked, nothing after it (not
-        the batch read ahead either); the next runner
+        """A relay runner, one reading ahead (where the outbox can: it reads each next
+        batch and marks the last one while publishing) and one that does not, whose
+        publisher refuses an event in the middle of a batch: everything before it is
+        marked, nothing after it (not the batch read ahead either); the next runner
         publishes from exactly that event on, and together they published every event
         once, in the outbox order."""
         writer = Writer(store)
         for n in range(5):
             writer.add(ORDER, f"many-{n}", events_for(f"M{n}", 5))
         everything = writer.message_ids
-        failing = FailingBatchPublisher(fail_at=13)
-        try:
-            _relay_all(store, self.outbox(store, "runner"), failing, batch_size=4)
-        except PublishError:
-            pass
-        else:
-            raise AssertionError("the runner did not report the refused publish")
-        assert _ids(failing.published) == everything[:13]
-        assert _ids(self.unpublished(store, "runner")) == everything[13:]
-        second = FailingBatchPublisher()
-        relayed = _relay_all(store, self.outbox(store, "runner"), second, batch_size=4)
-        assert relayed == len(everything) - 13
-        assert _ids(second.published) == everything[13:]
-        assert self.unpublished(store, "runner") == []
+        for read_ahead in (True, False):
+            name = f"runner-{read_ahead}"
+            failing = FailingBatchPublisher(fail_at=13)
+            try:
+                _relay_all(
+                    store, self.outbox(store, name), failing, batch_size=4, read_ahead=read_ahead
+                )
+            except PublishError:
+                pass
+            else:
+                raise AssertionError(f"{name} did not report the refused publish")
+            assert _ids(failing.published) == everything[:13], name
+            assert _ids(self.unpublished(store, name)) == everything[13:], name
+            second = FailingBatchPublisher()
+            relayed = _relay_all(
+                store, self.outbox(store, name), second, batch_size=4, read_ahead=read_ahead
+            )
+            assert relayed == len(everything) - 13, name
+            assert _ids(second.published) == everything[13:], name
+            assert self.unpublished(store, name) == [], name

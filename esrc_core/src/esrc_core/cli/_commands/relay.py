@@ -36,6 +36,7 @@ def _relay(args: argparse.Namespace) -> int:
             lock_timeout=args.lock_timeout,
             on_status=write_status if status_file is not None else None,
             status_interval=args.status_interval,
+            read_ahead=args.read_ahead,
         )
         with runner.stop_on_signals():
             runner.run()
@@ -78,6 +79,11 @@ def _relay_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="S",
         help="give up after S seconds on standby (default: wait until the lock is free)",
+    )
+    p.add_argument(
+        "--read-ahead",
+        action="store_true",
+        help="read the next batch and mark the last one while publishing (off by default)",
     )
     options_argument(p, "--store-option")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
