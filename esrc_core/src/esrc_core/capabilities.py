@@ -61,8 +61,8 @@ class Capability(enum.StrEnum):
     READ_AHEAD = "read-ahead"
     """A store whose outboxes read the events after one handed out, before it is marked
     (:class:`~esrc_core.relay.ReadAheadOutbox`, on the object ``store.outbox(name)``):
-    :class:`~esrc_core.runner.RelayRunner` then reads the next batch while it
-    publishes one."""
+    :class:`~esrc_core.runner.RelayRunner` with ``read_ahead=True`` then reads the
+    next batch while it publishes one."""
     THREADS = "threads"
     """A store safe under concurrent use from many threads."""
     PERSISTENT = "persistent"
