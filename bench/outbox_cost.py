@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from esrc_core.events import RawEvent
 from esrc_sqlalchemy.store import SqlEventStore
+from esrc_sqlalchemy.testing import drop_store_tables
 
 _PER_STREAM = 100
 
@@ -107,7 +108,7 @@ def _raw_sqlite(path: str, table: str, batch: int) -> Callable[[], int]:
 
 
 def main() -> None:
-    """Run the comparison and print it."""
+    """Run the comparison and print it; drop its tables at the end."""
     parser = argparse.ArgumentParser(prog="python -m bench.outbox_cost", description=__doc__)
     parser.add_argument("--url", default=os.environ.get("ESRC_TEST_POSTGRESQL_URL"))
     parser.add_argument("--events", type=int, default=100_000)
@@ -160,6 +161,7 @@ def main() -> None:
             print(f"  {side}: {rate:,.0f} ev/s, {cpu:.2f} µs CPU/ev{ratio}")
     finally:
         store.close()
+        drop_store_tables(url, prefix)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from esrc_core.plugins import open_publisher
 from esrc_core.relay import RelayEvent
 from esrc_core.runner import RelayRunner
 from esrc_sqlalchemy.store import SqlEventStore
+from esrc_sqlalchemy.testing import drop_store_tables
 
 from bench.outbox_cost import _fill
 
@@ -58,7 +59,7 @@ def _relay(store: SqlEventStore, batch: int, events: int, read_ahead: bool = Fal
 
 
 def main() -> None:
-    """Run the comparison and print it."""
+    """Run the comparison and print it; drop its tables at the end."""
     parser = argparse.ArgumentParser(prog="python -m bench.relay_batches", description=__doc__)
     parser.add_argument("--url", default=os.environ.get("ESRC_TEST_POSTGRESQL_URL"))
     parser.add_argument("--events", type=int, default=100_000)
@@ -69,9 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     url: str = args.url or "sqlite:///" + os.path.join(tempfile.mkdtemp(), "batches.db")
     sizes = [int(s) for s in args.sizes.split(",")]
-    store = SqlEventStore(
-        url, table_prefix=f"rb{uuid.uuid4().hex[:8]}_", durable_checkpoints=not args.non_durable
-    )
+    prefix = f"rb{uuid.uuid4().hex[:8]}_"
+    store = SqlEventStore(url, table_prefix=prefix, durable_checkpoints=not args.non_durable)
     try:
         store.migrate()
         _fill(store, args.events)
@@ -88,6 +88,7 @@ def main() -> None:
             print(f"  batch {size}: {statistics.median(rates[size]):,.0f} events/s")
     finally:
         store.close()
+        drop_store_tables(url, prefix)
 
 
 if __name__ == "__main__":
