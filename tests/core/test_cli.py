@@ -39,7 +39,7 @@ def _check_memory_rows(output: str) -> None:
         "esrc-memory",
         version,
         "memory",
-        "inspect, outbox, relay-lock, snapshots, streaming, threads",
+        "inspect, outbox, read-ahead, relay-lock, snapshots, streaming, threads",
     ]
     assert rows["publisher"] == ["publisher", "memory", "esrc-memory", version, "memory", "batch"]
 

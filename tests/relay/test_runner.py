@@ -5,6 +5,7 @@ test_relay_process.py and test_relay_faults.py."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -14,12 +15,18 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from esrc_core.backoff import Backoff
-from esrc_core.errors import BackendConfigError, BrokerUnavailableError, PublishError
+from esrc_core.errors import (
+    BackendConfigError,
+    BrokerUnavailableError,
+    PublishError,
+    StoreUnavailableError,
+)
 from esrc_core.events import RawEvent
 from esrc_core.relay import EventStoreOutbox, Publisher, RelayEvent
 from esrc_core.runner import LockNotAcquiredError, RelayRunner, RelayStatus, RunnerState
 from esrc_memory.publisher import MemoryPublisher
-from esrc_memory.store import MemoryEventStore, MemoryRelayLock
+from esrc_memory.store import MemoryEventStore, MemoryOutbox, MemoryRelayLock
+from esrc_testkit.outbox import ListPublisher
 
 FAST = Backoff(base_delay=0.01, max_delay=0.05, rng=random.Random(7))
 
@@ -590,3 +597,83 @@ def test_a_failing_status_callback_is_logged_and_does_not_stop_the_relay(
         _wait_until(lambda: len(got) == 10, "10 events are published")
         assert running.stop() == 10
     assert any("the status callback failed: OSError" in r.getMessage() for r in caplog.records)
+
+
+class _UnsteadyOutbox:
+    """The memory store's outbox, reading ahead, whose every ``fail_every``-th mark and
+    read ahead fails as if the database went away (the mark's events stay unmarked)."""
+
+    def __init__(self, outbox: MemoryOutbox, fail_every: int) -> None:
+        self.outbox = outbox
+        self.name = outbox.name
+        self.fail_every = fail_every
+        self.calls = 0
+        self.failed_marks = 0
+        self.failed_reads = 0
+
+    def _fails(self) -> bool:
+        self.calls += 1
+        return self.calls % self.fail_every == 0
+
+    def unpublished_events(self, limit: int) -> list[RelayEvent]:
+        return self.outbox.unpublished_events(limit)
+
+    def unpublished_events_after(self, event: RelayEvent, limit: int) -> list[RelayEvent]:
+        if self._fails():
+            self.failed_reads += 1
+            raise StoreUnavailableError(f"read after {event.message_id}: database away")
+        return self.outbox.unpublished_events_after(event, limit)
+
+    def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
+        if self._fails():
+            self.failed_marks += 1
+            raise StoreUnavailableError(f"mark up to {events[-1].message_id}: database away")
+        self.outbox.mark_events_as_published(events)
+
+
+class _UnsteadyStore:
+    """The memory store (its relay locks) with an :class:`_UnsteadyOutbox`."""
+
+    def __init__(self, store: MemoryEventStore, outbox: _UnsteadyOutbox) -> None:
+        self.store = store
+        self.unsteady = outbox
+
+    def outbox(self, name: str = "default") -> _UnsteadyOutbox:
+        return self.unsteady
+
+    def relay_lock(self, name: str) -> MemoryRelayLock:
+        return self.store.relay_lock(name)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def test_reading_ahead_with_failing_marks_and_reads_skips_nothing(
+    store: MemoryEventStore,
+) -> None:
+    """With read_ahead=True the runner reads ahead and marks on its second thread.
+    When marks and reads ahead fail now and then, each failure is retried from the
+    checkpoint: every event
+    arrives, first in the outbox order; what arrives again (published after the last
+    mark that succeeded) starts over at the checkpoint and goes on in order; at the end
+    everything is marked."""
+    _append(store, 200)
+    unsteady = _UnsteadyOutbox(store.outbox("default"), fail_every=4)
+    publisher = ListPublisher()
+    running = Running(
+        _runner(_UnsteadyStore(store, unsteady), publisher, batch_size=10, read_ahead=True)
+    )
+    _wait_until(lambda: store.outbox("default").unpublished_events(1) == [], "everything is marked")
+    running.stop()
+    assert unsteady.failed_marks > 0
+    assert unsteady.failed_reads > 0
+    order = _outbox_order(store)
+    delivered = [e.message_id for e in publisher.published]
+    assert sorted(set(delivered)) == sorted(order), "every event arrives"
+    first_seen = list(dict.fromkeys(delivered))
+    assert first_seen == order, "events first arrive in the outbox order"
+    # Each arrival after the first starts over at the checkpoint: from there on the
+    # events come again in order.
+    position = {m: n for n, m in enumerate(order)}
+    for before, after in itertools.pairwise(delivered):
+        assert position[after] == position[before] + 1 or position[after] <= position[before]

@@ -371,3 +371,162 @@ def test_sqlite_wait_for_events_polls(tmp_path: object) -> None:
         assert outbox.wait_for_events(60) is True
     finally:
         store.close()
+
+
+# --- reading ahead: after the last event handed out, before it is marked ---------------
+
+
+def _handed_out(store: SqlEventStore) -> tuple[SqlOutbox, list[RelayEvent]]:
+    """An outbox past the three first events, and one more event it handed out but
+    which is not marked."""
+    outbox = _opened(store)
+    outbox.hold_back_wait = 0.0
+    store.add_aggregate("Order", "x", [RawEvent("X", b"")])
+    handed = outbox.unpublished_events(100)
+    assert _names(handed) == ["X"]
+    return outbox, handed
+
+
+def test_postgres_reading_ahead_holds_back_a_late_commit_then_returns_it_first(
+    postgresql_pool: PrefixPool,
+) -> None:
+    """X was handed out, not marked. A appends and stays open; B and C commit. Reading
+    after X returns nothing while A is in flight; once A commits, reading after X
+    returns A, B, C: the late commit is not skipped by reading ahead."""
+    store = postgresql_pool.open()
+    outbox, handed = _handed_out(store)
+    with store.engine.connect() as a:
+        assert dialect_of(store).extend_stream(a, _key("a"), 1, _rows("A"))
+        store.append_events("Order", "b", 1, [RawEvent("B", b"B")])
+        store.append_events("Order", "c", 1, [RawEvent("C", b"C")])
+        assert outbox.unpublished_events_after(handed[-1], 100) == []
+        a.commit()
+    ahead = outbox.unpublished_events_after(handed[-1], 100)
+    assert _names(ahead) == ["A", "B", "C"]
+    outbox.mark_events_as_published(handed)
+    outbox.mark_events_as_published(ahead)
+    assert outbox.unpublished_events(100) == []
+    assert _names(_drain(store.outbox("fresh"), 7)) == ["Created"] * 3 + ["X", "A", "B", "C"]
+
+
+def test_mariadb_reading_ahead_returns_a_late_commit_after_what_it_handed_out(
+    mysql_pool: PrefixPool,
+) -> None:
+    """X was handed out, not marked. A claims its stream and stays open; B and C
+    commit: reading after X returns them. Then A inserts and commits: reading after C
+    returns A. Marked in that order, the outbox is empty."""
+    store = mysql_pool.open()
+    outbox, handed = _handed_out(store)
+    dialect = dialect_of(store)
+    with store.engine.connect() as a:
+        begin_write(store, a)
+        assert dialect.claim_stream(a, _key("a"), 1, 1)
+        store.append_events("Order", "b", 1, [RawEvent("B", b"B")])
+        store.append_events("Order", "c", 1, [RawEvent("C", b"C")])
+        first = outbox.unpublished_events_after(handed[-1], 100)
+        assert _names(first) == ["B", "C"]
+        dialect.insert_events(a, _key("a"), 1, _rows("A"))
+        a.commit()
+    late = outbox.unpublished_events_after(first[-1], 100)
+    assert _names(late) == ["A"]
+    for batch in (handed, first, late):
+        outbox.mark_events_as_published(batch)
+    assert outbox.unpublished_events(100) == []
+    assert _names(_drain(store.outbox("fresh"), 7)) == ["Created"] * 3 + ["X", "B", "C", "A"]
+
+
+def test_sqlite_reading_ahead_sees_the_commit_step_holder_first(tmp_path: object) -> None:
+    """X was handed out, not marked. A inserts and stays open (holding the database
+    lock); B and C append from threads meanwhile. Reading after X returns nothing until
+    A commits, then A first, B and C after it."""
+    pool = PrefixPool(f"sqlite:///{tmp_path}/ahead.db")
+    store = pool.open()
+    try:
+        outbox, handed = _handed_out(store)
+        errors: list[BaseException] = []
+
+        def append(aggregate_id: str, name: str) -> None:
+            try:
+                store.append_events("Order", aggregate_id, 1, [RawEvent(name, b"")])
+            except BaseException as err:
+                errors.append(err)
+
+        with store.engine.connect() as a:
+            begin_write(store, a)
+            assert dialect_of(store).extend_stream(a, _key("a"), 1, _rows("A"))
+            writers = [
+                threading.Thread(target=append, args=(aggregate_id, name))
+                for aggregate_id, name in (("b", "B"), ("c", "C"))
+            ]
+            for writer in writers:
+                writer.start()
+            while_open = outbox.unpublished_events_after(handed[-1], 100)
+            a.commit()
+        for writer in writers:
+            writer.join()
+        assert errors == []
+        assert while_open == []
+        ahead = outbox.unpublished_events_after(handed[-1], 100)
+        assert _names(ahead)[0] == "A"
+        assert sorted(_names(ahead)[1:]) == ["B", "C"]
+    finally:
+        pool.drop()
+
+
+class _ReadingAheadTraffic(_Traffic):
+    """:class:`_Traffic` with a reader that reads up to three batches ahead of what it
+    has marked, publishes the oldest (records and marks it), and now and then fails
+    in the middle of a batch: it keeps and marks the events before the failure, drops
+    everything read ahead and reads from the checkpoint again."""
+
+    def reader(self) -> None:
+        rng = random.Random(7)
+        outbox = self.store.outbox("relay")
+        outbox.hold_back_wait = 0.0
+        ahead: list[list[RelayEvent]] = []
+        try:
+            while True:
+                finished = self.done.is_set()
+                size = rng.randint(1, 7)
+                if ahead and ahead[-1]:
+                    ahead.append(outbox.unpublished_events_after(ahead[-1][-1], size))
+                else:
+                    ahead = [outbox.unpublished_events(size)]
+                if len(ahead) < 3 and ahead[-1]:
+                    continue
+                batch = ahead.pop(0)
+                if batch and rng.random() < 0.15:
+                    kept = rng.randrange(len(batch))
+                    self.relayed.extend(batch[:kept])
+                    outbox.mark_events_as_published(batch[:kept])
+                    ahead = []
+                    continue
+                self.relayed.extend(batch)
+                outbox.mark_events_as_published(batch)
+                if finished and not batch and not any(ahead):
+                    return
+                if not batch:
+                    ahead = []
+                    time.sleep(0.002)
+        except BaseException as err:
+            self.errors.append(err)
+
+
+def test_read_ahead_with_late_commits_and_failures_relays_each_event_once_pg_mariadb_sqlite(
+    any_pool: PrefixPool,
+) -> None:
+    """The writers of the late-commit traffic test, against a reader that reads ahead
+    of its checkpoint and fails part of the way through batches now and then: every
+    event is relayed exactly once, each stream in version order, in the order a fresh
+    relay name sees."""
+    store = any_pool.open()
+    streams = 8
+    for n in range(streams):
+        store.add_aggregate("Order", f"agg-{n}", [RawEvent("Created", b"0")])
+    traffic = _ReadingAheadTraffic(store, streams)
+    traffic.run(writers=6, appends=15)
+    assert traffic.errors == []
+    relayed = traffic.relayed
+    total = sum(len(store.events("Order", f"agg-{n}")) for n in range(streams))
+    relayed.extend(_drain(store.outbox("relay"), total - len(relayed)))
+    _check_relayed(store, relayed, streams)

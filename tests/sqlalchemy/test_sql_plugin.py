@@ -50,6 +50,7 @@ def test_descriptor_claims_the_sql_schemes_and_capabilities() -> None:
         Capability.MIGRATE,
         Capability.WAIT,
         Capability.STREAMING,
+        Capability.READ_AHEAD,
     }
     assert "esrc-sqlalchemy[postgresql]" in backend.install_hint
     assert backend.inspect_options == {"create_schema": False}

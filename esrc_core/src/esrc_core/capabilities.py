@@ -24,7 +24,7 @@ from esrc_core.errors import NotSupportedError
 from esrc_core.inspection import Inspectable
 from esrc_core.locks import HasRelayLock
 from esrc_core.migrations import Migratable
-from esrc_core.relay import BatchPublisher, HasOutbox, WaitingOutbox
+from esrc_core.relay import BatchPublisher, HasOutbox, ReadAheadOutbox, WaitingOutbox
 from esrc_core.store import StreamingStore
 
 __all__ = [
@@ -59,6 +59,11 @@ class Capability(enum.StrEnum):
     WAIT = "wait"
     """A store whose outboxes can block until events may be there instead of polling
     (:class:`~esrc_core.relay.WaitingOutbox`, on the object ``store.outbox(name)``)."""
+    READ_AHEAD = "read-ahead"
+    """A store whose outboxes read the events after one handed out, before it is marked
+    (:class:`~esrc_core.relay.ReadAheadOutbox`, on the object ``store.outbox(name)``):
+    :class:`~esrc_core.runner.RelayRunner` with ``read_ahead=True`` then reads the
+    next batch while it publishes one."""
     THREADS = "threads"
     """A store safe under concurrent use from many threads."""
     PERSISTENT = "persistent"
@@ -95,6 +100,7 @@ CAPABILITIES: Mapping[Capability, CapabilitySpec] = {
     Capability.SNAPSHOTS: CapabilitySpec("store", "store", None),
     Capability.OUTBOX: CapabilitySpec("store", "store", HasOutbox),
     Capability.WAIT: CapabilitySpec("store", "outbox", WaitingOutbox),
+    Capability.READ_AHEAD: CapabilitySpec("store", "outbox", ReadAheadOutbox),
     Capability.THREADS: CapabilitySpec("store", "store", None),
     Capability.PERSISTENT: CapabilitySpec("store", "store", None),
     Capability.RELAY_LOCK: CapabilitySpec("store", "store", HasRelayLock),

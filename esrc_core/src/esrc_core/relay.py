@@ -29,6 +29,7 @@ __all__ = [
     "EventStoreOutbox",
     "HasOutbox",
     "Publisher",
+    "ReadAheadOutbox",
     "Relay",
     "RelayEvent",
     "WaitingOutbox",
@@ -124,6 +125,28 @@ class EventStoreOutbox(Protocol):
 
 
 @runtime_checkable
+class ReadAheadOutbox(Protocol):
+    """An outbox capability: read the events that follow one already handed out, before
+    that one is marked, so that a relay reads the next batch while it publishes this one.
+    """
+
+    def unpublished_events_after(self, event: RelayEvent, limit: int) -> list[RelayEvent]:
+        """Up to ``limit`` committed events that follow ``event`` in the outbox order,
+        whatever the checkpoint says.
+
+        ``event`` is one this outbox handed out (by :meth:`EventStoreOutbox.unpublished_events`
+        or by this method); the result is what :meth:`EventStoreOutbox.unpublished_events`
+        would return once everything up to ``event`` were marked, with the same
+        guarantee: an event whose transaction commits late is still returned, after
+        ``event``. Reading ahead is a read: nothing is marked. A relay that fails to
+        publish goes back to the checkpoint (:meth:`EventStoreOutbox.unpublished_events`)
+        and drops what it read ahead, so nothing is skipped. Raises ``ValueError`` for an
+        event the outbox never handed out.
+        """
+        ...
+
+
+@runtime_checkable
 class WaitingOutbox(Protocol):
     """An outbox capability: block until new events may be there, instead of polling."""
 
@@ -211,7 +234,17 @@ class Relay:
         Returns the number of events published. If the publisher fails, marks the
         events it did publish before the failure, then raises the error.
         """
-        events = self.outbox.unpublished_events(self.batch_size)
+        return self.publish(self.outbox.unpublished_events(self.batch_size))
+
+    def publish(self, events: Sequence[RelayEvent]) -> int:
+        """Publish ``events``, in order, and mark what was published.
+
+        ``events`` are the outbox's next unpublished events, in its order (what
+        :meth:`EventStoreOutbox.unpublished_events` or
+        :meth:`ReadAheadOutbox.unpublished_events_after` returned after the last batch
+        published). Returns the number published; if the publisher fails, marks the
+        events it did publish before the failure, then raises the error.
+        """
         if not events:
             return 0
         published = 0

@@ -53,6 +53,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.RELAY_LOCK,
                     Capability.INSPECT,
                     Capability.STREAMING,
+                    Capability.READ_AHEAD,
                 }
             ),
             description="in-process event store with outbox (memory:// or memory://name)",

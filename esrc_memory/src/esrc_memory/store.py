@@ -367,6 +367,22 @@ class MemoryOutbox:
             start = self._state.checkpoints.get(self._name, 0)
             return self._state.log[start : start + limit]
 
+    def unpublished_events_after(self, event: RelayEvent, limit: int) -> list[RelayEvent]:
+        """See :meth:`esrc_core.relay.ReadAheadOutbox.unpublished_events_after`: the log
+        is in commit order and positions number it from 1, so the events after ``event``
+        start at index ``event.position``."""
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
+        start = event.position
+        with self._state.lock:
+            log = self._state.log
+            if not 0 < start <= len(log) or log[start - 1] != event:
+                raise ValueError(
+                    f"relay {self._name}: the event at position {start} was never handed "
+                    "out by this store's outbox"
+                )
+            return log[start : start + limit]
+
     def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
         """See :meth:`esrc_core.relay.EventStoreOutbox.mark_events_as_published`."""
         if not events:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from itertools import repeat
+from typing import cast
 
 from esrc_core.backoff import Backoff
 from esrc_core.errors import EsrcError
@@ -24,6 +26,10 @@ __all__ = ["SqlOutbox"]
 _HOLD_BACK_POLL = Backoff(base_delay=0.002, max_delay=0.05, jitter=0.0)
 """Pauses between looks at whether held-back transactions ended: 2 ms, doubling to
 50 ms."""
+
+_HANDED_BATCHES = 8
+"""Batches handed out whose order keys an outbox remembers until they are marked (a
+relay reading ahead has two or three): an older one is looked up again if marked."""
 
 
 class SqlOutbox:
@@ -56,6 +62,7 @@ class SqlOutbox:
         owner: str,
         poll_interval: float = 0.2,
         hold_back_wait: float = 1.0,
+        durable_checkpoint: bool = True,
     ) -> None:
         self._executor = executor
         self._name = name
@@ -65,10 +72,13 @@ class SqlOutbox:
         self.hold_back_wait = hold_back_wait
         """PostgreSQL: how long :meth:`unpublished_events` may wait for the
         transactions that hold committed events back to end (0: never wait)."""
+        self.durable_checkpoint = durable_checkpoint
+        """Whether :meth:`mark_events_as_published` waits until its commit is on disk
+        (see :meth:`SqlEventStore.outbox <esrc_sqlalchemy.store.SqlEventStore.outbox>`)."""
         self._lock = threading.Lock()
-        self._keys: dict[int, OutboxRow] = {}
-        """The rows of the last batch handed out, by position (rows compare as their
-        order keys do)."""
+        self._handed: deque[tuple[tuple[int, int], dict[int, tuple[int, int]]]] = deque()
+        """The batches handed out and not yet marked, oldest first: each batch's last
+        order key and the order key of each of its events by position."""
         self._listener: OutboxListener | None = None
 
     def __repr__(self) -> str:
@@ -79,22 +89,22 @@ class SqlOutbox:
         """The relay name whose progress this outbox tracks."""
         return self._name
 
-    def _fetch(self, limit: int) -> Sequence[OutboxRow]:
-        """Up to ``limit`` rows after the checkpoint; when fewer are ready and committed
-        events are held back (PostgreSQL), wait for them (:meth:`_wait_for_hold_back`)
-        and read again."""
+    def _fetch(self, limit: int, after: tuple[int, int] | None = None) -> Sequence[OutboxRow]:
+        """Up to ``limit`` rows after the checkpoint (or after the order key ``after``);
+        when fewer are ready and committed events are held back (PostgreSQL), wait for
+        them (:meth:`_wait_for_hold_back`) and read again."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive int, got {limit!r}")
         executor = self._executor
         dialect = executor.dialect
         doing = f"read outbox {self._name!r} of {executor.url}"
-        rows, held = executor.run(
-            doing, lambda conn: dialect.outbox_rows(conn, self._name, limit), write=False
-        )
+
+        def read(conn: Connection) -> tuple[Sequence[OutboxRow], int | None]:
+            return dialect.outbox_rows(conn, self._name, limit, after)
+
+        rows, held = executor.run(doing, read, write=False)
         if held is not None and len(rows) < limit and self._wait_for_hold_back(held, doing):
-            rows, _ = executor.run(
-                doing, lambda conn: dialect.outbox_rows(conn, self._name, limit), write=False
-            )
+            rows, _ = executor.run(doing, read, write=False)
         return rows
 
     def _wait_for_hold_back(self, held: int, doing: str) -> bool:
@@ -128,16 +138,31 @@ class SqlOutbox:
         On PostgreSQL, when fewer than ``limit`` events are ready and committed events
         wait behind transactions still in progress, it first waits (up to
         :attr:`hold_back_wait`) for those transactions to end, then reads again."""
-        rows = self._fetch(limit)
+        return self._events(self._fetch(limit), restart=True)
+
+    def unpublished_events_after(self, event: RelayEvent, limit: int) -> list[RelayEvent]:
+        """See :meth:`esrc_core.relay.ReadAheadOutbox.unpublished_events_after`: one
+        query, from ``event``'s order key instead of the checkpoint, with the same
+        waiting as :meth:`unpublished_events`. Raises ``ValueError`` for an event this
+        store's outbox would not hand out (one not stored, or still held back)."""
+        if not isinstance(event, RelayEvent):
+            raise TypeError(f"relay {self._name}: unpublished_events_after takes a RelayEvent")
+        key = self._known_key(event.position)
+        if key is None:
+            key = self._lookup_keys([event.position])[event.position]
+        return self._events(self._fetch(limit, key), restart=False)
+
+    def _events(self, rows: Sequence[OutboxRow], *, restart: bool) -> list[RelayEvent]:
+        """The rows as events, remembering their order keys for the mark (a read from
+        the checkpoint, ``restart``, forgets the batches handed out before)."""
         events: list[RelayEvent] = []
-        keys: dict[int, OutboxRow] = {}
+        keys: dict[int, tuple[int, int]] = {}
         # Events of one stream (and often of one command) share their id and metadata
         # text: decode each distinct text once per batch.
         ids: dict[str, AggregateId] = {}
         metas: dict[str, dict[str, str]] = {}
         append = events.append
-        for row in rows:
-            _, _, position, aggregate_type, encoded, version, name, stored, meta, _ = row
+        for tx_id, order, position, aggregate_type, encoded, version, name, stored, meta, _ in rows:
             aggregate_id = ids.get(encoded)
             if aggregate_id is None:
                 aggregate_id = ids[encoded] = self._decode_id(encoded, position)
@@ -148,54 +173,89 @@ class SqlOutbox:
                 metadata = parsed.copy()
             else:
                 metadata = {}
-            data = stored if type(stored) is bytes else bytes(stored)
             append(
                 RelayEvent(
-                    aggregate_type, aggregate_id, version, position, RawEvent(name, data, metadata)
+                    aggregate_type,
+                    aggregate_id,
+                    version,
+                    position,
+                    RawEvent(name, stored if type(stored) is bytes else bytes(stored), metadata),
                 )
             )
-            keys[position] = row
+            keys[position] = (tx_id, order)
         with self._lock:
-            self._keys = keys
+            handed = self._handed
+            if restart:
+                handed.clear()
+            if events:
+                handed.append((keys[events[-1].position], keys))
+                if len(handed) > _HANDED_BATCHES:
+                    handed.popleft()
         return events
+
+    def _known_key(self, position: int) -> tuple[int, int] | None:
+        """The order key of the event at ``position`` if a batch still remembered has it."""
+        with self._lock:
+            for _, keys in reversed(self._handed):
+                key = keys.get(position)
+                if key is not None:
+                    return key
+        return None
+
+    def _lookup_keys(self, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """The order keys of ``positions`` from the database (each by its primary key);
+        ``ValueError`` naming those the outbox would not hand out."""
+        executor = self._executor
+        found = executor.run(
+            f"look up events of outbox {self._name!r} of {executor.url}",
+            lambda conn: executor.dialect.outbox_keys(conn, positions),
+            write=False,
+        )
+        never = sorted(set(positions) - found.keys())
+        if never:
+            raise ValueError(
+                f"relay {self._name}: positions {never[:10]} were never handed out "
+                "by this store's outbox"
+            )
+        return found
 
     def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
         """See :meth:`esrc_core.relay.EventStoreOutbox.mark_events_as_published`.
 
         Moves the checkpoint to the largest order key among ``events``, in one
-        statement that never moves it back. Raises ``ValueError`` for an event this
-        store never handed out.
+        statement on the checkpoint's primary key that never moves it back: its cost
+        does not grow with the store. The keys come from the batches this outbox handed
+        out; only events it does not remember are looked up (by primary key). Raises
+        ``ValueError`` for an event this store never handed out.
         """
         if not events:
             return
         if not all(map(isinstance, events, repeat(RelayEvent))):
             raise TypeError(f"relay {self._name}: mark_events_as_published takes RelayEvents")
         positions = [e.position for e in events]
+        top: tuple[int, int] | None = None
         with self._lock:
-            known = list(map(self._keys.get, positions))
+            for _, keys in reversed(self._handed):
+                known = list(map(keys.get, positions))
+                if None not in known:
+                    top = max(cast(list[tuple[int, int]], known))
+                    break
+        if top is None:
+            top = max(self._lookup_keys(positions).values())
         dialect = self._executor.dialect
-
-        def work(conn: Connection) -> None:
-            if None in known:
-                found = dialect.outbox_keys(conn, positions)
-                never = sorted(set(positions) - found.keys())
-                if never:
-                    raise ValueError(
-                        f"relay {self._name}: positions {never[:10]} were never handed out "
-                        "by this store's outbox"
-                    )
-                top = max(found.values())
-            else:
-                last = max(row for row in known if row is not None)
-                top = (last.tx_id, last.ord)
-            dialect.mark(conn, self._name, top)
-
+        durable = self.durable_checkpoint
         self._executor.run(
             f"mark events of outbox {self._name!r} of {self._executor.url} as published",
-            work,
+            lambda conn: dialect.mark(conn, self._name, top, durable=durable),
             write=True,
             single=True,
         )
+        with self._lock:
+            handed = self._handed
+            # Forget the batches wholly marked now, but the newest: reading ahead goes on
+            # from its last event.
+            while len(handed) > 1 and handed[0][0] <= top:
+                handed.popleft()
 
     def wait_for_events(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds until there may be unpublished events;

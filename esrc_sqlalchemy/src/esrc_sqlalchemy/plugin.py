@@ -28,6 +28,7 @@ _OPTION_TYPES: dict[str, type] = {
     "max_payload_bytes": int,
     "notify": bool,
     "engine_options": dict,
+    "durable_checkpoints": bool,
 }
 
 
@@ -93,6 +94,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.MIGRATE,
                     Capability.WAIT,
                     Capability.STREAMING,
+                    Capability.READ_AHEAD,
                 }
             ),
             description="SQL event store with outbox: sqlite:///file.db, sqlite://, "

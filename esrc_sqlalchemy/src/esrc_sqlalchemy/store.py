@@ -133,6 +133,23 @@ def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
     return events
 
 
+def _check_limits(connect_timeout: object, max_payload_bytes: object) -> None:
+    """Raise :class:`StoreConfigError` for a ``connect_timeout`` that is not a positive
+    number of seconds (under a day) or a ``max_payload_bytes`` that is not a positive int."""
+    if (
+        isinstance(connect_timeout, bool)
+        or not isinstance(connect_timeout, int | float)
+        or not 0 < connect_timeout < 86400
+    ):
+        raise StoreConfigError(
+            f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
+        )
+    if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int):
+        raise StoreConfigError(f"max_payload_bytes must be an int, got {max_payload_bytes!r}")
+    if max_payload_bytes < 1:
+        raise StoreConfigError(f"max_payload_bytes must be positive, got {max_payload_bytes}")
+
+
 class SqlEventStore:
     """An :class:`~esrc_core.store.EventStore` with outbox on SQLite, PostgreSQL or
     MariaDB/MySQL, through SQLAlchemy Core.
@@ -161,6 +178,11 @@ class SqlEventStore:
       the store's (one notification for any number of appends since the last; see
       :mod:`esrc_sqlalchemy.notify`), so appends do not wait for it.
     - ``engine_options``: extra :func:`sqlalchemy.create_engine` arguments (pool size...).
+    - ``durable_checkpoints`` (default ``True``): the default of :meth:`outbox`'s
+      ``durable_checkpoint``; ``False`` lets relay checkpoints commit without waiting
+      for the disk where the database allows it (PostgreSQL), at the price of
+      duplicates after a server crash, never a loss. ``esrc relay --store-option
+      durable_checkpoints=false`` sets it for a relay process.
 
     Limits: aggregate types and event names up to 200 characters, string ids up to 398
     characters (400 encoded), relay names up to 200 characters; none may contain NUL
@@ -189,22 +211,12 @@ class SqlEventStore:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
         notify: bool = False,
         engine_options: Mapping[str, Any] | None = None,
+        durable_checkpoints: bool = True,
     ) -> None:
         check_identifier(table_prefix, "table_prefix")
         if schema is not None:
             check_identifier(schema, "schema")
-        if (
-            isinstance(connect_timeout, bool)
-            or not isinstance(connect_timeout, int | float)
-            or not 0 < connect_timeout < 86400
-        ):
-            raise StoreConfigError(
-                f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
-            )
-        if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int):
-            raise StoreConfigError(f"max_payload_bytes must be an int, got {max_payload_bytes!r}")
-        if max_payload_bytes < 1:
-            raise StoreConfigError(f"max_payload_bytes must be positive, got {max_payload_bytes}")
+        _check_limits(connect_timeout, max_payload_bytes)
         if isinstance(url, Engine):
             if engine_options:
                 raise StoreConfigError(
@@ -247,6 +259,7 @@ class SqlEventStore:
         tables, for this package's modules and :mod:`esrc_sqlalchemy.testing`. Not a
         stable API."""
         self._create_schema = create_schema
+        self.durable_checkpoints = bool(durable_checkpoints)
         self._ready = False
         self._closed = False
         self._ready_lock = threading.Lock()
@@ -695,11 +708,26 @@ class SqlEventStore:
                 "UTF-8 text without NUL"
             )
 
-    def outbox(self, name: str = "default") -> SqlOutbox:
+    def outbox(self, name: str = "default", *, durable_checkpoint: bool | None = None) -> SqlOutbox:
         """The outbox of relay ``name``; see :class:`esrc_core.relay.HasOutbox` and
-        :class:`~esrc_sqlalchemy.outbox.SqlOutbox` for its order."""
+        :class:`~esrc_sqlalchemy.outbox.SqlOutbox` for its order.
+
+        ``durable_checkpoint=False`` lets each checkpoint write (the mark after each
+        published batch) commit without waiting for the disk, where the database
+        allows that for one statement: on PostgreSQL its transaction runs with
+        ``synchronous_commit`` off (about a WAL flush saved per batch); on SQLite and
+        MariaDB/MySQL it changes nothing (their commit durability is a connection or
+        server setting shared with the appends). Delivery is at least once either way:
+        a checkpoint lost in a server crash only sends the events since the last one
+        that reached the disk again, with the same message ids - duplicates, never a
+        loss. The events themselves are as durable as the appends made them. ``None``
+        takes the store's ``durable_checkpoints`` option."""
         self._check_relay_name(name)
-        outbox = SqlOutbox(self.executor, name, owner=repr(self))
+        if durable_checkpoint is None:
+            durable_checkpoint = self.durable_checkpoints
+        outbox = SqlOutbox(
+            self.executor, name, owner=repr(self), durable_checkpoint=durable_checkpoint
+        )
         self._outboxes.add(outbox)
         return outbox
 

@@ -4,22 +4,27 @@ skipped, durable and monotonic progress, stable message ids
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from esrc_core.backoff import Backoff
 from esrc_core.capabilities import Capability
+from esrc_core.errors import PublishError
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId
-from esrc_core.relay import Relay, RelayEvent, message_id
+from esrc_core.relay import EventStoreOutbox, ReadAheadOutbox, Relay, RelayEvent, message_id
+from esrc_core.runner import RelayRunner
 from esrc_core.store import EventStore
 
-from esrc_testkit.capabilities import requires
+from esrc_testkit.capabilities import capable, requires
 from esrc_testkit.checks import assert_order_consistent_with_versions, comparable, stream_key
 from esrc_testkit.fixtures import StoreSuite
 from esrc_testkit.samples import ORDER, SHIPMENT, events_for
 
-__all__ = ["ListPublisher", "OutboxAcceptance", "Writer"]
+__all__ = ["FailingBatchPublisher", "ListPublisher", "OutboxAcceptance", "Writer"]
 
 
 @dataclass
@@ -86,6 +91,75 @@ class ListPublisher:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class FailingBatchPublisher(ListPublisher):
+    """A batch publisher that keeps what it is given, in order, and refuses the
+    ``fail_at``-th event it is given (counting from 0) once: the events of that batch
+    before it are kept and reported in :class:`~esrc_core.errors.PublishError`'s
+    ``published``, the rest are not."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.batches: list[int] = []
+        """The size of every batch it was given."""
+
+    def publish_batch(self, events: Sequence[RelayEvent]) -> None:
+        """Keep ``events``, up to the refused one."""
+        self.batches.append(len(events))
+        given = len(self.published)
+        if self.fail_at is not None and given <= self.fail_at < given + len(events):
+            kept = self.fail_at - given
+            self.published.extend(events[:kept])
+            self.fail_at = None
+            raise PublishError(f"refused {events[kept].message_id} on purpose", published=kept)
+        self.published.extend(events)
+
+
+def _relay_all(
+    store: EventStore,
+    watched: EventStoreOutbox,
+    publisher: FailingBatchPublisher,
+    *,
+    batch_size: int,
+    read_ahead: bool,
+) -> int:
+    """Run a :class:`~esrc_core.runner.RelayRunner` of relay ``watched.name`` until it
+    has relayed everything (``watched``, an outbox of that name, has nothing unpublished)
+    or failed once; return what it relayed, raise its failure."""
+    runner = RelayRunner(
+        store,
+        publisher,
+        name=watched.name,
+        batch_size=batch_size,
+        read_ahead=read_ahead,
+        poll_interval=0.02,
+        log_interval=0,
+        backoff=Backoff(base_delay=0.001, max_delay=0.001, attempts=1),
+    )
+    failure: list[BaseException] = []
+    relayed: list[int] = []
+
+    def run() -> None:
+        try:
+            relayed.append(runner.run())
+        except BaseException as err:
+            failure.append(err)
+
+    thread = threading.Thread(target=run, name="esrc-testkit-runner")
+    thread.start()
+    deadline = time.monotonic() + 60.0
+    while thread.is_alive() and time.monotonic() < deadline:
+        if not watched.unpublished_events(1):
+            runner.stop()
+        thread.join(0.02)
+    runner.stop()
+    thread.join(30.0)
+    assert not thread.is_alive(), "the relay runner did not stop"
+    if failure:
+        raise failure[0]
+    return relayed[0]
 
 
 def _ids(events: Sequence[RelayEvent]) -> list[str]:
@@ -263,3 +337,71 @@ class OutboxAcceptance(StoreSuite):
             assert _ids(self.unpublished(reopened, "fresh")) == everything
         finally:
             reopened.close()
+
+    @requires(Capability.READ_AHEAD)
+    def test_read_ahead_walks_the_outbox_order_without_marking(self, store: EventStore) -> None:
+        """Reading after the last event handed out, batch after batch, gives the whole
+        outbox order once; nothing is marked, so the outbox still starts at the first
+        event; marking the first batches moves it to the first event not marked."""
+        writer = Writer(store)
+        writer.mixed_history()
+        outbox = self.outbox(store, "ahead")
+        ahead = capable(self, outbox, Capability.READ_AHEAD, ReadAheadOutbox)
+        batches = [outbox.unpublished_events(3)]
+        while batches[-1]:
+            batches.append(ahead.unpublished_events_after(batches[-1][-1], 3))
+        walked = [e for batch in batches for e in batch]
+        assert _ids(walked) == writer.message_ids
+        assert _ids(outbox.unpublished_events(100)) == writer.message_ids
+        outbox.mark_events_as_published(batches[0])
+        outbox.mark_events_as_published(batches[1])
+        assert _ids(outbox.unpublished_events(100)) == writer.message_ids[6:]
+
+    @requires(Capability.READ_AHEAD)
+    def test_read_ahead_returns_events_committed_after_it_reached_the_end(
+        self, store: EventStore
+    ) -> None:
+        """Events committed after the outbox was read ahead to its end are returned
+        after the last event handed out, before anything is marked."""
+        writer = Writer(store)
+        writer.mixed_history()
+        outbox = self.outbox(store, "ahead")
+        ahead = capable(self, outbox, Capability.READ_AHEAD, ReadAheadOutbox)
+        first = outbox.unpublished_events(100)
+        assert ahead.unpublished_events_after(first[-1], 10) == []
+        writer.append(ORDER, "order-1", events_for("A", 2, start=5))
+        writer.add(SHIPMENT, "late", events_for("L", 1))
+        assert _ids(ahead.unpublished_events_after(first[-1], 10)) == writer.message_ids[-3:]
+
+    @requires(Capability.OUTBOX)
+    def test_runner_stops_at_a_failed_publish_and_resumes_from_it(self, store: EventStore) -> None:
+        """A relay runner, one reading ahead (where the outbox can: it reads each next
+        batch and marks the last one while publishing) and one that does not, whose
+        publisher refuses an event in the middle of a batch: everything before it is
+        marked, nothing after it (not the batch read ahead either); the next runner
+        publishes from exactly that event on, and together they published every event
+        once, in the outbox order."""
+        writer = Writer(store)
+        for n in range(5):
+            writer.add(ORDER, f"many-{n}", events_for(f"M{n}", 5))
+        everything = writer.message_ids
+        for read_ahead in (True, False):
+            name = f"runner-{read_ahead}"
+            failing = FailingBatchPublisher(fail_at=13)
+            try:
+                _relay_all(
+                    store, self.outbox(store, name), failing, batch_size=4, read_ahead=read_ahead
+                )
+            except PublishError:
+                pass
+            else:
+                raise AssertionError(f"{name} did not report the refused publish")
+            assert _ids(failing.published) == everything[:13], name
+            assert _ids(self.unpublished(store, name)) == everything[13:], name
+            second = FailingBatchPublisher()
+            relayed = _relay_all(
+                store, self.outbox(store, name), second, batch_size=4, read_ahead=read_ahead
+            )
+            assert relayed == len(everything) - 13, name
+            assert _ids(second.published) == everything[13:], name
+            assert self.unpublished(store, name) == [], name

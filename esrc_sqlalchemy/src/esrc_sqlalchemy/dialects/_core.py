@@ -5,7 +5,7 @@ these."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -62,10 +62,12 @@ class CoreDialect(SqlDialect):
     """A dialect whose appends, reads and outbox reads are SQLAlchemy Core statements:
     an append is a conditional ``UPDATE`` of the stream's version (or an ``INSERT`` of
     a new stream) and an executemany ``INSERT`` of the events; the outbox reads the
-    events after the checkpoint in the order of one column (:attr:`_outbox`, built by
+    events after the checkpoint, or after a given order key, in the order of one column
+    (:attr:`_outbox` and :attr:`_outbox_after`, built by
     :meth:`outbox_ordered_by`), with ``tx_id`` 0."""
 
     _outbox: sa.Select[Any]
+    _outbox_after: sa.Select[Any]
     """The outbox query: rows after the checkpoint named ``:name``, ``:limit`` of them;
     set by the subclass."""
 
@@ -287,16 +289,23 @@ class CoreDialect(SqlDialect):
 
     # --- outbox -------------------------------------------------------------------------
 
-    def outbox_ordered_by(self, order: sa.ColumnElement[int]) -> sa.Select[Any]:
+    def outbox_ordered_by(
+        self, order: sa.ColumnElement[int], *, after: bool = False
+    ) -> sa.Select[Any]:
         """The outbox query with ``order`` as ``ord`` and tx_id 0: the rows after relay
-        ``:name``'s checkpoint (a value of ``order``), first ``:limit`` of them, in the
-        columns of :class:`~esrc_sqlalchemy.dialects.base.OutboxRow`."""
+        ``:name``'s checkpoint (a value of ``order``), or with ``after`` the rows after
+        the value ``:after``, first ``:limit`` of them, in the columns of
+        :class:`~esrc_sqlalchemy.dialects.base.OutboxRow`."""
         ev, cp = self.tables.events, self.tables.checkpoints
-        checkpoint = (
-            sa.select(sa.func.coalesce(sa.func.max(cp.c.position), 0))
-            .where(cp.c.name == self.tables.relay_name_parameter("name"))
-            .scalar_subquery()
-        )
+        lower: sa.ColumnElement[int]
+        if after:
+            lower = sa.bindparam("after", type_=sa.BigInteger)
+        else:
+            lower = (
+                sa.select(sa.func.coalesce(sa.func.max(cp.c.position), 0))
+                .where(cp.c.name == self.tables.relay_name_parameter("name"))
+                .scalar_subquery()
+            )
         return (
             sa.select(
                 sa.literal(0, sa.BigInteger).label("tx_id"),
@@ -310,12 +319,19 @@ class CoreDialect(SqlDialect):
                 ev.c.metadata,
                 sa.null().label("held"),
             )
-            .where(order > checkpoint)
+            .where(order > lower)
             .order_by(order)
             .limit(sa.bindparam("limit", type_=sa.Integer))
         )
 
-    def read_outbox(self, conn: Connection, name: str, limit: int) -> list[OutboxRow]:
-        """Run :attr:`_outbox` for relay ``name``."""
-        rows = conn.execute(self._outbox, {"name": name, "limit": limit})
-        return list(map(OutboxRow._make, rows))
+    def read_outbox(
+        self, conn: Connection, name: str, limit: int, after: tuple[int, int] | None = None
+    ) -> list[OutboxRow]:
+        """Run :attr:`_outbox` for relay ``name`` (or :attr:`_outbox_after`, after the
+        order key ``after``). The rows are the driver's, in the columns of
+        :class:`~esrc_sqlalchemy.dialects.base.OutboxRow`."""
+        if after is None:
+            rows = conn.execute(self._outbox, {"name": name, "limit": limit})
+        else:
+            rows = conn.execute(self._outbox_after, {"after": after[1], "limit": limit})
+        return cast(list[OutboxRow], rows.all())

@@ -99,7 +99,10 @@ def stream_page(rows: list[Any]) -> StreamPage | None:
 class OutboxRow(NamedTuple):
     """One event as an outbox read returns it, first its order key.
 
-    Rows compare as their order keys do: ``(tx_id, ord)`` is unique per event.
+    Rows compare as their order keys do: ``(tx_id, ord)`` is unique per event. Dialects
+    return the driver's rows as they come (tuples or SQLAlchemy rows in these columns,
+    unpacked by index): building an ``OutboxRow`` per row would be a second object per
+    event for nothing.
     """
 
     tx_id: int
@@ -556,9 +559,11 @@ class SqlDialect(abc.ABC):
 
     @abc.abstractmethod
     def outbox_rows(
-        self, conn: Connection, name: str, limit: int
+        self, conn: Connection, name: str, limit: int, after: tuple[int, int] | None = None
     ) -> tuple[Sequence[OutboxRow], int | None]:
-        """Up to ``limit`` rows after relay ``name``'s checkpoint, first in outbox order,
+        """Up to ``limit`` rows after relay ``name``'s checkpoint (or, given ``after``,
+        after that order key of a row this outbox handed out: reading ahead of the
+        checkpoint), first in outbox order,
         only from transactions that can no longer change that order; and the largest
         ``tx_id`` of committed events held back behind transactions in progress
         (``None`` when there are none; always ``None`` where nothing is held back).
@@ -576,9 +581,14 @@ class SqlDialect(abc.ABC):
         can have handed out; the others are missing from the result."""
 
     @abc.abstractmethod
-    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
+    def mark(
+        self, conn: Connection, name: str, key: tuple[int, int], *, durable: bool = True
+    ) -> None:
         """Move relay ``name``'s checkpoint forward to the order key ``key``; never
-        backwards. One statement."""
+        backwards. One statement on the checkpoint's primary key (``name``): its cost
+        does not depend on the store's size. With ``durable=False`` the commit may skip
+        waiting for the disk where the database allows it per statement (each dialect
+        says what it does)."""
 
     def open_listener(self) -> OutboxListener | None:
         """A new :class:`OutboxListener` if appends notify (``notify=True`` where

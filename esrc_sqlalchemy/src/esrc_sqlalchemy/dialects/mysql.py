@@ -435,6 +435,7 @@ class MySqlDialect(CoreDialect):
             ]
         )
         self._outbox = self.outbox_ordered_by(ev.c.seq)
+        self._outbox_after = self.outbox_ordered_by(ev.c.seq, after=True)
         self._snapshot_source = snapshot_source(tables)
         self._keys = sa.select(ev.c.seq, ev.c.position).where(
             ev.c.position.in_(sa.bindparam("positions", expanding=True)),
@@ -688,24 +689,27 @@ class MySqlDialect(CoreDialect):
         return conn.execute(stmt, params, execution_options=ROWCOUNT).rowcount > 0
 
     def outbox_rows(
-        self, conn: Connection, name: str, limit: int
+        self, conn: Connection, name: str, limit: int, after: tuple[int, int] | None = None
     ) -> tuple[list[OutboxRow], int | None]:
-        """Rows after the checkpoint in ``seq`` order. When fewer than ``limit`` came
-        back: if unnumbered events are waiting, number them (:meth:`sequence`) and read
-        again (whether this pass or another outbox's numbered them); else read again
-        only if numbered events beyond those rows appeared since the read."""
-        rows = self.read_outbox(conn, name, limit)
+        """Rows after the checkpoint (or after the key ``after``, a ``seq`` handed out)
+        in ``seq`` order. When fewer than ``limit`` came back: if unnumbered events are
+        waiting, number them (:meth:`sequence`) and read again (whether this pass or
+        another outbox's numbered them); else read again only if numbered events beyond
+        those rows appeared since the read. Reading after any ``seq`` handed out keeps
+        the module docstring's argument: numbers only ever grow at the end."""
+        rows = self.read_outbox(conn, name, limit, after)
         if len(rows) < limit:
             conn.commit()
             top, waiting, checkpoint = conn.execute(self._probe, {"name": name}).one()
-            beyond = int(top) > (int(rows[-1].ord) if rows else int(checkpoint))
+            start = int(checkpoint) if after is None else after[1]
+            beyond = int(top) > (int(rows[-1][1]) if rows else start)
             if waiting is not None:
                 # Read again even if this pass numbered nothing: another outbox's pass
                 # may have numbered the waiting events after the probe above.
                 self.sequence(conn, max(limit, _PASS_MIN))
                 beyond = True
             if beyond:
-                rows = self.read_outbox(conn, name, limit)
+                rows = self.read_outbox(conn, name, limit, after)
         return rows, None
 
     def sequence(self, conn: Connection, most: int) -> int:
@@ -745,9 +749,15 @@ class MySqlDialect(CoreDialect):
         found = conn.execute(self._keys, {"positions": list(positions)}).all()
         return {int(p): (0, int(s)) for s, p in found}
 
-    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
+    def mark(
+        self, conn: Connection, name: str, key: tuple[int, int], *, durable: bool = True
+    ) -> None:
         """Upsert the checkpoint (a ``seq``, kept in the position column) with
-        ``GREATEST``."""
+        ``GREATEST``, by the primary key ``name``.
+
+        ``durable`` changes nothing here: InnoDB flushes its log at commit as the
+        server-wide ``innodb_flush_log_at_trx_commit`` says, which no session can
+        change."""
         conn.execute(self._mark, {"name": name, "tx_id": 0, "position": key[1]})
 
     def relay_lock(self, name: str) -> RelayLockHolder:

@@ -38,7 +38,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -333,22 +333,7 @@ class PostgresDialect(SqlDialect):
         """:attr:`_append` for one event, with scalar (positional) parameters."""
         self._insert_only = insert.format(base="%(from_version)s", source="(SELECT 1) one")
         """The events alone (the second step of an append done in two)."""
-        held = f"SELECT MAX(tx_id) FROM {ev} WHERE tx_id >= (SELECT xmin FROM x)"
-        self._outbox = (
-            "WITH cp AS (SELECT COALESCE(MAX(tx_id), 0) AS tx_id, "
-            f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = %(name)s), "
-            f"x AS (SELECT {_XMIN_SQL} AS xmin) "
-            "SELECT e.tx_id, e.position, e.position, e.aggregate_type, e.aggregate_id, "
-            f"e.version, e.name, e.data, e.metadata, ({held}) FROM {ev} e "
-            "WHERE (e.tx_id, e.position) > ((SELECT tx_id FROM cp), (SELECT position FROM cp)) "
-            "AND e.tx_id < (SELECT xmin FROM x) "
-            "ORDER BY e.tx_id, e.position LIMIT %(limit)s"
-        )
-        """The outbox query: the ready rows in index order, each with the largest
-        held-back ``tx_id`` last (the columns of
-        :class:`~esrc_sqlalchemy.dialects.base.OutboxRow`)."""
-        self._held = f"WITH x AS (SELECT {_XMIN_SQL} AS xmin) " + held
-        """The largest held-back ``tx_id`` alone, for when no row is ready."""
+        self._prepare_outbox(ev, cp)
         self._latest_snapshot = (
             f"SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1"
@@ -375,13 +360,6 @@ class PostgresDialect(SqlDialect):
         )
         """The newest snapshot (a common table expression) and the first page after it,
         with the header row of :func:`~esrc_sqlalchemy.dialects.base.stream_page`."""
-        self._mark = (
-            f"INSERT INTO {cp} AS c (name, tx_id, position) "
-            "VALUES (%(name)s, %(tx_id)s, %(position)s) ON CONFLICT (name) DO UPDATE "
-            "SET tx_id = excluded.tx_id, position = excluded.position, "
-            "updated_at = CURRENT_TIMESTAMP "
-            "WHERE (c.tx_id, c.position) < (excluded.tx_id, excluded.position)"
-        )
         self._xmin = sa.select(_XMIN)
         self._snapshot = snapshot_upsert_on_conflict(tables, postgresql.insert)
         events = tables.events
@@ -389,6 +367,53 @@ class PostgresDialect(SqlDialect):
             events.c.position.in_(sa.bindparam("positions", expanding=True)),
             events.c.tx_id < _XMIN,
         )
+
+    def _prepare_outbox(self, ev: str, cp: str) -> None:
+        """The outbox and checkpoint statements on the events table ``ev`` and the
+        checkpoints table ``cp`` (both quoted)."""
+        held = f"SELECT MAX(tx_id) FROM {ev} WHERE tx_id >= (SELECT xmin FROM x)"
+        self._outbox = (
+            "WITH cp AS (SELECT COALESCE(MAX(tx_id), 0) AS tx_id, "
+            f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = %(name)s), "
+            f"x AS (SELECT {_XMIN_SQL} AS xmin) "
+            "SELECT e.tx_id, e.position, e.position, e.aggregate_type, e.aggregate_id, "
+            f"e.version, e.name, e.data, e.metadata, ({held}) FROM {ev} e "
+            "WHERE (e.tx_id, e.position) > ((SELECT tx_id FROM cp), (SELECT position FROM cp)) "
+            "AND e.tx_id < (SELECT xmin FROM x) "
+            "ORDER BY e.tx_id, e.position LIMIT %(limit)s"
+        )
+        """The outbox query: the ready rows in index order, each with the largest
+        held-back ``tx_id`` last (the columns of
+        :class:`~esrc_sqlalchemy.dialects.base.OutboxRow`)."""
+        self._outbox_after = (
+            f"WITH x AS (SELECT {_XMIN_SQL} AS xmin) "
+            "SELECT e.tx_id, e.position, e.position, e.aggregate_type, e.aggregate_id, "
+            f"e.version, e.name, e.data, e.metadata, ({held}) FROM {ev} e "
+            "WHERE (e.tx_id, e.position) > (%(tx_id)s, %(position)s) "
+            "AND e.tx_id < (SELECT xmin FROM x) "
+            "ORDER BY e.tx_id, e.position LIMIT %(limit)s"
+        )
+        """:attr:`_outbox` after a given (tx_id, position) instead of the checkpoint:
+        reading ahead. The key was handed out, so it is below an earlier xmin, and the
+        region below xmin never grows behind it (the module docstring's argument)."""
+        self._held = f"WITH x AS (SELECT {_XMIN_SQL} AS xmin) " + held
+        """The largest held-back ``tx_id`` alone, for when no row is ready."""
+        self._mark = (
+            f"INSERT INTO {cp} AS c (name, tx_id, position) "
+            "VALUES (%(name)s, %(tx_id)s, %(position)s) ON CONFLICT (name) DO UPDATE "
+            "SET tx_id = excluded.tx_id, position = excluded.position, "
+            "updated_at = CURRENT_TIMESTAMP "
+            "WHERE (c.tx_id, c.position) < (excluded.tx_id, excluded.position)"
+        )
+        self._mark_lazily = self._mark.replace(
+            "VALUES (%(name)s, %(tx_id)s, %(position)s)",
+            "SELECT %(name)s, %(tx_id)s, %(position)s "
+            "FROM (SELECT set_config('synchronous_commit', 'off', true)) lazily",
+        )
+        """:attr:`_mark` committing with ``synchronous_commit`` off: the statement is
+        its own transaction (autocommit), and ``set_config(..., true)`` sets the
+        parameter for that transaction only, so its commit does not wait for the WAL
+        flush and nothing else on the connection changes."""
 
     @contextlib.contextmanager
     def migration(self) -> Iterator[Connection]:
@@ -576,17 +601,20 @@ class PostgresDialect(SqlDialect):
     # --- outbox -------------------------------------------------------------------------
 
     def outbox_rows(
-        self, conn: Connection, name: str, limit: int
+        self, conn: Connection, name: str, limit: int, after: tuple[int, int] | None = None
     ) -> tuple[list[OutboxRow], int | None]:
-        """Rows above the checkpoint and below xmin, in (tx_id, position) order, and
-        the largest ``tx_id`` at or above xmin (events committed but held back). One
-        query (a second, small one when no row is ready), fetched from psycopg in
-        binary format."""
-        rows, _ = _on_psycopg(conn, self._outbox, {"name": name, "limit": limit})
+        """Rows above the checkpoint (or above ``after``) and below xmin, in (tx_id,
+        position) order, and the largest ``tx_id`` at or above xmin (events committed
+        but held back). One query (a second, small one when no row is ready), fetched
+        from psycopg in binary format, as plain tuples."""
+        if after is None:
+            rows, _ = _on_psycopg(conn, self._outbox, {"name": name, "limit": limit})
+        else:
+            params = {"tx_id": after[0], "position": after[1], "limit": limit}
+            rows, _ = _on_psycopg(conn, self._outbox_after, params)
         if not rows:
             return [], _on_psycopg(conn, self._held, {})[0][0][0]
-        batch = list(map(OutboxRow._make, rows))
-        return batch, batch[0].held
+        return cast(list[OutboxRow], rows), rows[0][9]
 
     def hold_back_ended(self, conn: Connection, held: int) -> bool:
         """Whether ``pg_snapshot_xmin(pg_current_snapshot())`` is above ``held``: every
@@ -599,10 +627,17 @@ class PostgresDialect(SqlDialect):
         found = conn.execute(self._keys, {"positions": list(positions)}).all()
         return {int(p): (int(t), int(p)) for t, p in found}
 
-    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
-        """Upsert the checkpoint where (tx_id, position) grows (on psycopg directly)."""
+    def mark(
+        self, conn: Connection, name: str, key: tuple[int, int], *, durable: bool = True
+    ) -> None:
+        """Upsert the checkpoint where (tx_id, position) grows (on psycopg directly, by
+        the primary key ``name``). With ``durable=False`` the statement sets
+        ``synchronous_commit`` off for its own transaction: the commit returns before
+        the WAL reaches the disk (a crash of the server may lose the last checkpoints,
+        never other data; a server that runs with ``synchronous_commit=off`` anyway
+        gains nothing)."""
         params = {"name": name, "tx_id": key[0], "position": key[1]}
-        _on_psycopg(conn, self._mark, params, fetch=False)
+        _on_psycopg(conn, self._mark if durable else self._mark_lazily, params, fetch=False)
 
     def open_listener(self) -> OutboxListener | None:
         """With ``notify=True``: a connection of its own that ``LISTEN``s on

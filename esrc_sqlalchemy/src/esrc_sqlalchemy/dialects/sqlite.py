@@ -232,6 +232,7 @@ class SqliteDialect(CoreDialect):
             where=cpt.c.position < ins.excluded.position,
         )
         self._outbox = self.outbox_ordered_by(tables.events.c.position)
+        self._outbox_after = self.outbox_ordered_by(tables.events.c.position, after=True)
         self._snapshot = snapshot_upsert_on_conflict(tables, sqlite.insert)
         ev = tables.events
         self._keys = sa.select(ev.c.position).where(
@@ -275,18 +276,27 @@ class SqliteDialect(CoreDialect):
         return upsert_snapshot_with(self._snapshot, conn, key, version, data)
 
     def outbox_rows(
-        self, conn: Connection, name: str, limit: int
+        self, conn: Connection, name: str, limit: int, after: tuple[int, int] | None = None
     ) -> tuple[list[OutboxRow], int | None]:
-        """Rows after the checkpoint in position order; nothing is ever held back."""
-        return self.read_outbox(conn, name, limit), None
+        """Rows after the checkpoint (or after the key ``after``) in position order;
+        nothing is ever held back. Reading after any key handed out keeps the argument
+        of the module docstring: positions are committed in the order they are given."""
+        return self.read_outbox(conn, name, limit, after), None
 
     def outbox_keys(self, conn: Connection, positions: Sequence[int]) -> dict[int, tuple[int, int]]:
         """(0, position) of each stored event among ``positions``."""
         found = conn.execute(self._keys, {"positions": list(positions)}).scalars()
         return {int(p): (0, int(p)) for p in found}
 
-    def mark(self, conn: Connection, name: str, key: tuple[int, int]) -> None:
-        """Upsert the checkpoint where the position grows."""
+    def mark(
+        self, conn: Connection, name: str, key: tuple[int, int], *, durable: bool = True
+    ) -> None:
+        """Upsert the checkpoint where the position grows (by the primary key ``name``).
+
+        ``durable`` changes nothing here: the commit is as durable as the connection's
+        ``PRAGMA synchronous`` makes every write of the store (in WAL mode, the default
+        ``FULL`` syncs the log at each commit); a per-statement setting would be left on
+        the pooled connection for the appends that follow."""
         conn.execute(self._mark, {"name": name, "tx_id": 0, "position": key[1]})
 
     def relay_lock(self, name: str) -> RelayLockHolder:

@@ -9,7 +9,7 @@ import os
 from esrc_core.cli._arguments import options_argument, seconds
 from esrc_core.cli._command import Command, UsageError
 from esrc_core.errors import BackendConfigError, EsrcError
-from esrc_core.runner import RelayRunner, RelayStatus, log_to_stderr
+from esrc_core.runner import DEFAULT_BATCH_SIZE, RelayRunner, RelayStatus, log_to_stderr
 
 __all__ = ["COMMANDS"]
 
@@ -36,6 +36,7 @@ def _relay(args: argparse.Namespace) -> int:
             lock_timeout=args.lock_timeout,
             on_status=write_status if status_file is not None else None,
             status_interval=args.status_interval,
+            read_ahead=args.read_ahead,
         )
         with runner.stop_on_signals():
             runner.run()
@@ -53,7 +54,11 @@ def _relay_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--publisher", required=True, metavar="URL", help="publisher URL")
     p.add_argument("--name", default="default", help="the relay name (default: default)")
     p.add_argument(
-        "--batch-size", type=int, default=500, metavar="N", help="events per batch (default 500)"
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"events per batch (default {DEFAULT_BATCH_SIZE})",
     )
     p.add_argument(
         "--poll-interval",
@@ -74,6 +79,11 @@ def _relay_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="S",
         help="give up after S seconds on standby (default: wait until the lock is free)",
+    )
+    p.add_argument(
+        "--read-ahead",
+        action="store_true",
+        help="read the next batch and mark the last one while publishing (off by default)",
     )
     options_argument(p, "--store-option")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
