@@ -728,6 +728,13 @@ def _raw_paging(ctx: Context, expected: int) -> Callable[[int], float]:
     return raw
 
 
+def _rate_figure(key: str, title: str, work: dict[str, Any], target: Target | None) -> Figure:
+    """A figure in events per second (higher is better)."""
+    return Figure(
+        key=key, title=title, unit="events/s", higher_is_better=True, work=work, target=target
+    )
+
+
 def _read_and_mark(
     ctx: Context, outboxes: HasOutbox, figure: Figure, token: str, **options: bool
 ) -> Callable[[int], float]:
@@ -757,28 +764,16 @@ def outbox_figures(ctx: Context) -> list[Figure]:
     settings = ctx.settings
     expected, batch = settings.sizes.outbox_events, settings.batch_size
     work = {"events": expected, "batch_size": batch}
-    read = Figure(
-        key="outbox_read",
-        title=f"outbox read + mark, {expected:,} events",
-        unit="events/s",
-        higher_is_better=True,
-        work=work,
-        target=target_for(ctx, "outbox_read"),
+    target = target_for(ctx, "outbox_read")
+    read = _rate_figure("outbox_read", f"outbox read + mark, {expected:,} events", work, target)
+    lazy = _rate_figure(
+        "outbox_read_lazy_checkpoint",
+        f"outbox read + mark, non-durable checkpoint, {expected:,} events",
+        work,
+        target,
     )
-    relay = Figure(
-        key="relay_to_memory",
-        title=f"relay to memory:// publisher, {expected:,} events",
-        unit="events/s",
-        higher_is_better=True,
-        work=work,
-    )
-    lazy = Figure(
-        key="outbox_read_lazy_checkpoint",
-        title=f"outbox read + mark, non-durable checkpoint, {expected:,} events",
-        unit="events/s",
-        higher_is_better=True,
-        work=work,
-        target=target_for(ctx, "outbox_read"),
+    relay = _rate_figure(
+        "relay_to_memory", f"relay to memory:// publisher, {expected:,} events", work, None
     )
     figures = [read, lazy, relay]
     token = uuid.uuid4().hex[:8]

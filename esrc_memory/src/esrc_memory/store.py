@@ -152,14 +152,8 @@ class MemoryEventStore:
         """See :meth:`esrc_core.store.StreamingStore.iter_events`: takes the store's
         lock once per page."""
         doing = f"read {aggregate_type} {aggregate_id!r}"
-        size = check_page_size(page_size, doing=doing)
-        key = self._key(aggregate_type, aggregate_id, doing)
-        with self._state.lock:
-            stream = self._state.streams.get(key)
-            if stream is None:
-                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-            end = len(stream.events)
-        return self._pages(stream, max(from_version, 0), end, size)
+        _, pages = self._paged(doing, aggregate_type, aggregate_id, from_version, page_size)
+        return pages
 
     def load_stream(
         self,
@@ -171,6 +165,18 @@ class MemoryEventStore:
     ) -> tuple[RawSnapshot | None, Iterator[RawEvent]]:
         """See :meth:`esrc_core.store.StreamingStore.load_stream`."""
         doing = f"load {aggregate_type} {aggregate_id!r}"
+        return self._paged(doing, aggregate_type, aggregate_id, None if snapshot else 0, page_size)
+
+    def _paged(
+        self,
+        doing: str,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int | None,
+        page_size: int | None,
+    ) -> tuple[RawSnapshot | None, Iterator[RawEvent]]:
+        """The pages of a stream after ``from_version`` (``None``: after its latest
+        snapshot, returned too), up to its version now."""
         size = check_page_size(page_size, doing=doing)
         key = self._key(aggregate_type, aggregate_id, doing)
         with self._state.lock:
@@ -178,11 +184,12 @@ class MemoryEventStore:
             if stream is None:
                 raise AggregateNotFound(f"{doing}: the aggregate does not exist")
             end = len(stream.events)
-            latest = (
-                stream.snapshots[max(stream.snapshots)] if snapshot and stream.snapshots else None
-            )
-        start = latest.version if latest is not None else 0
-        return latest, self._pages(stream, start, end, size)
+            latest = None
+            if from_version is None and stream.snapshots:
+                latest = stream.snapshots[max(stream.snapshots)]
+        if from_version is None:
+            from_version = latest.version if latest is not None else 0
+        return latest, self._pages(stream, max(from_version, 0), end, size)
 
     def _pages(self, stream: _Stream, start: int, end: int, size: int) -> Iterator[RawEvent]:
         """The stream's events at versions ``start + 1 .. end``, copied out ``size`` at

@@ -452,6 +452,19 @@ class PostgresDialect(SqlDialect):
             "metas": [r[2] for r in rows],
         }
 
+    def _extend_params(
+        self, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
+    ) -> dict[str, Any]:
+        """The parameters of :attr:`_append`."""
+        params = self._arrays(rows)
+        params.update(
+            aggregate_type=key[0],
+            aggregate_id=key[1],
+            from_version=from_version,
+            to_version=from_version + len(rows),
+        )
+        return params
+
     def create_stream(
         self, conn: Connection, key: tuple[str, str], rows: Sequence[EventRow]
     ) -> None:
@@ -465,13 +478,7 @@ class PostgresDialect(SqlDialect):
     ) -> bool:
         """One statement: claim the stream at ``from_version`` and insert the events
         only if the claim matched a row."""
-        params = self._arrays(rows)
-        params.update(
-            aggregate_type=key[0],
-            aggregate_id=key[1],
-            from_version=from_version,
-            to_version=from_version + len(rows),
-        )
+        params = self._extend_params(key, from_version, rows)
         return _on_psycopg(conn, self._append, params, fetch=False)[1] == len(rows)
 
     def claim_stream(
@@ -527,14 +534,7 @@ class PostgresDialect(SqlDialect):
             name, data, meta = rows[0]
             cursor.execute(self._append_one, (key[0], key[1], from_version, name, data, meta))
             return bool(cursor.rowcount == 1)
-        params = self._arrays(rows)
-        params.update(
-            aggregate_type=key[0],
-            aggregate_id=key[1],
-            from_version=from_version,
-            to_version=from_version + len(rows),
-        )
-        cursor.execute(self._append, params)
+        cursor.execute(self._append, self._extend_params(key, from_version, rows))
         return bool(cursor.rowcount == len(rows))
 
     def events_written(self) -> None:
