@@ -44,7 +44,13 @@ def test_quick_run_on_sqlite_records_every_figure_on_both_sides(
     figures = {figure["key"]: figure for figure in backend["figures"]}
     appends = [f"{level}_{key}" for level in _LEVELS for key in _APPENDS]
     loads = [f"{level}_{key}" for level in _LEVELS for key in _LOADS]
-    both_sides = [*appends, *loads, "outbox_read", "relay_to_memory"]
+    both_sides = [
+        *appends,
+        *loads,
+        "outbox_read",
+        "outbox_read_lazy_checkpoint",
+        "relay_to_memory",
+    ]
     memory = "repository_load_big_stream_memory"
     assert set(figures) == {*both_sides, memory}
     for key in both_sides:
