@@ -147,3 +147,43 @@ def test_kept_connections_killed_fail_one_append_and_the_next_works_postgres(
         for store in dropped:
             store.close()
         engine.dispose()
+
+
+def test_reads_on_kept_connections_killed_retry_once_on_a_fresh_one_postgres(
+    postgresql_url: str, dropped: list[SqlEventStore]
+) -> None:
+    """PostgreSQL stream reads run on the kept driver connections too. When every
+    session of the store's engine was ended (a server restart, as the store sees it), a
+    read changes nothing, so it runs again on a fresh connection instead of failing:
+    events(), iter_events() and load_stream() each return the stream."""
+    tag = f"esrc-direct-{secrets.token_hex(4)}"
+    engine = _engine(postgresql_url, connect_args={"application_name": tag})
+    try:
+        store = _store(engine, dropped)
+        store.add_aggregate("Order", "o-1", [RawEvent("Created", b"")])
+        store.append_events("Order", "o-1", 1, [RawEvent("Paid", b"")])
+        store.add_snapshot("Order", "o-1", RawSnapshot(1, b"state"))
+        want = ["Created", "Paid"]
+
+        def listed() -> list[str]:
+            return [e.name for e in store.events("Order", "o-1")]
+
+        def iterated() -> list[str]:
+            return [e.name for e in store.iter_events("Order", "o-1")]
+
+        def loaded() -> list[str]:
+            return [e.name for e in store.load_stream("Order", "o-1", snapshot=False)[1]]
+
+        for read in (listed, iterated, loaded):
+            assert read() == want
+            with sa.create_engine(normalize_url(postgresql_url)).connect() as admin:
+                admin.execution_options(isolation_level="AUTOCOMMIT")
+                assert database_hooks(admin.engine).kill_sessions_of(admin, tag) >= 1
+            assert read() == want
+        snapshot, rest = store.load_stream("Order", "o-1")
+        assert snapshot == RawSnapshot(1, b"state")
+        assert [e.name for e in rest] == ["Paid"]
+    finally:
+        for store in dropped:
+            store.close()
+        engine.dispose()

@@ -170,14 +170,18 @@ class StoreExecutor:
         *,
         conflict: Callable[[], EsrcError] | None = None,
         append: bool = False,
+        reads_only: bool = False,
     ) -> T:
         """Run ``work`` on a DB-API cursor of a driver connection the executor keeps
         checked out of the engine's pool, and return its result: the hot path of appends
         and stream reads, without SQLAlchemy's per-call connection and statement
         handling. ``work`` commits (or runs a single statement in autocommit mode)
-        itself; a failure
-        rolls back, and a broken connection is invalidated. Errors are translated as
-        :meth:`run` does; ``doing`` is called only to build an error message.
+        itself; a failure rolls back, and a broken connection is invalidated. Errors are
+        translated as :meth:`run` does; ``doing`` is called only to build an error
+        message. ``reads_only`` says ``work`` changes nothing: when its connection
+        turns out to be lost (a server restart ended the kept sessions), it runs once
+        more on a fresh connection instead of failing, as a read through the pool's
+        pre-ping would.
 
         Only when :attr:`direct`. The caller has made the store ready. Up to half the
         pool's ``pool_size`` (16 at most, for all the stores sharing the pool)
@@ -187,6 +191,7 @@ class StoreExecutor:
         :meth:`close` returns all.
         """
         attempt = 1
+        retried = not reads_only
         while True:
             try:
                 leased = self._lease()
@@ -207,6 +212,9 @@ class StoreExecutor:
                     raise conflict() from err
                 if self.dialect.is_deadlock(failure) and attempt < _DEADLOCK_ATTEMPTS:
                     attempt += 1
+                    continue
+                if not retried and getattr(failure, "connection_invalidated", False):
+                    retried = True
                     continue
                 raise self._translated(failure, doing(), append) from err
             self._give_back(leased)

@@ -593,7 +593,9 @@ class SqlEventStore:
         dialect = self._dialect
         if self._reads_direct():
             page = self.executor.run_direct(
-                lambda cursor: dialect.direct_load_page(cursor, key, size), lambda: doing
+                lambda cursor: dialect.direct_load_page(cursor, key, size),
+                lambda: doing,
+                reads_only=True,
             )
         else:
             page = self.executor.run(
@@ -618,6 +620,7 @@ class SqlEventStore:
             return self.executor.run_direct(
                 lambda cursor: dialect.direct_read_page(cursor, key, after, end, size),
                 lambda: doing,
+                reads_only=True,
             )
         return self.executor.run(
             doing, lambda conn: dialect.read_page(conn, key, after, end, size), write=False
