@@ -4,11 +4,13 @@ these."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from esrc_sqlalchemy.dialects.base import (
     LAST_VERSION,
@@ -286,6 +288,70 @@ class CoreDialect(SqlDialect):
             return None if page is None else StreamPage(page.version, snapshot, page.events)
         params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
         return self._stream_page(list(conn.execute(self._load_page, params)))
+
+    # --- reads on the driver ------------------------------------------------------------
+
+    direct_reads = True
+
+    def _driver_statement(
+        self, statement: sa.Executable
+    ) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
+        """``statement`` as the driver's SQL, and what turns named values into the
+        driver's parameters (a list in the statement's order for a positional
+        paramstyle). Values go in as the driver takes them (:meth:`direct_key`)."""
+        compiled = cast(
+            SQLCompiler, cast(sa.ClauseElement, statement).compile(dialect=self.engine.dialect)
+        )
+        defaults = compiled.construct_params({}, _check=False)
+        order = compiled.positiontup
+
+        def parameters(named: Mapping[str, Any]) -> Any:
+            values = {**defaults, **named}
+            return values if order is None else [values[name] for name in order]
+
+        return compiled.string, parameters
+
+    @functools.cached_property
+    def _direct_reads(self) -> dict[str, tuple[str, Callable[[Mapping[str, Any]], Any]]]:
+        statements = {"page": self._read_page, "snapshot": self._latest_snapshot}
+        if self._load_page is not None:
+            statements["load"] = self._load_page
+        return {name: self._driver_statement(s) for name, s in statements.items()}
+
+    def _direct_rows(
+        self, cursor: Any, which: str, key: tuple[str, str], **values: int
+    ) -> list[Any]:
+        sql, parameters = self._direct_reads[which]
+        t, i = self.direct_key(key)
+        cursor.execute(sql, parameters({"key_type": t, "key_id": i, **values}))
+        rows = list(cursor.fetchall())
+        self.direct_read_done(cursor)
+        return rows
+
+    def direct_read_done(self, cursor: Any) -> None:
+        """End what a read left open on ``cursor``'s connection; nothing by default (a
+        ``SELECT`` opens no transaction on the kept connections)."""
+
+    def direct_read_page(
+        self, cursor: Any, key: tuple[str, str], from_version: int, to_version: int, limit: int
+    ) -> StreamPage | None:
+        """:meth:`read_page`'s statement on the driver."""
+        rows = self._direct_rows(
+            cursor, "page", key, from_version=from_version, to_version=to_version, limit=limit
+        )
+        return self._stream_page(rows)
+
+    def direct_load_page(self, cursor: Any, key: tuple[str, str], limit: int) -> StreamPage | None:
+        """:meth:`load_page`'s statement(s) on the driver."""
+        if self._load_page is not None:
+            rows = self._direct_rows(cursor, "load", key, to_version=LAST_VERSION, limit=limit)
+            return self._stream_page(rows)
+        found = self._direct_rows(cursor, "snapshot", key)
+        snapshot = None if not found else (int(found[0][0]), bytes(found[0][1]))
+        page = self.direct_read_page(
+            cursor, key, snapshot[0] if snapshot else 0, LAST_VERSION, limit
+        )
+        return None if page is None else StreamPage(page.version, snapshot, page.events)
 
     # --- outbox -------------------------------------------------------------------------
 

@@ -481,6 +481,14 @@ class MySqlDialect(CoreDialect):
         """``START TRANSACTION`` (the session is READ COMMITTED)."""
         cursor.execute("START TRANSACTION")
 
+    def direct_read_done(self, cursor: Any) -> None:
+        """On a connection that is not in autocommit mode (an application's engine) the
+        read began a transaction: end it, so that no snapshot or metadata lock is held
+        between calls."""
+        connection = cursor.connection
+        if not connection.get_autocommit():
+            connection.commit()
+
     def _one_request(self, cursor: Any, rows: Sequence[EventRow]) -> bool:
         """Whether the append can go as one request of several statements: the
         connection accepts them and the rows fit in one packet."""
