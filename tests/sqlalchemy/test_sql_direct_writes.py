@@ -48,6 +48,22 @@ def _store(engine: Engine, dropped: list[SqlEventStore]) -> SqlEventStore:
     return store
 
 
+def _created_and_paid(engine: Engine, dropped: list[SqlEventStore]) -> SqlEventStore:
+    """A store on ``engine`` holding Order o-1 at version 2 (Created, Paid)."""
+    store = _store(engine, dropped)
+    store.add_aggregate("Order", "o-1", [RawEvent("Created", b"")])
+    store.append_events("Order", "o-1", 1, [RawEvent("Paid", b"")])
+    return store
+
+
+def _end_sessions(url: str, application_name: str) -> None:
+    """End every server session of ``application_name`` (a server restart, as a store
+    on those sessions sees it)."""
+    with sa.create_engine(normalize_url(url)).connect() as admin:
+        admin.execution_options(isolation_level="AUTOCOMMIT")
+        assert database_hooks(admin.engine).kill_sessions_of(admin, application_name) >= 1
+
+
 def test_store_on_a_pool_of_one_connection_appends_reads_and_snapshots_in_turn(
     database_url: str, dropped: list[SqlEventStore]
 ) -> None:
@@ -130,12 +146,8 @@ def test_kept_connections_killed_fail_one_append_and_the_next_works_postgres(
     tag = f"esrc-direct-{secrets.token_hex(4)}"
     engine = _engine(postgresql_url, connect_args={"application_name": tag})
     try:
-        store = _store(engine, dropped)
-        store.add_aggregate("Order", "o-1", [RawEvent("Created", b"")])
-        store.append_events("Order", "o-1", 1, [RawEvent("Paid", b"")])
-        with sa.create_engine(normalize_url(postgresql_url)).connect() as admin:
-            admin.execution_options(isolation_level="AUTOCOMMIT")
-            assert database_hooks(admin.engine).kill_sessions_of(admin, tag) >= 1
+        store = _created_and_paid(engine, dropped)
+        _end_sessions(postgresql_url, tag)
         with pytest.raises(StoreUnavailableError) as raised:
             store.append_events("Order", "o-1", 2, [RawEvent("Lost", b"")])
         message = str(raised.value)
@@ -159,9 +171,7 @@ def test_reads_on_kept_connections_killed_retry_once_on_a_fresh_one_postgres(
     tag = f"esrc-direct-{secrets.token_hex(4)}"
     engine = _engine(postgresql_url, connect_args={"application_name": tag})
     try:
-        store = _store(engine, dropped)
-        store.add_aggregate("Order", "o-1", [RawEvent("Created", b"")])
-        store.append_events("Order", "o-1", 1, [RawEvent("Paid", b"")])
+        store = _created_and_paid(engine, dropped)
         store.add_snapshot("Order", "o-1", RawSnapshot(1, b"state"))
         want = ["Created", "Paid"]
 
@@ -176,9 +186,7 @@ def test_reads_on_kept_connections_killed_retry_once_on_a_fresh_one_postgres(
 
         for read in (listed, iterated, loaded):
             assert read() == want
-            with sa.create_engine(normalize_url(postgresql_url)).connect() as admin:
-                admin.execution_options(isolation_level="AUTOCOMMIT")
-                assert database_hooks(admin.engine).kill_sessions_of(admin, tag) >= 1
+            _end_sessions(postgresql_url, tag)
             assert read() == want
         snapshot, rest = store.load_stream("Order", "o-1")
         assert snapshot == RawSnapshot(1, b"state")
