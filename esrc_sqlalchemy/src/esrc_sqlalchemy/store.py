@@ -583,8 +583,8 @@ class SqlEventStore:
         page_size: int | None = None,
     ) -> tuple[RawSnapshot | None, Iterator[RawEvent]]:
         """See :meth:`esrc_core.store.StreamingStore.load_stream`: the snapshot and the
-        first page in one query (a common table expression), then one query per
-        further page."""
+        first page in one query on PostgreSQL (two on one connection on SQLite and
+        MariaDB/MySQL), then one query per further page."""
         doing = f"load {aggregate_type} {_shown(aggregate_id)}"
         size = check_page_size(page_size, doing=doing)
         if not snapshot:

@@ -60,6 +60,17 @@ def upsert_snapshot_with(
     return conn.execute(statement, params, execution_options=ROWCOUNT).rowcount > 0
 
 
+def _after_snapshot(
+    found: Any, read_after: Callable[[int], StreamPage | None]
+) -> StreamPage | None:
+    """A load done in two statements: the newest snapshot's row ``found`` (version,
+    data; ``None`` when there is none) and the page ``read_after`` reads after its
+    version, as one :class:`StreamPage`."""
+    snapshot = None if found is None else (int(found[0]), bytes(found[1]))
+    page = read_after(snapshot[0] if snapshot else 0)
+    return None if page is None else StreamPage(page.version, snapshot, page.events)
+
+
 class CoreDialect(SqlDialect):
     """A dialect whose appends, reads and outbox reads are SQLAlchemy Core statements:
     an append is a conditional ``UPDATE`` of the stream's version (or an ``INSERT`` of
@@ -282,10 +293,10 @@ class CoreDialect(SqlDialect):
         """See :meth:`SqlDialect.load_page`: one statement, or two on one connection
         (see :meth:`_page_statements`)."""
         if self._load_page is None:
-            found = self.latest_snapshot(conn, key)
-            snapshot = None if found is None else (int(found[0]), bytes(found[1]))
-            page = self.read_page(conn, key, snapshot[0] if snapshot else 0, LAST_VERSION, limit)
-            return None if page is None else StreamPage(page.version, snapshot, page.events)
+            return _after_snapshot(
+                self.latest_snapshot(conn, key),
+                lambda after: self.read_page(conn, key, after, LAST_VERSION, limit),
+            )
         params = {"key_type": key[0], "key_id": key[1], "to_version": LAST_VERSION, "limit": limit}
         return self._stream_page(list(conn.execute(self._load_page, params)))
 
@@ -347,11 +358,10 @@ class CoreDialect(SqlDialect):
             rows = self._direct_rows(cursor, "load", key, to_version=LAST_VERSION, limit=limit)
             return self._stream_page(rows)
         found = self._direct_rows(cursor, "snapshot", key)
-        snapshot = None if not found else (int(found[0][0]), bytes(found[0][1]))
-        page = self.direct_read_page(
-            cursor, key, snapshot[0] if snapshot else 0, LAST_VERSION, limit
+        return _after_snapshot(
+            found[0] if found else None,
+            lambda after: self.direct_read_page(cursor, key, after, LAST_VERSION, limit),
         )
-        return None if page is None else StreamPage(page.version, snapshot, page.events)
 
     # --- outbox -------------------------------------------------------------------------
 
