@@ -11,7 +11,15 @@ from esrc_core.aggregate import (
     EventRaiserAggregate,
     StreamingFactory,
 )
+from esrc_core.async_repository import AsyncRepository
+from esrc_core.async_store import (
+    AsyncEventStore,
+    AsyncStreamingStore,
+    Bridged,
+    BridgedEventStore,
+)
 from esrc_core.backoff import Backoff
+from esrc_core.bridge import GREENLETS, Bridge, GreenletBridge
 from esrc_core.capabilities import (
     Capability,
     offered,
@@ -35,6 +43,7 @@ from esrc_core.errors import (
     SerializationError,
     SnapshotNotSupported,
     SnapshotVersionError,
+    StoreClosedError,
     StoreUnavailableError,
     UnknownBackendError,
     UnknownEventError,
@@ -49,6 +58,8 @@ from esrc_core.plugins import (
     Backend,
     Plugins,
     hookimpl,
+    open_async_event_store,
+    open_async_publisher,
     open_event_store,
     open_publisher,
     plugins,
@@ -68,6 +79,7 @@ from esrc_core.store import EventStore, StreamingStore
 from esrc_core.urls import mask_url
 
 __all__ = [
+    "GREENLETS",
     "Aggregate",
     "AggregateAlreadyExists",
     "AggregateFactory",
@@ -75,11 +87,17 @@ __all__ = [
     "AggregateNotFound",
     "AggregateRequiresEvents",
     "AmbiguousBackendError",
+    "AsyncEventStore",
+    "AsyncRepository",
+    "AsyncStreamingStore",
     "Backend",
     "BackendConfigError",
     "BackendUnavailableError",
     "Backoff",
     "BatchPublisher",
+    "Bridge",
+    "Bridged",
+    "BridgedEventStore",
     "BrokerUnavailableError",
     "Capability",
     "CompilesDecoders",
@@ -89,6 +107,7 @@ __all__ = [
     "EventRegistry",
     "EventStore",
     "EventStoreOutbox",
+    "GreenletBridge",
     "HasOutbox",
     "HasRelayLock",
     "Inspectable",
@@ -113,6 +132,7 @@ __all__ = [
     "SerializationError",
     "SnapshotNotSupported",
     "SnapshotVersionError",
+    "StoreClosedError",
     "StoreUnavailableError",
     "StreamInfo",
     "StreamingFactory",
@@ -128,6 +148,8 @@ __all__ = [
     "mask_url",
     "message_id",
     "offered",
+    "open_async_event_store",
+    "open_async_publisher",
     "open_event_store",
     "open_publisher",
     "plugins",

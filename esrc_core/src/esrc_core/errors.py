@@ -22,6 +22,7 @@ The tree::
     ├── BackendConfigError (ValueError)     never retried: fix the URL or options
     ├── NotSupportedError (TypeError)       the backend lacks a capability
     ├── StoreUnavailableError (ConnectionError)   transient: retry with backoff
+    ├── StoreClosedError (RuntimeError)     an async store used after close()
     ├── BrokerUnavailableError (ConnectionError)  transient: retry with backoff
     └── PublishError
 
@@ -52,6 +53,7 @@ __all__ = [
     "SerializationError",
     "SnapshotNotSupported",
     "SnapshotVersionError",
+    "StoreClosedError",
     "StoreUnavailableError",
     "UnknownBackendError",
     "UnknownEventError",
@@ -137,6 +139,11 @@ class StoreUnavailableError(EsrcError, ConnectionError):
     """The store's server could not be reached or went away during an operation."""
 
 
+class StoreClosedError(EsrcError, RuntimeError):
+    """A method of an async store (or of a repository or relay on it) was called after
+    the store's ``close()``: a bug in the caller, never retried."""
+
+
 class BrokerUnavailableError(EsrcError, ConnectionError):
     """A publisher's broker could not be reached when opening the publisher, or failed
     in a way a retry may fix; a setup that cannot work (an exchange or stream declared
@@ -167,6 +174,7 @@ CONFIGURATION_ERRORS: tuple[type[EsrcError], ...] = (
     UnknownBackendError,
     AmbiguousBackendError,
     NotSupportedError,
+    StoreClosedError,
 )
 """The errors that mean "this cannot work as configured": a bad URL or option, a setup
 that cannot work, a missing driver, an unknown or ambiguous backend, a missing

@@ -24,6 +24,7 @@ directly. A plugin that fails to import, or whose hook raises, is reported in
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,8 +33,9 @@ from typing import Any, cast
 
 import pluggy
 
+from esrc_core.async_store import AsyncEventStore
 from esrc_core.capabilities import Kind, parse_capabilities
-from esrc_core.errors import AmbiguousBackendError, UnknownBackendError
+from esrc_core.errors import AmbiguousBackendError, NotSupportedError, UnknownBackendError
 from esrc_core.relay import Publisher
 from esrc_core.store import EventStore
 from esrc_core.urls import mask_url, url_scheme
@@ -44,6 +46,8 @@ __all__ = [
     "Plugins",
     "hookimpl",
     "hookspec",
+    "open_async_event_store",
+    "open_async_publisher",
     "open_event_store",
     "open_publisher",
     "plugins",
@@ -72,6 +76,11 @@ class Backend:
     backend's way of saying "open what exists, create nothing" (the SQL store's is
     ``create_schema=False``).
 
+    ``async_factory(url, **options)``, when given, opens the backend's async face (an
+    :class:`~esrc_core.async_store.AsyncEventStore` or an
+    :class:`~esrc_core.async_relay.AsyncPublisher`) for the same URLs as ``factory``;
+    it is awaited if it returns an awaitable.
+
     ``capabilities`` are :class:`~esrc_core.capabilities.Capability` members or their
     names; they are stored as members. A name that is not a capability, or one for the
     other kind of backend, raises ``ValueError`` listing the known ones.
@@ -87,6 +96,13 @@ class Backend:
     distribution: str | None = None
     version: str | None = None
     inspect_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    async_factory: Callable[..., Any] | None = None
+
+    @property
+    def offers_async(self) -> bool:
+        """Whether the backend opens an async store or publisher too
+        (:func:`open_async_event_store`, :func:`open_async_publisher`)."""
+        return self.async_factory is not None
 
     def __post_init__(self) -> None:
         try:
@@ -286,6 +302,34 @@ class Plugins:
         backend, backend_url = self.resolve(url, "publisher")
         return cast(Publisher, backend.factory(backend_url, **options))
 
+    async def _open_async(self, url: str, kind: Kind, options: Mapping[str, Any]) -> Any:
+        backend, backend_url = self.resolve(url, kind)
+        factory = backend.async_factory
+        if factory is None:
+            offering = [b.name for b in self.backends(kind) if b.offers_async]
+            raise NotSupportedError(
+                f"cannot open an async {kind} for {mask_url(url)!r}: the {backend.name!r} "
+                f"backend ({backend.distribution or 'registered by hand'}) offers only the "
+                f"sync API (open_{'event_store' if kind == 'store' else kind}); backends "
+                f"with an async API: {', '.join(offering) or 'none installed'}"
+            )
+        opened = factory(backend_url, **options)
+        if inspect.isawaitable(opened):
+            opened = await opened
+        return opened
+
+    async def open_async_event_store(self, url: str, **options: Any) -> AsyncEventStore:
+        """Open the async event store ``url`` names (the same URLs as
+        :meth:`open_event_store`); raises :class:`~esrc_core.errors.NotSupportedError`
+        when its backend has no async API."""
+        return cast(AsyncEventStore, await self._open_async(url, "store", options))
+
+    async def open_async_publisher(self, url: str, **options: Any) -> Any:
+        """Open the async relay publisher ``url`` names (the same URLs as
+        :meth:`open_publisher`); raises :class:`~esrc_core.errors.NotSupportedError`
+        when its backend has no async API."""
+        return await self._open_async(url, "publisher", options)
+
 
 _default: Plugins | None = None
 _default_lock = threading.Lock()
@@ -313,3 +357,22 @@ def open_event_store(url: str, **options: Any) -> EventStore:
 def open_publisher(url: str, **options: Any) -> Publisher:
     """Open a relay publisher by URL, e.g. ``memory://``; ``options`` go to the backend."""
     return plugins().open_publisher(url, **options)
+
+
+async def open_async_event_store(url: str, **options: Any) -> AsyncEventStore:
+    """Open an async event store by URL: the same URLs as :func:`open_event_store`
+    (``sqlite:///events.db`` and ``postgresql+psycopg://...`` open the matching asyncio
+    driver; an explicit one such as ``sqlite+aiosqlite://`` is honoured).
+
+    Raises :class:`~esrc_core.errors.UnknownBackendError` when no backend claims the
+    scheme and :class:`~esrc_core.errors.NotSupportedError` when the backend that does
+    offers only the sync API.
+    """
+    return await plugins().open_async_event_store(url, **options)
+
+
+async def open_async_publisher(url: str, **options: Any) -> Any:
+    """Open an async relay publisher by URL (the same URLs as :func:`open_publisher`);
+    raises :class:`~esrc_core.errors.NotSupportedError` when its backend offers only the
+    sync API."""
+    return await plugins().open_async_publisher(url, **options)

@@ -83,6 +83,7 @@ class Repository(Generic[T]):
         retry: Backoff | None = None,
         metadata: Mapping[str, str] | None = None,
         load_snapshots: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if aggregate_type is None:
             aggregate_type = getattr(factory, "__name__", None)
@@ -99,6 +100,9 @@ class Repository(Generic[T]):
         self.metadata: Mapping[str, str] = dict(metadata or {})
         self.load_snapshots = load_snapshots
         """Whether loads start from the latest snapshot (see the class docstring)."""
+        self.sleep = sleep
+        """How :meth:`update_by_id` waits between tries (``time.sleep``; the
+        :class:`~esrc_core.async_repository.AsyncRepository` passes one that awaits)."""
         self._streaming_of: tuple[EventStore, StreamingStore | None] | None = None
         self._iterables_of: tuple[AggregateFactory[T], bool] | None = None
 
@@ -239,7 +243,7 @@ class Repository(Generic[T]):
                     aggregate_id,
                     attempt,
                 )
-                time.sleep(self.retry.delay(attempt))
+                self.sleep(self.retry.delay(attempt))
                 attempt += 1
             else:
                 return aggregate

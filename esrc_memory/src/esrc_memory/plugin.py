@@ -9,7 +9,13 @@ from urllib.parse import urlsplit
 from esrc_core.capabilities import Capability
 from esrc_core.plugins import Backend, hookimpl
 
-__all__ = ["esrc_publisher_backends", "esrc_store_backends", "open_publisher", "open_store"]
+__all__ = [
+    "esrc_publisher_backends",
+    "esrc_store_backends",
+    "open_async_store",
+    "open_publisher",
+    "open_store",
+]
 
 
 def _name(url: str) -> str | None:
@@ -25,6 +31,15 @@ def open_store(url: str, **options: Any) -> Any:
     if options:
         raise TypeError(f"the memory store takes no options, got {sorted(options)}")
     return MemoryEventStore(_name(url))
+
+
+def open_async_store(url: str, **options: Any) -> Any:
+    """The async face of :func:`open_store`'s store (the same data under the same
+    name: ``memory://name`` opened by both APIs is one store)."""
+    from esrc_core.async_store import BridgedEventStore
+
+    store = open_store(url, **options)
+    return BridgedEventStore(store, what=f"the store {store!r}")
 
 
 def open_publisher(url: str, **options: Any) -> Any:
@@ -45,6 +60,7 @@ def esrc_store_backends() -> list[Backend]:
             kind="store",
             schemes=("memory",),
             factory=open_store,
+            async_factory=open_async_store,
             capabilities=frozenset(
                 {
                     Capability.SNAPSHOTS,
