@@ -23,11 +23,12 @@ def _memory_rows(output: str) -> dict[str, list[str]]:
         "name",
         "distribution",
         "version",
+        "apis",
         "schemes",
         "capabilities",
     ]
     rows = [re.split(r"\s{2,}", line) for line in lines[1:]]
-    return {row[0]: row for row in rows if len(row) == 6 and row[1] == "memory"}
+    return {row[0]: row for row in rows if len(row) == 7 and row[1] == "memory"}
 
 
 def _check_memory_rows(output: str) -> None:
@@ -38,10 +39,19 @@ def _check_memory_rows(output: str) -> None:
         "memory",
         "esrc-memory",
         version,
+        "sync, async",
         "memory",
         "inspect, outbox, read-ahead, relay-lock, snapshots, streaming, threads",
     ]
-    assert rows["publisher"] == ["publisher", "memory", "esrc-memory", version, "memory", "batch"]
+    assert rows["publisher"] == [
+        "publisher",
+        "memory",
+        "esrc-memory",
+        version,
+        "sync",
+        "memory",
+        "batch",
+    ]
 
 
 def test_plugins_lists_memory_with_distribution_version_schemes_capabilities(

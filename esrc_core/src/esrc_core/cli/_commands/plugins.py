@@ -1,4 +1,6 @@
-"""``esrc plugins``: the installed backends and the plugins that failed to load."""
+"""``esrc plugins``: the installed backends (with the APIs they offer: ``sync``, or
+``sync, async`` for a backend with an ``async_factory``) and the plugins that failed to
+load."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from esrc_core.plugins import plugins
 
 __all__ = ["COMMANDS"]
 
-_COLUMNS = ("kind", "name", "distribution", "version", "schemes", "capabilities")
+_COLUMNS = ("kind", "name", "distribution", "version", "apis", "schemes", "capabilities")
 
 
 def _plugins(_: argparse.Namespace) -> int:
@@ -24,6 +26,7 @@ def _plugins(_: argparse.Namespace) -> int:
             b.name,
             b.distribution or "-",
             b.version or "-",
+            "sync, async" if b.offers_async else "sync",
             ", ".join(b.schemes),
             ", ".join(sorted(b.capabilities)) or "-",
         )
