@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import PoolProxiedConnection
 
 from esrc_sqlalchemy.dialects import SqlDialect
+from esrc_sqlalchemy.dialects.base import driver_connection
 from esrc_sqlalchemy.errors import driver_message, translate
 from esrc_sqlalchemy.schema import Tables
 
@@ -236,7 +237,7 @@ class StoreExecutor:
         while True:
             pooled = engine.raw_connection()
             try:
-                driver = pooled.driver_connection
+                driver = driver_connection(pooled)
                 if (
                     attempt < _CHECKOUT_ATTEMPTS
                     and time.monotonic() < self._suspect_until

@@ -34,23 +34,33 @@ __all__ = [
 
 
 def check_engine(engine: Engine) -> type[SqlDialect]:
-    """The dialect of an application's ``engine``; raises :class:`StoreConfigError` for
-    a database the store does not support, or when its driver is not the one the store
-    supports for that database (psycopg 3, PyMySQL, the standard library's sqlite3)."""
+    """The dialect of an application's ``engine`` (an asyncio engine's ``sync_engine``
+    too); raises :class:`StoreConfigError` for a database the store does not support, or
+    when its driver is not one the store supports for that database (psycopg 3, PyMySQL,
+    the standard library's sqlite3; asyncio: psycopg 3, aiomysql, aiosqlite)."""
     dialect = dialect_of_engine(engine)
     driver = engine.dialect.driver
-    if driver not in dialect.drivers:
+    asyncio = bool(getattr(engine.dialect, "is_async", False))
+    drivers = dialect.async_drivers if asyncio else dialect.drivers
+    if driver not in drivers:
+        wanted = next(iter(dialect.async_drivers)) if asyncio else dialect.default_driver
         raise StoreConfigError(
-            f"the engine for {engine.url.render_as_string(hide_password=True)!r} uses "
-            f"driver {driver!r}; the SQL event store needs {dialect.name}+{dialect.default_driver}"
+            f"the {'asyncio ' if asyncio else ''}engine for "
+            f"{engine.url.render_as_string(hide_password=True)!r} uses driver {driver!r}; "
+            f"the SQL event store needs {dialect.name}+{wanted}"
         )
     return dialect
 
 
-def normalize_url(url: str) -> URL:
+def normalize_url(url: str, *, asyncio: bool = False) -> URL:
     """Parse a store URL into a SQLAlchemy :class:`~sqlalchemy.engine.URL` with an
     explicit, supported driver (``postgresql://`` becomes ``postgresql+psycopg://``,
     ``mysql://`` and ``mariadb://`` use ``pymysql``).
+
+    With ``asyncio=True`` the URL is for an asyncio engine (the async store): a URL that
+    names the sync driver or none gets the database's asyncio driver (aiosqlite, async
+    psycopg, aiomysql), one that names a supported asyncio driver keeps it. Without it,
+    a URL naming an asyncio driver is refused, saying to open it with the async API.
 
     Raises :class:`StoreConfigError` for a malformed URL or an unsupported database or
     driver, and :class:`~esrc_core.errors.BackendUnavailableError` naming the extra to
@@ -70,7 +80,26 @@ def normalize_url(url: str) -> URL:
             f"store URL {shown!r}: the SQL backend handles {supported()}, not {database}://"
         ) from None
     driver = driver or dialect.default_driver
-    if driver not in dialect.drivers:
+    module = dialect.driver_module
+    extra = dialect.extra
+    if asyncio:
+        if driver in dialect.drivers and driver not in dialect.async_drivers:
+            driver = next(iter(dialect.async_drivers))
+        if driver not in dialect.async_drivers:
+            raise StoreConfigError(
+                f"store URL {shown!r}: driver {driver!r} is not supported for {database} by "
+                f"the async store; use {database}:// (it opens "
+                f"{database}+{next(iter(dialect.async_drivers))}), whose statements and error "
+                f"handling are the sync store's"
+            )
+        module, extra = dialect.async_drivers[driver], dialect.async_extra
+    elif driver not in dialect.drivers:
+        if driver in dialect.async_drivers:
+            raise StoreConfigError(
+                f"store URL {shown!r}: {driver!r} is an asyncio driver; open the store "
+                "with esrc_core.open_async_event_store (the async API), or use "
+                f"{database}:// with the sync API"
+            )
         raise StoreConfigError(
             f"store URL {shown!r}: driver {driver!r} is not supported for {database}; "
             f"use {database}+{dialect.default_driver}:// (or plain {database}://)"
@@ -86,18 +115,21 @@ def normalize_url(url: str) -> URL:
     wrong = dialect.check_url(parsed, shown)
     if wrong is not None:
         raise StoreConfigError(wrong)
-    if importlib.util.find_spec(dialect.driver_module) is None:
-        extra = dialect.extra
-        install = f'pip install "esrc-sqlalchemy[{extra}]"' if extra else INSTALL_HINT
-        raise BackendUnavailableError(
-            f"cannot open {shown!r}: its driver {dialect.driver_module!r} is not installed; "
-            f"{install}"
-        )
+    for needed in (module, "greenlet") if asyncio else (module,):
+        if importlib.util.find_spec(needed) is None:
+            install = f'pip install "esrc-sqlalchemy[{extra}]"' if extra else INSTALL_HINT
+            raise BackendUnavailableError(
+                f"cannot open {shown!r}: its driver {needed!r} is not installed; {install}"
+            )
     return parsed
 
 
-def _create(url: URL, options: dict[str, Any]) -> Engine:
+def _create(url: URL, options: dict[str, Any], *, asyncio: bool = False) -> Engine:
     try:
+        if asyncio:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            return create_async_engine(url, **options).sync_engine
         return sa.create_engine(url, **options)
     except ImportError as err:
         raise BackendUnavailableError(
@@ -110,7 +142,11 @@ def _create(url: URL, options: dict[str, Any]) -> Engine:
 
 
 def create_store_engine(
-    url: URL, *, connect_timeout: float, engine_options: Mapping[str, Any] | None = None
+    url: URL,
+    *,
+    connect_timeout: float,
+    engine_options: Mapping[str, Any] | None = None,
+    asyncio: bool = False,
 ) -> Engine:
     """A new engine for ``url`` (from :func:`normalize_url`) set up for the event store
     by its dialect's :meth:`~esrc_sqlalchemy.dialects.base.SqlDialect.engine_options`
@@ -118,13 +154,15 @@ def create_store_engine(
     ``connect_timeout``, on SQLite the WAL journal, on MariaDB/MySQL autocommit).
 
     Bound parameters are hidden from SQLAlchemy's error messages. ``engine_options``
-    are passed to :func:`sqlalchemy.create_engine` and override these settings.
+    are passed to :func:`sqlalchemy.create_engine` and override these settings. With
+    ``asyncio=True`` (``url`` from ``normalize_url(..., asyncio=True)``) the engine is
+    an asyncio engine's ``sync_engine``: usable only inside SQLAlchemy's greenlet bridge.
     """
     dialect = dialect_class(url.get_backend_name())
     options: dict[str, Any] = {"hide_parameters": True}
     options.update(dialect.engine_options(url, connect_timeout))
     options.update(engine_options or {})
-    engine = _create(url, options)
+    engine = _create(url, options, asyncio=asyncio)
     dialect.configure_engine(engine)
     return engine
 

@@ -15,7 +15,7 @@ from esrc_core.plugins import Backend, hookimpl
 
 from esrc_sqlalchemy._install import INSTALL_HINT
 
-__all__ = ["INSTALL_HINT", "esrc_store_backends", "open_store"]
+__all__ = ["INSTALL_HINT", "esrc_store_backends", "open_async_store", "open_store"]
 
 
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True}
@@ -72,6 +72,19 @@ def open_store(url: str, **options: Any) -> Any:
     return SqlEventStore(url, **_coerce(options))
 
 
+def open_async_store(url: str, **options: Any) -> Any:
+    """Open an :class:`~esrc_sqlalchemy.async_store.AsyncSqlEventStore` for ``url``
+    (the URLs :func:`open_store` takes); ``options`` as for :func:`open_store`."""
+    try:
+        from esrc_sqlalchemy.async_store import AsyncSqlEventStore
+    except ImportError as err:
+        raise BackendUnavailableError(
+            f"the sqlalchemy backend's async store cannot load ({err}); "
+            'pip install "esrc-sqlalchemy[asyncio]"'
+        ) from err
+    return AsyncSqlEventStore(url, **_coerce(options))
+
+
 @hookimpl
 def esrc_store_backends() -> list[Backend]:
     """The SQL event store."""
@@ -83,6 +96,7 @@ def esrc_store_backends() -> list[Backend]:
             # this module loads without SQLAlchemy; a test checks that they agree.
             schemes=("sqlite", "postgresql", "mysql", "mariadb"),
             factory=open_store,
+            async_factory=open_async_store,
             capabilities=frozenset(
                 {
                     Capability.SNAPSHOTS,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 import uuid
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -29,6 +28,7 @@ from esrc_core.store import check_page_size
 from esrc_core.urls import mask_url
 from sqlalchemy.engine import Connection, Engine
 
+from esrc_sqlalchemy._awaiting import new_lock
 from esrc_sqlalchemy._executor import StoreExecutor
 from esrc_sqlalchemy.dialects import DIALECTS, EventRow, SqlDialect, dialect_of_url
 from esrc_sqlalchemy.dialects.base import LAST_VERSION, StreamPage
@@ -212,6 +212,7 @@ class SqlEventStore:
         notify: bool = False,
         engine_options: Mapping[str, Any] | None = None,
         durable_checkpoints: bool = True,
+        asyncio: bool = False,
     ) -> None:
         check_identifier(table_prefix, "table_prefix")
         if schema is not None:
@@ -226,10 +227,19 @@ class SqlEventStore:
             engine, self._owns_engine = url, False
             self.url = url.url.render_as_string(hide_password=True)
         elif isinstance(url, str):
-            parsed = normalize_url(url)
+            parsed = normalize_url(url, asyncio=asyncio)
             dialect = dialect_of_url(parsed)
+            if asyncio and dialect.shares_memory(parsed):
+                raise StoreConfigError(
+                    f"the async store cannot use {mask_url(url)}: an in-memory database "
+                    "is one connection shared by all, which tasks cannot take turns on; "
+                    "use a file (sqlite:///path.db) or memory://"
+                )
             engine = create_store_engine(
-                parsed, connect_timeout=float(connect_timeout), engine_options=engine_options
+                parsed,
+                connect_timeout=float(connect_timeout),
+                engine_options=engine_options,
+                asyncio=asyncio,
             )
             self._owns_engine = True
             self.url = mask_url(url)
@@ -243,6 +253,10 @@ class SqlEventStore:
             raise StoreConfigError(f"notify= is for {those} only, not {dialect.title} ({self.url})")
         self.engine = engine
         """The SQLAlchemy engine the store uses."""
+        self.asyncio = bool(getattr(engine.dialect, "is_async", False))
+        """Whether the engine is an asyncio engine's ``sync_engine``: the store then runs
+        only inside SQLAlchemy's greenlet bridge, as the sync face of an
+        :class:`~esrc_sqlalchemy.async_store.AsyncSqlEventStore`."""
         self.family = dialect.name
         """The database, as its dialect is registered: ``"sqlite"``, ``"postgresql"`` or
         ``"mysql"`` (also for MariaDB). Descriptive only."""
@@ -262,7 +276,7 @@ class SqlEventStore:
         self.durable_checkpoints = bool(durable_checkpoints)
         self._ready = False
         self._closed = False
-        self._ready_lock = threading.Lock()
+        self._ready_lock = new_lock(self.asyncio)
         self._outboxes: weakref.WeakSet[SqlOutbox] = weakref.WeakSet()
         self._known_types: set[str] = set()
         """Aggregate types that passed :func:`stream_key`."""

@@ -22,14 +22,16 @@ import abc
 import contextlib
 import hashlib
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.engine import URL, Connection, Engine
 
+from esrc_sqlalchemy._awaiting import blocking_face
 from esrc_sqlalchemy.schema import Ddl, Tables
 
 __all__ = [
@@ -46,8 +48,21 @@ __all__ = [
     "StreamPage",
     "TestingHooks",
     "digest",
+    "driver_connection",
     "stream_page",
 ]
+
+
+def driver_connection(pooled: Any) -> Any:
+    """The driver's own connection under ``pooled`` (a pool's connection, or a
+    SQLAlchemy connection's ``connection``), with the blocking DB-API face the hooks
+    are written against: the connection itself, or, on an asyncio engine, a face whose
+    calls wait through SQLAlchemy's greenlet bridge (valid only inside it)."""
+    driver = pooled.driver_connection
+    if pooled.dbapi_connection is not driver:
+        return blocking_face(driver)
+    return driver
+
 
 EventRow = tuple[str, bytes, str | None]
 """One event to write: name, data, metadata as JSON text (``None`` when empty)."""
@@ -242,7 +257,7 @@ class SessionLockHolder(ConnectionLockHolder, abc.ABC):
         """Open a connection, try the lock on it without waiting; keep the connection
         if it got the lock."""
         raw = self._engine.raw_connection()
-        conn: Any = raw.driver_connection
+        conn: Any = driver_connection(raw)
         raw.detach()
         try:
             got = self._take(conn)
@@ -308,6 +323,13 @@ class SqlDialect(abc.ABC):
     driver_module: ClassVar[str]
     """The DB-API module behind the driver (checked for before connecting); its errors
     count as driver errors (:meth:`is_driver_error`)."""
+    async_drivers: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """The SQLAlchemy asyncio driver names the async store works with, each with the
+    module it needs (checked for before connecting); the first is the one a URL gets
+    for the async store when it names the sync driver or none. Their errors must be
+    :attr:`driver_module`'s, so that one error translation serves both."""
+    async_extra: ClassVar[str | None] = None
+    """The ``esrc-sqlalchemy[...]`` extra that installs the asyncio driver."""
     extra: ClassVar[str | None]
     """The ``esrc-sqlalchemy[...]`` extra that installs the driver (``None``: built in)."""
     ddl: ClassVar[Ddl]
@@ -324,6 +346,12 @@ class SqlDialect(abc.ABC):
         """What is wrong with a parsed store ``url`` for this database (``shown`` is its
         masked text), or ``None``."""
         return None
+
+    @classmethod
+    def shares_memory(cls, url: URL) -> bool:
+        """Whether ``url`` names a database in memory that every operation shares one
+        connection to (then :attr:`shares_one_connection`)."""
+        return False
 
     @classmethod
     @abc.abstractmethod

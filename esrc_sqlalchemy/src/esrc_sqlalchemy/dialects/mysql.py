@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -260,6 +261,8 @@ class MySqlDialect(CoreDialect):
     default_driver = "pymysql"
     drivers = frozenset({"pymysql"})
     driver_module = "pymysql"
+    async_drivers = MappingProxyType({"aiomysql": "aiomysql"})
+    async_extra = "mysql-async"
     extra = "mysql"
     ddl = Ddl(
         key=Utf8Bytes,

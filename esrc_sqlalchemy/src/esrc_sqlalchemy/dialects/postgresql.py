@@ -38,6 +38,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Iterator, Sequence
+from types import MappingProxyType
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -58,6 +59,7 @@ from esrc_sqlalchemy.dialects.base import (
     StreamPage,
     TestingHooks,
     digest,
+    driver_connection,
     stream_page,
 )
 from esrc_sqlalchemy.errors import StoreConfigError
@@ -94,7 +96,7 @@ def _on_psycopg(
     is invalidated (not returned to the pool)."""
     import psycopg
 
-    driver: Any = conn.connection.driver_connection
+    driver: Any = driver_connection(conn.connection)
     if not driver.autocommit and not conn.in_transaction():
         conn.begin()
     try:
@@ -128,7 +130,7 @@ class _ChannelListener:
 
     def __init__(self, engine: Engine, channel: str) -> None:
         raw = engine.raw_connection()
-        driver: Any = raw.driver_connection
+        driver: Any = driver_connection(raw)
         raw.detach()
         try:
             driver.autocommit = True
@@ -229,6 +231,8 @@ class PostgresDialect(SqlDialect):
     default_driver = "psycopg"
     drivers = frozenset({"psycopg"})
     driver_module = "psycopg"
+    async_drivers = MappingProxyType({"psycopg": "psycopg", "psycopg_async": "psycopg"})
+    async_extra = "postgresql"
     extra = "postgresql"
     ddl = Ddl(
         key=sa.String,

@@ -33,6 +33,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,7 +86,8 @@ def _wal(dbapi_connection: Any, _record: Any) -> None:
     try:
         while True:
             try:
-                if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode")
+                if str(cursor.fetchone()[0]).lower() != "wal":
                     cursor.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as err:
@@ -171,6 +173,8 @@ class SqliteDialect(CoreDialect):
     default_driver = "pysqlite"
     drivers = frozenset({"pysqlite"})
     driver_module = "sqlite3"
+    async_drivers = MappingProxyType({"aiosqlite": "aiosqlite"})
+    async_extra = "asyncio"
     extra = None
     ddl = Ddl(
         key=sa.String,
@@ -187,6 +191,11 @@ class SqliteDialect(CoreDialect):
         if _is_memory(url):
             return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         return {"connect_args": {"check_same_thread": False, "timeout": connect_timeout}}
+
+    @classmethod
+    def shares_memory(cls, url: URL) -> bool:
+        """``sqlite://`` and ``sqlite:///:memory:``."""
+        return _is_memory(url)
 
     @classmethod
     def configure_engine(cls, engine: Engine) -> None:

@@ -1,0 +1,159 @@
+"""The SQL store on asyncio drivers without a second copy of it: SQLAlchemy's greenlet
+bridge (:data:`SQLALCHEMY_BRIDGE`), under which the store's sync code runs while its
+asyncio driver's calls wait on the event loop, and :func:`blocking_face`, which gives
+the hooks that work on the driver's own connection (the direct paths of
+:mod:`esrc_sqlalchemy.dialects`) the blocking DB-API they are written against.
+
+Internal: :mod:`esrc_sqlalchemy.async_store` and the dialects use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+from sqlalchemy.util import await_, greenlet_spawn
+
+__all__ = ["SQLALCHEMY_BRIDGE", "SqlAlchemyBridge", "WaitingLock", "blocking_face", "new_lock"]
+
+T = TypeVar("T")
+
+
+class SqlAlchemyBridge:
+    """The :class:`~esrc_core.bridge.Bridge` of SQLAlchemy's asyncio support: its
+    ``greenlet_spawn`` and ``await_``, so that SQLAlchemy's asyncio engines (their pools
+    and adapted drivers) work inside :meth:`run`."""
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Call ``fn`` in a greenlet whose waits go to the event loop."""
+        return await greenlet_spawn(fn, *args, **kwargs)
+
+    def wait(self, awaitable: Awaitable[T], /) -> T:
+        """Inside :meth:`run`: await ``awaitable`` on the loop."""
+        try:
+            return await_(awaitable)
+        except Exception as err:
+            if type(err).__name__ == "MissingGreenlet":
+                raise RuntimeError(
+                    "the async SQL store's sync face was used outside its bridge: call the "
+                    "async store's methods, or run sync code with `await store.bridge.run(...)`"
+                ) from err
+            raise
+
+
+SQLALCHEMY_BRIDGE = SqlAlchemyBridge()
+"""The bridge of every async SQL store."""
+
+
+_ASYNC_METHODS = ("execute", "commit", "fetchall")
+_is_async_type: dict[type, bool] = {}
+
+
+def _async_type(cls: type) -> bool:
+    """Whether instances of ``cls`` are an asyncio driver's connections or cursors."""
+    known = _is_async_type.get(cls)
+    if known is None:
+        known = _is_async_type[cls] = any(
+            inspect.iscoroutinefunction(getattr(cls, name, None)) for name in _ASYNC_METHODS
+        )
+    return known
+
+
+def _face(value: Any, parent: _Blocking | None = None) -> Any:
+    if _async_type(type(value)):
+        return _Blocking(value, parent)
+    if isinstance(value, AsyncIterator):
+        return _iterate(value)
+    return value
+
+
+def _iterate(values: AsyncIterator[Any]) -> Iterator[Any]:
+    while True:
+        try:
+            value = await_(values.__anext__())
+        except StopAsyncIteration:
+            return
+        yield _face(value)
+
+
+_CALLS = (types.MethodType, types.FunctionType, types.BuiltinMethodType)
+
+
+class _Blocking:
+    """An asyncio driver object seen as its blocking DB-API twin: a method call that
+    returns an awaitable waits for it through the bridge, setting ``x`` calls ``set_x``
+    where the driver has that coroutine (psycopg's ``autocommit``), ``with`` enters
+    ``async with``, the connections, cursors and async iterators it returns get the same
+    face, and a cursor's ``connection`` is the face of the connection it came from."""
+
+    __slots__ = ("_parent", "_target")
+
+    def __init__(self, target: Any, parent: _Blocking | None = None) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_parent", parent)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "connection" and self._parent is not None:
+            return self._parent
+        value = getattr(self._target, name)
+        if not isinstance(value, _CALLS):
+            return _face(value)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = value(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await_(result)
+            return _face(result, self._parent or self)
+
+        return call
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        target = self._target
+        setter = getattr(target, f"set_{name}", None)
+        if setter is not None and inspect.iscoroutinefunction(setter):
+            await_(setter(value))
+        else:
+            setattr(target, name, value)
+
+    def __enter__(self) -> Any:
+        return _face(await_(self._target.__aenter__()), self._parent)
+
+    def __exit__(self, *exc: Any) -> None:
+        await_(self._target.__aexit__(*exc))
+
+    def __repr__(self) -> str:
+        return f"blocking_face({self._target!r})"
+
+
+def blocking_face(driver_connection: Any) -> Any:
+    """``driver_connection`` (an asyncio driver's connection) with the blocking DB-API
+    face the dialects' driver-level hooks use; only inside the bridge."""
+    return _Blocking(driver_connection)
+
+
+class WaitingLock:
+    """A lock for code run inside the bridge: waiting for it lets the loop run the
+    task that holds it (a ``threading.Lock`` would block the loop, and so the holder,
+    forever). Not reentrant."""
+
+    def __init__(self) -> None:
+        self._lock: asyncio.Lock | None = None
+
+    def __enter__(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        await_(self._lock.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._lock is not None
+        self._lock.release()
+
+
+def new_lock(asyncio_engine: bool) -> threading.Lock | WaitingLock:
+    """A lock to hold across I/O: a ``threading.Lock``, or a :class:`WaitingLock` for a
+    store on an asyncio engine (whose code runs only inside the bridge)."""
+    return WaitingLock() if asyncio_engine else threading.Lock()
