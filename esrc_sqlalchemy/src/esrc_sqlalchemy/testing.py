@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from esrc_sqlalchemy.async_store import AsyncSqlEventStore
 from esrc_sqlalchemy.dialects import SqlDialect, dialect_of_engine
 from esrc_sqlalchemy.dialects.base import TestingHooks
 from esrc_sqlalchemy.engines import create_store_engine, normalize_url
@@ -107,6 +109,23 @@ class PrefixPool:
 
     def open(self) -> SqlEventStore:
         """A store on a prefix of its own whose tables are empty."""
+        return self._take(
+            lambda prefix: SqlEventStore(self._engine, table_prefix=prefix, **self.options)
+        )
+
+    def open_async(self) -> AsyncSqlEventStore:
+        """An async store (on an asyncio engine of its own) on a prefix of its own whose
+        tables are empty. Close it (awaited) before :meth:`release`."""
+        opened: list[AsyncSqlEventStore] = []
+
+        def open_prefix(prefix: str) -> SqlEventStore:
+            opened.append(AsyncSqlEventStore(self.url, table_prefix=prefix, **self.options))
+            return opened[0].store
+
+        self._take(open_prefix)
+        return opened[0]
+
+    def _take(self, open_prefix: Callable[[str], SqlEventStore]) -> SqlEventStore:
         self.recycle()
         with self._lock:
             if self._free:
@@ -115,7 +134,7 @@ class PrefixPool:
                 self._count += 1
                 prefix = f"{self._tag}_{self._count}_"
                 self._created.append(prefix)
-            store = SqlEventStore(self._engine, table_prefix=prefix, **self.options)
+            store = open_prefix(prefix)
             self._in_use[prefix] = [store]
         return store
 
@@ -147,7 +166,8 @@ class PrefixPool:
         with self._lock:
             stores = [s for group in self._in_use.values() for s in group]
         for store in stores:
-            store.close()
+            if not store.closed:
+                store.close()
         self.recycle()
 
     def drop(self) -> None:

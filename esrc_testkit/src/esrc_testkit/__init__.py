@@ -16,6 +16,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from esrc_testkit.acceptance import EventStoreAcceptance
     from esrc_testkit.aggregates import DEFAULT_AGGREGATE_ID, Given, Outcome, given
+    from esrc_testkit.async_suite import (
+        AsyncEventStoreAcceptance,
+        AsyncStoreFactory,
+        AsyncStoreSuite,
+        AwaitingRepository,
+        AwaitingStore,
+        LoopThread,
+    )
     from esrc_testkit.capabilities import capabilities_of, requires
     from esrc_testkit.fixtures import StoreFactory, StoreSuite
     from esrc_testkit.inspection import InspectionAcceptance
@@ -36,11 +44,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_AGGREGATE_ID",
+    "AsyncEventStoreAcceptance",
+    "AsyncStoreFactory",
+    "AsyncStoreSuite",
+    "AwaitingRepository",
+    "AwaitingStore",
     "ConcurrencyAcceptance",
     "EventStoreAcceptance",
     "EventStoreMachine",
     "Given",
     "InspectionAcceptance",
+    "LoopThread",
     "OutboxAcceptance",
     "Outcome",
     "PublisherAcceptance",
@@ -66,6 +80,12 @@ __all__ = [
 ]
 
 _HOME = {
+    "AsyncEventStoreAcceptance": "async_suite",
+    "AsyncStoreFactory": "async_suite",
+    "AsyncStoreSuite": "async_suite",
+    "AwaitingRepository": "async_suite",
+    "AwaitingStore": "async_suite",
+    "LoopThread": "async_suite",
     "DEFAULT_AGGREGATE_ID": "aggregates",
     "Given": "aggregates",
     "Outcome": "aggregates",

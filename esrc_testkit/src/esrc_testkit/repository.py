@@ -7,7 +7,7 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import pytest
 from esrc_core.aggregate import EventRaiserAggregate
@@ -93,10 +93,16 @@ class Counter(EventRaiserAggregate):
 class RepositoryAcceptance(StoreSuite):
     """A :class:`~esrc_core.repository.Repository` of :class:`Counter` on the store."""
 
+    def repository(self, store: EventStore, *args: Any, **options: Any) -> Repository[Any]:
+        """The repository the tests use on ``store``: ``Repository(store, *args,
+        **options)``. The async suite gives the same cases an
+        :class:`~esrc_core.async_repository.AsyncRepository` behind a sync face."""
+        return Repository(store, *args, **options)
+
     def test_repository_round_trip(self, store: EventStore) -> None:
         """add, find_by_id, contains and update keep the aggregate and its version;
         a stale aggregate's update raises OptimisticConcurrencyError."""
-        counters = Repository(store, Counter, registry, snapshot_every=0)
+        counters = self.repository(store, Counter, registry, snapshot_every=0)
         counter = Counter(uuid.uuid4(), "visits")
         counter.increment()
         counter.increment(5)
@@ -131,7 +137,7 @@ class RepositoryAcceptance(StoreSuite):
         """Threads that all ``update_by_id`` one aggregate lose no update: retries on
         OptimisticConcurrencyError make every increment land exactly once."""
         threads, increments = 8, 5
-        counters = Repository(
+        counters = self.repository(
             store,
             Counter,
             registry,
@@ -157,7 +163,7 @@ class RepositoryAcceptance(StoreSuite):
     def test_repository_snapshot_policy(self, store: EventStore) -> None:
         """With ``snapshot_every=3`` saves that cross versions 3 and 6 take snapshots,
         and loading starts from the latest one plus the events after it."""
-        counters = Repository(store, Counter, registry, snapshot_every=3)
+        counters = self.repository(store, Counter, registry, snapshot_every=3)
         counter = Counter(uuid.uuid4(), "snapshotted")
         counters.add(counter)
         for _ in range(6):
@@ -177,7 +183,7 @@ class RepositoryAcceptance(StoreSuite):
     def test_repository_loads_a_stream_of_several_pages(self, store: EventStore) -> None:
         """An aggregate of 3,500 events (several pages of a streaming store's default
         size) loads with every event applied once, in order, at version 3,500."""
-        counters = Repository(store, Counter, registry, snapshot_every=0)
+        counters = self.repository(store, Counter, registry, snapshot_every=0)
         counter_id = uuid.uuid4()
         history = [registry.to_raw(CounterCreated(counter_id, "long"))]
         history += [registry.to_raw(CounterIncremented(n)) for n in range(1, 3500)]
@@ -192,7 +198,7 @@ class RepositoryAcceptance(StoreSuite):
         """``load_snapshots=False`` ignores snapshots others took (even with
         ``snapshot_every`` on) and replays from the first event; the default uses them,
         also where ``snapshot_every=0``."""
-        writer = Repository(store, Counter, registry, snapshot_every=2)
+        writer = self.repository(store, Counter, registry, snapshot_every=2)
         counter = Counter(uuid.uuid4(), "both")
         counter.increment(3)
         counter.increment(4)
@@ -201,10 +207,10 @@ class RepositoryAcceptance(StoreSuite):
         assert snapshot is not None
         assert snapshot.version == 3, f"got {snapshot!r}"
         for snapshot_every in (0, 2):
-            replaying = Repository(
+            replaying = self.repository(
                 store, Counter, registry, snapshot_every=snapshot_every, load_snapshots=False
             )
             loaded = replaying.find_by_id(counter.id)
             assert (loaded.restored, loaded.value, loaded.initial_version) == (False, 7, 3)
-        loaded = Repository(store, Counter, registry, snapshot_every=0).find_by_id(counter.id)
+        loaded = self.repository(store, Counter, registry, snapshot_every=0).find_by_id(counter.id)
         assert (loaded.restored, loaded.value, loaded.initial_version) == (True, 7, 3)
