@@ -4,13 +4,26 @@ faults)."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from esrc_sqlalchemy.testing import PrefixPool
+import sqlalchemy as sa
+from esrc_sqlalchemy.engines import normalize_url
+from esrc_sqlalchemy.testing import PrefixPool, database_hooks, drop_store_tables
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from esrc_core import AsyncEventStore, open_async_event_store
+from esrc_core import (
+    AsyncEventStore,
+    BackendConfigError,
+    RawEvent,
+    StoreUnavailableError,
+    open_async_event_store,
+    open_event_store,
+)
+from esrc_sqlalchemy import AsyncSqlEventStore, SqlEventStore
 from esrc_testkit import AsyncEventStoreAcceptance, AsyncStoreFactory, capabilities_of
 
 
@@ -59,3 +72,128 @@ class TestMariadbAsyncStore(_ServerAsyncSuite):
     def async_store_factory(self, mysql_pool: PrefixPool) -> Iterator[AsyncStoreFactory]:
         """Async stores on recycled, emptied table prefixes."""
         yield from self._factory(mysql_pool)
+
+
+# --- what is particular to the SQL store's async face ---------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite file in the test's directory, then PostgreSQL, then MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/async.db"
+    name = "postgresql_url" if request.param == "postgresql" else "mysql_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+def test_one_url_serves_both_apis_on_the_same_tables(database_url: str) -> None:
+    """What the async store writes the sync store reads, and the other way round."""
+    prefix = f"a{secrets.token_hex(4)}_"
+    sync = SqlEventStore(database_url, table_prefix=prefix)
+
+    async def scenario() -> list[str]:
+        async with await open_async_event_store(database_url, table_prefix=prefix) as store:
+            assert isinstance(store, AsyncSqlEventStore)
+            await store.add_aggregate("Order", "o-1", [RawEvent("Created", b"{}")])
+            sync.append_events("Order", "o-1", 1, [RawEvent("Paid", b"{}")])
+            await store.append_events("Order", "o-1", 2, [RawEvent("Shipped", b"{}")])
+            return [e.name for e in await store.events("Order", "o-1")]
+
+    try:
+        assert asyncio.run(scenario()) == ["Created", "Paid", "Shipped"]
+        assert [e.name for e in sync.events("Order", "o-1")] == ["Created", "Paid", "Shipped"]
+    finally:
+        sync.close()
+        drop_store_tables(database_url, prefix)
+
+
+def _async_url(url: str, driver: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+')[0]}+{driver}://{rest}"
+
+
+def test_explicit_asyncio_drivers_are_honoured(
+    postgresql_url: str, mysql_url: str, tmp_path: Path
+) -> None:
+    """``sqlite+aiosqlite``, ``postgresql+psycopg_async`` and ``mysql+aiomysql`` open
+    the async store on that driver."""
+    urls = {
+        f"sqlite+aiosqlite:///{tmp_path}/explicit.db": "aiosqlite",
+        _async_url(postgresql_url, "psycopg_async"): "psycopg",
+        _async_url(mysql_url, "aiomysql"): "aiomysql",
+    }
+
+    async def scenario(url: str) -> str:
+        prefix = f"x{secrets.token_hex(4)}_"
+        store = await open_async_event_store(url, table_prefix=prefix)
+        try:
+            assert isinstance(store, AsyncSqlEventStore)
+            await store.add_aggregate("Order", 1, [RawEvent("Created", b"")])
+            assert await store.contains_aggregate("Order", 1)
+            await store.bridge.run(store.store.tables.metadata.drop_all, store.store.engine)
+            return str(store.store.engine.dialect.driver)
+        finally:
+            await store.close()
+
+    for url, driver in urls.items():
+        assert asyncio.run(scenario(url)) == driver, url
+
+
+def test_urls_the_async_store_refuses_say_why(tmp_path: Path) -> None:
+    """In-memory SQLite (one shared connection) and asyncio drivers whose errors are
+    not the sync driver's are refused for the async store; an asyncio driver is refused
+    by the sync API, naming the async one."""
+
+    async def open_async(url: str) -> None:
+        await open_async_event_store(url)
+
+    with pytest.raises(BackendConfigError, match=r"in-memory database .* use a file"):
+        asyncio.run(open_async("sqlite://"))
+    with pytest.raises(BackendConfigError, match=r"driver 'asyncpg' is not supported .* async"):
+        asyncio.run(open_async("postgresql+asyncpg://u@localhost/db"))
+    with pytest.raises(BackendConfigError, match="open_async_event_store"):
+        open_event_store(f"sqlite+aiosqlite:///{tmp_path}/sync.db")
+    with pytest.raises(BackendConfigError, match="a sync Engine goes to SqlEventStore"):
+        AsyncSqlEventStore(sa.create_engine("sqlite://"))  # type: ignore[arg-type]
+
+
+def test_a_lost_connection_mid_append_says_the_outcome_is_unknown_postgres(
+    postgresql_url: str,
+) -> None:
+    """The store on the application's AsyncEngine: every server session ends between
+    appends; the next append raises StoreUnavailableError with the sync store's
+    "outcome unknown" message, and the one after it works on a new connection."""
+    tag = f"esrc-async-{secrets.token_hex(4)}"
+    prefix = f"l{secrets.token_hex(4)}_"
+
+    async def scenario() -> list[str]:
+        engine = create_async_engine(
+            normalize_url(postgresql_url, asyncio=True), connect_args={"application_name": tag}
+        )
+        store = AsyncSqlEventStore(engine, table_prefix=prefix)
+        try:
+            await store.add_aggregate("Order", "o-1", [RawEvent("Created", b"")])
+            await store.append_events("Order", "o-1", 1, [RawEvent("Paid", b"")])
+            await asyncio.to_thread(_end_sessions, postgresql_url, tag)
+            with pytest.raises(StoreUnavailableError) as raised:
+                await store.append_events("Order", "o-1", 2, [RawEvent("Lost", b"")])
+            message = str(raised.value)
+            assert "append to Order 'o-1' at version 2" in message, message
+            assert "stored whole or not at all" in message, message
+            await store.append_events("Order", "o-1", 2, [RawEvent("Shipped", b"")])
+            return [e.name for e in await store.events("Order", "o-1")]
+        finally:
+            await store.close()
+            await engine.dispose()
+
+    try:
+        assert asyncio.run(scenario()) == ["Created", "Paid", "Shipped"]
+    finally:
+        drop_store_tables(postgresql_url, prefix)
+
+
+def _end_sessions(url: str, application_name: str) -> None:
+    with sa.create_engine(normalize_url(url)).connect() as admin:
+        admin.execution_options(isolation_level="AUTOCOMMIT")
+        assert database_hooks(admin.engine).kill_sessions_of(admin, application_name) >= 1

@@ -33,8 +33,9 @@ def mask_url(url: str) -> str:
 
 def url_scheme(url: str) -> str | None:
     """The lower-cased scheme of ``url`` (``postgresql+psycopg`` in
-    ``postgresql+psycopg://host/db``), or ``None`` if it has none."""
+    ``postgresql+psycopg://host/db``), or ``None`` if it has none. Driver names after a
+    ``+`` may contain ``_``, as SQLAlchemy's do (``postgresql+psycopg_async``)."""
     scheme, sep, _ = url.partition("://")
-    if not sep or not scheme or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme):
+    if not sep or not scheme or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*(\+[\w.\-]+)?", scheme):
         return None
     return scheme.lower()

@@ -3,7 +3,10 @@ with an outbox whose order never skips an event that commits late.
 
 Open one with ``esrc_core.open_event_store("sqlite:///events.db")`` (or a
 ``postgresql://`` / ``mysql://`` URL), or directly with :class:`SqlEventStore`, which
-also takes an existing SQLAlchemy ``Engine``.
+also takes an existing SQLAlchemy ``Engine``; the async API
+(``esrc_core.open_async_event_store`` with the same URLs, or
+:class:`AsyncSqlEventStore`, which also takes an ``AsyncEngine``) runs the same store
+on asyncio drivers.
 
 Names are imported on first use, so that the plugin entry point
 (:mod:`esrc_sqlalchemy.plugin`) loads without SQLAlchemy or any driver.
@@ -15,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from esrc_sqlalchemy.async_store import AsyncSqlEventStore
     from esrc_sqlalchemy.errors import StoreConfigError
     from esrc_sqlalchemy.outbox import SqlOutbox
     from esrc_sqlalchemy.schema import SCHEMA_VERSION
@@ -23,12 +27,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "SCHEMA_VERSION",
+    "AsyncSqlEventStore",
     "SqlEventStore",
     "SqlOutbox",
     "StoreConfigError",
 ]
 
 _HOME = {
+    "AsyncSqlEventStore": "async_store",
     "DEFAULT_MAX_PAYLOAD": "store",
     "SCHEMA_VERSION": "schema",
     "SqlEventStore": "store",
