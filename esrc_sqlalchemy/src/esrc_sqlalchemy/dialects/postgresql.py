@@ -120,7 +120,13 @@ def _send_notification(engine: Engine, channel: str) -> None:
 
 def channel_notifier(engine: Engine, channel: str) -> Notifier:
     """A :class:`~esrc_sqlalchemy.notify.Notifier` that sends ``pg_notify(channel, '')``
-    on a connection from ``engine`` (in autocommit mode)."""
+    on a connection from ``engine`` (in autocommit mode). The notifier's thread cannot
+    use an asyncio engine (its connections belong to the event loop): for one, it sends
+    on a sync psycopg connection of its own to the same server."""
+    if getattr(engine.dialect, "is_async", False):
+        engine = sa.create_engine(
+            engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0
+        )
     return Notifier(functools.partial(_send_notification, engine, channel), channel)
 
 
