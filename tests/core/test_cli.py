@@ -48,7 +48,7 @@ def _check_memory_rows(output: str) -> None:
         "memory",
         "esrc-memory",
         version,
-        "sync",
+        "sync, async",
         "memory",
         "batch",
     ]

@@ -11,6 +11,7 @@ from esrc_core.aggregate import (
     EventRaiserAggregate,
     StreamingFactory,
 )
+from esrc_core.async_relay import AsyncRelay, InlinePublisher
 from esrc_core.async_repository import AsyncRepository
 from esrc_core.async_store import (
     AsyncEventStore,
@@ -65,6 +66,8 @@ from esrc_core.plugins import (
     plugins,
 )
 from esrc_core.relay import (
+    AsyncBatchPublisher,
+    AsyncPublisher,
     BatchPublisher,
     EventStoreOutbox,
     HasOutbox,
@@ -87,7 +90,10 @@ __all__ = [
     "AggregateNotFound",
     "AggregateRequiresEvents",
     "AmbiguousBackendError",
+    "AsyncBatchPublisher",
     "AsyncEventStore",
+    "AsyncPublisher",
+    "AsyncRelay",
     "AsyncRepository",
     "AsyncStreamingStore",
     "Backend",
@@ -110,6 +116,7 @@ __all__ = [
     "GreenletBridge",
     "HasOutbox",
     "HasRelayLock",
+    "InlinePublisher",
     "Inspectable",
     "InvalidAggregateIdError",
     "InvalidEventError",

@@ -36,7 +36,7 @@ import pluggy
 from esrc_core.async_store import AsyncEventStore
 from esrc_core.capabilities import Kind, parse_capabilities
 from esrc_core.errors import AmbiguousBackendError, NotSupportedError, UnknownBackendError
-from esrc_core.relay import Publisher
+from esrc_core.relay import AsyncPublisher, Publisher
 from esrc_core.store import EventStore
 from esrc_core.urls import mask_url, url_scheme
 
@@ -324,11 +324,11 @@ class Plugins:
         when its backend has no async API."""
         return cast(AsyncEventStore, await self._open_async(url, "store", options))
 
-    async def open_async_publisher(self, url: str, **options: Any) -> Any:
+    async def open_async_publisher(self, url: str, **options: Any) -> AsyncPublisher:
         """Open the async relay publisher ``url`` names (the same URLs as
         :meth:`open_publisher`); raises :class:`~esrc_core.errors.NotSupportedError`
         when its backend has no async API."""
-        return await self._open_async(url, "publisher", options)
+        return cast(AsyncPublisher, await self._open_async(url, "publisher", options))
 
 
 _default: Plugins | None = None
@@ -371,7 +371,7 @@ async def open_async_event_store(url: str, **options: Any) -> AsyncEventStore:
     return await plugins().open_async_event_store(url, **options)
 
 
-async def open_async_publisher(url: str, **options: Any) -> Any:
+async def open_async_publisher(url: str, **options: Any) -> AsyncPublisher:
     """Open an async relay publisher by URL (the same URLs as :func:`open_publisher`);
     raises :class:`~esrc_core.errors.NotSupportedError` when its backend offers only the
     sync API."""

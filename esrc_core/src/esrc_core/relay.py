@@ -25,6 +25,8 @@ from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId, encode_id
 
 __all__ = [
+    "AsyncBatchPublisher",
+    "AsyncPublisher",
     "BatchPublisher",
     "EventStoreOutbox",
     "HasOutbox",
@@ -193,6 +195,33 @@ class BatchPublisher(Publisher, Protocol):
     def publish_batch(self, events: Sequence[RelayEvent]) -> None:
         """Deliver ``events`` in order; on failure raise :class:`PublishError` whose
         ``published`` counts the leading events the broker did accept."""
+        ...
+
+
+@runtime_checkable
+class AsyncPublisher(Protocol):
+    """:class:`~esrc_core.relay.Publisher`'s contract with coroutines: :meth:`publish`
+    returns once the broker accepted the event and raises on failure; the same event
+    published twice carries the same message id. Used from one event loop."""
+
+    async def publish(self, event: RelayEvent) -> None:
+        """Deliver one event; raise if the broker did not accept it."""
+        ...
+
+    async def close(self) -> None:
+        """Release the broker connection. Calling it twice is harmless."""
+        ...
+
+
+@runtime_checkable
+class AsyncBatchPublisher(AsyncPublisher, Protocol):
+    """The ``batch`` capability of an async publisher:
+    :class:`~esrc_core.relay.BatchPublisher`'s contract with a coroutine."""
+
+    async def publish_batch(self, events: Sequence[RelayEvent]) -> None:
+        """Deliver ``events`` in order; on failure raise
+        :class:`~esrc_core.errors.PublishError` whose ``published`` counts the leading
+        events the broker accepted."""
         ...
 
 

@@ -125,6 +125,8 @@ waits for its confirmations at the end of each batch, so much smaller batches co
 too."""
 
 _LOCK_ATTEMPT = 1.0
+_LOCK_POLL = 0.05
+"""Seconds between tries of the relay lock when the runner waits with ``pause``."""
 """Longest single wait for the relay lock, so that a stop is noticed within it."""
 
 
@@ -161,6 +163,31 @@ def log_to_stderr(level: int | str = logging.INFO) -> None:
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _check_settings(
+    *,
+    batch_size: int,
+    poll_interval: float,
+    log_interval: float,
+    lock_timeout: float | None,
+    status_interval: float,
+    read_ahead: bool,
+    pause: Callable[[float], None] | None,
+) -> None:
+    """Raise ``ValueError`` for a :class:`RelayRunner` setting out of range."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not poll_interval > 0:
+        raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
+    if not log_interval >= 0:
+        raise ValueError(f"log_interval must be 0 or more, got {log_interval!r}")
+    if lock_timeout is not None and not lock_timeout >= 0:
+        raise ValueError(f"lock_timeout must be 0 or more, got {lock_timeout!r}")
+    if not status_interval > 0:
+        raise ValueError(f"status_interval must be positive, got {status_interval!r}")
+    if pause is not None and read_ahead:
+        raise ValueError("read_ahead reads on a thread of its own; it cannot go with pause=")
 
 
 class RelayRunner:
@@ -205,6 +232,13 @@ class RelayRunner:
       share the processors it measured slower (``python -m bench.relay_pipelining``,
       ``python -m bench.relay_batches``), hence off by default. ``esrc relay
       --read-ahead`` turns it on.
+    - ``pause``: how the runner waits (while idle, between attempts, between tries
+      of the relay lock), called with the seconds to wait at most; it should return
+      early once :meth:`stop` was called. By default the thread blocks on an event
+      :meth:`stop` sets, and the lock's own ``acquire(timeout)`` waits for it.
+      :class:`~esrc_core.async_relay.AsyncRelay` passes one that waits on the event
+      loop, and the lock is then tried without waiting between pauses. Not with
+      ``read_ahead``.
 
     One thread calls :meth:`run`; :meth:`stop`, :attr:`status` and the other read-only
     properties may be used from any thread.
@@ -224,17 +258,17 @@ class RelayRunner:
         on_status: Callable[[RelayStatus], None] | None = None,
         status_interval: float = 1.0,
         read_ahead: bool = False,
+        pause: Callable[[float], None] | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not poll_interval > 0:
-            raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
-        if not log_interval >= 0:
-            raise ValueError(f"log_interval must be 0 or more, got {log_interval!r}")
-        if lock_timeout is not None and not lock_timeout >= 0:
-            raise ValueError(f"lock_timeout must be 0 or more, got {lock_timeout!r}")
-        if not status_interval > 0:
-            raise ValueError(f"status_interval must be positive, got {status_interval!r}")
+        _check_settings(
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            log_interval=log_interval,
+            lock_timeout=lock_timeout,
+            status_interval=status_interval,
+            read_ahead=read_ahead,
+            pause=pause,
+        )
         has_outbox = require(store, Capability.OUTBOX, f"relay {name}", HasOutbox)
         self.name = name
         self.store = store
@@ -275,6 +309,7 @@ class RelayRunner:
         self._config_error: Exception | None = None
         self._reader: ThreadPoolExecutor | None = None
         """The thread that marks batches and reads the next one ahead."""
+        self._pause_for = pause
 
     @classmethod
     def from_urls(
@@ -518,7 +553,28 @@ class RelayRunner:
         if waiting is not None:
             waiting.wait_for_events(self.poll_interval)
         else:
-            self._stop.wait(self.poll_interval)
+            self._pause(self.poll_interval)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less once stopped."""
+        if self._pause_for is None:
+            self._stop.wait(seconds)
+        elif not self._stop.is_set():
+            self._pause_for(seconds)
+
+    def _acquire(self, lock: RelayLock, timeout: float) -> bool:
+        """``lock.acquire(timeout)``; with ``pause``, tries without waiting and pauses
+        between them, so that the waits are the caller's."""
+        if self._pause_for is None:
+            return lock.acquire(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            if lock.acquire(0.0):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._stop.is_set():
+                return False
+            self._pause(min(_LOCK_POLL, remaining))
 
     def _take_lock(self) -> bool:
         """Hold the relay lock (or run unlocked); ``False`` if stopped while waiting."""
@@ -545,7 +601,7 @@ class RelayRunner:
         waited = False
         attempt = 0.0  # the first attempt does not wait, so standby is known at once
         while not self._stop.is_set():
-            if lock.acquire(attempt):
+            if self._acquire(lock, attempt):
                 self._lock = lock
                 self._took_over = waited
                 if waited:
@@ -619,7 +675,7 @@ class RelayRunner:
             log.exception(
                 "relay %s: attempt %d failed; retrying in %.2fs", self.name, self._failures, delay
             )
-        self._stop.wait(delay)
+        self._pause(delay)
 
     # --- status and progress -------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from esrc_core.plugins import Backend, hookimpl
 __all__ = [
     "esrc_publisher_backends",
     "esrc_store_backends",
+    "open_async_publisher",
     "open_async_store",
     "open_publisher",
     "open_store",
@@ -51,6 +52,14 @@ def open_publisher(url: str, **options: Any) -> Any:
     return MemoryPublisher(_name(url))
 
 
+def open_async_publisher(url: str, **options: Any) -> Any:
+    """The async face of :func:`open_publisher`'s publisher (the same subscribers under
+    the same name); its calls run inline, as delivering in process waits on nothing."""
+    from esrc_core.async_relay import InlinePublisher
+
+    return InlinePublisher(open_publisher(url, **options))
+
+
 @hookimpl
 def esrc_store_backends() -> list[Backend]:
     """The in-memory event store."""
@@ -86,6 +95,7 @@ def esrc_publisher_backends() -> list[Backend]:
             kind="publisher",
             schemes=("memory",),
             factory=open_publisher,
+            async_factory=open_async_publisher,
             capabilities=frozenset({Capability.BATCH}),
             description="delivers to subscribers in this process (memory:// or memory://name)",
         )
