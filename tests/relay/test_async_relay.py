@@ -61,7 +61,7 @@ def _received(name: str) -> list[RelayEvent]:
 
 
 def test_run_once_publishes_in_order_and_marks_exactly_what_was_confirmed() -> None:
-    async def scenario() -> tuple[list[int], list[int], list[int]]:
+    async def scenario() -> tuple[list[object], list[object], list[int]]:
         store = await open_async_event_store("memory://")
         await _append(store, 5)
         failing = FailingAfter(accept=3)
@@ -122,7 +122,7 @@ def test_second_relay_waits_on_standby_and_takes_over_when_the_first_is_cancelle
         two = asyncio.ensure_future(second.run())
         while second.state != "standby":
             await asyncio.sleep(0.005)
-        states = [first.state, second.state]
+        states: list[str] = [first.state, second.state]
         one.cancel()
         with pytest.raises(asyncio.CancelledError):
             await one
