@@ -68,7 +68,7 @@ def test_run_once_publishes_in_order_and_marks_exactly_what_was_confirmed() -> N
         relay = AsyncRelay(store, failing, batch_size=10)
         with pytest.raises(PublishError):
             await relay.run_once()
-        first = [e.aggregate_id for e in failing.published]
+        first: list[object] = [e.aggregate_id for e in failing.published]
         failing.accept = 100
         assert await relay.run_once() == 2
         again = AsyncRelay(store, FailingAfter(accept=100), batch_size=10)
