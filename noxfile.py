@@ -72,3 +72,10 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmark harness; arguments after ``--`` go to it (not part of ``nox``)."""
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session(name="bench-async")
+def bench_async(session: nox.Session) -> None:
+    """The async API's figures against the raw asyncio drivers (``bench.async_figures``);
+    arguments after ``--`` go to it (not part of ``nox``)."""
+    session.run("python", "-m", "bench.async_figures", *session.posargs)

@@ -65,3 +65,14 @@ def test_quick_run_on_sqlite_records_every_figure_on_both_sides(
     assert len(figures[memory]["esrc"]["runs"]) == 1
     assert figures[memory]["target"]["applies"] is True
     assert figures["repository_append_1_event_1_thread"]["target"]["applies"] is True
+
+
+def test_async_figures_run_end_to_end_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
+    """The async figures in their tiny configuration: every figure is measured on both
+    sides and printed with its ratio."""
+    from bench.async_figures import main as async_main
+
+    assert async_main(["--quick", "--backends", "sqlite"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    figures = [line.split()[1] for line in table[1:]]
+    assert figures == ["append1_task1", "append1_tasks64", "append10", "load1000", "outbox"]
