@@ -1,5 +1,5 @@
 """The async API's figures, each against the raw asyncio driver measured in the same
-run: ``python -m bench.async_figures`` (or ``nox -s bench -- --async``).
+run: ``python -m bench.async_figures`` (or ``nox -s bench-async``).
 
 esrc is measured where an application stands: :class:`~esrc_core.AsyncRepository` on
 ``open_async_event_store(url)``. The raw side is the strongest the asyncio driver

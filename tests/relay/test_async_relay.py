@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from esrc_core.async_store import sync_face
 from esrc_sqlalchemy.testing import drop_store_tables
 
 from esrc_core import (
     AsyncEventStore,
     AsyncRelay,
     Backoff,
+    HasOutbox,
     PublishError,
     RawEvent,
     RelayEvent,
@@ -176,13 +178,15 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_relay_from_the_async_sql_store(sql_url: str) -> None:
     """Events appended by tasks while the relay runs (woken by LISTEN/NOTIFY on
-    PostgreSQL) are published once each, in commit order."""
+    PostgreSQL) are published once each, in the outbox's one total order (commit order
+    on SQLite, transaction-id order on PostgreSQL, where positions may then be out of
+    order): the order a second outbox reads them in afterwards."""
     topic = f"async-relay-{secrets.token_hex(4)}"
     received = _received(topic)
     prefix = f"r{secrets.token_hex(4)}_"
     notify = {"notify": True} if sql_url.startswith("postgresql") else {}
 
-    async def scenario() -> list[RelayEvent]:
+    async def scenario() -> tuple[list[RelayEvent], list[RelayEvent]]:
         store = await open_async_event_store(sql_url, table_prefix=prefix, **notify)
         try:
             publisher = await open_async_publisher(f"memory://{topic}")
@@ -193,14 +197,48 @@ def test_relay_from_the_async_sql_store(sql_url: str) -> None:
                 await asyncio.sleep(0.01)
             relay.stop()
             await running
-            return list(received)
+            sync_store, bridge = sync_face(store)
+            assert isinstance(sync_store, HasOutbox)
+            second = sync_store.outbox("second-reader")
+            in_order = await bridge.run(second.unpublished_events, 100)
+            return list(received), list(in_order)
         finally:
             await store.close()
 
     try:
-        events = asyncio.run(scenario())
+        events, outbox_order = asyncio.run(scenario())
     finally:
         drop_store_tables(sql_url, prefix)
     assert sorted(e.aggregate_id for e in events) == list(range(30))
-    positions = [e.position for e in events]
-    assert positions == sorted(positions), positions
+    assert [e.position for e in events] == [e.position for e in outbox_order]
+
+
+def test_idle_relay_on_a_polling_outbox_leaves_the_loop_free_and_stops_at_once(
+    tmp_path: Path,
+) -> None:
+    """On SQLite the outbox polls while the relay waits for events; the polls sleep on
+    the event loop (other tasks keep running: a ticker every 10 ms ticks most of its
+    ticks in a second), and stop() ends the wait well before the 5 s poll interval."""
+
+    async def scenario() -> tuple[int, float]:
+        store = await open_async_event_store(f"sqlite:///{tmp_path}/idle.db")
+        try:
+            publisher = await open_async_publisher(f"memory://idle-{secrets.token_hex(4)}")
+            relay = AsyncRelay(store, publisher, poll_interval=5.0, backoff=FAST)
+            running = asyncio.ensure_future(relay.run())
+            await asyncio.sleep(0.2)  # the relay is waiting for events now
+            ticks = 0
+            until = asyncio.get_running_loop().time() + 1.0
+            while asyncio.get_running_loop().time() < until:
+                await asyncio.sleep(0.01)
+                ticks += 1
+            asked = asyncio.get_running_loop().time()
+            relay.stop()
+            await running
+            return ticks, asyncio.get_running_loop().time() - asked
+        finally:
+            await store.close()
+
+    ticks, stopping = asyncio.run(scenario())
+    assert ticks >= 40, f"the loop ran the ticker {ticks} times in 1 s: something blocked it"
+    assert stopping < 2.0, f"stop took {stopping:.2f} s"

@@ -197,3 +197,39 @@ def _end_sessions(url: str, application_name: str) -> None:
     with sa.create_engine(normalize_url(url)).connect() as admin:
         admin.execution_options(isolation_level="AUTOCOMMIT")
         assert database_hooks(admin.engine).kill_sessions_of(admin, application_name) >= 1
+
+
+def test_waiting_gate_lets_size_runs_through_and_passes_a_cancelled_waiters_place_on() -> None:
+    """The gate in front of the async store's direct paths: at most ``size`` runs
+    inside at once, the others wait on the loop in arrival order, and a waiter
+    cancelled while waiting (or just after being let through) loses no place."""
+    from esrc_sqlalchemy._awaiting import SQLALCHEMY_BRIDGE, WaitingGate
+
+    gate = WaitingGate(2)
+    inside: list[int] = []
+    most = 0
+    order: list[int] = []
+
+    def run(n: int) -> None:
+        nonlocal most
+        with gate:
+            inside.append(n)
+            most = max(most, len(inside))
+            order.append(n)
+            SQLALCHEMY_BRIDGE.wait(asyncio.sleep(0.02))
+            inside.remove(n)
+
+    async def scenario() -> None:
+        tasks = [asyncio.ensure_future(SQLALCHEMY_BRIDGE.run(run, n)) for n in range(7)]
+        await asyncio.sleep(0.005)
+        tasks[3].cancel()  # waiting behind 0 and 1
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[3], asyncio.CancelledError)
+        # every place came back: the gate lets two through at once again
+        await asyncio.gather(SQLALCHEMY_BRIDGE.run(run, 7), SQLALCHEMY_BRIDGE.run(run, 8))
+
+    asyncio.run(scenario())
+    assert most == 2
+    assert order == [0, 1, 2, 4, 5, 6, 7, 8]
+    with pytest.raises(ValueError, match="at least one"):
+        WaitingGate(0)

@@ -125,9 +125,11 @@ waits for its confirmations at the end of each batch, so much smaller batches co
 too."""
 
 _LOCK_ATTEMPT = 1.0
+"""Longest single wait for the relay lock, so that a stop is noticed within it."""
 _LOCK_POLL = 0.05
 """Seconds between tries of the relay lock when the runner waits with ``pause``."""
-"""Longest single wait for the relay lock, so that a stop is noticed within it."""
+_STOP_POLL = 0.25
+"""Longest single wait for new events, so that a stop is noticed within it."""
 
 
 class LockNotAcquiredError(EsrcError):
@@ -550,10 +552,15 @@ class RelayRunner:
 
     def _wait_for_events(self) -> None:
         waiting = offered(self.outbox, Capability.WAIT, WaitingOutbox)
-        if waiting is not None:
-            waiting.wait_for_events(self.poll_interval)
-        else:
+        if waiting is None:
             self._pause(self.poll_interval)
+            return
+        # In slices, so that a stop is noticed while the outbox waits.
+        deadline = time.monotonic() + self.poll_interval
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or waiting.wait_for_events(min(_STOP_POLL, remaining)):
+                return
 
     def _pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less once stopped."""

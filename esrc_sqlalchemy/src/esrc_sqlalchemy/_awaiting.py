@@ -10,15 +10,27 @@ Internal: :mod:`esrc_sqlalchemy.async_store` and the dialects use it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
+import time
 import types
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy.util import await_, greenlet_spawn
 
-__all__ = ["SQLALCHEMY_BRIDGE", "SqlAlchemyBridge", "WaitingLock", "blocking_face", "new_lock"]
+__all__ = [
+    "SQLALCHEMY_BRIDGE",
+    "SqlAlchemyBridge",
+    "WaitingGate",
+    "WaitingLock",
+    "blocking_face",
+    "new_gate",
+    "new_lock",
+    "new_sleep",
+]
 
 T = TypeVar("T")
 
@@ -63,7 +75,13 @@ def _async_type(cls: type) -> bool:
     return known
 
 
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, tuple, list, dict})
+"""Types of the values a driver hands back as they are (row counts, rows, flags)."""
+
+
 def _face(value: Any, parent: _Blocking | None = None) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if _async_type(type(value)):
         return _Blocking(value, parent)
     if isinstance(value, AsyncIterator):
@@ -157,3 +175,65 @@ def new_lock(asyncio_engine: bool) -> threading.Lock | WaitingLock:
     """A lock to hold across I/O: a ``threading.Lock``, or a :class:`WaitingLock` for a
     store on an asyncio engine (whose code runs only inside the bridge)."""
     return WaitingLock() if asyncio_engine else threading.Lock()
+
+
+class WaitingGate:
+    """Lets at most ``size`` runs inside the bridge through at once; the others wait
+    on the loop, first come first served, for one to leave.
+
+    The async store's direct paths keep a few driver connections out of the pool; the
+    gate keeps the tasks that would find none of them free from checking out (and
+    back in) a pool connection per call, which costs more than waiting for a kept one.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"a gate lets at least one run through, got {size}")
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def __enter__(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await_(waiter)
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._leave()  # handed a place, then cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._leave()
+
+    def _leave(self) -> None:
+        """Hand the place to the first waiter still waiting, or free it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
+def new_gate(asyncio_engine: bool, size: int) -> contextlib.AbstractContextManager[Any]:
+    """What the direct paths hold around a run: a :class:`WaitingGate` of ``size`` on
+    an asyncio engine; on a sync one nothing (each thread holds its connection, and the
+    pool's own limit applies)."""
+    return WaitingGate(size) if asyncio_engine else contextlib.nullcontext()
+
+
+def _waiting_sleep(seconds: float) -> None:
+    await_(asyncio.sleep(seconds))
+
+
+def new_sleep(asyncio_engine: bool) -> Callable[[float], None]:
+    """How code of a store waits a while: ``time.sleep``, or, on an asyncio engine
+    (whose code runs only inside the bridge), a sleep on the event loop, so that the
+    loop runs other tasks (the very transactions a relay may be waiting for) meanwhile."""
+    return _waiting_sleep if asyncio_engine else time.sleep

@@ -19,6 +19,7 @@ from esrc_core.errors import EsrcError, StoreUnavailableError
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import PoolProxiedConnection
 
+from esrc_sqlalchemy._awaiting import new_gate, new_sleep
 from esrc_sqlalchemy.dialects import SqlDialect
 from esrc_sqlalchemy.dialects.base import driver_connection
 from esrc_sqlalchemy.errors import driver_message, translate
@@ -53,6 +54,7 @@ class _Budget:
     it between direct writes."""
 
     def __init__(self, most: int) -> None:
+        self.most = most
         self.left = most
         self.lock = threading.Lock()
 
@@ -154,6 +156,11 @@ class StoreExecutor:
         self._free: list[_Leased] = []
         self._closed = False
         self._budget = _budget_of(dialect.base_engine.pool)
+        asyncio_engine = bool(getattr(dialect.base_engine.dialect, "is_async", False))
+        self._gate = new_gate(asyncio_engine, max(1, self._budget.most))
+        self.sleep = new_sleep(asyncio_engine)
+        """How the store's code waits (polls, backoffs): ``time.sleep``, or a sleep on
+        the event loop for a store on an asyncio engine."""
         # A store dropped without close() still gives its connections back as lent.
         weakref.finalize(self, _give_all_back, self._free, dialect, self._budget)
         self._suspect_until = 0.0
@@ -191,6 +198,17 @@ class StoreExecutor:
         recycling still reach it); the others go back after each call, and
         :meth:`close` returns all.
         """
+        with self._gate:
+            return self._run_direct(work, doing, conflict, append, reads_only)
+
+    def _run_direct(
+        self,
+        work: Callable[[Any], T],
+        doing: Callable[[], str],
+        conflict: Callable[[], EsrcError] | None,
+        append: bool,
+        reads_only: bool,
+    ) -> T:
         attempt = 1
         retried = not reads_only
         while True:

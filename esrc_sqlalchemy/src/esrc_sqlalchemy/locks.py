@@ -57,7 +57,7 @@ class SqlRelayLock:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            time.sleep(min(_POLL, remaining))
+            self._executor.sleep(min(_POLL, remaining))
 
     def held(self) -> bool:
         """See :meth:`esrc_core.locks.RelayLock.held`: asks the database (one query),

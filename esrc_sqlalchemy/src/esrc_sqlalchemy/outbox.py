@@ -120,7 +120,7 @@ class SqlOutbox:
             if executor.run(doing, lambda conn: dialect.hold_back_ended(conn, held), write=False):
                 return True
             looks += 1
-            time.sleep(min(_HOLD_BACK_POLL.delay(looks), max(deadline - time.monotonic(), 0)))
+            executor.sleep(min(_HOLD_BACK_POLL.delay(looks), max(deadline - time.monotonic(), 0)))
         return False
 
     def _decode_id(self, encoded: str, position: int) -> AggregateId:
@@ -277,7 +277,7 @@ class SqlOutbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            time.sleep(min(self.poll_interval, remaining))
+            self._executor.sleep(min(self.poll_interval, remaining))
 
     def _wait_notified(self, timeout: float) -> bool | None:
         """Wait on the listener (opening it first, then checking the outbox once);

@@ -40,8 +40,10 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine.interfaces import AdaptedConnection
 from sqlalchemy.pool import StaticPool
 
+from esrc_sqlalchemy._awaiting import new_sleep
 from esrc_sqlalchemy.dialects._core import (
     CoreDialect,
     snapshot_upsert_on_conflict,
@@ -82,6 +84,7 @@ def _wal(dbapi_connection: Any, _record: Any) -> None:
     itself and SQLite does not wait for that (no busy timeout), so connections that
     open a new file at the same moment retry for a while instead of failing."""
     cursor = dbapi_connection.cursor()
+    sleep = new_sleep(isinstance(dbapi_connection, AdaptedConnection))
     deadline = time.monotonic() + _WAL_SWITCH_SECONDS
     try:
         while True:
@@ -93,7 +96,7 @@ def _wal(dbapi_connection: Any, _record: Any) -> None:
             except sqlite3.OperationalError as err:
                 if "locked" not in str(err) or time.monotonic() > deadline:
                     raise
-                time.sleep(0.005)
+                sleep(0.005)
     finally:
         cursor.close()
 
