@@ -36,7 +36,7 @@ class DestinationAcceptance(PublisherAcceptance):
         url: str = request.getfixturevalue(self.url_fixture)
         self.destination = destination(url, f"esrc-test-{unique}")
         with reading(self.destination, loop) as self.reader:
-            publisher = self.destination.open_publisher()
+            publisher = self.open_publisher(self.destination.publisher_url())
             try:
                 yield publisher
             finally:

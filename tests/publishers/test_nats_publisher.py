@@ -14,6 +14,7 @@ from esrc_core.relay import Publisher, RelayEvent
 from esrc_faststream.headers import header_value
 from esrc_faststream.loop import LoopThread
 from esrc_nats.destination import NatsDestination
+from esrc_testkit.async_publishers import AsyncPublisherAcceptance
 from esrc_testkit.publishers import relay_events
 from nats.js.api import StreamConfig
 
@@ -54,6 +55,11 @@ class TestNatsPublisher(DestinationAcceptance):
         [message] = self.read(1, timeout=0)
         assert message.headers["Nats-Msg-Id"] == header_value(event.message_id)
         assert message.destination.endswith(f".Account.{event.event.name}")
+
+
+class TestNatsPublisherAsync(AsyncPublisherAcceptance, TestNatsPublisher):
+    """The same contract (and the NATS-specific cases above) on the publisher's async face
+    (``open_async_publisher``), run on the caller's event loop."""
 
 
 @pytest.fixture

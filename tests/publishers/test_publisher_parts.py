@@ -262,7 +262,7 @@ def test_missing_client_names_the_distribution(
     monkeypatch.delitem(sys.modules, f"esrc_{broker}.publisher", raising=False)
     monkeypatch.setitem(sys.modules, client, None)
     with pytest.raises(BackendUnavailableError, match=f"pip install esrc-{broker}"):
-        plugin.open_publisher(url)
+        plugin.SPEC.open(url, {})
 
 
 _PRINTABLE_ASCII_BUT_PERCENT = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")

@@ -11,6 +11,7 @@ from esrc_core.plugins import open_publisher
 from esrc_core.relay import Publisher, RelayEvent
 from esrc_faststream.loop import LoopThread
 from esrc_rabbitmq.destination import RabbitDestination
+from esrc_testkit.async_publishers import AsyncPublisherAcceptance
 from esrc_testkit.publishers import relay_events
 
 from esrc_testkit import capabilities_of
@@ -43,6 +44,11 @@ class TestRabbitPublisher(DestinationAcceptance):
         assert message.message_id == event.message_id
         assert message.type == event.event.name
         assert received.body == event.event.data
+
+
+class TestRabbitPublisherAsync(AsyncPublisherAcceptance, TestRabbitPublisher):
+    """The same contract (and the RabbitMQ-specific cases above) on the publisher's async face
+    (``open_async_publisher``), run on the caller's event loop."""
 
 
 def test_routing_rule_and_exchange_from_options(
@@ -107,12 +113,16 @@ def test_malformed_url_is_a_config_error(url: str, match: str) -> None:
 
 
 def test_publisher_class_is_registered() -> None:
-    """amqp:// and amqps:// resolve to the rabbitmq backend of esrc-rabbitmq."""
+    """amqp:// and amqps:// resolve to the rabbitmq backend of esrc-rabbitmq, which
+    opens RabbitPublisher, sync and async."""
     from esrc_core.plugins import plugins
 
     backend, _ = plugins().resolve("amqps://host/", "publisher")
     assert (backend.name, backend.distribution) == ("rabbitmq", "esrc-rabbitmq")
     from esrc_rabbitmq import RabbitPublisher
 
-    assert backend.factory.__module__ == "esrc_rabbitmq.plugin"
+    from esrc_rabbitmq.plugin import SPEC
+
+    assert SPEC.publisher == "esrc_rabbitmq.publisher:RabbitPublisher"
+    assert backend.offers_async
     assert RabbitPublisher.broker == "RabbitMQ"

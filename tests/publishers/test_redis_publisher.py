@@ -12,6 +12,7 @@ from esrc_core.relay import BatchPublisher, Publisher
 from esrc_faststream.headers import BODY_FIELD, HEADERS, header_value
 from esrc_faststream.loop import LoopThread
 from esrc_redis.destination import RedisDestination
+from esrc_testkit.async_publishers import AsyncPublisherAcceptance
 from esrc_testkit.publishers import relay_events
 
 from esrc_testkit import capabilities_of
@@ -38,6 +39,11 @@ class TestRedisPublisher(DestinationAcceptance):
         assert sorted(fields) == sorted(name.encode() for name in (*HEADERS, BODY_FIELD))
         assert fields[BODY_FIELD.encode()] == event.event.data
         assert fields[b"esrc-message-id"] == header_value(event.message_id).encode()
+
+
+class TestRedisPublisherAsync(AsyncPublisherAcceptance, TestRedisPublisher):
+    """The same contract (and the Redis-specific cases above) on the publisher's async face
+    (``open_async_publisher``), run on the caller's event loop."""
 
 
 def test_maxlen_trims_the_stream(redis_url: str, loop: LoopThread, unique: str) -> None:

@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from esrc_testkit.acceptance import EventStoreAcceptance
     from esrc_testkit.aggregates import DEFAULT_AGGREGATE_ID, Given, Outcome, given
+    from esrc_testkit.async_publishers import (
+        AsyncPublisherAcceptance,
+        AwaitingBatchPublisher,
+        AwaitingPublisher,
+    )
     from esrc_testkit.async_suite import (
         AsyncEventStoreAcceptance,
         AsyncStoreFactory,
@@ -45,8 +50,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_AGGREGATE_ID",
     "AsyncEventStoreAcceptance",
+    "AsyncPublisherAcceptance",
     "AsyncStoreFactory",
     "AsyncStoreSuite",
+    "AwaitingBatchPublisher",
+    "AwaitingPublisher",
     "AwaitingRepository",
     "AwaitingStore",
     "ConcurrencyAcceptance",
@@ -80,6 +88,9 @@ __all__ = [
 ]
 
 _HOME = {
+    "AsyncPublisherAcceptance": "async_publishers",
+    "AwaitingBatchPublisher": "async_publishers",
+    "AwaitingPublisher": "async_publishers",
     "AsyncEventStoreAcceptance": "async_suite",
     "AsyncStoreFactory": "async_suite",
     "AsyncStoreSuite": "async_suite",

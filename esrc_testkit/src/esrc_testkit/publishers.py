@@ -93,14 +93,6 @@ def relay_events(
     return events
 
 
-def _open_and_publish(url: str, options: dict[str, Any], event: RelayEvent) -> None:
-    publisher = open_publisher(url, **options)
-    try:
-        publisher.publish(event)
-    finally:
-        publisher.close()
-
-
 def _ids(received: list[Received]) -> list[str]:
     return [r.event.message_id for r in received]
 
@@ -145,6 +137,20 @@ class PublisherAcceptance:
     def unreachable_url(self) -> str:
         """A URL of this backend whose broker cannot be reached."""
         raise NotImplementedError("implement unreachable_url()")
+
+    def open_publisher(self, url: str, **options: Any) -> Publisher:
+        """Open the publisher under test for ``url``: ``open_publisher(url, **options)``
+        here; :class:`~esrc_testkit.async_publishers.AsyncPublisherAcceptance` opens the
+        async face instead. The ``publisher`` fixture should open with it, so that one
+        fixture serves both suites."""
+        return open_publisher(url, **options)
+
+    def _open_and_publish(self, url: str, event: RelayEvent) -> None:
+        publisher = self.open_publisher(url, **self.open_options)
+        try:
+            publisher.publish(event)
+        finally:
+            publisher.close()
 
     def refused_event(self) -> RelayEvent | None:
         """An event the publisher refuses to publish (too large, bad routing key), or
@@ -274,7 +280,7 @@ class PublisherAcceptance:
         url = self.unreachable_url()
         [event] = relay_events(1)
         with pytest.raises(EsrcError) as caught:
-            _open_and_publish(url, self.open_options, event)
+            self._open_and_publish(url, event)
         assert "secret-password" not in str(caught.value)
 
     def test_refused_event_stops_the_batch(self, publisher: Publisher) -> None:

@@ -1,6 +1,8 @@
-"""The synchronous :class:`~esrc_core.relay.BatchPublisher` facade shared by the broker
-publishers: one asyncio loop per publisher in a daemon thread, pipelined publishing
-with confirms awaited in order, and error translation.
+"""The facades shared by the broker publishers: the synchronous
+:class:`~esrc_core.relay.BatchPublisher` (one asyncio loop per publisher in a daemon
+thread) and its async face :class:`AsyncBrokerFace` (the same coroutines on the
+caller's loop), with pipelined publishing, confirms awaited in order, and one error
+translation for both.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Awaitable, Sequence
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Self
 
@@ -21,7 +24,13 @@ from esrc_core.urls import mask_url
 
 from esrc_faststream.loop import LoopClosedError, LoopThread
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_TIMEOUT", "AsyncBrokerPublisher", "PartialPublish"]
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_TIMEOUT",
+    "AsyncBrokerFace",
+    "AsyncBrokerPublisher",
+    "PartialPublish",
+]
 
 log = logging.getLogger("esrc.publisher")
 
@@ -31,6 +40,11 @@ confirmation inside a batch may get up to twice this; see
 :meth:`AsyncBrokerPublisher._publish_all`)."""
 DEFAULT_MAX_IN_FLIGHT = 256
 """How many events of a batch may wait for their confirmation at once."""
+
+_ON_CALLERS_LOOP: ContextVar[bool] = ContextVar("esrc_publisher_on_callers_loop", default=False)
+"""Set by :meth:`AsyncBrokerFace.open` while it constructs a publisher: the publisher
+then starts no loop of its own and connects nowhere; the face starts it on the caller's
+loop."""
 
 
 class PartialPublish(Exception):
@@ -97,19 +111,64 @@ class AsyncBrokerPublisher(abc.ABC):
         self.timeout = float(timeout)
         self.max_in_flight = max_in_flight
         self._calls = threading.Lock()
+        self._loop: LoopThread | None = None
+        if _ON_CALLERS_LOOP.get():
+            return  # AsyncBrokerFace.open starts it on the caller's loop
         self._loop = LoopThread(name=f"esrc-{self.broker.lower()}-publisher")
         try:
             self._loop.run(self._start(), self.timeout)
-        except BackendConfigError:
-            self._shutdown()
-            raise
         except BaseException as err:
             self._shutdown()
-            if isinstance(err, Exception):
-                raise BrokerUnavailableError(
-                    f"open {self.broker} publisher {self.masked_url!r}: {_describe(err)}"
-                ) from err
-            raise
+            failure = self._open_failure(err)
+            if failure is err:
+                raise
+            raise failure from err
+
+    def _open_failure(self, err: BaseException) -> BaseException:
+        """What opening raises for ``err``: a
+        :class:`~esrc_core.errors.BackendConfigError` or an interrupt as it is, any other
+        exception as :class:`~esrc_core.errors.BrokerUnavailableError`."""
+        if isinstance(err, BackendConfigError) or not isinstance(err, Exception):
+            return err
+        return BrokerUnavailableError(
+            f"open {self.broker} publisher {self.masked_url!r}: {_describe(err)}"
+        )
+
+    def _publish_failure(self, events: Sequence[RelayEvent], err: Exception) -> PublishError:
+        """The :class:`~esrc_core.errors.PublishError` for ``err`` raised while
+        publishing ``events``, with its cause set: how many leading events were
+        confirmed, which event failed and why."""
+        cause: BaseException = err
+        published = 0
+        if isinstance(err, PartialPublish):
+            cause = err.__cause__ or err
+            published = err.published
+            failed = events[published]
+            text = (
+                f"publish {failed.message_id} (event {published + 1} of {len(events)}) to "
+                f"{self.broker} {self.masked_url!r}: {_describe(cause)}"
+            )
+        elif isinstance(err, LoopClosedError):
+            text = (
+                f"publish {events[0].message_id} to {self.broker} {self.masked_url!r}: "
+                "the publisher is closed"
+            )
+        else:
+            text = (
+                f"publish {events[0].message_id} to {self.broker} {self.masked_url!r}: "
+                f"{_describe(err)}"
+            )
+        failure = PublishError(text, published=published)
+        failure.__cause__ = cause
+        return failure
+
+    def _limit(self, events: Sequence[RelayEvent]) -> float:
+        """A safety net above :meth:`_publish_all`'s deadlines, under which each send
+        and each confirmation may take up to twice the timeout."""
+        return 4 * self.timeout * (len(events) + 2)
+
+    def _stop_failed(self, err: Exception) -> None:
+        log.warning("close %s publisher %s: %s", self.broker, self.masked_url, _describe(err))
 
     @property
     def masked_url(self) -> str:
@@ -229,31 +288,13 @@ class AsyncBrokerPublisher(abc.ABC):
         if not events:
             return
         with self._calls:
-            # A safety net above _publish_all's deadlines, under which each send and
-            # each confirmation may take up to twice the timeout.
-            limit = 4 * self.timeout * (len(events) + 2)
             try:
-                self._loop.run(self._publish_all(events), limit)
-            except PartialPublish as partial:
-                cause = partial.__cause__ or partial
-                failed = events[partial.published]
-                raise PublishError(
-                    f"publish {failed.message_id} (event {partial.published + 1} of "
-                    f"{len(events)}) to {self.broker} {self.masked_url!r}: {_describe(cause)}",
-                    published=partial.published,
-                ) from cause
-            except LoopClosedError as err:
-                raise PublishError(
-                    f"publish {events[0].message_id} to {self.broker} {self.masked_url!r}: "
-                    "the publisher is closed",
-                    published=0,
-                ) from err
+                if self._loop is None:
+                    raise LoopClosedError("opened for asyncio: publish through its async face")
+                self._loop.run(self._publish_all(events), self._limit(events))
             except Exception as err:
-                raise PublishError(
-                    f"publish {events[0].message_id} to {self.broker} {self.masked_url!r}: "
-                    f"{_describe(err)}",
-                    published=0,
-                ) from err
+                failure = self._publish_failure(events, err)
+                raise failure from failure.__cause__
 
     def close(self) -> None:
         """Disconnect from the broker and stop the publisher's loop. Calling it twice
@@ -262,12 +303,12 @@ class AsyncBrokerPublisher(abc.ABC):
             self._shutdown()
 
     def _shutdown(self) -> None:
-        if self._loop.closed:
+        if self._loop is None or self._loop.closed:
             return
         try:
             self._loop.run(self._stop(), self.timeout)
         except Exception as err:
-            log.warning("close %s publisher %s: %s", self.broker, self.masked_url, _describe(err))
+            self._stop_failed(err)
         finally:
             self._loop.close()
 
@@ -281,6 +322,124 @@ class AsyncBrokerPublisher(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AsyncBrokerFace:
+    """The async face of a broker publisher, an
+    :class:`~esrc_core.relay.AsyncBatchPublisher`: the publisher's own coroutines (its
+    connection, sends and confirmations) run on the caller's event loop, with no thread
+    of its own.
+
+    Open it with ``await AsyncBrokerFace.open(PublisherClass, url, **options)`` (what
+    :func:`~esrc_core.plugins.open_async_publisher` does for the broker backends). It
+    keeps :class:`AsyncBrokerPublisher`'s contract with coroutines: opening raises
+    :class:`~esrc_core.errors.BackendConfigError` or
+    :class:`~esrc_core.errors.BrokerUnavailableError` as the constructor does;
+    :meth:`publish_batch` returns once every event was confirmed and raises
+    :class:`~esrc_core.errors.PublishError` with the count of leading events confirmed;
+    after :meth:`close`, publishing raises :class:`~esrc_core.errors.PublishError`.
+    Use it on the loop that opened it; calls of several tasks take turns. A task
+    cancelled while publishing leaves the events sent so far on their way (the relay
+    marks none of them, so they are published again: duplicates, never a loss).
+    """
+
+    def __init__(self, publisher: AsyncBrokerPublisher) -> None:
+        self._publisher = publisher
+        self._calls = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, publisher_class: type[AsyncBrokerPublisher], url: str, **options: Any
+    ) -> AsyncBrokerFace:
+        """Construct ``publisher_class(url, **options)`` (which checks the options) and
+        connect it on the running loop within its ``timeout``."""
+        token = _ON_CALLERS_LOOP.set(True)
+        try:
+            publisher = publisher_class(url, **options)
+        finally:
+            _ON_CALLERS_LOOP.reset(token)
+        face = cls(publisher)
+        try:
+            await asyncio.wait_for(publisher._start(), publisher.timeout)
+        except BaseException as err:
+            face._closed = True
+            await face._stop()
+            failure = publisher._open_failure(err)
+            if failure is err:
+                raise
+            raise failure from err
+        return face
+
+    @property
+    def broker(self) -> str:
+        """What the messages call the broker, e.g. ``"RabbitMQ"``."""
+        return self._publisher.broker
+
+    @property
+    def url(self) -> str:
+        """The publisher's URL."""
+        return self._publisher.url
+
+    @property
+    def masked_url(self) -> str:
+        """The publisher's URL with any password hidden."""
+        return self._publisher.masked_url
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or opening failed)."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"AsyncBrokerFace({self._publisher!r})"
+
+    async def publish(self, event: RelayEvent) -> None:
+        """Publish one event and wait for the broker's confirmation; raise
+        :class:`~esrc_core.errors.PublishError` if it was not confirmed."""
+        await self.publish_batch([event])
+
+    async def publish_batch(self, events: Sequence[RelayEvent]) -> None:
+        """Publish ``events`` in order and wait until the broker confirmed all of them;
+        see :meth:`AsyncBrokerPublisher.publish_batch`."""
+        events = list(events)
+        if not events:
+            return
+        publisher = self._publisher
+        async with self._calls:
+            try:
+                if self._closed:
+                    raise LoopClosedError("the publisher is closed")
+                await asyncio.wait_for(publisher._publish_all(events), publisher._limit(events))
+            except Exception as err:
+                failure = publisher._publish_failure(events, err)
+                raise failure from failure.__cause__
+
+    async def close(self) -> None:
+        """Disconnect from the broker. Calling it twice is harmless."""
+        async with self._calls:
+            if self._closed:
+                return
+            self._closed = True
+            await self._stop()
+
+    async def _stop(self) -> None:
+        publisher = self._publisher
+        try:
+            await asyncio.wait_for(publisher._stop(), publisher.timeout)
+        except Exception as err:
+            publisher._stop_failed(err)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
 
 def _cancel(pending: deque[asyncio.Future[Any]]) -> None:

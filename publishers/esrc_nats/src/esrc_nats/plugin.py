@@ -5,13 +5,11 @@ Light on purpose: the client library is imported only when a publisher is opened
 
 from __future__ import annotations
 
-from typing import Any
-
 from esrc_core.plugins import Backend, hookimpl
-from esrc_faststream.backends import open_broker_publisher, publisher_backend
+from esrc_faststream.backends import BrokerPublisherSpec
 from esrc_faststream.options import Converter, flag
 
-__all__ = ["esrc_publisher_backends", "open_publisher"]
+__all__ = ["SPEC", "esrc_publisher_backends"]
 
 
 def _optional_float(text: str) -> float | None:
@@ -29,28 +27,24 @@ _OPTIONS: dict[str, Converter] = {
 }
 
 
-def open_publisher(url: str, **options: Any) -> Any:
-    """Open a :class:`~esrc_nats.publisher.NatsPublisher` for ``url``; options come from
-    the query string (``?stream=ORDERS&subjects=orders.>``) and ``options``."""
-    return open_broker_publisher(
-        url,
-        options,
-        publisher="esrc_nats.publisher:NatsPublisher",
-        known=_OPTIONS,
-        broker="NATS",
-        distribution="esrc-nats",
-    )
+SPEC = BrokerPublisherSpec(
+    publisher="esrc_nats.publisher:NatsPublisher",
+    known=_OPTIONS,
+    broker="NATS",
+    distribution="esrc-nats",
+)
+"""How the publisher is opened: ``SPEC.open(url, options)``, or its async face with
+``await SPEC.open_async(url, options)``; options come from the URL's query string and
+``options``."""
 
 
 @hookimpl
 def esrc_publisher_backends() -> list[Backend]:
     """The NATS JetStream publisher."""
     return [
-        publisher_backend(
+        SPEC.backend(
             name="nats",
             schemes=("nats",),
-            factory=open_publisher,
             description="NATS JetStream stream, deduplicated by Nats-Msg-Id (nats://host:4222)",
-            distribution="esrc-nats",
         )
     ]

@@ -5,13 +5,11 @@ Light on purpose: the client libraries are imported only when a publisher is ope
 
 from __future__ import annotations
 
-from typing import Any
-
 from esrc_core.plugins import Backend, hookimpl
-from esrc_faststream.backends import open_broker_publisher, publisher_backend
+from esrc_faststream.backends import BrokerPublisherSpec
 from esrc_faststream.options import Converter, flag
 
-__all__ = ["esrc_publisher_backends", "open_publisher"]
+__all__ = ["SPEC", "esrc_publisher_backends"]
 
 _OPTIONS: dict[str, Converter] = {
     "exchange": str,
@@ -23,28 +21,24 @@ _OPTIONS: dict[str, Converter] = {
 }
 
 
-def open_publisher(url: str, **options: Any) -> Any:
-    """Open a :class:`~esrc_rabbitmq.publisher.RabbitPublisher` for ``url``; options
-    come from the query string (``?exchange=orders&timeout=5``) and ``options``."""
-    return open_broker_publisher(
-        url,
-        options,
-        publisher="esrc_rabbitmq.publisher:RabbitPublisher",
-        known=_OPTIONS,
-        broker="RabbitMQ",
-        distribution="esrc-rabbitmq",
-    )
+SPEC = BrokerPublisherSpec(
+    publisher="esrc_rabbitmq.publisher:RabbitPublisher",
+    known=_OPTIONS,
+    broker="RabbitMQ",
+    distribution="esrc-rabbitmq",
+)
+"""How the publisher is opened: ``SPEC.open(url, options)``, or its async face with
+``await SPEC.open_async(url, options)``; options come from the URL's query string and
+``options``."""
 
 
 @hookimpl
 def esrc_publisher_backends() -> list[Backend]:
     """The RabbitMQ publisher."""
     return [
-        publisher_backend(
+        SPEC.backend(
             name="rabbitmq",
             schemes=("amqp", "amqps"),
-            factory=open_publisher,
             description="RabbitMQ topic exchange with publisher confirms (amqp://user@host/vhost)",
-            distribution="esrc-rabbitmq",
         )
     ]
