@@ -120,7 +120,6 @@ def test_publisher_class_is_registered() -> None:
     backend, _ = plugins().resolve("amqps://host/", "publisher")
     assert (backend.name, backend.distribution) == ("rabbitmq", "esrc-rabbitmq")
     from esrc_rabbitmq import RabbitPublisher
-
     from esrc_rabbitmq.plugin import SPEC
 
     assert SPEC.publisher == "esrc_rabbitmq.publisher:RabbitPublisher"

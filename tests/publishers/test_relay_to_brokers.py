@@ -4,14 +4,18 @@ relay publishes everything a second time."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from esrc_core.async_relay import AsyncRelay
+from esrc_core.async_store import sync_face
 from esrc_core.events import RawEvent
-from esrc_core.plugins import open_event_store
-from esrc_core.relay import Publisher, Relay, RelayEvent
+from esrc_core.plugins import open_async_event_store, open_async_publisher, open_event_store
+from esrc_core.relay import HasOutbox, Publisher, Relay, RelayEvent
 from esrc_faststream.consumer import Projection
 from esrc_faststream.destination import destination
 from esrc_faststream.loop import LoopThread
@@ -97,3 +101,59 @@ def test_every_event_applied_once_in_order(publisher: Publisher, recorder: Recor
     # were all delivered (and skipped) before it.
     assert [e.message_id for e in recorder.applied] == [e.message_id for e in want]
     assert recorder.applied == want
+
+
+@pytest.mark.parametrize("broker", sorted(BROKERS))
+def test_async_relay_to_the_brokers_async_face(
+    request: pytest.FixtureRequest,
+    broker: str,
+    loop: LoopThread,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    """The async stack end to end: tasks append to an async SQLite store while an
+    AsyncRelay publishes through the broker's async publisher (on the same loop, no
+    thread of its own); the consumer applies every event once, in the outbox's order."""
+    url: str = request.getfixturevalue(BROKERS[broker])
+    place = destination(url, f"esrc-test-{unique}")
+    place.open_publisher().close()  # creates the stream or exchange the consumer reads
+    recorder = Recorder()
+    consumer = place.faststream_broker(logger=None)
+    place.subscribe(consumer, recorder.projection, "projection")
+
+    async def scenario() -> list[RelayEvent]:
+        store = await open_async_event_store(f"sqlite:///{tmp_path}/relay.db")
+        try:
+            publisher = await open_async_publisher(place.publisher_url())
+            relay = AsyncRelay(store, publisher, batch_size=9, poll_interval=0.05)
+            running = asyncio.ensure_future(relay.run())
+
+            async def account(n: int) -> None:
+                await store.add_aggregate("Account", n, [RawEvent("Opened", b"{}")])
+                for version in range(1, 5):
+                    data = f'{{"amount": {version}}}'.encode()
+                    await store.append_events("Account", n, version, [RawEvent("Deposited", data)])
+
+            await asyncio.gather(*(account(n) for n in range(8)))
+            while relay.relayed < 40:
+                await asyncio.sleep(0.02)
+            relay.stop()
+            await running
+            await publisher.close()
+            sync_store, bridge = sync_face(store)
+            assert isinstance(sync_store, HasOutbox)
+            return list(await bridge.run(sync_store.outbox("expected").unpublished_events, 100))
+        finally:
+            await store.close()
+
+    try:
+        loop.run(consumer.start(), 20)
+        want = asyncio.run(scenario())
+        assert len(want) == 40
+        assert _wait_until(lambda: len(recorder.applied) >= len(want)), (
+            f"applied {len(recorder.applied)} of {len(want)} events"
+        )
+        assert [e.message_id for e in recorder.applied] == [e.message_id for e in want]
+    finally:
+        loop.run(consumer.stop(), 20)
+        place.delete(["projection"], loop=loop)
