@@ -4,6 +4,7 @@ and opening async backends by URL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import uuid
@@ -13,25 +14,36 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import pytest
+from esrc_core.async_outbox import async_outbox, async_relay_lock
 from esrc_core.async_store import sync_face
 from esrc_core.demo import Account, registry
 from esrc_core.ids import AggregateId
+from esrc_memory.publisher import MemoryPublisher
 from esrc_memory.store import MemoryEventStore
 
 from esrc_core import (
     GREENLETS,
     AsyncEventStore,
+    AsyncEventStoreOutbox,
+    AsyncHasOutbox,
+    AsyncHasRelayLock,
+    AsyncReadAheadOutbox,
+    AsyncRelay,
+    AsyncRelayLock,
     AsyncRepository,
+    AsyncWaitingOutbox,
     Bridged,
     BridgedEventStore,
     NotSupportedError,
     OptimisticConcurrencyError,
     RawEvent,
     RawSnapshot,
+    RelayEvent,
     Repository,
     RetryPolicy,
     StoreClosedError,
     open_async_event_store,
+    open_async_publisher,
     open_event_store,
 )
 
@@ -347,3 +359,110 @@ def test_repository_waits_between_retries_with_its_sleep() -> None:
     saved = repo.update_by_id(account.id, conflicting)
     assert len(slept) == 1
     assert saved.balance == Decimal(3)
+
+
+# --- the relay's capabilities on the async API ------------------------------------------
+
+
+def test_bridged_store_outbox_and_relay_lock_faces() -> None:
+    """A bridged store's outbox and relay lock, awaited: the outbox hands out events in
+    order and forgets what was marked; one lock holder per name across two stores."""
+
+    async def scenario() -> None:
+        first = await open_async_event_store("memory://async-outbox-faces")
+        second = await open_async_event_store("memory://async-outbox-faces")
+        await first.add_aggregate("Order", "o-1", [RawEvent("Placed", b"{}")])
+        await first.append_events("Order", "o-1", 1, [RawEvent("Paid", b"{}")])
+        assert isinstance(first, AsyncHasOutbox)
+        assert isinstance(first, AsyncHasRelayLock)
+        outbox = first.outbox("emails")
+        assert isinstance(outbox, AsyncReadAheadOutbox)  # memory:// reads ahead
+        assert not isinstance(outbox, AsyncWaitingOutbox)  # and does not wait
+        batch = await outbox.unpublished_events(10)
+        assert [(e.event.name, e.version) for e in batch] == [("Placed", 1), ("Paid", 2)]
+        assert await outbox.unpublished_events_after(batch[0], 10) == batch[1:]
+        await outbox.mark_events_as_published(batch[:1])
+        assert await first.outbox("emails").unpublished_events(10) == batch[1:]
+
+        assert isinstance(second, AsyncHasRelayLock)
+        mine, theirs = first.relay_lock("emails"), second.relay_lock("emails")
+        assert await mine.acquire()
+        assert not await theirs.acquire(timeout=0.1)
+        assert await mine.held()
+        await mine.release()
+        assert await theirs.acquire()
+        await theirs.release()
+        await first.close()
+        with pytest.raises(StoreClosedError):
+            first.outbox("emails")
+        await second.close()
+
+    run(scenario())
+
+
+class OutboxlessStore:
+    """A sync store with the stream methods only (no outbox, no relay lock)."""
+
+    def __init__(self) -> None:
+        inner = MemoryEventStore()
+        self.add_aggregate = inner.add_aggregate
+        self.append_events = inner.append_events
+        self.events = inner.events
+        self.contains_aggregate = inner.contains_aggregate
+        self.add_snapshot = inner.add_snapshot
+        self.latest_snapshot = inner.latest_snapshot
+        self.close = inner.close
+
+
+def test_bridged_store_without_an_outbox_says_so() -> None:
+    store = BridgedEventStore(OutboxlessStore())
+    with pytest.raises(NotSupportedError, match="open outbox 'emails'"):
+        store.outbox("emails")
+    with pytest.raises(NotSupportedError, match="open relay lock 'emails'"):
+        store.relay_lock("emails")
+
+
+async def _native_call(doing: str, fn: Callable[..., T], *args: Any) -> T:
+    await asyncio.sleep(0)
+    return fn(*args)
+
+
+class NativeRelayStore(NativeAsyncStore):
+    """A native async store with async outboxes and relay locks of its own."""
+
+    def outbox(self, name: str = "default") -> AsyncEventStoreOutbox:
+        return async_outbox(self.inner.outbox(name), _native_call)
+
+    def relay_lock(self, name: str) -> AsyncRelayLock:
+        return async_relay_lock(self.inner.relay_lock(name), _native_call)
+
+
+def test_async_relay_runs_on_a_native_async_stores_outbox() -> None:
+    """AsyncRelay on a store that is not bridged: its sync logic waits for the store's
+    async outbox and lock; events go out in order, once each."""
+    published: list[RelayEvent] = []
+    topic = f"native-relay-{uuid.uuid4().hex}"
+    MemoryPublisher(topic).subscribe(published.append)
+
+    async def scenario() -> int:
+        store = NativeRelayStore()
+        for n in range(5):
+            await store.add_aggregate("Order", n, [RawEvent("Placed", b"{}")])
+        publisher = await open_async_publisher(f"memory://{topic}")
+        relay = AsyncRelay(store, publisher, batch_size=2)
+        relayed = 0
+        while count := await relay.run_once():
+            relayed += count
+        running = asyncio.ensure_future(AsyncRelay(store, publisher).run())
+        await asyncio.sleep(0.1)
+        assert len(published) == 5, "the second relay (same name) re-published"
+        await store.add_aggregate("Order", 5, [RawEvent("Placed", b"{}")])
+        while len(published) < 6:
+            await asyncio.sleep(0.01)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        return relayed
+
+    assert run(scenario()) == 5
+    assert [e.aggregate_id for e in published] == [0, 1, 2, 3, 4, 5]

@@ -11,6 +11,14 @@ from esrc_core.aggregate import (
     EventRaiserAggregate,
     StreamingFactory,
 )
+from esrc_core.async_outbox import (
+    AsyncEventStoreOutbox,
+    AsyncHasOutbox,
+    AsyncHasRelayLock,
+    AsyncReadAheadOutbox,
+    AsyncRelayLock,
+    AsyncWaitingOutbox,
+)
 from esrc_core.async_relay import AsyncRelay, InlinePublisher
 from esrc_core.async_repository import AsyncRepository
 from esrc_core.async_store import (
@@ -92,10 +100,16 @@ __all__ = [
     "AmbiguousBackendError",
     "AsyncBatchPublisher",
     "AsyncEventStore",
+    "AsyncEventStoreOutbox",
+    "AsyncHasOutbox",
+    "AsyncHasRelayLock",
     "AsyncPublisher",
+    "AsyncReadAheadOutbox",
     "AsyncRelay",
+    "AsyncRelayLock",
     "AsyncRepository",
     "AsyncStreamingStore",
+    "AsyncWaitingOutbox",
     "Backend",
     "BackendConfigError",
     "BackendUnavailableError",

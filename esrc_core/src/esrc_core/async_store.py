@@ -9,13 +9,25 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, cast, runtime_checkable
 
+from esrc_core.async_outbox import (
+    AsyncEventStoreOutbox,
+    AsyncHasOutbox,
+    AsyncHasRelayLock,
+    AsyncRelayLock,
+    async_outbox,
+    async_relay_lock,
+    sync_outbox,
+    sync_relay_lock,
+)
 from esrc_core.bridge import GREENLETS, Bridge
-from esrc_core.capabilities import Capability, offered
+from esrc_core.capabilities import Capability, offered, require
 from esrc_core.errors import StoreClosedError
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
+from esrc_core.locks import HasRelayLock, RelayLock
+from esrc_core.relay import EventStoreOutbox, HasOutbox
 from esrc_core.store import EventStore, StreamingStore, check_page_size
 
 __all__ = [
@@ -347,6 +359,26 @@ class BridgedEventStore:
         )
         return found, _chunks(self._bridge, iterator)
 
+    def outbox(self, name: str = "default") -> AsyncEventStoreOutbox:
+        """The async face (:class:`~esrc_core.async_outbox.AsyncEventStoreOutbox`) of
+        the sync store's outbox ``name``, with read-ahead and wait when that has them.
+        Raises :class:`~esrc_core.errors.NotSupportedError` when the sync store keeps
+        no outbox, :class:`StoreClosedError` after :meth:`close`."""
+        doing = f"open outbox {name!r}"
+        self._guard.check(doing)
+        has = require(self._sync, Capability.OUTBOX, doing, HasOutbox)
+        return async_outbox(has.outbox(name), self._call)
+
+    def relay_lock(self, name: str) -> AsyncRelayLock:
+        """The async face (:class:`~esrc_core.async_outbox.AsyncRelayLock`) of the sync
+        store's lock on relay ``name``. Raises
+        :class:`~esrc_core.errors.NotSupportedError` when the sync store has no relay
+        locks, :class:`StoreClosedError` after :meth:`close`."""
+        doing = f"open relay lock {name!r}"
+        self._guard.check(doing)
+        has = require(self._sync, Capability.RELAY_LOCK, doing, HasRelayLock)
+        return async_relay_lock(has.relay_lock(name), self._call)
+
     async def close(self) -> None:
         """Close the sync store (through the bridge); a second call does nothing."""
         if self._guard.closed:
@@ -410,6 +442,22 @@ class _Waiting:
         self._wait(self._store.close())
 
 
+class _WaitingOutbox(_Waiting):
+    """A :class:`_Waiting` face of a native async store with outboxes."""
+
+    def outbox(self, name: str = "default") -> EventStoreOutbox:
+        store = cast(AsyncHasOutbox, self._store)
+        return sync_outbox(store.outbox(name), self._wait)
+
+
+class _WaitingRelay(_WaitingOutbox):
+    """A :class:`_Waiting` face of a native async store with outboxes and locks."""
+
+    def relay_lock(self, name: str) -> RelayLock:
+        store = cast(AsyncHasRelayLock, self._store)
+        return sync_relay_lock(store.relay_lock(name), self._wait)
+
+
 def sync_face(store: AsyncEventStore | Bridged) -> tuple[EventStore, Bridge]:
     """The sync store to run esrc's sync logic on for the async ``store``, and the
     bridge to run it in: a :class:`Bridged` store's own, else a face whose every call
@@ -421,4 +469,7 @@ def sync_face(store: AsyncEventStore | Bridged) -> tuple[EventStore, Bridge]:
             f"expected an AsyncEventStore, got {type(store).__name__}; a sync EventStore "
             "goes to Repository, or to BridgedEventStore when its I/O waits through a bridge"
         )
-    return _Waiting(store, GREENLETS), GREENLETS
+    face = _Waiting
+    if isinstance(store, AsyncHasOutbox):
+        face = _WaitingRelay if isinstance(store, AsyncHasRelayLock) else _WaitingOutbox
+    return face(store, GREENLETS), GREENLETS

@@ -21,8 +21,9 @@ from concurrent.futures import Future
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 import pytest
+from esrc_core.async_outbox import AsyncHasOutbox, AsyncHasRelayLock, sync_outbox, sync_relay_lock
 from esrc_core.async_repository import AsyncRepository
-from esrc_core.async_store import AsyncEventStore, AsyncStreamingStore
+from esrc_core.async_store import AsyncEventStore, AsyncStreamingStore, Bridged
 from esrc_core.capabilities import Capability
 from esrc_core.errors import (
     AggregateNotFound,
@@ -31,11 +32,15 @@ from esrc_core.errors import (
 )
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
+from esrc_core.locks import HasRelayLock, RelayLock
+from esrc_core.relay import EventStoreOutbox, HasOutbox
 from esrc_core.repository import Repository, RetryPolicy
 from esrc_core.store import EventStore
 
 from esrc_testkit.fixtures import StoreFactory, StoreSuite
+from esrc_testkit.locks import RelayLockAcceptance
 from esrc_testkit.machines import StateMachineAcceptance
+from esrc_testkit.outbox import OutboxAcceptance
 from esrc_testkit.races import JOIN_TIMEOUT, ConcurrencyAcceptance
 from esrc_testkit.repository import Counter, RepositoryAcceptance, registry
 from esrc_testkit.snapshots import SnapshotAcceptance
@@ -59,11 +64,21 @@ AsyncStoreFactory: TypeAlias = Callable[[], Awaitable[AsyncEventStore]]
 new, empty async store."""
 
 ASYNC_FACE_CAPABILITIES = frozenset(
-    {Capability.SNAPSHOTS, Capability.THREADS, Capability.STREAMING}
+    {
+        Capability.SNAPSHOTS,
+        Capability.THREADS,
+        Capability.STREAMING,
+        Capability.OUTBOX,
+        Capability.READ_AHEAD,
+        Capability.WAIT,
+        Capability.RELAY_LOCK,
+    }
 )
 """The capabilities the async suite tests through the async face (``threads``: many
-tasks at once). The others (outbox, locks, views) live on a bridged store's sync face
-and are proven by the sync suite."""
+tasks at once; the outbox and relay lock through
+:class:`~esrc_core.async_outbox.AsyncHasOutbox` and
+:class:`~esrc_core.async_outbox.AsyncHasRelayLock`). The others (operator views,
+migrations) have no async face and are proven by the sync suite."""
 
 
 class LoopThread:
@@ -197,11 +212,55 @@ class _AwaitingStreamingStore(AwaitingStore):
         return found, self._iterate(events)
 
 
+class _AwaitingOutboxes:
+    """Outboxes of an :class:`AwaitingStore` whose async store has them (their sync
+    faces wait on the store's loop)."""
+
+    async_store: Any
+    loop: LoopThread
+
+    def outbox(self, name: str = "default") -> EventStoreOutbox:
+        """The sync face of the async store's outbox ``name``."""
+        return sync_outbox(self.async_store.outbox(name), self.loop.run)
+
+
+class _AwaitingRelayLocks:
+    """Relay locks of an :class:`AwaitingStore` whose async store has them."""
+
+    async_store: Any
+    loop: LoopThread
+
+    def relay_lock(self, name: str) -> RelayLock:
+        """The sync face of the async store's lock on relay ``name``."""
+        return sync_relay_lock(self.async_store.relay_lock(name), self.loop.run)
+
+
+_FACES: dict[tuple[bool, bool, bool], type[AwaitingStore]] = {}
+
+
 def awaiting(store: AsyncEventStore, loop: LoopThread) -> AwaitingStore:
-    """The sync face of ``store`` (streaming when ``store`` streams)."""
-    if isinstance(store, AsyncStreamingStore):
-        return _AwaitingStreamingStore(store, loop)
-    return AwaitingStore(store, loop)
+    """The sync face of ``store``: streaming when ``store`` streams, with outboxes and
+    relay locks when it has them."""
+    kind = (
+        isinstance(store, AsyncStreamingStore),
+        isinstance(store, AsyncHasOutbox) and _offers(store, HasOutbox),
+        isinstance(store, AsyncHasRelayLock) and _offers(store, HasRelayLock),
+    )
+    face = _FACES.get(kind)
+    if face is None:
+        streaming, outboxes, locks = kind
+        bases: list[type] = [_AwaitingOutboxes] if outboxes else []
+        bases += [_AwaitingRelayLocks] if locks else []
+        bases.append(_AwaitingStreamingStore if streaming else AwaitingStore)
+        face = _FACES[kind] = type("AwaitingStore", tuple(bases), {})
+    return face(store, loop)
+
+
+def _offers(store: AsyncEventStore, protocol: type[Any]) -> bool:
+    """Whether a bridged store's sync store really implements ``protocol`` (a
+    :class:`~esrc_core.async_store.BridgedEventStore` has the async methods either
+    way, and raises ``NotSupportedError`` from them)."""
+    return not isinstance(store, Bridged) or isinstance(store.sync_store, protocol)
 
 
 class AwaitingRepository(Repository[Any]):
@@ -456,6 +515,8 @@ class AsyncEventStoreAcceptance(
     StreamingAcceptance,
     ConcurrencyAcceptance,
     RepositoryAcceptance,
+    OutboxAcceptance,
+    RelayLockAcceptance,
     StateMachineAcceptance,
 ):
     """The acceptance suite of an async store. Subclass it in a test module::
@@ -474,7 +535,10 @@ class AsyncEventStoreAcceptance(
 
                 yield open_empty
 
-    The stream, snapshot, streaming, race, repository and state-machine cases of the
-    sync suite run on the async store through :class:`AwaitingStore` (threads become
-    tasks), then the async-only tests of :class:`AsyncStoreSuite`.
+    The stream, snapshot, streaming, race, repository, outbox, relay-lock and
+    state-machine cases of the sync suite run on the async store through
+    :class:`AwaitingStore` (threads become tasks; outboxes and locks are the async
+    store's own, :class:`~esrc_core.async_outbox.AsyncHasOutbox` and
+    :class:`~esrc_core.async_outbox.AsyncHasRelayLock`), then the async-only tests of
+    :class:`AsyncStoreSuite`.
     """
