@@ -12,13 +12,21 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from esrc_sqlalchemy.engines import normalize_url
-from esrc_sqlalchemy.testing import PrefixPool, database_hooks, drop_store_tables
+from esrc_sqlalchemy.testing import (
+    PrefixPool,
+    database_hooks,
+    dialect_of,
+    drop_store_tables,
+    stream_key,
+)
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from esrc_core import (
     AsyncEventStore,
+    AsyncEventStoreOutbox,
     BackendConfigError,
     RawEvent,
+    RelayEvent,
     StoreUnavailableError,
     open_async_event_store,
     open_event_store,
@@ -233,3 +241,48 @@ def test_waiting_gate_lets_size_runs_through_and_passes_a_cancelled_waiters_plac
     assert order == [0, 1, 2, 4, 5, 6, 7, 8]
     with pytest.raises(ValueError, match="at least one"):
         WaitingGate(0)
+
+
+def test_async_outbox_relays_a_late_commit_first_on_postgresql(
+    postgresql_pool: PrefixPool,
+) -> None:
+    """The async outbox keeps the sync one's guarantee: A appends and stays open (a
+    session of its own); B and C are appended through the async store and commit. The
+    async outbox holds B and C back while A is in flight, then returns A, B, C."""
+    store = postgresql_pool.open_async()
+    other = postgresql_pool.reopen(store.store)
+
+    async def drain(outbox: AsyncEventStoreOutbox, count: int) -> list[RelayEvent]:
+        got: list[RelayEvent] = []
+        for _ in range(400):
+            batch = await outbox.unpublished_events(100)
+            await outbox.mark_events_as_published(batch)
+            got += batch
+            if len(got) >= count:
+                break
+            await asyncio.sleep(0.05)
+        return got
+
+    async def scenario() -> tuple[list[RelayEvent], list[str]]:
+        for aggregate_id in ("a", "b", "c"):
+            await store.add_aggregate("Order", aggregate_id, [RawEvent("Created", b"")])
+        outbox = store.outbox("relay")
+        assert len(await drain(outbox, 3)) == 3
+        with other.engine.connect() as late:
+            key = stream_key("Order", "a", "test")
+            assert dialect_of(other).extend_stream(late, key, 1, [("A", b"A", None)])
+            await store.append_events("Order", "b", 1, [RawEvent("B", b"B")])
+            await store.append_events("Order", "c", 1, [RawEvent("C", b"C")])
+            while_open = await outbox.unpublished_events(100)
+            await outbox.mark_events_as_published(while_open)
+            late.commit()
+        after = await drain(store.outbox("relay"), 3)
+        return while_open, [e.event.name for e in after]
+
+    try:
+        while_open, after = asyncio.run(scenario())
+    finally:
+        asyncio.run(store.close())
+        other.close()
+    assert while_open == []
+    assert after == ["A", "B", "C"]
