@@ -11,28 +11,35 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-# The module a backend author would write, with the state machine tuned for a proof
-# rather than for debugging: a fixed seed (the same examples every run) and no
-# shrinking of the failure it finds.
-SUITE_MODULE = """
+# What both suite modules below share: the imports and the state machine tuned for a
+# proof rather than for debugging (a fixed seed, the same examples every run, and no
+# shrinking of the failure it finds).
+_HEADER = """
 import uuid
 
 import hypothesis
 import pytest
 
-from esrc_core import open_event_store
-from esrc_testkit import EventStoreAcceptance, capabilities_of
+from esrc_core import BridgedEventStore, open_event_store
+from esrc_testkit import AsyncEventStoreAcceptance, EventStoreAcceptance, capabilities_of
 from esrc_testkit.machines import DEFAULT_SETTINGS
 
+TUNED = hypothesis.settings(
+    DEFAULT_SETTINGS,
+    derandomize=True,
+    database=None,
+    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+)
+"""
+
+# The module a backend author would write.
+SUITE_MODULE = (
+    _HEADER
+    + """
 
 class TestStore(EventStoreAcceptance):
     capabilities = capabilities_of("{scheme}://")
-    state_machine_settings = hypothesis.settings(
-        DEFAULT_SETTINGS,
-        derandomize=True,
-        database=None,
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-    )
+    state_machine_settings = TUNED
 
     @pytest.fixture
     def store_factory(self):
@@ -41,28 +48,17 @@ class TestStore(EventStoreAcceptance):
     def reopen(self, store):
         return open_event_store(store.url)
 """
+)
 
 # The same for the async suite: the toy store's async face is the sync store run
 # through esrc's own bridge, as a backend without an asyncio driver would offer it.
-ASYNC_SUITE_MODULE = """
-import uuid
-
-import hypothesis
-import pytest
-
-from esrc_core import BridgedEventStore, open_event_store
-from esrc_testkit import AsyncEventStoreAcceptance, capabilities_of
-from esrc_testkit.machines import DEFAULT_SETTINGS
-
+ASYNC_SUITE_MODULE = (
+    _HEADER
+    + """
 
 class TestAsyncStore(AsyncEventStoreAcceptance):
     capabilities = capabilities_of("{scheme}://")
-    state_machine_settings = hypothesis.settings(
-        DEFAULT_SETTINGS,
-        derandomize=True,
-        database=None,
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-    )
+    state_machine_settings = TUNED
 
     @pytest.fixture
     def async_store_factory(self):
@@ -71,6 +67,7 @@ class TestAsyncStore(AsyncEventStoreAcceptance):
 
         return open_empty
 """
+)
 
 # Every bug must fail at least these tests; other tests may fail too.
 MUST_FAIL = {
