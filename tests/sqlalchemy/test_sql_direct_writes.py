@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from esrc_sqlalchemy.engines import normalize_url
-from esrc_sqlalchemy.testing import database_hooks
+from esrc_sqlalchemy.testing import database_hooks, drop_store_tables
 from sqlalchemy.engine import Engine
 
 from esrc_core import OptimisticConcurrencyError, RawEvent, RawSnapshot, StoreUnavailableError
@@ -195,3 +195,33 @@ def test_reads_on_kept_connections_killed_retry_once_on_a_fresh_one_postgres(
         for store in dropped:
             store.close()
         engine.dispose()
+
+
+def test_application_engine_without_binary_prefix_keeps_bytes_of_multi_event_appends(
+    mysql_url: str,
+) -> None:
+    """An application's PyMySQL engine that allows several statements per request but
+    sends bytes without the ``_binary`` prefix: a multi-event append then takes the
+    statement-by-statement path, and bytes that are not UTF-8 come back unchanged."""
+    from esrc_sqlalchemy.dialects.mysql import _FOUND_ROWS, _MULTI_STATEMENTS
+
+    engine = sa.create_engine(
+        normalize_url(mysql_url),
+        connect_args={"client_flag": _FOUND_ROWS | _MULTI_STATEMENTS, "charset": "utf8mb4"},
+    )
+    prefix = f"bp{secrets.token_hex(3)}_"
+    store = SqlEventStore(engine, table_prefix=prefix)
+    try:
+        events = [RawEvent("Noted", b"\xc4n\x18"), RawEvent("Emptied", b""), RawEvent("X", b"\xff")]
+        store.add_aggregate("Order", "bytes", [RawEvent("Opened", b"\xfe")])
+        store.append_events("Order", "bytes", 1, events)
+        assert [e.data for e in store.events("Order", "bytes")] == [
+            b"\xfe",
+            b"\xc4n\x18",
+            b"",
+            b"\xff",
+        ]
+    finally:
+        store.close()
+        engine.dispose()
+        drop_store_tables(mysql_url, prefix)

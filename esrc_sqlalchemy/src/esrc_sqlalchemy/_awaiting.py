@@ -30,6 +30,8 @@ __all__ = [
     "new_gate",
     "new_lock",
     "new_sleep",
+    "run_shielded",
+    "wait_for",
 ]
 
 T = TypeVar("T")
@@ -237,3 +239,38 @@ def new_sleep(asyncio_engine: bool) -> Callable[[float], None]:
     (whose code runs only inside the bridge), a sleep on the event loop, so that the
     loop runs other tasks (the very transactions a relay may be waiting for) meanwhile."""
     return _waiting_sleep if asyncio_engine else time.sleep
+
+
+def run_shielded(
+    asyncio_engine: bool, fn: Callable[[], T], pending: set[asyncio.Future[Any]] | None = None
+) -> T:
+    """``fn()``; on an asyncio engine run in a task of its own that a cancellation of
+    the caller does not reach: the caller gets ``CancelledError`` at once, and ``fn``
+    still runs to its end (tracked in ``pending`` until then, for :func:`wait_for`).
+
+    For work that must not stop halfway, such as creating a store's tables: a task
+    cancelled in the middle of that left SQLite's connection to the file in a state
+    that blocked every later writer for the busy timeout."""
+    if not asyncio_engine:
+        return fn()
+    task = asyncio.ensure_future(greenlet_spawn(fn))
+    task.add_done_callback(_retrieve)
+    if pending is not None:
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    result: T = await_(asyncio.shield(task))
+    return result
+
+
+def wait_for(pending: set[asyncio.Future[Any]]) -> None:
+    """Inside the bridge: wait until the work :func:`run_shielded` left running in
+    ``pending`` has ended (its outcome went to no one)."""
+    if pending:
+        await_(asyncio.wait(list(pending)))
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a shielded task's exception as seen (its caller may be gone): whoever waits
+    next sees the failure again itself."""
+    if not task.cancelled():
+        task.exception()

@@ -7,6 +7,7 @@ of them reads the store's private state.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -19,7 +20,7 @@ from esrc_core.errors import EsrcError, StoreUnavailableError
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import PoolProxiedConnection
 
-from esrc_sqlalchemy._awaiting import new_gate, new_sleep
+from esrc_sqlalchemy._awaiting import new_gate, new_sleep, run_shielded, wait_for
 from esrc_sqlalchemy.dialects import SqlDialect
 from esrc_sqlalchemy.dialects.base import driver_connection
 from esrc_sqlalchemy.errors import driver_message, translate
@@ -158,6 +159,8 @@ class StoreExecutor:
         self._budget = _budget_of(dialect.base_engine.pool)
         asyncio_engine = bool(getattr(dialect.base_engine.dialect, "is_async", False))
         self._gate = new_gate(asyncio_engine, max(1, self._budget.most))
+        self._shield_writes = asyncio_engine and dialect.writes_outlive_cancellation
+        self._pending: set[asyncio.Future[Any]] = set()
         self.sleep = new_sleep(asyncio_engine)
         """How the store's code waits (polls, backoffs): ``time.sleep``, or a sleep on
         the event loop for a store on an asyncio engine."""
@@ -198,6 +201,22 @@ class StoreExecutor:
         recycling still reach it); the others go back after each call, and
         :meth:`close` returns all.
         """
+        if self._shield_writes and not reads_only:
+            return run_shielded(
+                True,
+                lambda: self._gated(work, doing, conflict, append, reads_only),
+                self._pending,
+            )
+        return self._gated(work, doing, conflict, append, reads_only)
+
+    def _gated(
+        self,
+        work: Callable[[Any], T],
+        doing: Callable[[], str],
+        conflict: Callable[[], EsrcError] | None,
+        append: bool,
+        reads_only: bool,
+    ) -> T:
         with self._gate:
             return self._run_direct(work, doing, conflict, append, reads_only)
 
@@ -331,9 +350,12 @@ class StoreExecutor:
         return _drain(self._free, self._budget)
 
     def close(self) -> None:
-        """Return the driver connections kept for direct writes to the engine's pool;
+        """Wait for the writes whose callers were cancelled (see
+        :attr:`~esrc_sqlalchemy.dialects.base.SqlDialect.writes_outlive_cancellation`),
+        then return the driver connections kept for direct writes to the engine's pool;
         later ones go back after each write."""
         self._closed = True
+        wait_for(self._pending)
         _give_all_back(self._free, self.dialect, self._budget)
 
     def _translated(self, err: BaseException, doing: str, append: bool) -> EsrcError:
@@ -362,6 +384,26 @@ class StoreExecutor:
         during it, the error says the append may have been stored.
         """
         self._ensure_ready(doing)
+        if write and self._shield_writes:
+            return run_shielded(
+                True,
+                lambda: self._run(
+                    doing, work, write=write, single=single, conflict=conflict, append=append
+                ),
+                self._pending,
+            )
+        return self._run(doing, work, write=write, single=single, conflict=conflict, append=append)
+
+    def _run(
+        self,
+        doing: str,
+        work: Callable[[Connection], T],
+        *,
+        write: bool,
+        single: bool,
+        conflict: Callable[[], EsrcError] | None,
+        append: bool,
+    ) -> T:
         dialect = self.dialect
         attempt = 1
         while True:

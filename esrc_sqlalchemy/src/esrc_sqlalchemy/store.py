@@ -28,7 +28,7 @@ from esrc_core.store import check_page_size
 from esrc_core.urls import mask_url
 from sqlalchemy.engine import Connection, Engine
 
-from esrc_sqlalchemy._awaiting import new_lock
+from esrc_sqlalchemy._awaiting import new_lock, run_shielded
 from esrc_sqlalchemy._executor import StoreExecutor
 from esrc_sqlalchemy.dialects import DIALECTS, EventRow, SqlDialect, dialect_of_url
 from esrc_sqlalchemy.dialects.base import LAST_VERSION, StreamPage
@@ -310,6 +310,11 @@ class SqlEventStore:
     def _ensure_ready(self, doing: str) -> None:
         if self._ready:
             return
+        # A task cancelled while the tables are being created must not stop that
+        # halfway: the work goes on without it, and whoever comes next finds it done.
+        run_shielded(self.asyncio, lambda: self._become_ready(doing))
+
+    def _become_ready(self, doing: str) -> None:
         with self._ready_lock:
             if self._closed:
                 raise StoreUnavailableError(f"{doing}: the store {self.url} is closed")

@@ -89,6 +89,23 @@ class StreamAcceptance(StoreSuite):
                 what=f"read {ORDER} {aggregate_id!r}",
             )
 
+    def test_append_then_read_returns_exactly_the_events(self, store: EventStore) -> None:
+        """Appended events come back unchanged too, several at once and one by one:
+        the bytes of an append are not read as text on the way (non-UTF-8, NUL and
+        empty payloads side by side)."""
+        first = RawEvent("Opened", b"\x00")
+        store.add_aggregate(ORDER, "awkward", [first])
+        store.append_events(ORDER, "awkward", 1, AWKWARD_EVENTS)
+        version = 1 + len(AWKWARD_EVENTS)
+        for event in AWKWARD_EVENTS:
+            store.append_events(ORDER, "awkward", version, [event])
+            version += 1
+        assert_events_equal(
+            store.events(ORDER, "awkward"),
+            [first, *AWKWARD_EVENTS, *AWKWARD_EVENTS],
+            what=f"read {ORDER} 'awkward'",
+        )
+
     def test_large_payload_round_trips(self, store: EventStore) -> None:
         """Event data of 256 KiB and a 10 000 character metadata value come back intact."""
         data = bytes(range(256)) * 1024

@@ -411,6 +411,12 @@ class SqlDialect(abc.ABC):
     """Whether the store's operations share one connection and must take turns
     (SQLite in memory)."""
 
+    writes_outlive_cancellation: ClassVar[bool] = False
+    """On an asyncio engine: whether a write goes on to its end when the task that
+    asked for it is cancelled (the task gets ``CancelledError`` at once), instead of
+    being stopped where it waits. Either way an append is stored whole or not at all;
+    stopping a write halfway is the cheaper one where the driver recovers from it."""
+
     def __init__(self, tables: Tables, engine: Engine, *, notify: bool = False) -> None:
         self.tables = tables
         """The store's tables."""

@@ -336,16 +336,24 @@ class MySqlDialect(CoreDialect):
         The connections accept several statements in one request (the client flag
         ``MULTI_STATEMENTS``, besides the ``FOUND_ROWS`` SQLAlchemy asks for), so that
         an append is one round trip; every value still goes in as an escaped parameter.
-        On an engine without that flag (an application's) an append takes four."""
+        On an engine without that flag (an application's) an append takes four.
+
+        PyMySQL sends bytes with the ``_binary`` prefix (``binary_prefix``; aiomysql
+        always does): without it, event data that is not UTF-8 is read as utf8mb4 text
+        where a statement does not put it straight into the BLOB column (the rows of a
+        multi-event append are a derived table), and its bytes come back as ``?``."""
+        connect_args: dict[str, Any] = {
+            "connect_timeout": connect_timeout,
+            "charset": "utf8mb4",
+            "client_flag": _FOUND_ROWS | _MULTI_STATEMENTS,
+            "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        }
+        if url.get_driver_name() == "pymysql":
+            connect_args["binary_prefix"] = True
         return {
             **SERVER_POOL,
             "pool_recycle": 3600,
-            "connect_args": {
-                "connect_timeout": connect_timeout,
-                "charset": "utf8mb4",
-                "client_flag": _FOUND_ROWS | _MULTI_STATEMENTS,
-                "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-            },
+            "connect_args": connect_args,
             "isolation_level": "AUTOCOMMIT",
         }
 
@@ -494,8 +502,13 @@ class MySqlDialect(CoreDialect):
 
     def _one_request(self, cursor: Any, rows: Sequence[EventRow]) -> bool:
         """Whether the append can go as one request of several statements: the
-        connection accepts them and the rows fit in one packet."""
-        if not getattr(cursor.connection, "client_flag", 0) & _MULTI_STATEMENTS:
+        connection accepts them, sends bytes as ``_binary`` literals (the rows of a
+        multi-event append pass through a derived table, which would read other bytes
+        as text) and the rows fit in one packet."""
+        connection = cursor.connection
+        if not getattr(connection, "client_flag", 0) & _MULTI_STATEMENTS:
+            return False
+        if len(rows) > 1 and getattr(connection, "_binary_prefix", True) is False:
             return False
         size = sum(2 * len(d) + 8 * len(n) + 2 * len(m or "") for n, d, m in rows)
         return size + self._ROW_OVERHEAD * (len(rows) + 1) <= self.max_packet

@@ -170,6 +170,12 @@ class _ProcessLock:
 class SqliteDialect(CoreDialect):
     """SQLite: one writer at a time (``BEGIN IMMEDIATE``), position order is commit order."""
 
+    writes_outlive_cancellation = True
+    """aiosqlite runs each statement in a thread of its own that a cancellation does
+    not stop; a write stopped halfway there could leave the file's write lock taken
+    for a while (every later writer then waited out its busy timeout), so a cancelled
+    write goes on to its end instead."""
+
     name = "sqlite"
     title = "SQLite"
     url_schemes = ("sqlite",)
