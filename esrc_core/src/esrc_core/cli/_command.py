@@ -5,8 +5,9 @@ command line that parses but makes no sense."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 __all__ = ["Command", "UsageError"]
 
@@ -19,12 +20,18 @@ class Command:
     ``run`` gets the parsed arguments and returns the exit status; it reports failures
     by raising (see :mod:`esrc_core.cli._main` for what each exception becomes), and a
     command line that parses but makes no sense by raising :class:`UsageError`.
+
+    ``environment`` maps options to the environment variables that give them when the
+    command line does not (``{"--store": "ESRC_STORE_URL"}``); a flag's variable is
+    ``true`` or ``false``. The command line wins over the environment, which wins over
+    the option's default.
     """
 
     name: str
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class UsageError(Exception):

@@ -11,6 +11,8 @@ into the exit status. This module is the one place that decides exit statuses:
       in :data:`~esrc_core.errors.CONFIGURATION_ERRORS` (a bad URL or option, no backend for the
       scheme, a missing driver, a capability the backend does not offer)
 130   interrupted (a second Ctrl-C)
+141   standard output was closed before the command finished writing
+      (``esrc streams URL | head -1``); nothing is printed about it
 ====  =========================================================================
 
 Failures print one line on standard error, ``esrc COMMAND: message``, without a
@@ -21,11 +23,13 @@ Anything else a command raises is a bug and shows its traceback.
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from collections.abc import Sequence
 
 from esrc_core.cli._command import UsageError
-from esrc_core.cli._registry import build_parser
+from esrc_core.cli._registry import build_parser, commands
 from esrc_core.errors import (
     CONFIGURATION_ERRORS,
     EsrcError,
@@ -36,8 +40,10 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_PIPE_CLOSED",
     "EXIT_USAGE",
     "exit_status",
+    "from_environment",
     "main",
 ]
 
@@ -50,6 +56,9 @@ EXIT_USAGE = 2
 installation."""
 EXIT_INTERRUPTED = 130
 """Interrupted by Ctrl-C (``KeyboardInterrupt``)."""
+EXIT_PIPE_CLOSED = 141
+"""Standard output was closed by its reader (128 + SIGPIPE, as a shell reports a
+command a pipe ended)."""
 
 
 def exit_status(error: EsrcError) -> int:
@@ -94,11 +103,83 @@ def main(argv: Sequence[str] | None = None) -> int:
     return its exit status: 0 when it did what it was asked, 1 when the operation
     failed (an :class:`~esrc_core.errors.EsrcError`), 2 for a usage or configuration
     error (a command line that does not parse, a bad URL or option, no backend for the
-    URL, a missing driver or capability), 130 when interrupted. A failure prints one
+    URL, a missing driver or capability), 130 when interrupted, 141 when standard
+    output was closed before the command finished writing. A failure prints one
     line on standard error, passwords masked. ``--help`` and usage errors return their
     status too, instead of raising ``SystemExit``."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
-        return _run(build_parser().parse_args(arguments), arguments)
-    except SystemExit as exiting:  # argparse printed the usage or the help
-        return _code(exiting)
+        arguments = from_environment(arguments)
+    except ValueError as err:
+        print(f"esrc {arguments[0]}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        try:
+            status = _run(build_parser().parse_args(arguments), arguments)
+        except SystemExit as exiting:  # argparse printed the usage or the help
+            status = _code(exiting)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_PIPE_CLOSED
+    return status
+
+
+_FLAGS = {"true": True, "1": True, "yes": True, "on": True}
+_FLAGS.update({"false": False, "0": False, "no": False, "off": False})
+
+
+def from_environment(arguments: Sequence[str]) -> list[str]:
+    """``arguments`` with what the command takes from the environment added after the
+    command's name: each option of its :attr:`Command.environment
+    <esrc_core.cli._command.Command.environment>` whose variable is set and not empty,
+    unless the command line gives the option itself. The values stay inside the
+    process (``ps`` does not show them). Raises ``ValueError`` naming the variable for
+    a value its option refuses (a flag takes true/false, yes/no, on/off or 1/0)."""
+    arguments = list(arguments)
+    if not arguments or arguments[0].startswith("-"):
+        return arguments
+    command = next((c for c in commands() if c.name == arguments[0]), None)
+    if command is None or not command.environment:
+        return arguments
+    parser = argparse.ArgumentParser(add_help=False)
+    command.arguments(parser)
+    actions = {option: a for a in parser._actions for option in a.option_strings}
+    given = {a.partition("=")[0] for a in arguments[1:] if a.startswith("--")}
+    added: list[str] = []
+    for option, variable in command.environment.items():
+        text = os.environ.get(variable, "").strip()
+        if not text or option in given:
+            continue
+        action = actions[option]
+        if action.nargs == 0:  # a flag
+            flag = _FLAGS.get(text.lower())
+            if flag is None:
+                raise ValueError(f"{variable}={text!r}: {option} takes true or false")
+            added += [option] if flag else []
+            continue
+        _check(action, option, variable, text)
+        added.append(f"{option}={text}")
+    return [arguments[0], *added, *arguments[1:]]
+
+
+def _check(action: argparse.Action, option: str, variable: str, text: str) -> None:
+    """Raise ``ValueError`` naming ``variable`` when ``option`` refuses ``text``."""
+    try:
+        value = action.type(text) if callable(action.type) else text
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as err:
+        raise ValueError(f"{variable}: not a value for {option}: {err}") from None
+    if action.choices is not None and value not in action.choices:
+        choices = ", ".join(map(str, action.choices))
+        raise ValueError(f"{variable}={text!r}: {option} takes one of {choices}")
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that the interpreter's own flush
+    at exit does not fail again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a file descriptor (a test's captured output)

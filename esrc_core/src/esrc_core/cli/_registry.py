@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import pkgutil
 from collections.abc import Sequence
 
@@ -38,11 +39,23 @@ def commands() -> list[Command]:
     return [found[name] for name in sorted(found)]
 
 
+def _version() -> str:
+    """The installed version of esrc-core (``unknown`` when it runs from a tree that
+    was never installed)."""
+    try:
+        return importlib.metadata.version("esrc-core")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``esrc`` command line. The parsed arguments name the command
     (``command``), the function that runs it (``run``) and its own parser
     (``command_parser``, for usage errors)."""
     parser = argparse.ArgumentParser(prog="esrc", description="esrc event sourcing tools")
+    parser.add_argument(
+        "--version", action="version", version=f"esrc {_version()}", help="print the version"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in commands():
         sub = subparsers.add_parser(command.name, help=command.help)

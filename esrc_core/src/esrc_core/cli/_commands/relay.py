@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from types import MappingProxyType
 
 from esrc_core.cli._arguments import options_argument, seconds
 from esrc_core.cli._command import Command, UsageError
 from esrc_core.errors import BackendConfigError, EsrcError
 from esrc_core.runner import DEFAULT_BATCH_SIZE, RelayRunner, RelayStatus, log_to_stderr
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "ENVIRONMENT"]
 
 
 def _relay(args: argparse.Namespace) -> int:
@@ -49,10 +50,35 @@ def _relay(args: argparse.Namespace) -> int:
     return 0
 
 
+ENVIRONMENT = MappingProxyType(
+    {
+        "--store": "ESRC_STORE_URL",
+        "--publisher": "ESRC_PUBLISHER_URL",
+        "--name": "ESRC_RELAY_NAME",
+        "--batch-size": "ESRC_RELAY_BATCH_SIZE",
+        "--poll-interval": "ESRC_RELAY_POLL_INTERVAL",
+        "--log-interval": "ESRC_RELAY_LOG_INTERVAL",
+        "--lock-timeout": "ESRC_RELAY_LOCK_TIMEOUT",
+        "--read-ahead": "ESRC_RELAY_READ_AHEAD",
+        "--log-level": "ESRC_RELAY_LOG_LEVEL",
+        "--status-file": "ESRC_RELAY_STATUS_FILE",
+        "--status-interval": "ESRC_RELAY_STATUS_INTERVAL",
+    }
+)
+"""The environment variables ``esrc relay`` takes its options from when the command
+line does not give them (so that no password need appear in ``ps``)."""
+
+
 def _relay_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", required=True, metavar="URL", help="event store URL")
-    p.add_argument("--publisher", required=True, metavar="URL", help="publisher URL")
-    p.add_argument("--name", default="default", help="the relay name (default: default)")
+    p.add_argument(
+        "--store", required=True, metavar="URL", help="event store URL (env ESRC_STORE_URL)"
+    )
+    p.add_argument(
+        "--publisher", required=True, metavar="URL", help="publisher URL (env ESRC_PUBLISHER_URL)"
+    )
+    p.add_argument(
+        "--name", default="default", help="the relay name (default: default; env ESRC_RELAY_NAME)"
+    )
     p.add_argument(
         "--batch-size",
         type=int,
@@ -103,7 +129,11 @@ def _relay_arguments(p: argparse.ArgumentParser) -> None:
 
 COMMANDS = (
     Command(
-        "relay", "relay events from a store to a broker until stopped", _relay_arguments, _relay
+        "relay",
+        "relay events from a store to a broker until stopped",
+        _relay_arguments,
+        _relay,
+        ENVIRONMENT,
     ),
 )
 """``esrc relay``."""
