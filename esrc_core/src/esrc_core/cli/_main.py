@@ -27,6 +27,7 @@ import io
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from esrc_core.cli._command import UsageError
 from esrc_core.cli._registry import build_parser, commands
@@ -142,9 +143,9 @@ def from_environment(arguments: Sequence[str]) -> list[str]:
     command = next((c for c in commands() if c.name == arguments[0]), None)
     if command is None or not command.environment:
         return arguments
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = _Recording()
     command.arguments(parser)
-    actions = {option: a for a in parser._actions for option in a.option_strings}
+    actions = parser.actions
     given = {a.partition("=")[0] for a in arguments[1:] if a.startswith("--")}
     added: list[str] = []
     for option, variable in command.environment.items():
@@ -161,6 +162,19 @@ def from_environment(arguments: Sequence[str]) -> list[str]:
         _check(action, option, variable, text)
         added.append(f"{option}={text}")
     return [arguments[0], *added, *arguments[1:]]
+
+
+class _Recording(argparse.ArgumentParser):
+    """A parser that keeps each option's action, by option string."""
+
+    def __init__(self) -> None:
+        super().__init__(add_help=False)
+        self.actions: dict[str, argparse.Action] = {}
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.actions.update(dict.fromkeys(action.option_strings, action))
+        return action
 
 
 def _check(action: argparse.Action, option: str, variable: str, text: str) -> None:
