@@ -5,6 +5,7 @@ faults)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from esrc_sqlalchemy.testing import (
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from esrc_core import (
+    AggregateNotFound,
     AsyncEventStore,
     AsyncEventStoreOutbox,
     BackendConfigError,
@@ -286,3 +288,36 @@ def test_async_outbox_relays_a_late_commit_first_on_postgresql(
         other.close()
     assert while_open == []
     assert after == ["A", "B", "C"]
+
+
+def test_close_waits_for_a_cancelled_sqlite_write(tmp_path: Path) -> None:
+    """On SQLite a write outlives its cancelled caller; closing the store right after
+    the cancellation waits for it, so the file is left with the whole append or none
+    of it and a new store writes at once (no lock left taken)."""
+    url = f"sqlite:///{tmp_path}/close.db"
+
+    async def scenario() -> list[str]:
+        store = await open_async_event_store(url)
+        await store.add_aggregate("Order", "warm", [RawEvent("Opened", b"{}")])
+        task = asyncio.ensure_future(
+            store.add_aggregate("Order", "o-1", [RawEvent(f"E{n}", b"x") for n in range(5000)])
+        )
+        await asyncio.sleep(0.005)  # the write is under way
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not left, f"close() returned with work still running: {left}"
+        again = await open_async_event_store(url, connect_timeout=1)
+        try:
+            await again.add_aggregate("Order", "after", [RawEvent("Opened", b"{}")])
+            try:
+                return [e.name for e in await again.events("Order", "o-1")]
+            except AggregateNotFound:
+                return []
+        finally:
+            await again.close()
+
+    names = asyncio.run(scenario())
+    assert names in ([], [f"E{n}" for n in range(5000)]), names[:3]

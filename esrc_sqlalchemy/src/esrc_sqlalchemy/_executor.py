@@ -105,8 +105,12 @@ def _return(leased: _Leased, dialect: SqlDialect) -> None:
     try:
         leased.cursor.close()
         dialect.direct_checkin(leased.driver, leased.state)
-    except Exception:
+    except BaseException as err:
+        # Half checked in: not used again. A cancellation (an interrupt) still
+        # propagates, after the pool has taken the connection back as invalid.
         leased.pooled.invalidate()
+        if not isinstance(err, Exception):
+            raise
         return
     leased.pooled.close()
 
@@ -201,24 +205,13 @@ class StoreExecutor:
         recycling still reach it); the others go back after each call, and
         :meth:`close` returns all.
         """
-        if self._shield_writes and not reads_only:
-            return run_shielded(
-                True,
-                lambda: self._gated(work, doing, conflict, append, reads_only),
-                self._pending,
-            )
-        return self._gated(work, doing, conflict, append, reads_only)
-
-    def _gated(
-        self,
-        work: Callable[[Any], T],
-        doing: Callable[[], str],
-        conflict: Callable[[], EsrcError] | None,
-        append: bool,
-        reads_only: bool,
-    ) -> T:
-        with self._gate:
-            return self._run_direct(work, doing, conflict, append, reads_only)
+        # On SQLite a write outlives its cancelled caller (run_shielded); elsewhere,
+        # and for reads, this is a plain call.
+        return run_shielded(
+            self._shield_writes and not reads_only,
+            lambda: self._run_direct(work, doing, conflict, append, reads_only),
+            self._pending,
+        )
 
     def _run_direct(
         self,
@@ -228,35 +221,36 @@ class StoreExecutor:
         append: bool,
         reads_only: bool,
     ) -> T:
-        attempt = 1
-        retried = not reads_only
-        while True:
-            try:
-                leased = self._lease()
-            except sqlalchemy.exc.SQLAlchemyError as err:
-                raise self._translated(err, doing(), append) from err
-            except Exception as err:
-                if not self.dialect.is_driver_error(err):
-                    raise
-                lost = self._wrapped(err, lost=True)
-                raise self._translated(lost, doing(), append) from err
-            try:
-                result = work(leased.cursor)
-            except BaseException as err:
-                failure = self._failed(leased, err)
-                if failure is None:
-                    raise
-                if conflict is not None and self.dialect.is_unique_violation(failure):
-                    raise conflict() from err
-                if self.dialect.is_deadlock(failure) and attempt < _DEADLOCK_ATTEMPTS:
-                    attempt += 1
-                    continue
-                if not retried and getattr(failure, "connection_invalidated", False):
-                    retried = True
-                    continue
-                raise self._translated(failure, doing(), append) from err
-            self._give_back(leased)
-            return result
+        with self._gate:
+            attempt = 1
+            retried = not reads_only
+            while True:
+                try:
+                    leased = self._lease()
+                except sqlalchemy.exc.SQLAlchemyError as err:
+                    raise self._translated(err, doing(), append) from err
+                except Exception as err:
+                    if not self.dialect.is_driver_error(err):
+                        raise
+                    lost = self._wrapped(err, lost=True)
+                    raise self._translated(lost, doing(), append) from err
+                try:
+                    result = work(leased.cursor)
+                except BaseException as err:
+                    failure = self._failed(leased, err)
+                    if failure is None:
+                        raise
+                    if conflict is not None and self.dialect.is_unique_violation(failure):
+                        raise conflict() from err
+                    if self.dialect.is_deadlock(failure) and attempt < _DEADLOCK_ATTEMPTS:
+                        attempt += 1
+                        continue
+                    if not retried and getattr(failure, "connection_invalidated", False):
+                        retried = True
+                        continue
+                    raise self._translated(failure, doing(), append) from err
+                self._give_back(leased)
+                return result
 
     def _lease(self) -> _Leased:
         free = self._free
@@ -384,15 +378,13 @@ class StoreExecutor:
         during it, the error says the append may have been stored.
         """
         self._ensure_ready(doing)
-        if write and self._shield_writes:
-            return run_shielded(
-                True,
-                lambda: self._run(
-                    doing, work, write=write, single=single, conflict=conflict, append=append
-                ),
-                self._pending,
-            )
-        return self._run(doing, work, write=write, single=single, conflict=conflict, append=append)
+        return run_shielded(
+            write and self._shield_writes,
+            lambda: self._run(
+                doing, work, write=write, single=single, conflict=conflict, append=append
+            ),
+            self._pending,
+        )
 
     def _run(
         self,

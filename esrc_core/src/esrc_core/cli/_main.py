@@ -126,8 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-_FLAGS = {"true": True, "1": True, "yes": True, "on": True}
-_FLAGS.update({"false": False, "0": False, "no": False, "off": False})
+_FLAGS = {
+    **dict.fromkeys(("true", "1", "yes", "on"), True),
+    **dict.fromkeys(("false", "0", "no", "off"), False),
+}
 
 
 def from_environment(arguments: Sequence[str]) -> list[str]:
