@@ -361,6 +361,38 @@ def test_repository_waits_between_retries_with_its_sleep() -> None:
     assert saved.balance == Decimal(3)
 
 
+def test_async_update_by_id_says_it_gave_up_and_how_often(async_store: AsyncEventStore) -> None:
+    """Retries run out on the async repository as on the sync one: the error says so,
+    counts the attempts and chains the last conflict."""
+
+    async def main() -> None:
+        retry = RetryPolicy(attempts=2, base_delay=0, max_delay=0)
+        repo = AsyncRepository(async_store, Account, registry, retry=retry)
+        account = Account(uuid.uuid4(), "ann")
+        await repo.add(account)
+        calls = 0
+
+        async def conflicting(acc: Account) -> None:
+            nonlocal calls
+            calls += 1
+            other = await repo.find_by_id(acc.id)  # a rival saves first, every time
+            other.deposit(Decimal(1))
+            await repo.update(other)
+            acc.deposit(Decimal(100))
+
+        with pytest.raises(OptimisticConcurrencyError) as raised:
+            await repo.update_by_id(account.id, conflicting)
+        assert calls == 2
+        assert raised.value.attempts == 2
+        assert str(raised.value).startswith(
+            f"update Account {account.id!r}: gave up after 2 attempts, each lost to a "
+            "concurrent writer; the last conflict: "
+        ), str(raised.value)
+        assert isinstance(raised.value.__cause__, OptimisticConcurrencyError)
+
+    run(main())
+
+
 # --- the relay's capabilities on the async API ------------------------------------------
 
 

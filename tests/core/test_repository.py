@@ -299,10 +299,18 @@ def test_update_by_id_gives_up_after_attempts(store: EventStore) -> None:
         rival.update_by_id("c1", lambda c: c.increment(1))
         counter.increment(1000)
 
-    with pytest.raises(OptimisticConcurrencyError):
+    with pytest.raises(OptimisticConcurrencyError) as raised:
         repo.update_by_id("c1", conflicting_update)
     assert calls == 3
     assert repo.find_by_id("c1").value == 3, "only the rival's increments were stored"
+    err = raised.value
+    assert err.attempts == 3
+    assert str(err).startswith(
+        "update Counter 'c1': gave up after 3 attempts, each lost to a concurrent writer; "
+        "the last conflict: append to Counter 'c1' at version 3: stream is at version 4"
+    ), str(err)
+    assert isinstance(err.__cause__, OptimisticConcurrencyError)
+    assert err.__cause__.attempts == 1
 
 
 def test_attempts_1_disables_retries(store: EventStore) -> None:
@@ -316,9 +324,10 @@ def test_attempts_1_disables_retries(store: EventStore) -> None:
         counters(store).update_by_id("c1", lambda c: c.increment())
         counter.increment()
 
-    with pytest.raises(OptimisticConcurrencyError):
+    with pytest.raises(OptimisticConcurrencyError, match="gave up after 1 attempt ") as raised:
         repo.update_by_id("c1", conflicting_update)
     assert calls == 1
+    assert raised.value.attempts == 1
 
 
 def test_update_by_id_succeeds_after_a_conflict(store: EventStore) -> None:

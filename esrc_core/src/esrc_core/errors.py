@@ -81,7 +81,16 @@ class OptimisticConcurrencyError(EsrcError):
 
     Raised when another writer appended first, and when appending to a stream that
     does not exist (there is no version to match). Nothing of the failed append is stored.
+
+    ``attempts`` is how many tries ended in a conflict: 1 for a single append, and for
+    :meth:`Repository.update_by_id <esrc_core.repository.Repository.update_by_id>`
+    giving up, every try its retry policy allowed (the message then says so and quotes
+    the last conflict, which is the chained cause).
     """
+
+    def __init__(self, message: str = "", *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
 
 
 class SnapshotVersionError(EsrcError, ValueError):

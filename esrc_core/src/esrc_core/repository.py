@@ -227,6 +227,10 @@ class Repository(Generic[T]):
         update is saved). ``update`` may run more than once, so it must
         only change the aggregate. An exception from ``update`` is raised as is and
         nothing is saved. Returns the saved aggregate.
+
+        When the tries run out it raises
+        :class:`~esrc_core.errors.OptimisticConcurrencyError` saying so, with
+        ``attempts`` set to the number of tries made and the last conflict chained.
         """
         attempt = 1
         while True:
@@ -234,9 +238,9 @@ class Repository(Generic[T]):
             update(aggregate)
             try:
                 self.update(aggregate, metadata=metadata)
-            except OptimisticConcurrencyError:
+            except OptimisticConcurrencyError as err:
                 if self.retry.exhausted(attempt):
-                    raise
+                    raise self._gave_up(aggregate_id, attempt, err) from err
                 log.debug(
                     "update %s %s: concurrency conflict on attempt %d, retrying",
                     self.aggregate_type,
@@ -247,6 +251,20 @@ class Repository(Generic[T]):
                 attempt += 1
             else:
                 return aggregate
+
+    def _gave_up(
+        self, aggregate_id: AggregateId, attempts: int, last: OptimisticConcurrencyError
+    ) -> OptimisticConcurrencyError:
+        """The error :meth:`update_by_id` raises when its retries ran out."""
+        if attempts == 1:
+            tries = "1 attempt (the retry policy allows no retries), lost"
+        else:
+            tries = f"{attempts} attempts, each lost"
+        return OptimisticConcurrencyError(
+            f"update {self.aggregate_type} {aggregate_id!r}: gave up after {tries} to a "
+            f"concurrent writer; the last conflict: {last}",
+            attempts=attempts,
+        )
 
     def _raw_changes(
         self, aggregate: T, metadata: Mapping[str, str] | None, *, doing: str
