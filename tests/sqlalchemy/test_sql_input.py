@@ -21,6 +21,7 @@ from esrc_core import (
     RawEvent,
     RawSnapshot,
     StoreUnavailableError,
+    mask_url,
     open_event_store,
 )
 from esrc_sqlalchemy import SqlEventStore, StoreConfigError
@@ -189,6 +190,25 @@ def test_malformed_or_unsupported_url_is_a_clear_error_without_the_password(url:
         SqlEventStore(url)
     assert "s3cret" not in str(caught.value)
     assert "***" in str(caught.value)
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mariadb"])
+@pytest.mark.parametrize("asyncio", [False, True], ids=["sync", "async"])
+def test_server_url_without_a_database_is_refused_before_connecting(
+    database: str, asyncio: bool, request: pytest.FixtureRequest
+) -> None:
+    """A PostgreSQL or MariaDB URL naming no database (``host`` or ``host/``) would
+    open the server's default database and create the tables there: refused with a
+    StoreConfigError naming the URL (password masked), for the sync and the async
+    store alike. The server's own URL is used, so only the missing name stops it."""
+    url: str = request.getfixturevalue(
+        f"{'postgresql' if database == 'postgresql' else 'mysql'}_url"
+    )
+    without = url.rsplit("/", 1)[0]
+    for bare in (without, without + "/"):
+        with pytest.raises(StoreConfigError, match="names no database") as caught:
+            SqlEventStore(bare, asyncio=asyncio)
+        assert mask_url(bare) in str(caught.value)
 
 
 def test_malformed_url_through_open_event_store() -> None:

@@ -341,10 +341,22 @@ class SqlDialect(abc.ABC):
     testing: ClassVar[TestingHooks] = TestingHooks()
     """The SQL tests need (:class:`TestingHooks`)."""
 
+    requires_database: ClassVar[bool] = False
+    """Whether a store URL must name its database (``scheme://host/db``): true for a
+    server that would otherwise open the user's default database, so that the store's
+    tables are never created where nobody asked for them."""
+
     @classmethod
     def check_url(cls, url: URL, shown: str) -> str | None:
         """What is wrong with a parsed store ``url`` for this database (``shown`` is its
-        masked text), or ``None``."""
+        masked text), or ``None``. The default refuses a URL without a database name
+        where :attr:`requires_database`; a dialect that adds rules calls it first."""
+        if cls.requires_database and not url.database:
+            return (
+                f"store URL {shown!r} names no database: use "
+                f"{url.get_backend_name()}://host/dbname (the {cls.title} server would "
+                "otherwise open a default database and create the tables there)"
+            )
         return None
 
     @classmethod

@@ -274,6 +274,7 @@ class MySqlDialect(CoreDialect):
         sequencer=True,
         steps={2: _add_seq},
     )
+    requires_database = True
     testing = MySqlTesting()
     _ROW_OVERHEAD = 4096
 
@@ -319,13 +320,6 @@ class MySqlDialect(CoreDialect):
     def _stream_page(rows: list[Any]) -> StreamPage | None:
         """See :func:`~esrc_sqlalchemy.dialects.base.stream_page`."""
         return stream_page(rows)
-
-    @classmethod
-    def check_url(cls, url: URL, shown: str) -> str | None:
-        """The URL must name a database."""
-        if not url.database:
-            return f"store URL {shown!r} names no database: use {url.get_backend_name()}://host/db"
-        return None
 
     @classmethod
     def engine_options(cls, url: URL, connect_timeout: float) -> dict[str, Any]:

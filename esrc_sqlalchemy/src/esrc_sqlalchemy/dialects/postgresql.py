@@ -1,6 +1,7 @@
 """PostgreSQL 13+ through psycopg 3: everything the SQL store does differently on it.
 
-URLs: ``postgresql://...`` and ``postgresql+psycopg://...``. Operations run in
+URLs: ``postgresql://...`` and ``postgresql+psycopg://...``, naming the database
+(``postgresql://host/dbname``; libpq would pick a default one). Operations run in
 autocommit mode and each write is a single statement (a data-modifying CTE that claims
 or creates the stream and inserts every event from arrays with ``unnest``), so an
 append is one round trip and atomic by itself. The statements of the hot paths are
@@ -249,6 +250,7 @@ class PostgresDialect(SqlDialect):
     )
     supports_schema = True
     supports_notify = True
+    requires_database = True
     testing = PostgresTesting()
 
     @classmethod
