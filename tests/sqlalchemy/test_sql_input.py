@@ -123,12 +123,72 @@ def test_mariadb_payload_over_max_allowed_packet_is_refused_clearly(
         store.add_aggregate("Order", "o-1", [RawEvent("Created", b"1")])
         dialect = dialect_of(store)
         assert isinstance(dialect, MySqlDialect)
-        too_big = bytes(dialect.max_packet + 1)
-        with pytest.raises(InvalidEventError, match="max_allowed_packet"):
+        limit = dialect.max_packet
+        too_big = bytes(limit + 1)
+        with pytest.raises(InvalidEventError, match="max_allowed_packet") as caught:
             store.append_events("Order", "o-1", 1, [RawEvent("Huge", too_big)])
+        assert f"max_allowed_packet of {limit} bytes because of its data " in str(caught.value)
+        assert f"({limit + 1} bytes of data, 0 bytes of metadata as JSON;" in str(caught.value)
         _nothing_written(store)
     finally:
         store.close()
+
+
+@pytest.fixture
+def mariadb_store_without_payload_limit(mysql_pool: PrefixPool) -> Iterator[SqlEventStore]:
+    """A MariaDB store whose max_payload_bytes lets max_allowed_packet be the limit,
+    with one stream at version 1."""
+    opened = mysql_pool.open()
+    opened.close()
+    store = SqlEventStore(
+        mysql_pool.url, table_prefix=opened.table_prefix, max_payload_bytes=1 << 30
+    )
+    store.add_aggregate("Order", "o-1", [RawEvent("Created", b"1")])
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("data_share", "metadata_share", "culprit"),
+    [(0.0, 0.6, "its metadata"), (0.55, 0.3, "its data and metadata together")],
+    ids=["metadata", "both"],
+)
+def test_mariadb_max_allowed_packet_message_names_the_part_that_is_large(
+    mariadb_store_without_payload_limit: SqlEventStore,
+    data_share: float,
+    metadata_share: float,
+    culprit: str,
+) -> None:
+    """When the metadata (or data and metadata together) is what a packet cannot
+    carry, the message says so, with the sizes of both and the server's limit,
+    instead of blaming the data; nothing is written."""
+    store = mariadb_store_without_payload_limit
+    dialect = dialect_of(store)
+    assert isinstance(dialect, MySqlDialect)
+    limit = dialect.max_packet
+    data = bytes(int(limit * data_share)) or b"1"
+    value = "m" * (int(limit * metadata_share) - 8)
+    meta_bytes = len('{"k":""}') + len(value)
+    with pytest.raises(InvalidEventError) as caught:
+        store.append_events("Order", "o-1", 1, [RawEvent("Big", data, {"k": value})])
+    message = str(caught.value)
+    assert message.startswith("append to Order 'o-1' at version 1: event 0 (Big) is too large")
+    assert f"max_allowed_packet of {limit} bytes because of {culprit} " in message, message
+    assert f"({len(data)} bytes of data, {meta_bytes} bytes of metadata as JSON;" in message
+    _nothing_written(store)
+
+
+def test_mariadb_batch_larger_than_max_allowed_packet_is_stored_row_by_row(
+    mariadb_store_without_payload_limit: SqlEventStore,
+) -> None:
+    """Only each event must fit in max_allowed_packet, not the batch: three events of
+    0.4 packets each are appended in one call and read back intact."""
+    store = mariadb_store_without_payload_limit
+    dialect = dialect_of(store)
+    assert isinstance(dialect, MySqlDialect)
+    events = [RawEvent(f"Part{n}", bytes([n]) * int(dialect.max_packet * 0.4)) for n in range(3)]
+    store.append_events("Order", "o-1", 1, events)
+    assert store.events("Order", "o-1", 1) == events
 
 
 @pytest.mark.parametrize(

@@ -252,7 +252,9 @@ class MySqlDialect(CoreDialect):
     payloads larger than that are first sent in pieces into a session variable and
     inserted from it. A payload larger than ``max_allowed_packet`` itself cannot be
     stored or read and is refused with :class:`InvalidEventError` before anything is
-    written.
+    written; so is metadata that does not fit as escaped text (it is never sent in
+    pieces), and the message says which part is too large. Only each event must fit:
+    a batch larger than a packet is sent row by row.
     """
 
     name = "mysql"
@@ -608,24 +610,50 @@ class MySqlDialect(CoreDialect):
         found = conn.execute(sa.text("SELECT @@max_allowed_packet")).scalar()
         self.max_packet = int(found or self.max_packet)
 
-    def _check(self, data: bytes, text_bytes: int, what: str, doing: str) -> None:
-        limit = self.max_packet
-        if len(data) + 2 * text_bytes + self._ROW_OVERHEAD > limit:
-            raise InvalidEventError(
-                f"{doing}: {what} is {len(data)} bytes, too large for this MariaDB/MySQL "
-                f"server's max_allowed_packet of {limit} bytes; raise it on the server "
-                f"(SET GLOBAL max_allowed_packet = ...) above the largest payload plus 1 MiB"
+    def _check_size(
+        self, what: str, doing: str, data: int, metadata: int = 0, name: int = 0
+    ) -> None:
+        """Raise :class:`InvalidEventError` when a row of ``data`` bytes, ``metadata``
+        bytes of JSON and a ``name`` of that many characters cannot pass through one
+        ``max_allowed_packet`` (text may double when escaped; a name character may take
+        4 bytes), saying which part is too large, the sizes and the limit."""
+        limit, overhead = self.max_packet, self._ROW_OVERHEAD
+        text = 2 * (metadata + 4 * name)
+        if data + text + overhead <= limit:
+            return
+        if data + overhead > limit:
+            culprit = "its data"
+        elif text + overhead > limit:
+            culprit = "its metadata" if metadata >= 4 * name else "its name"
+        else:
+            culprit = "its data and metadata together"
+        need = data + text + overhead
+        if name:
+            sizes = (
+                f"{data} bytes of data, {metadata} bytes of metadata as JSON; with the "
+                f"metadata and name counted twice (escaped text) and {overhead} bytes for "
+                f"the row, {need} bytes"
             )
+        else:
+            sizes = f"{data} bytes of data; with {overhead} bytes for the row, {need} bytes"
+        raise InvalidEventError(
+            f"{doing}: {what} is too large for this MariaDB/MySQL server's "
+            f"max_allowed_packet of {limit} bytes because of {culprit} ({sizes}); make "
+            "it smaller or raise the setting on the server (SET GLOBAL "
+            "max_allowed_packet = ...) above that"
+        )
 
     def check_rows(self, rows: Sequence[EventRow], doing: str) -> None:
-        """Every row must fit in one ``max_allowed_packet``."""
+        """Every row must fit in one ``max_allowed_packet`` (each row is sent and read
+        on its own when the batch as a whole does not fit)."""
         for index, (name, data, meta) in enumerate(rows):
-            text_bytes = len(name) * 4 + len(meta or "")
-            self._check(data, text_bytes, f"event {index} ({name})", doing)
+            self._check_size(
+                f"event {index} ({name})", doing, len(data), len(meta or ""), len(name)
+            )
 
     def check_snapshot(self, data: bytes, doing: str) -> None:
         """The snapshot must fit in one ``max_allowed_packet``."""
-        self._check(data, 0, "the snapshot", doing)
+        self._check_size("the snapshot", doing, len(data))
 
     def _inline(self, data: bytes, text_bytes: int) -> bool:
         return 2 * len(data) + 2 * text_bytes + self._ROW_OVERHEAD <= self.max_packet
