@@ -576,7 +576,7 @@ def test_a_store_that_cannot_be_inspected_is_one_line_on_stderr_and_status_2(
     configuration error: no retry helps."""
     plugins().backends()  # load plugins first: their own load warnings are not the CLI's
     capsys.readouterr()
-    argv = [command, url, *(["Account", "42"] if command == "events" else [])]
+    argv = [command, "--store", url, *(["Account", "42"] if command == "events" else [])]
     status, out, err = run(capsys, argv)
     assert (status, out) == (2, "")
     [line] = err.splitlines()
@@ -603,7 +603,7 @@ def test_an_unreachable_server_is_one_line_on_stderr(
     """The operation was tried and failed: status 1."""
     url = "postgresql+psycopg://admin:s3cret@127.0.0.1:1/nothing"
     require_inspection(url)
-    argv = [command, url, *(["Account", "42"] if command == "events" else [])]
+    argv = [command, "--store", url, *(["Account", "42"] if command == "events" else [])]
     status, out, err = run(capsys, argv)
     assert (status, out) == (1, "")
     [line] = err.splitlines()

@@ -37,8 +37,14 @@ def test_relay_options_come_from_the_environment_unless_given(
     ]
     monkeypatch.setenv("ESRC_RELAY_READ_AHEAD", "off")
     assert "--read-ahead" not in from_environment(["relay"])
-    # other commands take nothing from it
-    assert from_environment(["streams", "memory://"]) == ["streams", "memory://"]
+    # the other commands that open a store take its URL, and only that
+    assert from_environment(["streams"]) == ["streams", "--store=sqlite:///from-env.db"]
+    assert from_environment(["streams", "--store", "memory://"]) == [
+        "streams",
+        "--store",
+        "memory://",
+    ]
+    assert from_environment(["plugins"]) == ["plugins"]
 
 
 @pytest.mark.parametrize(

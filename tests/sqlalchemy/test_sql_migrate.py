@@ -4,6 +4,7 @@ once, on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from esrc_core.cli import main
+from esrc_core.cli._main import EXIT_MIGRATION_DUE
+from esrc_core.migrations import MigrationOutcome, MigrationResult, SchemaState
 from esrc_sqlalchemy.engines import create_store_engine, normalize_url
 from esrc_sqlalchemy.testing import dialect_of, drop_store_tables, store_tables
 
@@ -50,11 +53,16 @@ def _versions(url: str, prefix: str) -> list[int]:
 def test_esrc_migrate_twice_is_idempotent(
     database_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The command succeeds twice, records one schema version, and a store that does
-    not create tables itself works on them."""
-    for _ in range(2):
-        assert main(["migrate", database_url, "-o", f"table_prefix={prefix}"]) == 0
-        assert "is up to date" in capsys.readouterr().out
+    """The command succeeds twice, saying it created the schema and then that it is
+    current, records one schema version, and a store that does not create tables
+    itself works on them."""
+    argv = ["migrate", "--store", database_url, "-o", f"table_prefix={prefix}"]
+    assert main(argv) == 0
+    assert f"created the schema of {database_url} at version {SCHEMA_VERSION}" in (
+        capsys.readouterr().out
+    )
+    assert main(argv) == 0
+    assert f"is current (version {SCHEMA_VERSION}); nothing to do" in capsys.readouterr().out
     assert _versions(database_url, prefix) == [SCHEMA_VERSION]
     store = SqlEventStore(database_url, table_prefix=prefix, create_schema=False)
     try:
@@ -256,3 +264,97 @@ def test_version_1_tables_are_upgraded_and_relays_resume(database_url: str, pref
         assert [e.event.name for e in resumed] == ["A2", "B0", "B1", "B2"]
     finally:
         store.close()
+
+
+def test_esrc_migrate_says_it_upgraded_tables_at_version_1(
+    database_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tables at version 1: ``--check`` exits 3 (due) and changes nothing, ``migrate``
+    says it upgraded them from 1, then ``--check`` exits 0; the JSON says the same."""
+    old = SqlEventStore(database_url, table_prefix=prefix)
+    old.add_aggregate("Order", "a", [RawEvent("A", b"")])
+    _as_version_1(old)
+    old.close()
+    argv = ["migrate", "--store", database_url, "-o", f"table_prefix={prefix}"]
+    assert main([*argv, "--check", "--json"]) == EXIT_MIGRATION_DUE
+    assert json.loads(capsys.readouterr().out) == {
+        "store": database_url,
+        "version": 1,
+        "target": SCHEMA_VERSION,
+        "due": True,
+    }
+    assert _versions(database_url, prefix) == [1]
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "store": database_url,
+        "outcome": "upgraded",
+        "before": 1,
+        "after": SCHEMA_VERSION,
+    }
+    assert main([*argv, "--check"]) == 0
+    assert f"is current (version {SCHEMA_VERSION})" in capsys.readouterr().out
+
+
+def test_esrc_migrate_check_on_an_empty_database_is_due_and_creates_nothing(
+    database_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["migrate", "--store", database_url, "-o", f"table_prefix={prefix}", "--check"]
+    assert main(argv) == EXIT_MIGRATION_DUE
+    assert f"has no schema: a migration to version {SCHEMA_VERSION} is due" in (
+        capsys.readouterr().out
+    )
+    assert main([*argv, "--quiet"]) == EXIT_MIGRATION_DUE
+    assert capsys.readouterr().out == ""
+    if database_url.startswith("sqlite"):
+        assert not Path(database_url.removeprefix("sqlite:///")).exists()
+    else:
+        assert _tables(database_url, prefix) == []
+
+
+def test_esrc_migrate_sql_creates_a_working_store_when_run_by_hand(
+    database_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--sql`` connects to nothing; its statements, run by hand on the database,
+    give tables a store that does not create its own opens, at the current version."""
+    argv = ["migrate", "--store", database_url, "-o", f"table_prefix={prefix}", "--sql"]
+    assert main(argv) == 0
+    script = capsys.readouterr().out
+    if database_url.startswith("sqlite"):
+        assert not Path(database_url.removeprefix("sqlite:///")).exists()
+    else:
+        assert _tables(database_url, prefix) == []
+    assert main([*argv, "--json"]) == 0
+    statements = json.loads(capsys.readouterr().out)["statements"]
+    assert script == "".join(f"{statement};\n\n" for statement in statements)
+    engine = create_store_engine(normalize_url(database_url), connect_timeout=5)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+    store = SqlEventStore(database_url, table_prefix=prefix, create_schema=False)
+    try:
+        assert store.schema_state() == SchemaState(SCHEMA_VERSION, SCHEMA_VERSION)
+        store.add_aggregate("Order", 1, [RawEvent("Created", b"x")])
+        assert store.events("Order", 1) == [RawEvent("Created", b"x")]
+        assert [e.event.name for e in store.outbox("r").unpublished_events(10)] == ["Created"]
+        assert store.migrate() == MigrationResult(
+            MigrationOutcome.CURRENT, SCHEMA_VERSION, SCHEMA_VERSION
+        )
+    finally:
+        store.close()
+
+
+def test_check_and_sql_together_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--store", "memory://", "--check", "--sql"]) == 2
+    assert "give --check or --sql, not both" in capsys.readouterr().err
+
+
+def _tables(url: str, prefix: str) -> list[str]:
+    engine = create_store_engine(normalize_url(url), connect_timeout=5)
+    try:
+        names = sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    return [name for name in names if name.startswith(prefix)]

@@ -53,6 +53,14 @@ __all__ = [
     "plugins",
 ]
 
+_INSTALL_HINTS: dict[Kind, str] = {
+    "store": "pip install esrc-memory for the in-memory store, esrc-sqlalchemy for "
+    "SQLite, PostgreSQL and MariaDB",
+    "publisher": "pip install esrc-memory for the in-process publisher, esrc-rabbitmq, "
+    "esrc-nats or esrc-redis for a broker",
+}
+"""What to install when no backend of a kind is, by kind."""
+
 PROJECT = "esrc"
 hookspec = pluggy.HookspecMarker(PROJECT)
 """Marks hook specifications of the ``esrc`` project."""
@@ -285,7 +293,7 @@ class Plugins:
             listed = "; ".join(f"{b.name}: {', '.join(b.schemes)}" for b in backends)
             text = f"installed {kind} backends: {listed}"
         else:
-            text = f"no {kind} backends are installed (pip install esrc-memory, esrc-sqlalchemy)"
+            text = f"no {kind} backends are installed ({_INSTALL_HINTS[kind]})"
         if self._problems:
             text += "; plugins that failed to load: " + ", ".join(
                 f"{p.plugin} ({p.error})" for p in self._problems

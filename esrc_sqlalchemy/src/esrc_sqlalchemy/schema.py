@@ -297,6 +297,28 @@ in its :attr:`Ddl.steps` (nothing when it has none for it). A new database gets
 idempotent."""
 
 
+def schema_sql(tables: Tables, dialect: sa.Dialect) -> list[str]:
+    """The statements, in ``dialect``'s SQL, that create ``tables`` at
+    :data:`SCHEMA_VERSION` in an empty database: what :func:`apply_migrations` does
+    there, built without a connection (the schema if one is named, each table with
+    its indexes, the sequencer's row, the version row)."""
+    statements: list[sa.ExecutableDDLElement | sa.Insert] = []
+    if tables.schema is not None:
+        statements.append(sa.schema.CreateSchema(tables.schema, if_not_exists=True))
+    for table in tables.all():
+        statements.append(sa.schema.CreateTable(table))
+        statements.extend(sa.schema.CreateIndex(index) for index in table.indexes)
+    if tables.sequencer is not None:
+        statements.append(tables.sequencer.insert().values(id=1))
+    statements.append(
+        tables.schema_version.insert().values(version=SCHEMA_VERSION, description=_INITIAL)
+    )
+    return [
+        str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).strip()
+        for statement in statements
+    ]
+
+
 def apply_migrations(conn: Connection, tables: Tables) -> int:
     """Bring the tables up to :data:`SCHEMA_VERSION` on ``conn``; return the version.
 

@@ -5,7 +5,22 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["option", "options_argument", "seconds", "store_arguments", "whole"]
+from esrc_core.cli._command import UsageError
+
+__all__ = [
+    "STORE_ENVIRONMENT",
+    "option",
+    "options_argument",
+    "output_arguments",
+    "seconds",
+    "store_arguments",
+    "store_url",
+    "whole",
+]
+
+STORE_ENVIRONMENT = {"--store": "ESRC_STORE_URL"}
+"""The environment variable every command that opens a store reads its URL from when
+the command line gives none."""
 
 
 def option(text: str) -> tuple[str, str]:
@@ -43,10 +58,14 @@ def seconds(text: str) -> float:
 
 
 def options_argument(parser: argparse.ArgumentParser, flag: str = "--option") -> None:
-    """Add ``-o``/``flag KEY=VALUE`` (repeatable): store options, a list of pairs."""
+    """Add ``-o``/``flag KEY=VALUE`` (repeatable): store options, a list of pairs
+    under the ``store_option`` destination (``--option`` is accepted too, the name
+    earlier releases used)."""
     parser.add_argument(
         "-o",
         flag,
+        *(["--option"] if flag != "--option" else []),
+        dest="store_option",
         action="append",
         default=[],
         type=option,
@@ -56,6 +75,38 @@ def options_argument(parser: argparse.ArgumentParser, flag: str = "--option") ->
 
 
 def store_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the store URL (``url``) and its options (``option``)."""
-    parser.add_argument("url", help="event store URL, e.g. sqlite:///events.db")
-    options_argument(parser)
+    """Add the store URL, ``--store URL`` (read with :func:`store_url`), and its
+    options, ``-o``/``--store-option KEY=VALUE`` (``store_option``, a list of pairs).
+
+    The URL may also be given as the first argument after the command's name, as
+    earlier releases took it (``esrc streams sqlite:///x.db``):
+    :func:`~esrc_core.cli._main.main` turns it into ``--store``.
+    """
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="event store URL, e.g. sqlite:///events.db (env ESRC_STORE_URL)",
+    )
+    options_argument(parser, "--store-option")
+
+
+def store_url(args: argparse.Namespace) -> str:
+    """The store URL of a command line built with :func:`store_arguments`. Raises
+    :class:`~esrc_core.cli._command.UsageError` when none is given."""
+    url: str | None = args.store
+    if not url:
+        raise UsageError("no store URL: give --store URL or set ESRC_STORE_URL")
+    return url
+
+
+def output_arguments(parser: argparse.ArgumentParser, *, json_help: str | None) -> None:
+    """Add ``-q``/``--quiet`` (no progress, notes or summary lines: the data alone, and
+    errors) and, when ``json_help`` says what it prints, ``--json``."""
+    if json_help is not None:
+        parser.add_argument("--json", action="store_true", help=json_help)
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only the data and errors: no progress, notes or summary lines",
+    )

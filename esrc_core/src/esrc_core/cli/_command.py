@@ -21,6 +21,9 @@ class Command:
     by raising (see :mod:`esrc_core.cli._main` for what each exception becomes), and a
     command line that parses but makes no sense by raising :class:`UsageError`.
 
+    ``description`` is what ``esrc COMMAND --help`` says above the options (the
+    one-line help when empty).
+
     ``environment`` maps options to the environment variables that give them when the
     command line does not (``{"--store": "ESRC_STORE_URL"}``); a flag's variable is
     ``true`` or ``false``. The command line wins over the environment, which wins over
@@ -32,6 +35,7 @@ class Command:
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
 
 
 class UsageError(Exception):

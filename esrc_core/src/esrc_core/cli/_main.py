@@ -10,6 +10,7 @@ into the exit status. This module is the one place that decides exit statuses:
       line argparse rejects, a :class:`UsageError`, and the configuration errors
       in :data:`~esrc_core.errors.CONFIGURATION_ERRORS` (a bad URL or option, no backend for the
       scheme, a missing driver, a capability the backend does not offer)
+3     ``esrc migrate --check``: a migration is due
 130   interrupted (a second Ctrl-C)
 141   standard output was closed before the command finished writing
       (``esrc streams URL | head -1``); nothing is printed about it
@@ -40,6 +41,7 @@ from esrc_core.urls import mask_url
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
+    "EXIT_MIGRATION_DUE",
     "EXIT_OK",
     "EXIT_PIPE_CLOSED",
     "EXIT_USAGE",
@@ -55,6 +57,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 """The command cannot work as given: fix the command line, a URL, an option or the
 installation."""
+EXIT_MIGRATION_DUE = 3
+"""``esrc migrate --check``: the schema is missing or older than the installed backend
+needs (not 1, which a store that cannot be reached gives, so that a deployment script
+can tell "migrate first" from "try again later")."""
 EXIT_INTERRUPTED = 130
 """Interrupted by Ctrl-C (``KeyboardInterrupt``)."""
 EXIT_PIPE_CLOSED = 141
@@ -110,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     status too, instead of raising ``SystemExit``."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
-        arguments = from_environment(arguments)
+        arguments = from_environment(_store_first(arguments))
     except ValueError as err:
         print(f"esrc {arguments[0]}: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -164,6 +170,19 @@ def from_environment(arguments: Sequence[str]) -> list[str]:
         _check(action, option, variable, text)
         added.append(f"{option}={text}")
     return [arguments[0], *added, *arguments[1:]]
+
+
+def _store_first(arguments: Sequence[str]) -> list[str]:
+    """``arguments`` with a URL given as the first argument after the name of a
+    command that takes ``--store`` turned into ``--store=URL`` (``esrc streams
+    sqlite:///x.db``, as earlier releases took it). A URL is text with ``://``."""
+    arguments = list(arguments)
+    if len(arguments) < 2 or "://" not in arguments[1] or arguments[1].startswith("-"):
+        return arguments
+    command = next((c for c in commands() if c.name == arguments[0]), None)
+    if command is None or "--store" not in command.environment:
+        return arguments
+    return [arguments[0], f"--store={arguments[1]}", *arguments[2:]]
 
 
 class _Recording(argparse.ArgumentParser):

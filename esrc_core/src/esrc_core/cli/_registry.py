@@ -58,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in commands():
-        sub = subparsers.add_parser(command.name, help=command.help)
+        sub = subparsers.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description or command.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         command.arguments(sub)
         sub.set_defaults(run=command.run, command_parser=sub)
     return parser

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
+from typing import Literal
 
 from esrc_core.cli.console import shorten
 from esrc_core.ids import AggregateId
 
-__all__ = ["DATA_CHARS", "count", "format_data", "show_id", "when"]
+__all__ = ["DATA_CHARS", "IdType", "count", "format_data", "id_type_of", "show_id", "when"]
+
+IdType = Literal["uuid", "int", "str"]
+"""The name of an aggregate id's type, as the ``--id-type`` option spells it."""
 
 DATA_CHARS = 1000
 """About how many characters of an event's data a command shows."""
@@ -22,6 +27,13 @@ def count(number: int, noun: str) -> str:
 def show_id(aggregate_id: AggregateId) -> str:
     """An aggregate id as text: a str id as it is, others as ``str`` writes them."""
     return aggregate_id if isinstance(aggregate_id, str) else str(aggregate_id)
+
+
+def id_type_of(aggregate_id: AggregateId) -> IdType:
+    """``"uuid"``, ``"int"`` or ``"str"``: the type of ``aggregate_id``."""
+    if isinstance(aggregate_id, uuid.UUID):
+        return "uuid"
+    return "str" if isinstance(aggregate_id, str) else "int"
 
 
 def when(moment: dt.datetime | None) -> str:

@@ -191,13 +191,13 @@ class Progress:
 
     :meth:`update` shows a new text (at most every ``interval`` seconds unless
     ``force``); :meth:`clear` (also on leaving a ``with`` block) erases it. On a stream
-    that is not a terminal it writes nothing at all, so pipes and logs stay clean.
-    One thread drives one ``Progress``.
+    that is not a terminal, or with ``enabled=False`` (``--quiet``), it writes nothing
+    at all, so pipes and logs stay clean. One thread drives one ``Progress``.
     """
 
-    def __init__(self, stream: TextIO, *, interval: float = 0.1) -> None:
+    def __init__(self, stream: TextIO, *, interval: float = 0.1, enabled: bool = True) -> None:
         try:
-            self.enabled = stream.isatty()
+            self.enabled = enabled and stream.isatty()
         except (AttributeError, ValueError):
             self.enabled = False
         self._stream = stream

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from esrc_core.cli._arguments import STORE_ENVIRONMENT
 from esrc_core.cli._command import Command
 from esrc_core.demo import run
 from esrc_core.errors import UnknownBackendError
@@ -37,8 +38,23 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", help="event store URL (default: sqlite file, else memory://)")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="event store URL (default: sqlite file, else memory://; env ESRC_STORE_URL)",
+    )
 
 
-COMMANDS = (Command("demo", "save, reload, update and relay an aggregate", _demo_arguments, _demo),)
+COMMANDS = (
+    Command(
+        "demo",
+        "save, reload, update and relay an aggregate",
+        _demo_arguments,
+        _demo,
+        STORE_ENVIRONMENT,
+        "Save an account aggregate, reload it, update it with update_by_id, and relay\n"
+        "its events in order through the in-memory publisher. Without --store, on an\n"
+        "SQLite file in the working directory (esrc-demo.db), else in memory.",
+    ),
+)
 """``esrc demo``."""

@@ -15,12 +15,19 @@ import datetime as dt
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TextIO, get_args
+from typing import Any, TextIO, get_args
 
 from esrc_core.capabilities import Capability, offered
-from esrc_core.cli._arguments import store_arguments, whole
+from esrc_core.cli._arguments import (
+    STORE_ENVIRONMENT,
+    output_arguments,
+    store_arguments,
+    store_url,
+    whole,
+)
 from esrc_core.cli._command import Command, UsageError
-from esrc_core.cli._show import count, format_data, show_id, when
+from esrc_core.cli._json import event_document, json_id, json_time, write_document
+from esrc_core.cli._show import IdType, count, format_data, id_type_of, show_id, when
 from esrc_core.cli._stores import inspectable
 from esrc_core.cli.console import Column, Progress, output_width, printable, render_table
 from esrc_core.errors import AggregateNotFound
@@ -39,16 +46,6 @@ __all__ = [
     "list_streams",
     "show_events",
 ]
-
-IdType = Literal["uuid", "int", "str"]
-"""The name of an aggregate id's type, as the ``--id-type`` option spells it."""
-
-
-def id_type_of(aggregate_id: AggregateId) -> IdType:
-    """``"uuid"``, ``"int"`` or ``"str"``: the type of ``aggregate_id``."""
-    if isinstance(aggregate_id, uuid.UUID):
-        return "uuid"
-    return "str" if isinstance(aggregate_id, str) else "int"
 
 
 def id_candidates(text: str, id_type: IdType | None = None) -> list[AggregateId]:
@@ -97,18 +94,38 @@ def list_streams(
     aggregate_type: str | None = None,
     limit: int | None = None,
     options: Mapping[str, Any] | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     """``esrc streams``: a table of the streams in ``url`` (of ``aggregate_type`` only,
     when given; the first ``limit``, when given) with type, id, id type, version (which
-    is the number of events) and when the last event was recorded, then a total line.
-    Returns 0."""
+    is the number of events) and when the last event was recorded, then a total line
+    (not when ``quiet``). With ``as_json``, one JSON document instead: ``{"store",
+    "streams": [{"aggregate_type", "aggregate_id", "id_type", "version",
+    "last_recorded_at"}], "limited"}``. Returns 0."""
     out = out or sys.stdout
-    with inspectable(url, options) as store, Progress(err or sys.stderr) as progress:
+    with inspectable(url, options) as store, _progress(err, quiet or as_json) as progress:
         progress.update(f"reading streams of {mask_url(url)}…", force=True)
         found = store.streams(aggregate_type, limit=limit)
+    limited = limit is not None and len(found) == limit
+    if as_json:
+        streams = [
+            {
+                "aggregate_type": s.aggregate_type,
+                "aggregate_id": json_id(s.aggregate_id),
+                "id_type": id_type_of(s.aggregate_id),
+                "version": s.version,
+                "last_recorded_at": json_time(s.last_recorded_at),
+            }
+            for s in found
+        ]
+        write_document(out, {"store": mask_url(url), "streams": streams, "limited": limited})
+        return 0
     if not found:
+        if quiet:
+            return 0
         of_type = f" of type {aggregate_type!r}" if aggregate_type else ""
         out.write(f"no streams{of_type} in {mask_url(url)}\n")
         return 0
@@ -130,8 +147,10 @@ def list_streams(
         for s in found
     ]
     _write_table(out, columns, rows)
+    if quiet:
+        return 0
     events = count(sum(s.version for s in found), "event")
-    cut = f" (the first {limit:,} only)" if limit is not None and len(found) == limit else ""
+    cut = f" (the first {limit:,} only)" if limited else ""
     out.write(f"{count(len(found), 'stream')}, {events}{cut}\n")
     return 0
 
@@ -143,6 +162,8 @@ def show_events(
     *,
     from_version: int = 0,
     options: Mapping[str, Any] | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -152,13 +173,17 @@ def show_events(
 
     ``ids`` are the readings of the id to try, in order (see :func:`id_candidates`):
     the first that names an existing stream is shown, and a note on ``err`` names
-    any other that also exists. Raises :class:`~esrc_core.errors.AggregateNotFound`,
-    saying which id types were tried, when none does. Returns 0.
+    any other that also exists (not when ``quiet``). Raises
+    :class:`~esrc_core.errors.AggregateNotFound`, saying which id types were tried,
+    when none does. With ``as_json``, one JSON document instead: ``{"aggregate_type",
+    "aggregate_id", "id_type", "events": [{"version", "position", "recorded_at",
+    "name", "metadata", "data"}]}`` (``data`` is the event's JSON, or ``null`` with
+    ``data_base64`` for other bytes). Returns 0.
     """
     if not ids:
         raise ValueError("show_events needs at least one id to try")
     out, err = out or sys.stdout, err or sys.stderr
-    with inspectable(url, options) as store, Progress(err) as progress:
+    with inspectable(url, options) as store, _progress(err, quiet or as_json) as progress:
         progress.update(f"looking for {aggregate_type} {show_id(ids[0])}…", force=True)
         existing = [i for i in ids if store.contains_aggregate(aggregate_type, i)]
         if not existing:
@@ -171,17 +196,35 @@ def show_events(
         progress.update(f"reading {aggregate_type} {show_id(chosen)}…", force=True)
         recorded = store.recorded_events(aggregate_type, chosen, from_version)
     progress.clear()
-    for other in existing[1:]:
+    for other in existing[1:] if not quiet else ():
         err.write(
             f"esrc events: note: {aggregate_type} also has a stream with {id_type_of(other)} "
             f"id {show_id(other)!r}; choose one with --id-type\n"
         )
+    if as_json:
+        events = [
+            event_document(
+                e.event, version=e.version, position=e.position, recorded_at=e.recorded_at
+            )
+            for e in recorded
+        ]
+        document = {
+            "aggregate_type": aggregate_type,
+            "aggregate_id": json_id(chosen),
+            "id_type": id_type_of(chosen),
+            "events": events,
+        }
+        write_document(out, document)
+        return 0
     heading = f"{aggregate_type} {show_id(chosen)} ({id_type_of(chosen)} id)"
     if not recorded:
+        if quiet:
+            return 0
         out.write(printable(f"{heading}: no events after version {from_version}") + "\n")
         return 0
     after = f" after version {from_version}" if from_version else ""
-    out.write(printable(f"{heading}: {count(len(recorded), 'event')}{after}") + "\n")
+    if not quiet:
+        out.write(printable(f"{heading}: {count(len(recorded), 'event')}{after}") + "\n")
     columns = [
         Column("version", "right", shrink=False),
         Column("position", "right", shrink=False),
@@ -209,20 +252,38 @@ def list_relays(
     url: str,
     *,
     options: Mapping[str, Any] | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     """``esrc relays``: a table of every relay name with progress in ``url``: events
     published, events pending (its lag in events), when the oldest pending event was
-    recorded, and how many seconds ago that was. Returns 0."""
+    recorded, and how many seconds ago that was. With ``as_json``, one JSON document
+    instead: ``{"store", "relays": [{"name", "published", "pending",
+    "oldest_pending_at", "lag_seconds"}]}``. Returns 0."""
     out = out or sys.stdout
-    with inspectable(url, options) as store, Progress(err or sys.stderr) as progress:
+    with inspectable(url, options) as store, _progress(err, quiet or as_json) as progress:
         progress.update(f"reading relays of {mask_url(url)}…", force=True)
         found = store.relays()
-    if not found:
-        out.write(f"no relay has marked progress in {mask_url(url)}\n")
-        return 0
     now = dt.datetime.now(dt.UTC)
+    if as_json:
+        relays = [
+            {
+                "name": relay.name,
+                "published": relay.published,
+                "pending": relay.pending,
+                "oldest_pending_at": json_time(relay.oldest_pending_at),
+                "lag_seconds": _lag(relay.oldest_pending_at, now),
+            }
+            for relay in found
+        ]
+        write_document(out, {"store": mask_url(url), "relays": relays})
+        return 0
+    if not found:
+        if not quiet:
+            out.write(f"no relay has marked progress in {mask_url(url)}\n")
+        return 0
     columns = [
         Column("relay"),
         Column("published", "right", shrink=False),
@@ -232,13 +293,33 @@ def list_relays(
     ]
     rows = []
     for relay in found:
-        oldest = relay.oldest_pending_at
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=dt.UTC)
-        lag = f"{max((now - oldest).total_seconds(), 0.0):,.1f}" if oldest else "-"
-        rows.append((relay.name, f"{relay.published:,}", f"{relay.pending:,}", when(oldest), lag))
+        lag = _lag(relay.oldest_pending_at, now)
+        shown = f"{lag:,.1f}" if lag is not None else "-"
+        rows.append(
+            (
+                relay.name,
+                f"{relay.published:,}",
+                f"{relay.pending:,}",
+                when(relay.oldest_pending_at),
+                shown,
+            )
+        )
     _write_table(out, columns, rows)
     return 0
+
+
+def _lag(oldest: dt.datetime | None, now: dt.datetime) -> float | None:
+    """Seconds since ``oldest`` (a naive time is UTC), never below 0; ``None`` stays."""
+    if oldest is None:
+        return None
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return max((now - oldest).total_seconds(), 0.0)
+
+
+def _progress(err: TextIO | None, quiet: bool) -> Progress:
+    """The progress line on ``err`` (standard error by default), silent when ``quiet``."""
+    return Progress(err or sys.stderr, enabled=not quiet)
 
 
 def forget_relays(
@@ -246,6 +327,8 @@ def forget_relays(
     names: Sequence[str],
     *,
     options: Mapping[str, Any] | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
     out: TextIO | None = None,
 ) -> int:
     """``esrc relays --forget NAME``: delete the progress of each relay in ``names``
@@ -257,38 +340,55 @@ def forget_relays(
     the store has relay locks, and a name with no progress (a typo); returns 1 if it
     refused any, else 0. The others are forgotten either way. A running ``esrc tail``
     holds no lock: forgetting its name makes it start again from the first event.
+    Writes a line per name (refusals only, when ``quiet``), or with ``as_json`` one
+    document: ``{"forgotten": [{"name", "published", "pending"}], "refused": [{"name",
+    "reason"}]}``.
     """
     out = out or sys.stdout
-    status = 0
+    forgotten: list[dict[str, Any]] = []
+    refused: list[dict[str, str]] = []
     with inspectable(url, options) as store:
         locking = offered(store, Capability.RELAY_LOCK, HasRelayLock)
         known = {relay.name: relay for relay in store.relays()}
         for name in dict.fromkeys(names):
             relay = known.get(name)
             if relay is None:
-                out.write(f"relay {name!r} has no progress in {mask_url(url)}; nothing to forget\n")
-                status = 1
+                refused.append({"name": name, "reason": "no progress"})
+                if not as_json:
+                    out.write(
+                        f"relay {name!r} has no progress in {mask_url(url)}; nothing to forget\n"
+                    )
                 continue
             lock = locking.relay_lock(name) if locking is not None else None
             if lock is not None and not lock.acquire(0):
-                out.write(f"relay {name!r} is running (its lock is held); not forgotten\n")
-                status = 1
+                refused.append({"name": name, "reason": "running"})
+                if not as_json:
+                    out.write(f"relay {name!r} is running (its lock is held); not forgotten\n")
                 continue
             try:
                 store.forget_relay(name)
             finally:
                 if lock is not None:
                     lock.release()
-            out.write(
-                f"forgot relay {name!r} ({relay.published:,} published, "
-                f"{relay.pending:,} pending)\n"
-            )
-    return status
+            forgotten.append({"name": name, "published": relay.published, "pending": relay.pending})
+            if not as_json and not quiet:
+                out.write(
+                    f"forgot relay {name!r} ({relay.published:,} published, "
+                    f"{relay.pending:,} pending)\n"
+                )
+    if as_json:
+        write_document(out, {"forgotten": forgotten, "refused": refused})
+    return 1 if refused else 0
 
 
 def _streams(args: argparse.Namespace) -> int:
     return list_streams(
-        args.url, aggregate_type=args.type, limit=args.limit, options=dict(args.option)
+        store_url(args),
+        aggregate_type=args.type,
+        limit=args.limit,
+        options=dict(args.store_option),
+        as_json=args.json,
+        quiet=args.quiet,
     )
 
 
@@ -296,6 +396,7 @@ def _streams_arguments(parser: argparse.ArgumentParser) -> None:
     store_arguments(parser)
     parser.add_argument("--type", help="only streams of this aggregate type")
     parser.add_argument("--limit", type=whole(1), metavar="N", help="at most N streams")
+    output_arguments(parser, json_help="print one JSON document instead of the table")
 
 
 def _events(args: argparse.Namespace) -> int:
@@ -304,7 +405,13 @@ def _events(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from err
     return show_events(
-        args.url, args.type, ids, from_version=args.from_version, options=dict(args.option)
+        store_url(args),
+        args.type,
+        ids,
+        from_version=args.from_version,
+        options=dict(args.store_option),
+        as_json=args.json,
+        quiet=args.quiet,
     )
 
 
@@ -325,12 +432,14 @@ def _events_arguments(parser: argparse.ArgumentParser) -> None:
         choices=get_args(IdType),
         help="read ID as this type (default: try uuid, then int, then str)",
     )
+    output_arguments(parser, json_help="print one JSON document instead of the table")
 
 
 def _relays(args: argparse.Namespace) -> int:
+    url, options = store_url(args), dict(args.store_option)
     if args.forget:
-        return forget_relays(args.url, args.forget, options=dict(args.option))
-    return list_relays(args.url, options=dict(args.option))
+        return forget_relays(url, args.forget, options=options, as_json=args.json, quiet=args.quiet)
+    return list_relays(url, options=options, as_json=args.json, quiet=args.quiet)
 
 
 def _relays_arguments(parser: argparse.ArgumentParser) -> None:
@@ -342,6 +451,7 @@ def _relays_arguments(parser: argparse.ArgumentParser) -> None:
         help="delete relay NAME's progress instead of listing (repeatable; refused while "
         "`esrc relay` runs under NAME)",
     )
+    output_arguments(parser, json_help="print one JSON document instead of the table")
 
 
 COMMANDS = (
@@ -350,8 +460,27 @@ COMMANDS = (
         "list streams: type, id, version, last event time",
         _streams_arguments,
         _streams,
+        STORE_ENVIRONMENT,
+        "List the streams (aggregates) in a store: type, id, id type, version (the number\n"
+        "of events) and when the last event was recorded.",
     ),
-    Command("events", "show one stream's events, data decoded", _events_arguments, _events),
-    Command("relays", "list relays: published, pending, lag", _relays_arguments, _relays),
+    Command(
+        "events",
+        "show one stream's events, data decoded",
+        _events_arguments,
+        _events,
+        STORE_ENVIRONMENT,
+        "Show the events of one stream, named by its aggregate type and id: version,\n"
+        "position, recording time, name, metadata and data (JSON shown decoded).",
+    ),
+    Command(
+        "relays",
+        "list relays: published, pending, lag",
+        _relays_arguments,
+        _relays,
+        STORE_ENVIRONMENT,
+        "List every relay name with progress in a store: events published, events\n"
+        "pending, and how old the oldest pending event is; or forget a relay's progress.",
+    ),
 )
 """``esrc streams``, ``esrc events`` and ``esrc relays``."""

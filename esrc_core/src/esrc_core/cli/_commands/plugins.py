@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from esrc_core.cli._command import Command
+from esrc_core.cli._json import write_document
 from esrc_core.cli.console import render_table
 from esrc_core.plugins import plugins
 
@@ -16,10 +18,30 @@ __all__ = ["COMMANDS"]
 _COLUMNS = ("kind", "name", "distribution", "version", "apis", "schemes", "capabilities")
 
 
-def _plugins(_: argparse.Namespace) -> int:
+def _plugins(args: argparse.Namespace) -> int:
     # Load problems are part of this command's output; do not log them a second time.
     logging.getLogger("esrc.plugins").setLevel(logging.ERROR)
     loaded = plugins()
+    backends = loaded.backends()
+    if args.json:
+        documents = [
+            {
+                "kind": b.kind,
+                "name": b.name,
+                "distribution": b.distribution,
+                "version": b.version,
+                "apis": ["sync", "async"] if b.offers_async else ["sync"],
+                "schemes": list(b.schemes),
+                "capabilities": sorted(b.capabilities),
+            }
+            for b in backends
+        ]
+        problems = [
+            {"plugin": p.plugin, "distribution": p.distribution, "error": str(p.error)}
+            for p in loaded.problems
+        ]
+        write_document(sys.stdout, {"backends": documents, "problems": problems})
+        return 0
     rows = [
         (
             b.kind,
@@ -30,7 +52,7 @@ def _plugins(_: argparse.Namespace) -> int:
             ", ".join(b.schemes),
             ", ".join(sorted(b.capabilities)) or "-",
         )
-        for b in loaded.backends()
+        for b in backends
     ]
     for line in render_table(_COLUMNS, rows):
         print(line)
@@ -42,9 +64,23 @@ def _plugins(_: argparse.Namespace) -> int:
     return 0
 
 
-def _no_arguments(_: argparse.ArgumentParser) -> None:
-    pass
+def _plugins_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON document: {"backends": [...], "problems": [...]}',
+    )
 
 
-COMMANDS = (Command("plugins", "list installed backends and load errors", _no_arguments, _plugins),)
+COMMANDS = (
+    Command(
+        "plugins",
+        "list installed backends and load errors",
+        _plugins_arguments,
+        _plugins,
+        description="List the installed store and publisher backends: the distribution that\n"
+        "provides each, the APIs it offers (sync, async), the URL schemes it claims and\n"
+        "its capabilities; then the plugins that failed to load, with their errors.",
+    ),
+)
 """``esrc plugins``."""

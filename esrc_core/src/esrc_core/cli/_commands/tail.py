@@ -13,8 +13,15 @@ from typing import Any, TextIO
 
 from esrc_core._signals import stop_on_signals
 from esrc_core.capabilities import Capability, offered
-from esrc_core.cli._arguments import seconds, store_arguments
+from esrc_core.cli._arguments import (
+    STORE_ENVIRONMENT,
+    output_arguments,
+    seconds,
+    store_arguments,
+    store_url,
+)
 from esrc_core.cli._command import Command
+from esrc_core.cli._json import event_document, write_line
 from esrc_core.cli._show import count, format_data, show_id
 from esrc_core.cli._stores import InspectableStore, inspectable
 from esrc_core.cli.console import Progress, output_width, printable, shorten
@@ -63,6 +70,27 @@ class _PrivateRelay:
         self._written = True
         self.outbox.mark_events_as_published(batch)
 
+    def start(
+        self,
+        relay: str | None,
+        from_start: bool,
+        batch_size: int,
+        progress: Progress,
+        stop: threading.Event,
+    ) -> str:
+        """Start where ``relay`` stands, at the first event (``from_start``), or after
+        the events committed so far; return where, in words."""
+        if relay is not None:
+            known = {r.name for r in self._store.relays()}
+            self.start_where(relay)
+            if relay not in known:
+                return f"from the first event (relay {relay!r} has no progress)"
+            return f"from where relay {relay!r} stands"
+        if from_start:
+            return "from the first event"
+        skipped = self.skip_to_end(batch_size, progress, stop)
+        return f"from the end ({count(skipped, 'earlier event')} skipped)"
+
     def skip_to_end(self, batch_size: int, progress: Progress, stop: threading.Event) -> int:
         """Move past every event committed so far (until ``stop`` is set); return how
         many there were."""
@@ -96,12 +124,17 @@ def tail(
     poll: float = 0.5,
     batch_size: int = 500,
     options: Mapping[str, Any] | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
     stop: threading.Event | None = None,
 ) -> int:
     """``esrc tail``: print events as they are committed, in outbox order, one line
-    each (``#position type id vVERSION name data``), until ``stop`` is set, Ctrl-C or
+    each (``#position type id vVERSION name data``; with ``as_json``, a JSON object
+    per line: ``aggregate_type``, ``aggregate_id``, ``id_type``, ``version``,
+    ``position``, ``recorded_at`` (``null``), ``name``, ``metadata``, ``data``), until
+    ``stop`` is set, Ctrl-C or
     SIGTERM arrives (in the main thread: the batch in hand is finished first; a second
     signal acts as it would without ``tail``, so a second Ctrl-C interrupts it), or
     whoever reads ``out`` closes it (a broken pipe). Returns 0 then.
@@ -112,7 +145,9 @@ def tail(
     private name is forgotten on the way out; a tail killed outright leaves it behind
     (``esrc relays`` lists it). When the outbox offers the ``wait`` capability
     (:class:`~esrc_core.relay.WaitingOutbox`) it waits with ``wait_for_events``, up to
-    ``poll`` seconds at a time, else it polls every ``poll`` seconds. Raises
+    ``poll`` seconds at a time, else it polls every ``poll`` seconds. The lines on
+    ``err`` saying where it starts and how many events it showed are left out when
+    ``quiet``. Raises
     :class:`~esrc_core.errors.NotSupportedError` for a store without inspection
     or without an outbox.
     """
@@ -126,24 +161,16 @@ def tail(
     with inspectable(url, options) as store:
         private = _PrivateRelay(store, url)
         try:
-            with stop_on_signals(lambda _: stop.set()), Progress(err) as progress:
-                if relay is not None:
-                    known = {r.name for r in store.relays()}
-                    private.start_where(relay)
-                    start = f"from where relay {relay!r} stands"
-                    if relay not in known:
-                        start = f"from the first event (relay {relay!r} has no progress)"
-                elif from_start:
-                    start = "from the first event"
-                else:
-                    skipped = private.skip_to_end(batch_size, progress, stop)
-                    start = f"from the end ({count(skipped, 'earlier event')} skipped)"
+            progress_line = Progress(err, enabled=not quiet)
+            with stop_on_signals(lambda _: stop.set()), progress_line as progress:
+                start = private.start(relay, from_start, batch_size, progress, stop)
                 progress.clear()
-                err.write(
-                    f"esrc tail: following {mask_url(url)} {start} as relay {private.name}; "
-                    "Ctrl-C stops\n"
-                )
-                err.flush()
+                if not quiet:
+                    err.write(
+                        f"esrc tail: following {mask_url(url)} {start} as relay "
+                        f"{private.name}; Ctrl-C stops\n"
+                    )
+                    err.flush()
                 waiting = offered(private.outbox, Capability.WAIT, WaitingOutbox)
                 wait = waiting.wait_for_events if waiting is not None else stop.wait
                 width = output_width(out)
@@ -153,7 +180,10 @@ def tail(
                         wait(poll)
                         continue
                     for event in batch:
-                        out.write(_tail_line(event, width) + "\n")
+                        if as_json:
+                            write_line(out, _tail_document(event))
+                        else:
+                            out.write(_tail_line(event, width) + "\n")
                     out.flush()
                     shown += len(batch)
                     private.mark(batch)
@@ -163,8 +193,18 @@ def tail(
             _discard_output(out)
         finally:
             private.forget(err)
-    err.write(f"esrc tail: stopped after {count(shown, 'event')}\n")
+    if not quiet:
+        err.write(f"esrc tail: stopped after {count(shown, 'event')}\n")
     return 0
+
+
+def _tail_document(event: RelayEvent) -> dict[str, Any]:
+    return event_document(
+        event.event,
+        version=event.version,
+        position=event.position,
+        stream=(event.aggregate_type, event.aggregate_id),
+    )
 
 
 def _discard_output(out: TextIO) -> None:
@@ -179,11 +219,13 @@ def _discard_output(out: TextIO) -> None:
 
 def _tail(args: argparse.Namespace) -> int:
     return tail(
-        args.url,
+        store_url(args),
         relay=args.relay,
         from_start=args.from_start,
-        poll=args.poll,
-        options=dict(args.option),
+        poll=args.poll_interval,
+        options=dict(args.store_option),
+        as_json=args.json,
+        quiet=args.quiet,
     )
 
 
@@ -193,11 +235,26 @@ def _tail_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--relay", metavar="NAME", help="start where relay NAME stands")
     start.add_argument("--from-start", action="store_true", help="start at the first event")
     parser.add_argument(
-        "--poll", type=seconds, default=0.5, metavar="S", help="seconds between polls"
+        "--poll-interval",
+        "--poll",
+        type=seconds,
+        default=0.5,
+        metavar="S",
+        help="seconds to wait for new events before looking again (default 0.5)",
     )
+    output_arguments(parser, json_help="print each event as a line of JSON (JSON lines)")
 
 
 COMMANDS = (
-    Command("tail", "print events as they are committed, until Ctrl-C", _tail_arguments, _tail),
+    Command(
+        "tail",
+        "print events as they are committed, until Ctrl-C",
+        _tail_arguments,
+        _tail,
+        STORE_ENVIRONMENT,
+        "Print events as they are committed, in the order a relay publishes them, one\n"
+        "line each, until Ctrl-C. Starts after the events committed so far, at the first\n"
+        "event (--from-start), or where a relay stands (--relay NAME).",
+    ),
 )
 """``esrc tail``."""
