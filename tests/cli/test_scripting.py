@@ -101,3 +101,31 @@ def test_output_to_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
     assert process.wait(timeout=60) == EXIT_PIPE_CLOSED, err
     assert first
     assert err == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["streams"],
+        ["events", "Account", "1"],
+        ["tail"],
+        ["relays"],
+        ["migrate"],
+        ["migrate", "--check"],
+        ["demo"],
+        ["relay", "--publisher", "memory://"],
+    ],
+    ids=" ".join,
+)
+def test_an_unknown_scheme_exits_2_in_every_command(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """One rule for all: a URL no installed backend claims is a configuration error
+    (status 2), with the password masked in the one line that says so."""
+    command, *rest = argv
+    status = main([command, "--store", "nosuch://ops:pa55word@db/x", *rest])
+    err = capsys.readouterr().err
+    assert status == EXIT_USAGE, err
+    [line] = err.splitlines()
+    assert line.startswith(f"esrc {command}: no installed store backend handles 'nosuch://")
+    assert "pa55word" not in line
