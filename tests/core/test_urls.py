@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from esrc_core.urls import url_scheme
+from esrc_core.urls import redact, url_scheme, url_secrets
 
 from esrc_core import mask_url
 
@@ -19,6 +19,12 @@ from esrc_core import mask_url
         ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
         ("amqp://guest:p@ss@rabbit/", "amqp://guest:***@rabbit/"),
         ("nope://user:secret@host", "nope://user:***@host"),
+        ("postgresql://u:S3cret@Tail@db/x", "postgresql://u:***@db/x"),
+        ("postgresql://u:pa/ss@db/x", "postgresql://u:***@db/x"),
+        ("postgresql://u:pa?ss@db/x", "postgresql://u:***@db/x"),
+        ("postgresql://u:pa#ss@db/x", "postgresql://u:***@db/x"),
+        ("postgresql://u@corp:s3cret@db/x", "postgresql://u@corp:***@db/x"),
+        ("postgresql://u:5432@db/x", "postgresql://u:***@db/x"),
     ],
 )
 def test_password_in_userinfo_is_masked(url: str, masked: str) -> None:
@@ -105,3 +111,31 @@ def test_url_scheme(url: str, scheme: str) -> None:
 )
 def test_url_without_a_scheme(url: str) -> None:
     assert url_scheme(url) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "secrets"),
+    [
+        ("postgresql://u:S3cret@Tail@db/x", {"S3cret@Tail", "S3cret", "Tail"}),
+        ("postgresql://u:s3cr%40et@db/x", {"s3cr%40et", "s3cr@et"}),
+        ("pg://u:pw@h/db?password=hunter2&token=abc", {"hunter2", "abc"}),
+        ("postgresql://u:pa/ss@db/x", {"pa/ss"}),
+        ("postgresql://app@db:5432/events", set()),
+        ("memory://", set()),
+        ("not a url", set()),
+    ],
+)
+def test_url_secrets_are_the_password_its_pieces_and_query_secrets(
+    url: str, secrets: set[str]
+) -> None:
+    assert url_secrets(url) == secrets
+
+
+def test_redact_removes_a_password_and_the_pieces_a_driver_echoes() -> None:
+    """A driver that read ``Tail@127.0.0.1`` as the host of a URL whose password holds
+    an unescaped ``@`` quotes that piece of the password; redact removes it."""
+    secrets = url_secrets("postgresql+psycopg://u:S3cret@Tail@127.0.0.1/db")
+    driver = "failed to resolve host 'Tail@127.0.0.1': password S3cret@Tail rejected"
+    redacted = redact(driver, secrets)
+    assert redacted == "failed to resolve host '***@127.0.0.1': password *** rejected"
+    assert redact("nothing secret here", secrets) == "nothing secret here"

@@ -7,10 +7,16 @@ from __future__ import annotations
 import importlib.util
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+import sqlalchemy as sa
+from esrc_core.cli import main
+from esrc_core.cli._main import EXIT_USAGE
+from esrc_core.urls import url_secrets
 from esrc_sqlalchemy.dialects.mysql import MySqlDialect
+from esrc_sqlalchemy.engines import create_application_engine
+from esrc_sqlalchemy.errors import driver_message, translate
 from esrc_sqlalchemy.testing import PrefixPool, dialect_of
 
 from esrc_core import (
@@ -25,6 +31,9 @@ from esrc_core import (
     open_event_store,
 )
 from esrc_sqlalchemy import SqlEventStore, StoreConfigError
+
+_FIXTURE = {"postgresql": "postgresql", "mariadb": "mysql"}
+"""The URL fixture of each server database."""
 
 TEN_MB = bytes(range(256)) * (10 * 1024 * 1024 // 256)
 """10 MiB using every byte value (quotes, backslashes, NULs: all of them escaped
@@ -261,14 +270,78 @@ def test_server_url_without_a_database_is_refused_before_connecting(
     open the server's default database and create the tables there: refused with a
     StoreConfigError naming the URL (password masked), for the sync and the async
     store alike. The server's own URL is used, so only the missing name stops it."""
-    url: str = request.getfixturevalue(
-        f"{'postgresql' if database == 'postgresql' else 'mysql'}_url"
-    )
+    url: str = request.getfixturevalue(f"{_FIXTURE[database]}_url")
     without = url.rsplit("/", 1)[0]
     for bare in (without, without + "/"):
         with pytest.raises(StoreConfigError, match="names no database") as caught:
             SqlEventStore(bare, asyncio=asyncio)
         assert mask_url(bare) in str(caught.value)
+
+
+def _with_at_in_password(server_url: str) -> str:
+    """``server_url`` with the password ``S3cret@Tail`` (the ``@`` not escaped)."""
+    scheme, _, rest = server_url.partition("://")
+    return f"{scheme}://u:S3cret@Tail@{rest.rpartition('@')[2]}"
+
+
+def _shows_no_secret(text: str) -> None:
+    assert "S3cret" not in text, text
+    assert "Tail" not in text, text
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mariadb"])
+def test_a_password_with_an_unescaped_at_is_refused_without_echoing_it(
+    database: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLAlchemy ends a password at its first ``@`` and takes the rest for the host,
+    whose name the driver then quotes ("failed to resolve host 'Tail@...'"). Such a URL
+    is refused before connecting, by the sync and async stores, ``open_event_store``,
+    application engines and the ``esrc`` command, saying to percent-encode the ``@``
+    and showing no part of the password."""
+    url = _with_at_in_password(request.getfixturevalue(f"{_FIXTURE[database]}_url"))
+    openers: dict[str, Callable[[], object]] = {
+        "SqlEventStore": lambda: SqlEventStore(url),
+        "async": lambda: SqlEventStore(url, asyncio=True),
+        "open_event_store": lambda: open_event_store(url),
+        "create_application_engine": lambda: create_application_engine(url),
+    }
+    for name, opener in openers.items():
+        with pytest.raises(StoreConfigError, match="percent-encode each '@' in it as %40") as err:
+            opener()
+        _shows_no_secret(str(err.value))
+        assert "u:***@" in str(err.value), name
+    assert main(["streams", url]) == EXIT_USAGE
+    _shows_no_secret(capsys.readouterr().err)
+
+
+def test_an_engine_whose_host_holds_an_at_is_refused_without_echoing_it() -> None:
+    """An application's engine made from such a URL carries ``Tail@host`` as its host:
+    the store refuses it too, without naming the host."""
+    engine = sa.create_engine("postgresql+psycopg://u:S3cret@Tail@127.0.0.1/db")
+    with pytest.raises(StoreConfigError, match="an '@' in its host name") as err:
+        SqlEventStore(engine)
+    _shows_no_secret(str(err.value))
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mariadb"])
+def test_driver_text_quoting_a_piece_of_the_password_is_redacted(
+    database: str, request: pytest.FixtureRequest
+) -> None:
+    """Whatever reaches the driver, the message esrc builds from its error redacts
+    the URL's password and its pieces: the real driver, given the host SQLAlchemy
+    reads from a password with an unescaped ``@``, quotes ``Tail@host``."""
+    url = _with_at_in_password(request.getfixturevalue(f"{_FIXTURE[database]}_url"))
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            engine.connect().close()
+    finally:
+        engine.dispose()
+    assert "Tail@" in driver_message(raised.value), "the driver no longer quotes the host"
+    error = translate(raised.value, "check Order 1", mask_url(url), url_secrets(url))
+    assert isinstance(error, StoreUnavailableError)
+    _shows_no_secret(str(error))
+    assert "***@" in str(error)
 
 
 def test_malformed_url_through_open_event_store() -> None:

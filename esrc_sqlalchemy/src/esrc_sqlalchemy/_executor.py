@@ -145,9 +145,13 @@ class StoreExecutor:
         url: str,
         dialect: SqlDialect,
         ensure_ready: Callable[[str], None],
+        secrets: frozenset[str] = frozenset(),
     ) -> None:
         self.url = url
         """The store's URL with the password masked, for messages."""
+        self.secrets = secrets
+        """What the store's URL holds secret (:func:`esrc_core.urls.url_secrets`):
+        redacted from the driver's messages quoted in errors."""
         self.dialect = dialect
         """The database's dialect for the store's tables."""
         self.tables: Tables = dialect.tables
@@ -353,7 +357,7 @@ class StoreExecutor:
         _give_all_back(self._free, self.dialect, self._budget)
 
     def _translated(self, err: BaseException, doing: str, append: bool) -> EsrcError:
-        error = translate(err, doing, self.url)
+        error = translate(err, doing, self.url, self.secrets)
         if append and isinstance(error, StoreUnavailableError):
             error = StoreUnavailableError(f"{error}{_APPEND_OUTCOME_UNKNOWN}")
         return error
@@ -430,4 +434,4 @@ class StoreExecutor:
         bug, to be raised as it is)."""
         if isinstance(err, StoreUnavailableError) or not self.dialect.is_driver_error(err):
             return None
-        return StoreUnavailableError(f"{doing}: {driver_message(err)}")
+        return StoreUnavailableError(f"{doing}: {driver_message(err, self.secrets)}")

@@ -33,12 +33,26 @@ __all__ = [
 ]
 
 
+_UNESCAPED_AT = (
+    "its password (or user name) holds an unescaped '@', so the part after it would be "
+    "taken for the host; percent-encode each '@' in it as %40 "
+    "(urllib.parse.quote(password, safe=''))"
+)
+
+
 def check_engine(engine: Engine) -> type[SqlDialect]:
     """The dialect of an application's ``engine`` (an asyncio engine's ``sync_engine``
-    too); raises :class:`StoreConfigError` for a database the store does not support, or
+    too); raises :class:`StoreConfigError` for a database the store does not support,
     when its driver is not one the store supports for that database (psycopg 3, PyMySQL,
-    the standard library's sqlite3; asyncio: psycopg 3, aiomysql, aiosqlite)."""
+    the standard library's sqlite3; asyncio: psycopg 3, aiomysql, aiosqlite), or when
+    its host name holds an ``@`` (a password with an unescaped ``@`` in its URL)."""
     dialect = dialect_of_engine(engine)
+    if "@" in (engine.url.host or ""):
+        # The host would quote the part of the password after its first "@".
+        raise StoreConfigError(
+            f"the engine for {engine.url.get_backend_name()}://... has an '@' in its host "
+            f"name: {_UNESCAPED_AT}"
+        )
     driver = engine.dialect.driver
     asyncio = bool(getattr(engine.dialect, "is_async", False))
     drivers = dialect.async_drivers if asyncio else dialect.drivers
@@ -62,9 +76,11 @@ def normalize_url(url: str, *, asyncio: bool = False) -> URL:
     psycopg, aiomysql), one that names a supported asyncio driver keeps it. Without it,
     a URL naming an asyncio driver is refused, saying to open it with the async API.
 
-    Raises :class:`StoreConfigError` for a malformed URL or an unsupported database or
-    driver, and :class:`~esrc_core.errors.BackendUnavailableError` naming the extra to
-    install when the driver is missing. Messages mask the password.
+    Raises :class:`StoreConfigError` for a malformed URL (one whose password holds an
+    unescaped ``@`` too: SQLAlchemy would take the rest of it for the host), an
+    unsupported database or driver, and
+    :class:`~esrc_core.errors.BackendUnavailableError` naming the extra to install when
+    the driver is missing. Messages mask the password.
     """
     if not isinstance(url, str):
         raise StoreConfigError(f"a store URL must be a str, got {type(url).__name__}")
@@ -112,6 +128,8 @@ def normalize_url(url: str, *, asyncio: bool = False) -> URL:
         if isinstance(err, ValueError) and "int()" in str(err):
             problem = "the port is not a number"
         raise StoreConfigError(f"malformed store URL {shown!r}: {problem}") from None
+    if "@" in (parsed.host or ""):
+        raise StoreConfigError(f"store URL {shown!r}: {_UNESCAPED_AT}")
     wrong = dialect.check_url(parsed, shown)
     if wrong is not None:
         raise StoreConfigError(wrong)

@@ -9,6 +9,8 @@ violations is each database's business (:mod:`esrc_sqlalchemy.dialects`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import sqlalchemy.exc
 from esrc_core.errors import (
     BackendConfigError,
@@ -16,6 +18,7 @@ from esrc_core.errors import (
     InvalidEventError,
     StoreUnavailableError,
 )
+from esrc_core.urls import redact
 
 __all__ = ["StoreConfigError", "driver_message", "translate"]
 
@@ -31,30 +34,33 @@ class StoreConfigError(BackendConfigError):
     Passwords in the URL are masked in the message."""
 
 
-def driver_message(err: BaseException) -> str:
-    """The first line of the driver's own message for ``err``, shortened.
+def driver_message(err: BaseException, secrets: Iterable[str] = ()) -> str:
+    """The first line of the driver's own message for ``err``, shortened, with each of
+    ``secrets`` (the store URL's :func:`~esrc_core.urls.url_secrets`) redacted.
 
     For a SQLAlchemy ``DBAPIError`` that is the wrapped driver exception's text, so
-    the message never includes SQL or bound parameters.
+    the message never includes SQL or bound parameters. Drivers quote what they were
+    given (a host name, an option), which may hold a piece of a password.
     """
     orig = getattr(err, "orig", None)
     source = orig if isinstance(orig, BaseException) else err
-    text = str(source).strip()
+    text = redact(str(source).strip(), secrets)
     first = text.splitlines()[0] if text else type(source).__name__
     if len(first) > _MAX_MESSAGE:
         first = first[: _MAX_MESSAGE - 3] + "..."
     return first
 
 
-def translate(err: BaseException, doing: str, where: str) -> EsrcError:
+def translate(err: BaseException, doing: str, where: str, secrets: Iterable[str] = ()) -> EsrcError:
     """The esrc error for a SQLAlchemy or driver error raised while ``doing``.
 
-    ``where`` names the store (its masked URL). Lost or refused connections, timeouts
+    ``where`` names the store (its masked URL); ``secrets`` are redacted from the
+    driver's message (see :func:`driver_message`). Lost or refused connections, timeouts
     and lock waits become :class:`StoreUnavailableError`; values the database rejects
     become :class:`InvalidEventError`; anything else becomes :class:`EsrcError`. The
     caller raises the result ``from err``.
     """
-    reason = driver_message(err)
+    reason = driver_message(err, secrets)
     if isinstance(err, sqlalchemy.exc.DBAPIError) and err.connection_invalidated:
         return StoreUnavailableError(f"{doing}: lost the connection to {where}: {reason}")
     if isinstance(

@@ -25,7 +25,7 @@ from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.store import check_page_size
-from esrc_core.urls import mask_url
+from esrc_core.urls import mask_url, url_secrets
 from sqlalchemy.engine import Connection, Engine
 
 from esrc_sqlalchemy._awaiting import new_lock, run_shielded
@@ -226,6 +226,7 @@ class SqlEventStore:
             dialect = check_engine(url)
             engine, self._owns_engine = url, False
             self.url = url.url.render_as_string(hide_password=True)
+            secrets = url_secrets(url.url.render_as_string(hide_password=False))
         elif isinstance(url, str):
             parsed = normalize_url(url, asyncio=asyncio)
             dialect = dialect_of_url(parsed)
@@ -243,6 +244,7 @@ class SqlEventStore:
             )
             self._owns_engine = True
             self.url = mask_url(url)
+            secrets = url_secrets(url)
         else:
             raise StoreConfigError(f"expected a URL or an Engine, got {type(url).__name__}")
         if schema is not None and not dialect.supports_schema:
@@ -267,7 +269,7 @@ class SqlEventStore:
         """The store's table definitions."""
         self._dialect: SqlDialect = dialect(self.tables, engine, notify=notify)
         self.executor = StoreExecutor(
-            url=self.url, dialect=self._dialect, ensure_ready=self._ensure_ready
+            url=self.url, dialect=self._dialect, ensure_ready=self._ensure_ready, secrets=secrets
         )
         """Internal: runs work on the store's database and carries its dialect and
         tables, for this package's modules and :mod:`esrc_sqlalchemy.testing`. Not a
@@ -326,7 +328,7 @@ class SqlEventStore:
                 else:
                     self._verify_schema(doing)
             except sqlalchemy.exc.SQLAlchemyError as err:
-                raise translate(err, doing, self.url) from err
+                raise translate(err, doing, self.url, self.executor.secrets) from err
             self._ready = True
 
     @property
@@ -855,7 +857,7 @@ class SqlEventStore:
             try:
                 self._migrate()
             except sqlalchemy.exc.SQLAlchemyError as err:
-                raise translate(err, doing, self.url) from err
+                raise translate(err, doing, self.url, self.executor.secrets) from err
             self._ready = True
 
     def _migrate(self) -> None:
