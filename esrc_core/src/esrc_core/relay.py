@@ -16,10 +16,14 @@ Guarantees (each backend's outbox keeps them; ``esrc_testkit`` checks them):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from esrc_core import _telemetry as otel
+from esrc_core._telemetry import TELEMETRY
 from esrc_core.errors import PublishError
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId, encode_id
@@ -263,6 +267,13 @@ class Relay:
         Returns the number of events published. If the publisher fails, marks the
         events it did publish before the failure, then raises the error.
         """
+        if TELEMETRY.on and (live := TELEMETRY.instruments()) is not None:
+            started = time.time_ns()
+            events = self.outbox.unpublished_events(self.batch_size)
+            if not events:
+                return 0
+            with live.relay_batch(self.outbox.name, events, (started, time.time_ns())):
+                return self.publish(events)
         return self.publish(self.outbox.unpublished_events(self.batch_size))
 
     def publish(self, events: Sequence[RelayEvent]) -> int:
@@ -278,22 +289,31 @@ class Relay:
             return 0
         published = 0
         try:
-            if self._batch is not None:
-                try:
-                    self._batch.publish_batch(events)
-                except PublishError as err:
-                    # Trust the count only within the batch: a negative count would
-                    # otherwise mark events[:-k], events that were never published.
-                    published = max(0, min(err.published, len(events)))
-                    raise
-                published = len(events)
-            else:
-                publish = self._publisher.publish
-                for event in events:
-                    publish(event)
-                    published += 1
+            with self._publishing(events):
+                if self._batch is not None:
+                    try:
+                        self._batch.publish_batch(events)
+                    except PublishError as err:
+                        # Trust the count only within the batch: a negative count would
+                        # otherwise mark events[:-k], events that were never published.
+                        published = max(0, min(err.published, len(events)))
+                        raise
+                    published = len(events)
+                else:
+                    publish = self._publisher.publish
+                    for event in events:
+                        publish(event)
+                        published += 1
         finally:
             if published:
                 self.outbox.mark_events_as_published(events[:published])
                 log.debug("relay %s: published %d events", self.outbox.name, published)
         return published
+
+    def _publishing(self, events: Sequence[RelayEvent]) -> AbstractContextManager[Any]:
+        """The ``esrc.publish`` span around handing ``events`` to the publisher, or
+        nothing when telemetry does not record."""
+        if TELEMETRY.on and (live := TELEMETRY.instruments()) is not None:
+            attributes = {otel.RELAY_NAME: self.outbox.name, otel.EVENTS_COUNT: len(events)}
+            return live.span(otel.PUBLISH, attributes, kind="PRODUCER")
+        return nullcontext()

@@ -8,10 +8,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from esrc_core import _telemetry as otel
+from esrc_core._telemetry import TELEMETRY, Instruments, id_attribute
 from esrc_core.aggregate import Aggregate, AggregateFactory, StreamingFactory
 from esrc_core.backoff import Backoff
 from esrc_core.capabilities import Capability, offered
 from esrc_core.errors import (
+    AggregateAlreadyExists,
     AggregateRequiresEvents,
     OptimisticConcurrencyError,
     SnapshotNotSupported,
@@ -115,6 +118,34 @@ class Repository(Generic[T]):
         decoding the events are raised as they are, never taken for a bad snapshot.
         Raises :class:`~esrc_core.errors.AggregateNotFound` when it does not exist.
         """
+        if TELEMETRY.on and (live := TELEMETRY.instruments()) is not None:
+            return self._find_observed(live, aggregate_id)
+        return self._find(aggregate_id)[0]
+
+    def _find_observed(self, live: Instruments, aggregate_id: AggregateId) -> T:
+        """:meth:`find_by_id` in an ``esrc.load`` span, counting the events replayed."""
+        aggregate_type = self.aggregate_type
+        attributes = {
+            otel.AGGREGATE_TYPE: aggregate_type,
+            otel.AGGREGATE_ID: id_attribute(aggregate_id),
+        }
+        with live.span(otel.LOAD, attributes) as span:
+            try:
+                aggregate, snapshot_version = self._find(aggregate_id)
+            except Exception as err:
+                live.failed(span, err)
+                raise
+            version = aggregate.initial_version
+            events = version - snapshot_version
+            span.set_attribute(otel.STREAM_VERSION, version)
+            span.set_attribute(otel.EVENTS_COUNT, events)
+            span.set_attribute(otel.SNAPSHOT_USED, snapshot_version > 0)
+        live.load_events.record(events, {otel.AGGREGATE_TYPE: aggregate_type})
+        return aggregate
+
+    def _find(self, aggregate_id: AggregateId) -> tuple[T, int]:
+        """The aggregate, and the version of the snapshot it was restored from (0 when
+        it was replayed from its first event)."""
         check_id(aggregate_id, doing=f"find {self.aggregate_type}")
         aggregate_type, factory = self.aggregate_type, self.factory
         streaming = self._streaming()
@@ -136,7 +167,7 @@ class Repository(Generic[T]):
             failed: list[BaseException] = []
             events = self._read(raws, failed)
             try:
-                return factory.from_snapshot(
+                restored = factory.from_snapshot(
                     aggregate_id, snapshot, cast(Any, events) if iterables else list(events)
                 )
             except Exception as err:
@@ -150,12 +181,17 @@ class Repository(Generic[T]):
                     snapshot.version,
                     exc_info=True,
                 )
+            else:
+                return restored, snapshot.version
             if streaming is not None:
                 raws = streaming.iter_events(aggregate_type, aggregate_id)
             else:
                 raws = iter(self.store.events(aggregate_type, aggregate_id))
         events = self.registry.iter_from_raws(raws, aggregate_type=aggregate_type)
-        return factory.from_events(aggregate_id, cast(Any, events) if iterables else list(events))
+        aggregate = factory.from_events(
+            aggregate_id, cast(Any, events) if iterables else list(events)
+        )
+        return aggregate, 0
 
     def _streaming(self) -> StreamingStore | None:
         """The store as a :class:`StreamingStore`, or ``None``; asked once per store."""
@@ -197,6 +233,9 @@ class Repository(Generic[T]):
         Raises :class:`~esrc_core.errors.AggregateRequiresEvents` when it has no changes
         and :class:`~esrc_core.errors.AggregateAlreadyExists` when the id is taken.
         """
+        if TELEMETRY.on and (live := TELEMETRY.instruments()) is not None:
+            self._save_observed(live, aggregate, metadata, doing="add")
+            return
         raw = self._raw_changes(aggregate, metadata, doing="add")
         self.store.add_aggregate(self.aggregate_type, aggregate.id, raw)
         self._committed(aggregate, len(raw))
@@ -209,8 +248,47 @@ class Repository(Generic[T]):
         """
         if not aggregate.changes:
             return
+        if TELEMETRY.on and (live := TELEMETRY.instruments()) is not None:
+            self._save_observed(live, aggregate, metadata, doing="update")
+            return
         raw = self._raw_changes(aggregate, metadata, doing="update")
         self.store.append_events(self.aggregate_type, aggregate.id, aggregate.initial_version, raw)
+        self._committed(aggregate, len(raw))
+
+    def _save_observed(
+        self, live: Instruments, aggregate: T, metadata: Mapping[str, str] | None, *, doing: str
+    ) -> None:
+        """:meth:`add` (``doing="add"``) or :meth:`update` in an ``esrc.append`` span
+        whose trace context goes into the events' metadata; the duration and conflicts
+        are measured. A snapshot the policy takes follows the span, beside it."""
+        aggregate_type = self.aggregate_type
+        expected = aggregate.initial_version
+        count = len(aggregate.changes)
+        attributes = {
+            otel.AGGREGATE_TYPE: aggregate_type,
+            otel.AGGREGATE_ID: id_attribute(aggregate.id),
+            otel.STREAM_VERSION: expected + count,
+            otel.EVENTS_COUNT: count,
+        }
+        with live.span(otel.APPEND, attributes) as span:
+            raw = self._raw_changes(
+                aggregate, metadata, doing=doing, trace=live.trace_context(span)
+            )
+            measured = {otel.AGGREGATE_TYPE: aggregate_type}
+            started = time.perf_counter()
+            try:
+                if doing == "add":
+                    self.store.add_aggregate(aggregate_type, aggregate.id, raw)
+                else:
+                    self.store.append_events(aggregate_type, aggregate.id, expected, raw)
+            except Exception as err:
+                live.failed(span, err)
+                measured = {**measured, otel.ERROR_TYPE: type(err).__qualname__}
+                if isinstance(err, OptimisticConcurrencyError | AggregateAlreadyExists):
+                    live.append_conflicts.add(1, {otel.AGGREGATE_TYPE: aggregate_type})
+                raise
+            finally:
+                live.append_duration.record(time.perf_counter() - started, measured)
         self._committed(aggregate, len(raw))
 
     def update_by_id(
@@ -267,15 +345,26 @@ class Repository(Generic[T]):
         )
 
     def _raw_changes(
-        self, aggregate: T, metadata: Mapping[str, str] | None, *, doing: str
+        self,
+        aggregate: T,
+        metadata: Mapping[str, str] | None,
+        *,
+        doing: str,
+        trace: Mapping[str, str] | None = None,
     ) -> list[RawEvent]:
+        """The changes as raw events with the repository's metadata, then ``trace``
+        (the append span's context), then ``metadata``: a key given wins."""
         aggregate_id = check_id(aggregate.id, doing=f"{doing} {self.aggregate_type}")
         changes = aggregate.changes
         if not changes:
             raise AggregateRequiresEvents(
                 f"{doing} {self.aggregate_type} {aggregate_id}: the aggregate has no changes"
             )
-        meta = {**self.metadata, **(metadata or {})}
+        meta = (
+            {**self.metadata, **trace, **(metadata or {})}
+            if trace
+            else {**self.metadata, **(metadata or {})}
+        )
         return [self.registry.to_raw(event, meta) for event in changes]
 
     def _committed(self, aggregate: T, count: int) -> None:
@@ -287,6 +376,18 @@ class Repository(Generic[T]):
             self._snapshot(aggregate, after)
 
     def _snapshot(self, aggregate: T, version: int) -> None:
+        if TELEMETRY.on and (live := TELEMETRY.instruments()) is not None:
+            attributes = {
+                otel.AGGREGATE_TYPE: self.aggregate_type,
+                otel.AGGREGATE_ID: id_attribute(aggregate.id),
+                otel.STREAM_VERSION: version,
+            }
+            with live.span(otel.SNAPSHOT, attributes):
+                self._take_snapshot(aggregate, version)
+        else:
+            self._take_snapshot(aggregate, version)
+
+    def _take_snapshot(self, aggregate: T, version: int) -> None:
         try:
             data = aggregate.snapshot()
             self.store.add_snapshot(self.aggregate_type, aggregate.id, RawSnapshot(version, data))

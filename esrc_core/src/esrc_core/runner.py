@@ -58,7 +58,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from esrc_core import _telemetry as otel
 from esrc_core._signals import STOP_SIGNALS, stop_on_signals
+from esrc_core._telemetry import TELEMETRY, Instruments
 from esrc_core.backoff import Backoff
 from esrc_core.capabilities import Capability, offered, require
 from esrc_core.errors import (
@@ -312,6 +314,8 @@ class RelayRunner:
         self._reader: ThreadPoolExecutor | None = None
         """The thread that marks batches and reads the next one ahead."""
         self._pause_for = pause
+        self._lag_measured = -float("inf")
+        """When the relay lag was last asked of the store (``time.monotonic()``)."""
 
     @classmethod
     def from_urls(
@@ -481,24 +485,25 @@ class RelayRunner:
         worker = self._worker() if ahead is not None else None
         counting = _CountingOutbox(self, worker)
         relay = Relay(counting, publisher, batch_size=self.batch_size)
-        pending: Future[list[RelayEvent]] | None = None
+        pending: Future[_Read] | None = None
         try:
             while not self._stop.is_set():
                 counting.check()
                 if not self._still_locked():
                     break
+                read_ahead = pending is not None
                 if pending is not None:
-                    events, pending = pending.result(), None
+                    (events, read), pending = pending.result(), None
                 else:
                     counting.settle()
-                    events = self.outbox.unpublished_events(self.batch_size)
+                    events, read = _timed(self.outbox.unpublished_events, self.batch_size)
                 if worker is not None and ahead is not None and len(events) == self.batch_size:
                     # A full batch: more may be waiting. Read them while this one is
                     # published; they follow its last event, whatever the checkpoint.
                     pending = worker.submit(
-                        ahead.unpublished_events_after, events[-1], self.batch_size
+                        _timed, ahead.unpublished_events_after, events[-1], self.batch_size
                     )
-                count = relay.publish(events)
+                count = self._publish(relay, events, read, read_ahead)
                 self._after_batch(count)
         except BaseException:
             _drop(pending)
@@ -509,6 +514,16 @@ class RelayRunner:
             raise
         _drop(pending)
         counting.settle()
+
+    def _publish(
+        self, relay: Relay, events: list[RelayEvent], read: tuple[int, int], read_ahead: bool
+    ) -> int:
+        """``relay.publish(events)``, in an ``esrc.relay.batch`` span when telemetry
+        records (``read``: when the events were read, see :func:`_timed`)."""
+        if events and TELEMETRY.on and (live := TELEMETRY.instruments()) is not None:
+            with live.relay_batch(self.name, events, read, read_ahead=read_ahead):
+                return relay.publish(events)
+        return relay.publish(events)
 
     def _worker(self) -> ThreadPoolExecutor:
         """The runner's second thread, made when first needed."""
@@ -547,8 +562,32 @@ class RelayRunner:
         elif self._on_status is not None:
             self._status_due()
         self._log_progress()
+        if TELEMETRY.on and (live := TELEMETRY.instruments()) is not None:
+            self._record_lag(live, count)
         if count < self.batch_size and not self._stop.is_set():
             self._wait_for_events()
+
+    def _record_lag(self, live: Instruments, count: int) -> None:
+        """Set the ``esrc.relay.lag`` gauge: 0 after a batch that was not full (the
+        outbox was drained), else the store's count of pending events, asked at most
+        every ``status_interval`` seconds when the store is
+        :class:`~esrc_core.inspection.Inspectable`."""
+        attributes = {otel.RELAY_NAME: self.name}
+        if count < self.batch_size:
+            live.relay_lag.set(0, attributes)
+            return
+        now = time.monotonic()
+        store = offered(self.store, Capability.INSPECT, Inspectable)
+        if store is None or now - self._lag_measured < self.status_interval:
+            return
+        try:
+            progress = next((p for p in store.relays() if p.name == self.name), None)
+        except Exception as err:
+            log.debug("relay %s: could not measure the lag: %s", self.name, _one_line(err))
+            return
+        if progress is not None:  # None before the first mark lands (read ahead)
+            self._lag_measured = now
+            live.relay_lag.set(progress.pending, attributes)
 
     def _wait_for_events(self) -> None:
         waiting = offered(self.outbox, Capability.WAIT, WaitingOutbox)
@@ -798,7 +837,18 @@ class RelayRunner:
         )
 
 
-def _drop(pending: Future[list[RelayEvent]] | None) -> None:
+_Read = tuple[list[RelayEvent], tuple[int, int]]
+"""Events read from the outbox, and when the read began and ended (``time.time_ns()``)."""
+
+
+def _timed(read: Callable[..., list[RelayEvent]], *args: Any) -> _Read:
+    """``read(*args)`` and when it began and ended, for the relay's spans."""
+    started = time.time_ns()
+    events = read(*args)
+    return events, (started, time.time_ns())
+
+
+def _drop(pending: Future[_Read] | None) -> None:
     """Drop a batch read ahead: let the read finish (its connection goes back to the
     pool), ignoring its result and its error."""
     if pending is not None and not pending.cancel():

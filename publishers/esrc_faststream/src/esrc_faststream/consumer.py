@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from esrc_core.relay import RelayEvent
+from esrc_core.telemetry import processing
 from faststream import Context
 from faststream.message import StreamMessage
 
@@ -120,12 +121,17 @@ class Projection:
         """Apply ``event`` with its handler unless its message id was applied before.
 
         Returns whether a handler ran. A handler's exception propagates and the message
-        id stays unrecorded.
+        id stays unrecorded. With esrc's telemetry recording, each event that has a
+        handler is handled in an ``esrc.process`` span linked to the command that
+        stored it (:func:`esrc_core.telemetry.processing`).
         """
         handler = self._handlers.get(event.event.name)
         if handler is None:
             return False
-        return self.seen.apply_once(event.message_id, lambda: handler(event))
+        with processing(event) as handling:
+            ran = self.seen.apply_once(event.message_id, lambda: handler(event))
+            handling.applied(ran)
+        return ran
 
     async def handle_message(self, headers: Mapping[str, object], body: bytes) -> bool:
         """Decode a received message (see :func:`~esrc_faststream.headers.relay_event_from`)
