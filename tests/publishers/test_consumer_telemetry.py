@@ -75,7 +75,7 @@ def test_consumer_span_links_to_the_command(
         f"{append.context.span_id:016x}",
     ]
     processed = recorded.finished("esrc.process")
-    by_id = {dict(s.attributes or {})["messaging.message.id"]: s for s in processed}
+    by_id = {str(dict(s.attributes or {})["messaging.message.id"]): s for s in processed}
     assert sorted(by_id) == ["Counter/s:c1/1", "Counter/s:c1/2", "Counter/s:untraced/1"]
     for message_id in ("Counter/s:c1/1", "Counter/s:c1/2"):
         span = by_id[message_id]
