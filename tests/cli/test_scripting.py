@@ -4,6 +4,7 @@ and a reader that closes the pipe early."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,41 @@ def test_an_unknown_scheme_exits_2_in_every_command(
     [line] = err.splitlines()
     assert line.startswith(f"esrc {command}: no installed store backend handles 'nosuch://")
     assert "pa55word" not in line
+
+
+def test_store_options_come_from_esrc_store_options_under_the_command_lines_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ESRC_STORE_OPTIONS", "table_prefix=env_  schema=shop")
+    assert from_environment(["streams", "-o", "table_prefix=cli_"]) == [
+        "streams",
+        "--store-option=table_prefix=env_",
+        "--store-option=schema=shop",
+        "-o",
+        "table_prefix=cli_",
+    ]
+    monkeypatch.setenv("ESRC_STORE_OPTIONS", "no-equals-sign")
+    with pytest.raises(ValueError, match="ESRC_STORE_OPTIONS: not a value for --store-option"):
+        from_environment(["relays"])
+
+
+def test_a_store_option_from_the_environment_reaches_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tables of prefix ``app_`` are the ones listed when ESRC_STORE_OPTIONS names
+    that prefix, and ``-o`` on the command line wins over it."""
+    url = f"sqlite:///{tmp_path}/prefixed.db"
+    for prefix, aggregate_type in (("app_", "Invoice"), ("esrc_", "Order")):
+        store = open_event_store(url, table_prefix=prefix)
+        try:
+            store.add_aggregate(aggregate_type, 1, [RawEvent("Created", b"{}")])
+        finally:
+            store.close()
+    monkeypatch.setenv("ESRC_STORE_URL", url)
+    monkeypatch.setenv("ESRC_STORE_OPTIONS", "table_prefix=app_")
+    assert main(["streams", "--json"]) == 0
+    [stream] = json.loads(capsys.readouterr().out)["streams"]
+    assert stream["aggregate_type"] == "Invoice"
+    assert main(["streams", "--json", "-o", "table_prefix=esrc_"]) == 0
+    [stream] = json.loads(capsys.readouterr().out)["streams"]
+    assert stream["aggregate_type"] == "Order"

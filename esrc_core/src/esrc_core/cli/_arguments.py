@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from types import MappingProxyType
 
 from esrc_core.cli._command import UsageError
 
@@ -18,9 +19,12 @@ __all__ = [
     "whole",
 ]
 
-STORE_ENVIRONMENT = {"--store": "ESRC_STORE_URL"}
-"""The environment variable every command that opens a store reads its URL from when
-the command line gives none."""
+STORE_ENVIRONMENT = MappingProxyType(
+    {"--store": "ESRC_STORE_URL", "--store-option": "ESRC_STORE_OPTIONS"}
+)
+"""The environment variables of every command that opens a store: its URL when the
+command line gives none, and store options (``KEY=VALUE`` separated by whitespace)
+under the command line's own ``-o``."""
 
 
 def option(text: str) -> tuple[str, str]:

@@ -143,8 +143,11 @@ def from_environment(arguments: Sequence[str]) -> list[str]:
     command's name: each option of its :attr:`Command.environment
     <esrc_core.cli._command.Command.environment>` whose variable is set and not empty,
     unless the command line gives the option itself. The values stay inside the
-    process (``ps`` does not show them). Raises ``ValueError`` naming the variable for
-    a value its option refuses (a flag takes true/false, yes/no, on/off or 1/0)."""
+    process (``ps`` does not show them). A repeatable option's variable holds values
+    separated by whitespace (``ESRC_STORE_OPTIONS="table_prefix=app_ schema=shop"``),
+    added before the command line's own, so that the command line's value wins for
+    each key. Raises ``ValueError`` naming the variable for a value its option refuses
+    (a flag takes true/false, yes/no, on/off or 1/0)."""
     arguments = list(arguments)
     if not arguments or arguments[0].startswith("-"):
         return arguments
@@ -158,9 +161,16 @@ def from_environment(arguments: Sequence[str]) -> list[str]:
     added: list[str] = []
     for option, variable in command.environment.items():
         text = os.environ.get(variable, "").strip()
+        action = actions[option]
+        if option in parser.repeatable:
+            # Repeatable (-o KEY=VALUE): the variable's values come first, so that for
+            # each key the command line's value wins.
+            for value in text.split():
+                _check(action, option, variable, value)
+                added.append(f"{option}={value}")
+            continue
         if not text or option in given:
             continue
-        action = actions[option]
         if action.nargs == 0:  # a flag
             flag = _FLAGS.get(text.lower())
             if flag is None:
@@ -186,15 +196,19 @@ def _store_first(arguments: Sequence[str]) -> list[str]:
 
 
 class _Recording(argparse.ArgumentParser):
-    """A parser that keeps each option's action, by option string."""
+    """A parser that keeps each option's action, by option string, and which options
+    are repeatable (``action="append"``)."""
 
     def __init__(self) -> None:
         super().__init__(add_help=False)
         self.actions: dict[str, argparse.Action] = {}
+        self.repeatable: set[str] = set()
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         action = super().add_argument(*args, **kwargs)
         self.actions.update(dict.fromkeys(action.option_strings, action))
+        if kwargs.get("action") == "append":
+            self.repeatable.update(action.option_strings)
         return action
 
 

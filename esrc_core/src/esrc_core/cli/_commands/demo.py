@@ -4,6 +4,7 @@ choice, or on the first of :data:`DEFAULT_STORES` an installed backend opens."""
 from __future__ import annotations
 
 import argparse
+from types import MappingProxyType
 
 from esrc_core.cli._arguments import STORE_ENVIRONMENT
 from esrc_core.cli._command import Command
@@ -51,7 +52,7 @@ COMMANDS = (
         "save, reload, update and relay an aggregate",
         _demo_arguments,
         _demo,
-        STORE_ENVIRONMENT,
+        MappingProxyType({"--store": STORE_ENVIRONMENT["--store"]}),
         "Save an account aggregate, reload it, update it with update_by_id, and relay\n"
         "its events in order through the in-memory publisher. Without --store, on an\n"
         "SQLite file in the working directory (esrc-demo.db), else in memory.",
