@@ -16,6 +16,7 @@ from typing import Any, Self, TypeVar
 import pytest
 from esrc_core.async_outbox import async_outbox, async_relay_lock
 from esrc_core.async_store import sync_face
+from esrc_core.closing import Closeable
 from esrc_core.demo import Account, registry
 from esrc_core.ids import AggregateId
 from esrc_memory.publisher import MemoryPublisher
@@ -134,7 +135,9 @@ def _event(n: int) -> RawEvent:
 
 
 def test_bridged_store_keeps_the_sync_contract_and_shares_its_data() -> None:
-    sync = MemoryEventStore()
+    name = f"bridged-{uuid.uuid4().hex}"
+    sync = MemoryEventStore(name)
+    other = MemoryEventStore(name)  # the same data through a store left open
 
     async def main() -> None:
         async with BridgedEventStore(sync) as store:
@@ -157,7 +160,8 @@ def test_bridged_store_keeps_the_sync_contract_and_shares_its_data() -> None:
         assert store.closed
 
     run(main())
-    assert sync.events("A", 1) == [_event(1), _event(2), _event(3)]
+    assert sync.closed, "closing the bridged store left its sync store open"
+    assert other.events("A", 1) == [_event(1), _event(2), _event(3)]
 
 
 def test_bridged_store_methods_after_close_raise_store_closed() -> None:
@@ -432,7 +436,7 @@ def test_bridged_store_outbox_and_relay_lock_faces() -> None:
     run(scenario())
 
 
-class OutboxlessStore:
+class OutboxlessStore(Closeable):
     """A sync store with the stream methods only (no outbox, no relay lock)."""
 
     def __init__(self) -> None:
@@ -443,7 +447,10 @@ class OutboxlessStore:
         self.contains_aggregate = inner.contains_aggregate
         self.add_snapshot = inner.add_snapshot
         self.latest_snapshot = inner.latest_snapshot
-        self.close = inner.close
+        self._inner = inner
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def test_bridged_store_without_an_outbox_says_so() -> None:

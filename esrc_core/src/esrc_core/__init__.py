@@ -32,9 +32,11 @@ from esrc_core.bridge import GREENLETS, Bridge, GreenletBridge
 from esrc_core.capabilities import (
     Capability,
     offered,
+    outbox_of,
     require,
     supports,
 )
+from esrc_core.closing import AsyncCloseable, Closeable
 from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
@@ -99,6 +101,7 @@ __all__ = [
     "AggregateRequiresEvents",
     "AmbiguousBackendError",
     "AsyncBatchPublisher",
+    "AsyncCloseable",
     "AsyncEventStore",
     "AsyncEventStoreOutbox",
     "AsyncHasOutbox",
@@ -120,6 +123,7 @@ __all__ = [
     "BridgedEventStore",
     "BrokerUnavailableError",
     "Capability",
+    "Closeable",
     "CompilesDecoders",
     "EsrcError",
     "EventMarshaler",
@@ -173,6 +177,7 @@ __all__ = [
     "open_async_publisher",
     "open_event_store",
     "open_publisher",
+    "outbox_of",
     "plugins",
     "require",
     "supports",

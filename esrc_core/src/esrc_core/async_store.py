@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, cast, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from esrc_core.async_outbox import (
     AsyncEventStoreOutbox,
@@ -23,6 +22,7 @@ from esrc_core.async_outbox import (
 )
 from esrc_core.bridge import GREENLETS, Bridge
 from esrc_core.capabilities import Capability, offered, require
+from esrc_core.closing import AsyncCloseable
 from esrc_core.errors import StoreClosedError
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
@@ -42,7 +42,7 @@ T = TypeVar("T")
 
 
 @runtime_checkable
-class AsyncEventStore(Protocol):
+class AsyncEventStore(AsyncCloseable, Protocol):
     """:class:`~esrc_core.store.EventStore`'s contract, every method a coroutine.
 
     The same guarantees and errors as the sync protocol, and:
@@ -96,19 +96,6 @@ class AsyncEventStore(Protocol):
 
     async def close(self) -> None:
         """Release connections; calling it twice is harmless."""
-        ...
-
-    async def __aenter__(self) -> Self:
-        """The store itself."""
-        ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """:meth:`close` it."""
         ...
 
 
@@ -196,7 +183,7 @@ async def _chunks(bridge: Bridge, events: Iterator[RawEvent]) -> AsyncIterator[R
             yield event
 
 
-class BridgedEventStore:
+class BridgedEventStore(AsyncEventStore):
     """An :class:`AsyncEventStore` (and :class:`AsyncStreamingStore` when the sync
     store streams) that runs a sync store's methods through ``bridge``: one copy of
     the logic, async I/O where the sync store's driver waits through the bridge.
@@ -386,21 +373,8 @@ class BridgedEventStore:
         self._guard.closed = True
         await self._bridge.run(self._sync.close)
 
-    async def __aenter__(self) -> Self:
-        """The store itself."""
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the store."""
-        await self.close()
-
-
-class _Waiting:
+class _Waiting(EventStore):
     """A sync :class:`~esrc_core.store.EventStore` face of a native async store, for
     sync logic run inside a bridge: each call waits for the async method."""
 

@@ -24,7 +24,13 @@ from esrc_core.errors import NotSupportedError
 from esrc_core.inspection import Inspectable
 from esrc_core.locks import HasRelayLock
 from esrc_core.migrations import Migratable
-from esrc_core.relay import BatchPublisher, HasOutbox, ReadAheadOutbox, WaitingOutbox
+from esrc_core.relay import (
+    BatchPublisher,
+    EventStoreOutbox,
+    HasOutbox,
+    ReadAheadOutbox,
+    WaitingOutbox,
+)
 from esrc_core.store import StreamingStore
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "Holder",
     "Kind",
     "offered",
+    "outbox_of",
     "parse_capabilities",
     "require",
     "supports",
@@ -189,6 +196,16 @@ def require(obj: object, capability: Capability | str, doing: str, protocol: typ
             f"capability (it does not implement {expected.__name__})"
         )
     return cast(P, obj)
+
+
+def outbox_of(store: object, name: str = "default") -> EventStoreOutbox:
+    """The outbox of relay ``name`` of ``store`` (the ``outbox`` capability), typed:
+    ``outbox_of(open_event_store(url), "projections")`` type-checks where
+    ``open_event_store(url).outbox(...)`` cannot, since :class:`~esrc_core.store.EventStore`
+    promises no outbox. Raises :class:`~esrc_core.errors.NotSupportedError`, naming
+    the store's class and the relay, when the store keeps no outboxes."""
+    has_outbox = require(store, Capability.OUTBOX, f"open outbox {name!r}", HasOutbox)
+    return has_outbox.outbox(name)
 
 
 def unimplemented(

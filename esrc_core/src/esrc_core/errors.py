@@ -14,6 +14,7 @@ The tree::
     ├── SnapshotNotSupported
     ├── InvalidAggregateIdError (TypeError)
     ├── InvalidEventError (ValueError)
+    ├── OutOfRangeError (ValueError)        an int argument outside what stores take
     ├── UnknownEventError (LookupError)
     ├── SerializationError (ValueError)
     ├── UnknownBackendError (LookupError)
@@ -22,7 +23,7 @@ The tree::
     ├── BackendConfigError (ValueError)     never retried: fix the URL or options
     ├── NotSupportedError (TypeError)       the backend lacks a capability
     ├── StoreUnavailableError (ConnectionError)   transient: retry with backoff
-    ├── StoreClosedError (RuntimeError)     an async store used after close()
+    ├── StoreClosedError (RuntimeError)     a store used after close()
     ├── BrokerUnavailableError (ConnectionError)  transient: retry with backoff
     └── PublishError
 
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidEventError",
     "NotSupportedError",
     "OptimisticConcurrencyError",
+    "OutOfRangeError",
     "PublishError",
     "SerializationError",
     "SnapshotNotSupported",
@@ -110,6 +112,15 @@ class InvalidEventError(EsrcError, ValueError):
     or a value larger than the backend accepts."""
 
 
+class OutOfRangeError(EsrcError, ValueError):
+    """An integer argument of a store, outbox or relay (a version, an expected version,
+    a limit, a page size, a batch size) is outside what it takes: below its smallest
+    value (0 for an expected version, 1 for a limit) or beyond a signed 64-bit integer,
+    which is what databases store. Raised before anything is read or written, by every
+    backend alike (:func:`esrc_core.store.check_int`); the message names the argument,
+    its range and the operation."""
+
+
 class UnknownEventError(EsrcError, LookupError):
     """An event name (or class) is not registered in the :class:`EventRegistry`."""
 
@@ -149,8 +160,9 @@ class StoreUnavailableError(EsrcError, ConnectionError):
 
 
 class StoreClosedError(EsrcError, RuntimeError):
-    """A method of an async store (or of a repository or relay on it) was called after
-    the store's ``close()``: a bug in the caller, never retried."""
+    """A method of a store, sync or async (or of a repository or relay on it), was
+    called after the store's ``close()`` or the end of its ``with`` block: a bug in
+    the caller, never retried."""
 
 
 class BrokerUnavailableError(EsrcError, ConnectionError):

@@ -5,30 +5,63 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
+from esrc_core.closing import Closeable
+from esrc_core.errors import OutOfRangeError
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
 
-__all__ = ["DEFAULT_PAGE_SIZE", "EventStore", "StreamingStore", "check_page_size"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "INT64_MAX",
+    "INT64_MIN",
+    "EventStore",
+    "StreamingStore",
+    "check_int",
+    "check_page_size",
+]
 
 DEFAULT_PAGE_SIZE = 1000
 """The number of events a :class:`StreamingStore` reads per query unless told otherwise."""
 
 
+INT64_MAX = 2**63 - 1
+"""The largest version, limit, page size or position a store takes: a signed 64-bit
+integer's, which is what databases store."""
+INT64_MIN = -(2**63)
+"""The smallest ``from_version`` a read takes (any negative one reads from the start)."""
+
+
+def check_int(
+    value: int, what: str, *, doing: str, minimum: int = 0, maximum: int = INT64_MAX
+) -> int:
+    """``value`` when it is an ``int`` (not a ``bool``) from ``minimum`` to ``maximum``.
+
+    The one check of the integers the store, outbox and relay APIs take (versions,
+    expected versions, limits, page sizes, batch sizes), so that every backend refuses
+    the same values the same way, before anything is read or written. Raises
+    ``TypeError`` for a value that is not an ``int`` and
+    :class:`~esrc_core.errors.OutOfRangeError` naming ``what``, the range and
+    ``doing`` for one outside it.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{doing}: {what} must be an int, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise OutOfRangeError(f"{doing}: {what} must be from {minimum} to {maximum}, got {value}")
+    return value
+
+
 def check_page_size(page_size: int | None, *, doing: str) -> int:
     """``page_size`` as a :class:`StreamingStore` uses it: :data:`DEFAULT_PAGE_SIZE`
-    for ``None``; raises ``TypeError`` (not an ``int``) or ``ValueError`` (below 1),
+    for ``None``; raises ``TypeError`` (not an ``int``) or
+    :class:`~esrc_core.errors.OutOfRangeError` (below 1 or above :data:`INT64_MAX`),
     saying ``doing``, otherwise."""
     if page_size is None:
         return DEFAULT_PAGE_SIZE
-    if isinstance(page_size, bool) or not isinstance(page_size, int):
-        raise TypeError(f"{doing}: page_size must be an int, got {page_size!r}")
-    if page_size < 1:
-        raise ValueError(f"{doing}: page_size must be 1 or more, got {page_size}")
-    return page_size
+    return check_int(page_size, "page_size", doing=doing, minimum=1)
 
 
 @runtime_checkable
-class EventStore(Protocol):
+class EventStore(Closeable, Protocol):
     """Stores event streams keyed by (aggregate type, aggregate id), and snapshots.
 
     Contract, checked by ``esrc_testkit``:
@@ -47,6 +80,10 @@ class EventStore(Protocol):
       cause chained.
     - Every method is safe to call from several threads at once unless the backend
       documents otherwise (and does not declare the ``threads`` capability).
+    - ``close()`` may be called twice; any other method called after it raises
+      :class:`~esrc_core.errors.StoreClosedError`. ``with store:`` closes it (a
+      backend that names this protocol as a base inherits ``__enter__``/``__exit__``
+      from :class:`~esrc_core.closing.Closeable`).
     """
 
     def add_aggregate(
@@ -105,7 +142,9 @@ class EventStore(Protocol):
         ...
 
     def close(self) -> None:
-        """Release connections and other resources. Calling it twice is harmless."""
+        """Release connections and other resources. Calling it twice is harmless;
+        calling any other method afterwards raises
+        :class:`~esrc_core.errors.StoreClosedError`."""
         ...
 
 

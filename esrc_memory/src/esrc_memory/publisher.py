@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from esrc_core.closing import Closeable
 from esrc_core.errors import PublishError
 from esrc_core.relay import RelayEvent
 
@@ -30,19 +31,21 @@ def _topic(name: str) -> _Topic:
         return _topics.setdefault(name, _Topic())
 
 
-class MemoryPublisher:
+class MemoryPublisher(Closeable):
     """A :class:`~esrc_core.relay.BatchPublisher` that calls subscribers synchronously.
 
     Publishers of the same ``name`` share their subscribers within the process
     (``memory://orders`` opened twice reaches the same subscribers); an unnamed one has
     its own. An event counts as published once every subscriber has returned; a
     subscriber that raises makes :meth:`publish` raise
-    :class:`~esrc_core.errors.PublishError`.
+    :class:`~esrc_core.errors.PublishError`, and so does publishing after
+    :meth:`close` (or the end of a ``with`` block).
     """
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
         self._topic = _topic(name) if name else _Topic()
+        self._closed = False
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns a function that removes it."""
@@ -62,6 +65,10 @@ class MemoryPublisher:
 
     def publish_batch(self, events: Sequence[RelayEvent]) -> None:
         """Deliver ``events`` in order; see :class:`esrc_core.relay.BatchPublisher`."""
+        if self._closed and events:
+            raise PublishError(
+                f"publish {events[0].message_id}: the publisher {self!r} is closed", published=0
+            )
         with self._topic.lock:
             subscribers = list(self._topic.subscribers)
         for index, event in enumerate(events):
@@ -74,5 +81,10 @@ class MemoryPublisher:
                         published=index,
                     ) from err
 
+    def __repr__(self) -> str:
+        return f"MemoryPublisher({self.name!r})" if self.name else "MemoryPublisher()"
+
     def close(self) -> None:
-        """Nothing to release."""
+        """Stop publishing (there is nothing to release); other publishers of the same
+        name keep their subscribers. Calling it twice is harmless."""
+        self._closed = True

@@ -15,12 +15,13 @@ from esrc_core.errors import (
     AggregateRequiresEvents,
     OptimisticConcurrencyError,
     SnapshotVersionError,
+    StoreClosedError,
 )
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.relay import RelayEvent
-from esrc_core.store import check_page_size
+from esrc_core.store import EventStore, check_page_size
 
 __all__ = ["MemoryEventStore", "MemoryOutbox", "MemoryRelayLock"]
 
@@ -57,23 +58,37 @@ def _shared_state(name: str) -> _State:
         return state
 
 
-class MemoryEventStore:
+class MemoryEventStore(EventStore):
     """An :class:`~esrc_core.store.EventStore` that keeps everything in this process.
 
     ``MemoryEventStore()`` is private to its owner; ``MemoryEventStore("name")`` shares
     its data with every other store of that name in the process, for as long as one
     of them is referenced. All operations take one lock, so they are atomic and
-    thread-safe, and the outbox order is the commit order.
+    thread-safe, and the outbox order is the commit order. After :meth:`close` (or
+    the end of a ``with`` block) its methods raise
+    :class:`~esrc_core.errors.StoreClosedError`; other stores of the same name keep
+    working.
     """
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
         self._state = _shared_state(name) if name else _State()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def _check_open(self, doing: str) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{doing}: the store {self!r} is closed")
 
     def __repr__(self) -> str:
         return f"MemoryEventStore({self.name!r})" if self.name else "MemoryEventStore()"
 
     def _key(self, aggregate_type: str, aggregate_id: AggregateId, doing: str) -> tuple[str, str]:
+        self._check_open(doing)
         check_aggregate_type(aggregate_type, doing=doing)
         return aggregate_type, encode_id(check_id(aggregate_id, doing=doing))
 
@@ -236,6 +251,7 @@ class MemoryEventStore:
 
     def outbox(self, name: str = "default") -> MemoryOutbox:
         """The outbox of relay ``name``; see :class:`esrc_core.relay.HasOutbox`."""
+        self._check_open(f"open outbox {name!r}")
         if not isinstance(name, str) or not name:
             raise ValueError("a relay name must be a non-empty str")
         return MemoryOutbox(self._state, name)
@@ -243,12 +259,14 @@ class MemoryEventStore:
     def relay_lock(self, name: str) -> MemoryRelayLock:
         """A lock on relay ``name``; see :class:`esrc_core.locks.HasRelayLock`. It is
         shared by every store of the same name in this process."""
+        self._check_open(f"open relay lock {name!r}")
         return MemoryRelayLock(self._state, name)
 
     def streams(
         self, aggregate_type: str | None = None, *, limit: int | None = None
     ) -> list[StreamInfo]:
         """See :meth:`esrc_core.inspection.Inspectable.streams`."""
+        self._check_open("list streams")
         with self._state.lock:
             keys = sorted(k for k in self._state.streams if aggregate_type in (None, k[0]))
             if limit is not None:
@@ -286,6 +304,7 @@ class MemoryEventStore:
 
     def relays(self) -> list[RelayProgress]:
         """See :meth:`esrc_core.inspection.Inspectable.relays`."""
+        self._check_open("list relays")
         with self._state.lock:
             total = len(self._state.log)
             return [
@@ -300,6 +319,7 @@ class MemoryEventStore:
 
     def copy_relay(self, source: str, target: str) -> None:
         """See :meth:`esrc_core.inspection.Inspectable.copy_relay`."""
+        self._check_open(f"copy relay {source!r} to {target!r}")
         with self._state.lock:
             if source in self._state.checkpoints:
                 self._state.checkpoints[target] = self._state.checkpoints[source]
@@ -308,11 +328,14 @@ class MemoryEventStore:
 
     def forget_relay(self, name: str) -> None:
         """See :meth:`esrc_core.inspection.Inspectable.forget_relay`."""
+        self._check_open(f"forget relay {name!r}")
         with self._state.lock:
             self._state.checkpoints.pop(name, None)
 
     def close(self) -> None:
-        """Nothing to release; named data stays while another store of the name lives."""
+        """Mark the store closed (there is nothing to release); named data stays while
+        another store of the name lives. Calling it twice is harmless."""
+        self._closed = True
 
 
 class MemoryRelayLock:

@@ -19,12 +19,13 @@ from esrc_core.errors import (
     InvalidEventError,
     OptimisticConcurrencyError,
     SnapshotVersionError,
+    StoreClosedError,
     StoreUnavailableError,
 )
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
-from esrc_core.store import check_page_size
+from esrc_core.store import EventStore, check_page_size
 from esrc_core.urls import mask_url, url_secrets
 from sqlalchemy.engine import Connection, Engine
 
@@ -150,7 +151,7 @@ def _check_limits(connect_timeout: object, max_payload_bytes: object) -> None:
         raise StoreConfigError(f"max_payload_bytes must be positive, got {max_payload_bytes}")
 
 
-class SqlEventStore:
+class SqlEventStore(EventStore):
     """An :class:`~esrc_core.store.EventStore` with outbox on SQLite, PostgreSQL or
     MariaDB/MySQL, through SQLAlchemy Core.
 
@@ -301,12 +302,6 @@ class SqlEventStore:
         and carries no payload."""
         return self._dialect.notify_channel
 
-    def __enter__(self) -> SqlEventStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # --- running statements ----------------------------------------------------------
 
     def _ensure_ready(self, doing: str) -> None:
@@ -319,7 +314,7 @@ class SqlEventStore:
     def _become_ready(self, doing: str) -> None:
         with self._ready_lock:
             if self._closed:
-                raise StoreUnavailableError(f"{doing}: the store {self.url} is closed")
+                raise StoreClosedError(f"{doing}: the store {self.url} is closed")
             if self._ready:
                 return
             try:
@@ -896,7 +891,7 @@ class SqlEventStore:
         engine, the engine's pool (for ``sqlite://`` that discards the data). Relay
         locks keep their own connections until released. Calling it twice is
         harmless; using the store afterwards raises
-        :class:`~esrc_core.errors.StoreUnavailableError`."""
+        :class:`~esrc_core.errors.StoreClosedError`."""
         with self._ready_lock:
             if self._closed:
                 return

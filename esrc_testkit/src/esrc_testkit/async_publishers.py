@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+from esrc_core.closing import AsyncCloseable, Closeable
+from esrc_core.errors import EsrcError
 from esrc_core.plugins import open_async_publisher
 from esrc_core.relay import AsyncBatchPublisher, AsyncPublisher, Publisher, RelayEvent
 
@@ -32,7 +34,7 @@ from esrc_testkit.publishers import PublisherAcceptance, relay_events
 __all__ = ["AsyncPublisherAcceptance", "AwaitingBatchPublisher", "AwaitingPublisher"]
 
 
-class AwaitingPublisher:
+class AwaitingPublisher(Closeable):
     """A sync :class:`~esrc_core.relay.Publisher` face of an async publisher: each
     method runs the async method on ``loop`` and waits for it."""
 
@@ -89,6 +91,34 @@ class AsyncPublisherAcceptance(PublisherAcceptance):
         its sync face."""
         opened: AsyncPublisher = self.loop_thread.run(open_async_publisher(url, **options))
         return awaiting_publisher(opened, self.loop_thread)
+
+    def test_async_with_closes_the_publisher(self, publisher: Publisher) -> None:
+        """``async with publisher as p:`` gives the async publisher itself and closes
+        it at the end of the block: publishing afterwards raises an esrc error, and
+        what was published inside the block reached the broker."""
+        assert isinstance(publisher, AwaitingPublisher), (
+            "the publisher fixture must open its publisher with self.open_publisher"
+        )
+        async_publisher = publisher.async_publisher
+        assert isinstance(async_publisher, AsyncCloseable), (
+            f"{async_publisher!r} has no __aenter__/__aexit__"
+        )
+        first, after = relay_events(2)
+
+        async def scenario() -> str:
+            async with async_publisher as entered:
+                assert entered is async_publisher, f"got {entered!r}, want the publisher"
+                await async_publisher.publish(first)
+            try:
+                await async_publisher.publish(after)
+            except EsrcError:
+                return "raised"
+            return "returned"
+
+        got = self.loop_thread.run(scenario())
+        assert got == "raised", f"publish after the async with block {got}, want an EsrcError"
+        received = [r.event.message_id for r in self.received(2, timeout=0)]
+        assert received == [first.message_id], f"got {received}, want [{first.message_id}]"
 
     def _async(self, publisher: Publisher) -> AsyncBatchPublisher:
         batch = self._batch(publisher)

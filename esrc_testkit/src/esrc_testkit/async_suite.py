@@ -114,7 +114,7 @@ class LoopThread:
         self.loop.close()
 
 
-class AwaitingStore:
+class AwaitingStore(EventStore):
     """A sync :class:`~esrc_core.store.EventStore` face of an async store: each method
     runs the async method on :attr:`loop` and waits for it."""
 

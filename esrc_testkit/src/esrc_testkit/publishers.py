@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 
 import pytest
 from esrc_core.capabilities import Capability
+from esrc_core.closing import Closeable
 from esrc_core.errors import EsrcError, PublishError
 from esrc_core.events import RawEvent
 from esrc_core.plugins import open_publisher
@@ -272,6 +273,20 @@ class PublisherAcceptance:
             with pytest.raises(PublishError) as caught:
                 self._batch(publisher).publish_batch([event])
             assert caught.value.published == 0
+
+    def test_with_block_closes_the_publisher(self, publisher: Publisher) -> None:
+        """``with publisher as p:`` gives the publisher itself and closes it at the end
+        of the block: publishing afterwards raises an esrc error, and what was
+        published inside the block reached the broker."""
+        assert isinstance(publisher, Closeable), f"{publisher!r} has no __enter__/__exit__"
+        first, after = relay_events(2)
+        with publisher as entered:
+            assert entered is publisher, f"with gave {entered!r}, want the publisher"
+            publisher.publish(first)
+        with pytest.raises(EsrcError):
+            publisher.publish(after)
+        got = _ids(self.received(2, timeout=0))
+        assert got == [first.message_id], f"got {got}, want [{first.message_id}]"
 
     def test_unreachable_broker_fails(self) -> None:
         """A broker that cannot be reached gives an esrc error (when opening, or at the

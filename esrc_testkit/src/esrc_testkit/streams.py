@@ -18,6 +18,7 @@ from esrc_core.errors import (
     InvalidAggregateIdError,
     InvalidEventError,
     OptimisticConcurrencyError,
+    StoreClosedError,
 )
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
@@ -25,7 +26,7 @@ from esrc_core.store import EventStore
 
 from esrc_testkit.capabilities import requires
 from esrc_testkit.checks import assert_events_equal
-from esrc_testkit.fixtures import StoreSuite
+from esrc_testkit.fixtures import StoreFactory, StoreSuite
 from esrc_testkit.samples import (
     AWKWARD_EVENTS,
     INVALID_IDS,
@@ -272,6 +273,38 @@ class StreamAcceptance(StoreSuite):
         got = [(type(e.aggregate_id), e.aggregate_id, e.version) for e in relayed]
         want = [(type(i), i, v) for i in VALID_IDS for v in (1, 2)]
         assert sorted(got, key=repr) == sorted(want, key=repr)
+
+    # -- closing -----------------------------------------------------------------------
+
+    def test_with_block_closes_the_store(self, store_factory: StoreFactory) -> None:
+        """``with store as s:`` gives the store itself and closes it at the end of the
+        block: afterwards every method of the protocol raises StoreClosedError, and
+        ``close()`` again is harmless."""
+        store = store_factory()
+        with store as entered:
+            assert entered is store, f"with gave {entered!r}, want the store {store!r}"
+            store.add_aggregate(ORDER, "order-1", events_for("Placed", 1))
+        store.close()
+        calls: dict[str, Callable[[], object]] = {
+            "add_aggregate": lambda: store.add_aggregate(ORDER, "order-2", events_for("X", 1)),
+            "append_events": lambda: store.append_events(ORDER, "order-1", 1, events_for("Y", 1)),
+            "events": lambda: store.events(ORDER, "order-1"),
+            "contains_aggregate": lambda: store.contains_aggregate(ORDER, "order-1"),
+            "add_snapshot": lambda: store.add_snapshot(ORDER, "order-1", RawSnapshot(1, b"s")),
+            "latest_snapshot": lambda: store.latest_snapshot(ORDER, "order-1"),
+        }
+        got: dict[str, str] = {}
+        for method, call in calls.items():
+            try:
+                call()
+            except StoreClosedError:
+                got[method] = "StoreClosedError"
+            except Exception as err:
+                got[method] = f"{type(err).__name__}: {err}"
+            else:
+                got[method] = "returned"
+        want = dict.fromkeys(calls, "StoreClosedError")
+        assert got == want, f"after the with block: got {got}, want {want}"
 
     # -- persistence -------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from contextvars import ContextVar
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from esrc_core.closing import AsyncCloseable, Closeable
 from esrc_core.errors import BackendConfigError, BrokerUnavailableError, PublishError
 from esrc_core.relay import RelayEvent
 from esrc_core.urls import mask_url
@@ -57,7 +57,7 @@ class PartialPublish(Exception):
         self.published = published
 
 
-class AsyncBrokerPublisher(abc.ABC):
+class AsyncBrokerPublisher(Closeable, abc.ABC):
     """Base of the broker publishers: a thread-safe synchronous
     :class:`~esrc_core.relay.BatchPublisher` over an asyncio broker client.
 
@@ -312,19 +312,8 @@ class AsyncBrokerPublisher(abc.ABC):
         finally:
             self._loop.close()
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncBrokerFace:
+class AsyncBrokerFace(AsyncCloseable):
     """The async face of a broker publisher, an
     :class:`~esrc_core.relay.AsyncBatchPublisher`: the publisher's own coroutines (its
     connection, sends and confirmations) run on the caller's event loop, with no thread
@@ -337,7 +326,8 @@ class AsyncBrokerFace:
     :class:`~esrc_core.errors.BrokerUnavailableError` as the constructor does;
     :meth:`publish_batch` returns once every event was confirmed and raises
     :class:`~esrc_core.errors.PublishError` with the count of leading events confirmed;
-    after :meth:`close`, publishing raises :class:`~esrc_core.errors.PublishError`.
+    after :meth:`close` (or the end of an ``async with`` block), publishing raises
+    :class:`~esrc_core.errors.PublishError`.
     Use it on the loop that opened it; calls of several tasks take turns. A task
     cancelled while publishing leaves the events sent so far on their way (the relay
     marks none of them, so they are published again: duplicates, never a loss).
@@ -429,17 +419,6 @@ class AsyncBrokerFace:
             await asyncio.wait_for(publisher._stop(), publisher.timeout)
         except Exception as err:
             publisher._stop_failed(err)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 def _cancel(pending: deque[asyncio.Future[Any]]) -> None:

@@ -16,11 +16,13 @@ from esrc_core import (
     AggregateId,
     AggregateNotFound,
     AggregateRequiresEvents,
+    EventStore,
     OptimisticConcurrencyError,
     RawEvent,
     RawSnapshot,
     RelayEvent,
     SnapshotVersionError,
+    StoreClosedError,
     check_events,
     check_id,
     encode_id,
@@ -80,7 +82,7 @@ def _check_type(aggregate_type: object, doing: str) -> str:
     return aggregate_type
 
 
-class ToyEventStore:
+class ToyEventStore(EventStore):
     """An :class:`esrc_core.EventStore` with an outbox, kept in this process.
 
     ``ToyEventStore()`` is private; ``ToyEventStore(name="x")`` keeps its data under
@@ -95,9 +97,14 @@ class ToyEventStore:
         self.url = url
         """The URL the store was opened with; opening it again finds the same data."""
         self._data = _data_named(name) if name else _Data()
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+    def _check_open(self, doing: str) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{doing}: the store is closed")
 
     # Validation and writing are separate steps so that the deliberately broken
     # variants in esrc_toy.broken can each break exactly one of them.
@@ -138,6 +145,7 @@ class ToyEventStore:
     ) -> None:
         """See :meth:`esrc_core.EventStore.add_aggregate`."""
         doing = f"toy: add {aggregate_type} {aggregate_id!r}"
+        self._check_open(doing)
         _check_type(aggregate_type, doing)
         key = encode_id(check_id(aggregate_id, doing=doing))
         self._validate(events, doing)
@@ -157,6 +165,7 @@ class ToyEventStore:
     ) -> None:
         """See :meth:`esrc_core.EventStore.append_events`."""
         doing = f"toy: append to {aggregate_type} {aggregate_id!r} at version {from_version}"
+        self._check_open(doing)
         _check_type(aggregate_type, doing)
         key = encode_id(check_id(aggregate_id, doing=doing))
         self._validate(events, doing)
@@ -174,6 +183,7 @@ class ToyEventStore:
     ) -> list[RawEvent]:
         """See :meth:`esrc_core.EventStore.events`."""
         doing = f"toy: read {aggregate_type} {aggregate_id!r}"
+        self._check_open(doing)
         _check_type(aggregate_type, doing)
         key = encode_id(check_id(aggregate_id, doing=doing))
         with self._data.lock:
@@ -189,6 +199,7 @@ class ToyEventStore:
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.EventStore.contains_aggregate`."""
         doing = f"toy: check {aggregate_type} {aggregate_id!r}"
+        self._check_open(doing)
         _check_type(aggregate_type, doing)
         key = encode_id(check_id(aggregate_id, doing=doing))
         with self._data.lock:
@@ -199,6 +210,7 @@ class ToyEventStore:
     ) -> None:
         """See :meth:`esrc_core.EventStore.add_snapshot`."""
         doing = f"toy: snapshot {aggregate_type} {aggregate_id!r}"
+        self._check_open(doing)
         _check_type(aggregate_type, doing)
         key = encode_id(check_id(aggregate_id, doing=doing))
         if not isinstance(snapshot, RawSnapshot) or not isinstance(snapshot.data, bytes):
@@ -216,6 +228,7 @@ class ToyEventStore:
     def latest_snapshot(self, aggregate_type: str, aggregate_id: AggregateId) -> RawSnapshot | None:
         """See :meth:`esrc_core.EventStore.latest_snapshot`."""
         doing = f"toy: read snapshot of {aggregate_type} {aggregate_id!r}"
+        self._check_open(doing)
         _check_type(aggregate_type, doing)
         key = encode_id(check_id(aggregate_id, doing=doing))
         latest: RawSnapshot | None = None
@@ -230,12 +243,15 @@ class ToyEventStore:
 
     def outbox(self, name: str = "default") -> ToyOutbox:
         """The outbox of relay ``name``."""
+        self._check_open(f"toy: open outbox {name!r}")
         if not isinstance(name, str) or not name:
             raise ValueError("toy: a relay name must be a non-empty str")
         return ToyOutbox(self._data, name)
 
     def close(self) -> None:
-        """Nothing to release; a named store's data stays for the next open."""
+        """Nothing to release; a named store's data stays for the next open. Calling
+        any other method afterwards raises StoreClosedError."""
+        self._closed = True
 
 
 class ToyOutbox:
