@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from esrc_sqlalchemy.testing import PrefixPool, database_hooks, relay_lock_session
 
 from esrc_sqlalchemy import SqlEventStore
@@ -93,3 +94,34 @@ def test_lock_whose_session_dies_reads_as_not_held_postgres_mariadb(
     finally:
         lock.release()
         pool.release()
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mariadb"])
+def test_a_standby_waits_on_one_connection_and_takes_over_on_it(
+    request: pytest.FixtureRequest, database: str
+) -> None:
+    """While relay "orders" is held elsewhere, a standby that tries for a second (20
+    tries, one every 50 ms) opens one connection, not one per try; when the holder lets
+    go, the standby takes the lock on that same connection; ``release`` closes it."""
+    pool: PrefixPool = request.getfixturevalue(
+        "postgresql_pool" if database == "postgresql" else "mysql_pool"
+    )
+    holder_store = pool.open()
+    standby_store = SqlEventStore(pool.url, table_prefix=holder_store.table_prefix)
+    opened: list[object] = []
+    sa.event.listen(standby_store.engine, "connect", lambda conn, _: opened.append(conn))
+    holder = holder_store.relay_lock("orders")
+    standby = standby_store.relay_lock("orders")
+    try:
+        assert holder.acquire() is True
+        assert standby.acquire(timeout=1.0) is False
+        assert len(opened) == 1, f"the standby opened {len(opened)} connections in 1 s"
+        holder.release()
+        assert standby.acquire(timeout=5.0) is True
+        assert len(opened) == 1
+        assert standby.held() is True
+    finally:
+        standby.release()
+        holder.release()
+        holder_store.close()
+        standby_store.close()

@@ -47,6 +47,18 @@ class RelayProgress:
     pending: int
     oldest_pending_at: dt.datetime | None
 
+    def lag_seconds(self, now: dt.datetime | None = None) -> float | None:
+        """How long ago, at ``now`` (default: the current time), the oldest pending
+        event was recorded, in seconds and never below 0; ``None`` when nothing is
+        pending or the store keeps no timestamps. A naive ``oldest_pending_at`` is
+        taken as UTC."""
+        oldest = self.oldest_pending_at
+        if oldest is None or not self.pending:
+            return None
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        return max(((now or dt.datetime.now(dt.UTC)) - oldest).total_seconds(), 0.0)
+
 
 @runtime_checkable
 class Inspectable(Protocol):

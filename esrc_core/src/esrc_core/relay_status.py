@@ -13,7 +13,13 @@ same directory, then renamed over ``PATH``), so a reader never sees half of it::
      "took_over": false, "relayed": 1200, "last_position": 3456,
      "consecutive_failures": 0, "failed_attempts": 2, "locks_lost": 0,
      "last_error": "BrokerUnavailableError: ...", "updated_at":
-     "2026-12-02T13:10:00.123456+00:00", "pid": 4242}
+     "2026-12-02T13:10:00.123456+00:00", "pid": 4242, "batches": 31,
+     "last_batch_at": "2026-12-02T13:09:59.871002+00:00",
+     "errors": {"store": 0, "publisher": 2, "lock": 0, "config": 0, "other": 0},
+     "last_error_kind": "publisher"}
+
+The keys after ``pid`` came later within format 1: a reader takes a file without them
+(0, ``None`` or no errors).
 """
 
 from __future__ import annotations
@@ -22,16 +28,33 @@ import datetime as dt
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-__all__ = ["STATUS_FORMAT", "RelayStatus", "RunnerState"]
+__all__ = ["ERROR_KINDS", "STATUS_FORMAT", "ErrorKind", "RelayStatus", "RunnerState"]
 
 RunnerState = Literal["starting", "standby", "relaying", "retrying", "stopped"]
 """What a :class:`~esrc_core.runner.RelayRunner` is doing: ``starting`` (not yet
 holding the lock), ``standby`` (another relay holds the lock), ``relaying``,
 ``retrying`` (waiting after a failure) or ``stopped``."""
+
+ErrorKind = Literal["store", "publisher", "lock", "config", "other"]
+"""Where a failure of a :class:`~esrc_core.runner.RelayRunner` came from:
+
+- ``store``: the store could not be reached or failed
+  (:class:`~esrc_core.errors.StoreUnavailableError`);
+- ``publisher``: the broker could not be reached or refused events
+  (:class:`~esrc_core.errors.BrokerUnavailableError`,
+  :class:`~esrc_core.errors.PublishError`), or opening the publisher failed;
+- ``lock``: another relay kept the relay lock past ``lock_timeout``
+  (:class:`~esrc_core.runner.LockNotAcquiredError`; the runner stops);
+- ``config``: one of :data:`~esrc_core.errors.CONFIGURATION_ERRORS` (the runner stops);
+- ``other``: anything else, retried (a driver error esrc does not translate, or a bug).
+"""
+
+ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
+"""Every :data:`ErrorKind`, in a fixed order."""
 
 STATUS_FORMAT = 1
 """The version of the status file's layout, its ``format`` key. A reader refuses other
@@ -63,6 +86,14 @@ class RelayStatus:
       when the runner stopped on an error, is that error.
     - ``updated_at``: when the snapshot was taken (UTC).
     - ``pid``: the process id of the runner's process.
+    - ``batches``: batches published and marked since the runner started (a batch a
+      failure cut short counts once for the events published before it).
+    - ``last_batch_at``: when the last of them was marked (UTC), or ``None``.
+    - ``errors``: failures since the runner started by :data:`ErrorKind`, every kind
+      present (0 for none): the failed attempts, and the failure the runner stopped on.
+    - ``last_error_kind``: the :data:`ErrorKind` of ``last_error``, or ``None``.
+
+    :attr:`healthy` says whether all is well, as ``esrc relay``'s ``/healthz`` does.
     """
 
     name: str
@@ -77,6 +108,20 @@ class RelayStatus:
     last_error: str | None
     updated_at: dt.datetime
     pid: int
+    batches: int = 0
+    last_batch_at: dt.datetime | None = None
+    errors: Mapping[ErrorKind, int] = field(
+        default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0), hash=False
+    )
+    last_error_kind: ErrorKind | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the relay runs and its last attempt to reach its store and its
+        publisher succeeded: not ``stopped``, and no failure since the last success
+        (``consecutive_failures`` is 0). Relaying and standing by are healthy; a
+        runner waiting to retry after a failure, or trying again, is not."""
+        return self.state != "stopped" and self.consecutive_failures == 0
 
     def to_json(self) -> dict[str, Any]:
         """The status as the JSON object of the status file (``format`` first)."""
@@ -94,6 +139,10 @@ class RelayStatus:
             "last_error": self.last_error,
             "updated_at": self.updated_at.isoformat(),
             "pid": self.pid,
+            "batches": self.batches,
+            "last_batch_at": None if self.last_batch_at is None else self.last_batch_at.isoformat(),
+            "errors": {kind: self.errors.get(kind, 0) for kind in ERROR_KINDS},
+            "last_error_kind": self.last_error_kind,
         }
 
     @classmethod
@@ -109,6 +158,11 @@ class RelayStatus:
             state = data["state"]
             if state not in _STATES:
                 raise ValueError(f"unknown relay state {state!r}")
+            kind = data.get("last_error_kind")
+            if kind is not None and kind not in ERROR_KINDS:
+                raise ValueError(f"unknown error kind {kind!r}")
+            errors = data.get("errors") or {}
+            last_batch_at = data.get("last_batch_at")
             return cls(
                 name=str(data["name"]),
                 state=state,
@@ -122,8 +176,14 @@ class RelayStatus:
                 last_error=None if data["last_error"] is None else str(data["last_error"]),
                 updated_at=dt.datetime.fromisoformat(data["updated_at"]),
                 pid=int(data["pid"]),
+                batches=int(data.get("batches", 0)),
+                last_batch_at=None
+                if last_batch_at is None
+                else dt.datetime.fromisoformat(last_batch_at),
+                errors={k: int(errors.get(k, 0)) for k in ERROR_KINDS},
+                last_error_kind=kind,
             )
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"malformed relay status {dict(data)!r}: {err!r}") from None
 
     def write(self, path: str | os.PathLike[str]) -> None:

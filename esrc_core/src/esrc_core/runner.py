@@ -41,7 +41,8 @@ adds what a long-running process needs:
   handler) lets the batch in flight finish, publishing and marking, then the lock is
   released and what the runner opened is closed.
 
-Logger: ``esrc.runner``.
+Logger: ``esrc.runner``; its records carry the relay name and their values as
+fields (``extra=``; names listed in :mod:`esrc_core.logs`).
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ from esrc_core.errors import (
     PublishError,
     StoreUnavailableError,
 )
-from esrc_core.inspection import Inspectable
+from esrc_core.inspection import Inspectable, RelayProgress
 from esrc_core.locks import HasRelayLock, RelayLock
+from esrc_core.logs import log_to_stderr
 from esrc_core.plugins import Plugins, plugins
 from esrc_core.relay import (
     EventStoreOutbox,
@@ -82,7 +84,7 @@ from esrc_core.relay import (
     RelayEvent,
     WaitingOutbox,
 )
-from esrc_core.relay_status import RelayStatus, RunnerState
+from esrc_core.relay_status import ERROR_KINDS, ErrorKind, RelayStatus, RunnerState
 from esrc_core.store import EventStore
 from esrc_core.urls import mask_url
 
@@ -139,34 +141,25 @@ class LockNotAcquiredError(EsrcError):
     another relay of the same name kept it."""
 
 
-def log_to_stderr(level: int | str = logging.INFO) -> None:
-    """Log to stderr one line per record, with time, level and logger, as ``esrc relay``
-    does: esrc's own loggers from ``level`` up; other libraries' (broker and database
-    clients) only at ``DEBUG`` or for ``CRITICAL`` records, since the runner already
-    reports each failure, with its cause, in one line."""
-    numeric = logging.getLevelName(level) if isinstance(level, str) else level
-    if not isinstance(numeric, int):
-        raise ValueError(f"unknown log level {level!r}")
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-
-    def only_esrc(record: logging.LogRecord) -> bool:
-        return (
-            numeric <= logging.DEBUG
-            or record.levelno >= logging.CRITICAL
-            or record.name == "esrc"
-            or record.name.startswith("esrc.")
-        )
-
-    handler.addFilter(only_esrc)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(numeric)
-
-
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _error_kind(err: BaseException, *, opening_publisher: bool) -> ErrorKind:
+    """Where the failure ``err`` came from (see :data:`~esrc_core.relay_status.ErrorKind`);
+    ``opening_publisher`` when it was raised while the publisher was being opened."""
+    if isinstance(err, CONFIGURATION_ERRORS) or (
+        opening_publisher and not isinstance(err, BrokerUnavailableError | OSError)
+    ):
+        return "config"
+    if isinstance(err, LockNotAcquiredError):
+        return "lock"
+    if isinstance(err, StoreUnavailableError):
+        return "store"
+    if opening_publisher or isinstance(err, BrokerUnavailableError | PublishError):
+        return "publisher"
+    return "other"
 
 
 def _check_settings(
@@ -305,12 +298,15 @@ class RelayRunner:
         self._failures = 0
         self._failed_attempts = 0
         self._locks_lost = 0
+        self._batches = 0
+        self._last_batch_at: dt.datetime | None = None
+        self._errors: dict[ErrorKind, int] = dict.fromkeys(ERROR_KINDS, 0)
+        self._last_error_kind: ErrorKind | None = None
         self._sent: tuple[object, ...] | None = None
         self._sent_at = 0.0
         self._started = time.monotonic()
         self._last_log = (self._started, 0)
         self._running = False
-        self._config_error: Exception | None = None
         self._reader: ThreadPoolExecutor | None = None
         """The thread that marks batches and reads the next one ahead."""
         self._pause_for = pause
@@ -349,7 +345,11 @@ class RelayRunner:
             raise
         runner._owns_store = True
         log.debug(
-            "relay %s: from %s to %s", runner.name, mask_url(store_url), mask_url(publisher_url)
+            "relay %s: from %s to %s",
+            runner.name,
+            mask_url(store_url),
+            mask_url(publisher_url),
+            extra={"relay": runner.name},
         )
         return runner
 
@@ -383,6 +383,10 @@ class RelayRunner:
             last_error=self._last_error,
             updated_at=dt.datetime.now(dt.UTC),
             pid=os.getpid(),
+            batches=self._batches,
+            last_batch_at=self._last_batch_at,
+            errors=dict(self._errors),
+            last_error_kind=self._last_error_kind,
         )
 
     @property
@@ -405,7 +409,10 @@ class RelayRunner:
 
         def handle(sig: signal.Signals) -> None:
             log.info(
-                "relay %s: %s received: stopping after the batch in flight", self.name, sig.name
+                "relay %s: %s received: stopping after the batch in flight",
+                self.name,
+                sig.name,
+                extra={"relay": self.name, "signal": sig.name},
             )
             self.stop()
 
@@ -436,34 +443,50 @@ class RelayRunner:
             self.name,
             self.batch_size,
             self.poll_interval,
+            extra={"relay": self.name, "state": self._state},
         )
         self._changed()
         try:
             while not self._stop.is_set():
+                opening_publisher = True
                 try:
                     # The publisher first: a relay on standby is then ready to publish
                     # the moment it takes the lock over.
                     publisher = self._ensure_publisher()
+                    opening_publisher = False
                     if not self._take_lock():
                         break
                     self._set_state("relaying")
                     self._relay_batches(publisher)
                 except LockNotAcquiredError as err:
-                    self._last_error = _one_line(err)
+                    self._record_error(err, opening_publisher=False)
                     raise
                 except Exception as err:
-                    self._last_error = _one_line(err)
-                    if err is self._config_error or isinstance(err, CONFIGURATION_ERRORS):
+                    kind = self._record_error(err, opening_publisher=opening_publisher)
+                    if kind == "config":
                         log.error(
                             "relay %s: %s; stopping: no retry can fix this",
                             self.name,
                             self._last_error,
+                            extra=self._fields(error=self._last_error, error_kind=kind),
                         )
                         raise
                     self._failed(err)
         finally:
             self._shut_down()
         return self._relayed
+
+    def _record_error(self, err: BaseException, *, opening_publisher: bool) -> ErrorKind:
+        """Keep ``err`` as the last error and count it by its kind; return the kind."""
+        kind = _error_kind(err, opening_publisher=opening_publisher)
+        self._last_error = _one_line(err)
+        self._last_error_kind = kind
+        self._errors[kind] += 1
+        return kind
+
+    def _fields(self, **values: object) -> dict[str, object]:
+        """The ``extra=`` fields of a log record: the relay name and ``values``."""
+        return {"relay": self.name, **values}
 
     def _relay_batches(self, publisher: Publisher) -> None:
         """Relay batch after batch until stopped or the lock is lost.
@@ -539,6 +562,7 @@ class RelayRunner:
         log.warning(
             "relay %s: lost the relay lock; stopped publishing, taking it again",
             self.name,
+            extra=self._fields(),
         )
         lost, self._lock = self._lock, None
         self._took_over = False
@@ -550,16 +574,7 @@ class RelayRunner:
     def _after_batch(self, count: int) -> None:
         """Report a batch of ``count`` events published; wait for events after a batch
         that was not full."""
-        if self._failures:
-            log.info(
-                "relay %s: recovered after %d failed attempt%s",
-                self.name,
-                self._failures,
-                "" if self._failures == 1 else "s",
-            )
-            self._failures = 0
-            self._changed()
-        elif self._on_status is not None:
+        if not self._recovered() and self._on_status is not None:
             self._status_due()
         self._log_progress()
         if TELEMETRY.on and (live := TELEMETRY.instruments()) is not None:
@@ -588,6 +603,22 @@ class RelayRunner:
         if progress is not None:  # None before the first mark lands (read ahead)
             self._lag_measured = now
             live.relay_lag.set(progress.pending, attributes)
+
+    def _recovered(self) -> bool:
+        """After an attempt that reached the store and the publisher: if attempts had
+        failed before it, log the recovery, reset the count and return ``True``."""
+        if not self._failures:
+            return False
+        log.info(
+            "relay %s: recovered after %d failed attempt%s",
+            self.name,
+            self._failures,
+            "" if self._failures == 1 else "s",
+            extra=self._fields(attempt=self._failures),
+        )
+        self._failures = 0
+        self._changed()
+        return True
 
     def _wait_for_events(self) -> None:
         waiting = offered(self.outbox, Capability.WAIT, WaitingOutbox)
@@ -636,6 +667,7 @@ class RelayRunner:
                     self.name,
                     store,
                     self.name,
+                    extra=self._fields(),
                 )
                 self._unlocked_warned = True
             return True
@@ -651,20 +683,25 @@ class RelayRunner:
                 self._lock = lock
                 self._took_over = waited
                 if waited:
+                    seconds = time.monotonic() - started
                     log.info(
                         "relay %s: took over the relay lock after %.1fs on standby",
                         self.name,
-                        time.monotonic() - started,
+                        seconds,
+                        extra=self._fields(seconds=seconds),
                     )
                 else:
-                    log.info("relay %s: holding the relay lock", self.name)
+                    log.info("relay %s: holding the relay lock", self.name, extra=self._fields())
                 return True
             if not waited:
                 waited = True
+                # The store answered: standing by is a success after failed attempts.
+                self._recovered()
                 self._set_state("standby")
                 log.info(
                     "relay %s: on standby: another relay holds the lock; taking over when it stops",
                     self.name,
+                    extra=self._fields(state="standby"),
                 )
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -673,7 +710,12 @@ class RelayRunner:
                     f"{self.lock_timeout}s of lock_timeout"
                 )
             if now >= next_note:
-                log.info("relay %s: still on standby after %.0fs", self.name, now - started)
+                log.info(
+                    "relay %s: still on standby after %.0fs",
+                    self.name,
+                    now - started,
+                    extra=self._fields(state="standby", seconds=now - started),
+                )
                 next_note = now + (self.log_interval or 60.0)
             attempt = _LOCK_ATTEMPT if deadline is None else min(_LOCK_ATTEMPT, deadline - now)
         return False
@@ -682,13 +724,9 @@ class RelayRunner:
         if self._publisher is not None:
             return self._publisher
         assert self._open_publisher is not None
-        try:
-            self._publisher = self._open_publisher()
-        except (BrokerUnavailableError, OSError):
-            raise
-        except Exception as err:
-            self._config_error = err
-            raise
+        # Failing, BrokerUnavailableError and OSError are retried; anything else is
+        # taken as a configuration error (see _error_kind).
+        self._publisher = self._open_publisher()
         return self._publisher
 
     def _failed(self, err: Exception) -> None:
@@ -696,6 +734,9 @@ class RelayRunner:
         raise ``err`` when the backoff allows no further attempt."""
         self._failures += 1
         self._failed_attempts += 1
+        failure = self._fields(
+            attempt=self._failures, error=self._last_error, error_kind=self._last_error_kind
+        )
         if self.backoff.exhausted(self._failures):
             log.error(
                 "relay %s: attempt %d failed: %s; giving up (the backoff allows %d attempts)",
@@ -703,6 +744,7 @@ class RelayRunner:
                 self._failures,
                 self._last_error,
                 self.backoff.attempts,
+                extra=failure,
             )
             raise err
         delay = self.backoff.delay(self._failures)
@@ -716,10 +758,15 @@ class RelayRunner:
                 self._failures,
                 _one_line(err),
                 delay,
+                extra={**failure, "delay": delay},
             )
         else:
             log.exception(
-                "relay %s: attempt %d failed; retrying in %.2fs", self.name, self._failures, delay
+                "relay %s: attempt %d failed; retrying in %.2fs",
+                self.name,
+                self._failures,
+                delay,
+                extra={**failure, "delay": delay},
             )
         self._pause(delay)
 
@@ -761,7 +808,12 @@ class RelayRunner:
         try:
             self._on_status(self.status)
         except Exception as err:
-            log.warning("relay %s: the status callback failed: %s", self.name, _one_line(err))
+            log.warning(
+                "relay %s: the status callback failed: %s",
+                self.name,
+                _one_line(err),
+                extra=self._fields(error=_one_line(err)),
+            )
 
     def _log_progress(self) -> None:
         if not self.log_interval:
@@ -773,6 +825,7 @@ class RelayRunner:
         self._last_log = (now, self._relayed)
         rate = (self._relayed - last_count) / (now - last_at)
         overall = self._relayed / max(now - self._started, 1e-9)
+        fields = self._fields(events=self._relayed, position=self._last_position, rate=rate)
         log.info(
             "relay %s: %d events relayed (%.1f/s in the last %.1fs, %.1f/s overall); lag: %s",
             self.name,
@@ -780,23 +833,39 @@ class RelayRunner:
             rate,
             now - last_at,
             overall,
-            self._lag(),
+            self._lag(fields),
+            extra=fields,
         )
 
-    def _lag(self) -> str:
+    def progress(self) -> RelayProgress | None:
+        """This relay name's progress in the store (its lag), asked now: ``None`` when
+        the store does not report relay progress
+        (:class:`~esrc_core.inspection.Inspectable`) or nothing was marked yet under
+        the name. Raises what the store raises. Callable from any thread when the
+        store may be shared by threads (the ``threads`` capability); it queries the
+        store, so it is for monitoring, not for every batch."""
         store = offered(self.store, Capability.INSPECT, Inspectable)
         if store is None:
+            return None
+        return next((p for p in store.relays() if p.name == self.name), None)
+
+    def _lag(self, fields: dict[str, object]) -> str:
+        """The lag as the progress line says it; adds ``lag_events`` and
+        ``lag_seconds`` to ``fields`` when known."""
+        if offered(self.store, Capability.INSPECT, Inspectable) is None:
             return "unknown (the store does not report relay progress)"
         try:
-            progress = next((p for p in store.relays() if p.name == self.name), None)
+            progress = self.progress()
         except Exception as err:
             return f"unknown ({_one_line(err)})"
         if progress is None:
             return "unknown (nothing marked yet)"
-        if not progress.pending or progress.oldest_pending_at is None:
+        fields["lag_events"] = progress.pending
+        behind = progress.lag_seconds()
+        if behind is None:
             return f"{progress.pending} events"
-        behind = (dt.datetime.now(dt.UTC) - progress.oldest_pending_at).total_seconds()
-        return f"{progress.pending} events, {max(behind, 0.0):.2f}s"
+        fields["lag_seconds"] = behind
+        return f"{progress.pending} events, {behind:.2f}s"
 
     # --- the end -------------------------------------------------------------------------
 
@@ -807,7 +876,12 @@ class RelayRunner:
         try:
             publisher.close()
         except Exception as err:
-            log.warning("relay %s: closing the publisher failed: %s", self.name, _one_line(err))
+            log.warning(
+                "relay %s: closing the publisher failed: %s",
+                self.name,
+                _one_line(err),
+                extra=self._fields(error=_one_line(err)),
+            )
 
     def _shut_down(self) -> None:
         if self._reader is not None:
@@ -821,19 +895,31 @@ class RelayRunner:
                 lock.release()
             except Exception as err:
                 log.warning(
-                    "relay %s: releasing the relay lock failed: %s", self.name, _one_line(err)
+                    "relay %s: releasing the relay lock failed: %s",
+                    self.name,
+                    _one_line(err),
+                    extra=self._fields(error=_one_line(err)),
                 )
         if self._owns_store:
             try:
                 self.store.close()
             except Exception as err:
-                log.warning("relay %s: closing the store failed: %s", self.name, _one_line(err))
+                log.warning(
+                    "relay %s: closing the store failed: %s",
+                    self.name,
+                    _one_line(err),
+                    extra=self._fields(error=_one_line(err)),
+                )
         self._set_state("stopped")
+        seconds = time.monotonic() - self._started
         log.info(
             "relay %s: stopped after relaying %d events in %.1fs",
             self.name,
             self._relayed,
-            time.monotonic() - self._started,
+            seconds,
+            extra=self._fields(
+                state="stopped", events=self._relayed, position=self._last_position, seconds=seconds
+            ),
         )
 
 
@@ -886,6 +972,8 @@ class _CountingOutbox:
         runner = self._runner
         runner._relayed += len(events)
         runner._last_position = events[-1].position
+        runner._batches += 1
+        runner._last_batch_at = dt.datetime.now(dt.UTC)
 
     def check(self) -> None:
         """Forget the marks done; raise the error of the first one that failed."""

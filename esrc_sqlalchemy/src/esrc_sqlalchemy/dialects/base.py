@@ -240,6 +240,7 @@ class SessionLockHolder(ConnectionLockHolder, abc.ABC):
     def __init__(self, engine: Engine) -> None:
         super().__init__()
         self._engine = engine
+        self._waiting: Any = None
 
     @abc.abstractmethod
     def _take(self, conn: Any) -> bool:
@@ -254,21 +255,42 @@ class SessionLockHolder(ConnectionLockHolder, abc.ABC):
         """``conn``'s server session id."""
 
     def try_acquire(self) -> bool:
-        """Open a connection, try the lock on it without waiting; keep the connection
-        if it got the lock."""
-        raw = self._engine.raw_connection()
-        conn: Any = driver_connection(raw)
-        raw.detach()
-        try:
-            got = self._take(conn)
-        except BaseException:
-            conn.close()
-            raise
+        """Try the lock without waiting, on the connection the last failed try left
+        (a standby keeps one session while it waits, instead of opening one per try),
+        or on a new one when there is none or it broke; keep the connection either
+        way. :meth:`release` closes it."""
+        conn = self._waiting
+        self._waiting = None
+        if conn is not None:
+            try:
+                got = self._take(conn)
+            except Exception:  # a session the server ended while it waited
+                with contextlib.suppress(Exception):
+                    conn.close()
+                conn = None
+        if conn is None:
+            raw = self._engine.raw_connection()
+            conn = driver_connection(raw)
+            raw.detach()
+            try:
+                got = self._take(conn)
+            except BaseException:
+                conn.close()
+                raise
         if not got:
-            conn.close()
+            self._waiting = conn
             return False
         self._conn = conn
         return True
+
+    def release(self) -> None:
+        """Close the lock's connection, which ends the lock with it, and the connection
+        a standby waits on."""
+        super().release()
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            with contextlib.suppress(Exception):
+                waiting.close()
 
     def held(self) -> bool:
         """Ask the server; on any failure (a lost session) let go of the connection."""

@@ -1,0 +1,127 @@
+"""How esrc logs: JSON lines with the records' values as keys, ``log_to_stderr`` in
+both formats, and every logger name esrc uses documented."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from esrc_core.logs import JsonFormatter, log_to_stderr
+
+from esrc_core import logs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _record(**extra: object) -> logging.LogRecord:
+    record = logging.getLogger("esrc.runner").makeRecord(
+        "esrc.runner",
+        logging.WARNING,
+        __file__,
+        1,
+        "relay %s: attempt %d failed",
+        ("orders", 3),
+        None,
+        extra=extra,
+    )
+    record.created = 1_800_000_000.25
+    return record
+
+
+def test_a_json_line_has_the_message_and_each_extra_field_as_a_key() -> None:
+    line = JsonFormatter().format(
+        _record(relay="orders", attempt=3, delay=0.4, error_kind="store", when=Path("/x"))
+    )
+    assert "\n" not in line
+    assert json.loads(line) == {
+        "time": "2027-01-15T08:00:00.250000+00:00",
+        "level": "WARNING",
+        "logger": "esrc.runner",
+        "message": "relay orders: attempt 3 failed",
+        "relay": "orders",
+        "attempt": 3,
+        "delay": 0.4,
+        "error_kind": "store",
+        "when": "/x",
+    }
+
+
+def test_a_json_line_keeps_its_own_keys_and_carries_the_traceback() -> None:
+    try:
+        raise ValueError("bad\nthing")
+    except ValueError:
+        record = _record(level="shadowed", relay="orders")
+        record.exc_info = sys.exc_info()
+    data = json.loads(JsonFormatter().format(record))
+    assert data["level"] == "WARNING"
+    assert data["relay"] == "orders"
+    assert data["exception"].startswith("Traceback (most recent call last):")
+    assert data["exception"].endswith("ValueError: bad\nthing")
+
+
+@pytest.fixture
+def root_handlers() -> Iterator[None]:
+    """Take away the handlers ``log_to_stderr`` adds to the root logger."""
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in before:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("root_handlers")
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_log_to_stderr_writes_esrc_records_in_the_format_asked(
+    capsys: pytest.CaptureFixture[str], log_format: logs.LogFormat
+) -> None:
+    log_to_stderr("INFO", log_format=log_format)
+    logging.getLogger("esrc.runner").info("relay %s: starting", "orders", extra={"relay": "orders"})
+    logging.getLogger("some.driver").info("chatter from another library")
+    [line] = capsys.readouterr().err.splitlines()
+    if log_format == "text":
+        assert re.fullmatch(r"\S+ \S+ INFO esrc\.runner: relay orders: starting", line), line
+    else:
+        data = json.loads(line)
+        assert (data["logger"], data["message"], data["relay"]) == (
+            "esrc.runner",
+            "relay orders: starting",
+            "orders",
+        )
+
+
+def test_an_unknown_format_or_level_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown log format 'xml'"):
+        log_to_stderr("INFO", log_format="xml")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
+        log_to_stderr("LOUD")
+
+
+def _logger_names() -> set[str]:
+    """Every logger name esrc's distributions log to (``log = logging.getLogger(...)``)."""
+    names: set[str] = set()
+    for tree in ("esrc_core/src", "esrc_memory/src", "esrc_sqlalchemy/src", "publishers"):
+        for path in (ROOT / tree).rglob("*.py"):
+            if ".venv" in path.parts:
+                continue
+            text = path.read_text(encoding="utf-8")
+            names.update(re.findall(r"= logging\.getLogger\(\"(esrc(?:\.[a-z_]+)*)\"\)", text))
+    return names
+
+
+def test_every_logger_name_is_documented() -> None:
+    """The logger names are part of what operators configure: each one esrc uses is
+    in the ``esrc_core.logs`` docstring and in the table of docs/relay.md."""
+    names = _logger_names()
+    assert {"esrc.runner", "esrc.relay", "esrc.metrics"} <= names, names
+    docs = (ROOT / "docs/relay.md").read_text(encoding="utf-8")
+    assert logs.__doc__ is not None
+    for name in sorted(names):
+        assert f"``{name}``" in logs.__doc__, f"{name} is not in the esrc_core.logs docstring"
+        assert f"| `{name}` |" in docs, f"{name} is not in the loggers table of docs/relay.md"
