@@ -27,6 +27,7 @@ from esrc_core._telemetry import TELEMETRY
 from esrc_core.errors import PublishError
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId, encode_id
+from esrc_core.store import check_int
 
 __all__ = [
     "AsyncBatchPublisher",
@@ -120,7 +121,9 @@ class EventStoreOutbox(Protocol):
         """Up to ``limit`` committed events not yet marked, first in the total order.
 
         Never skips an event: one that commits after later ones were returned is still
-        returned (before anything that commits after it).
+        returned (before anything that commits after it). A ``limit`` below 1 or above
+        :data:`~esrc_core.store.INT64_MAX` raises
+        :class:`~esrc_core.errors.OutOfRangeError`.
         """
         ...
 
@@ -245,8 +248,7 @@ class Relay:
         *,
         batch_size: int = 500,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check_int(batch_size, "batch_size", doing="create a Relay", minimum=1)
         self.outbox = outbox
         self._publisher = publisher
         # Whether the publisher has the 'batch' capability, decided once. This module

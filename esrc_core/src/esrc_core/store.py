@@ -75,6 +75,12 @@ class EventStore(Closeable, Protocol):
       :class:`~esrc_core.errors.InvalidAggregateIdError`.
     - Malformed events raise :class:`~esrc_core.errors.InvalidEventError` before
       anything is written.
+    - Integers out of range raise :class:`~esrc_core.errors.OutOfRangeError` before
+      anything is read or written (:func:`check_int`): an expected version below 0 or
+      one the append would take past :data:`INT64_MAX`, a read's ``from_version``
+      outside :data:`INT64_MIN`..:data:`INT64_MAX`, a limit or page size below 1 or
+      above :data:`INT64_MAX`. A snapshot version no stream reaches raises
+      :class:`~esrc_core.errors.SnapshotVersionError`, as any version above the stream's.
     - Driver errors are translated into :class:`~esrc_core.errors.EsrcError` subclasses
       (a lost connection into :class:`~esrc_core.errors.StoreUnavailableError`) with the
       cause chained.

@@ -21,7 +21,7 @@ from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.relay import RelayEvent
-from esrc_core.store import EventStore, check_page_size
+from esrc_core.store import INT64_MAX, INT64_MIN, EventStore, check_int, check_page_size
 
 __all__ = ["MemoryEventStore", "MemoryOutbox", "MemoryRelayLock"]
 
@@ -121,6 +121,7 @@ class MemoryEventStore(EventStore):
         check_events(events, doing=doing)
         if not events:
             raise AggregateRequiresEvents(f"{doing}: no events to append")
+        check_int(from_version, "from_version", doing=doing, maximum=INT64_MAX - len(events))
         with self._state.lock:
             stream = self._state.streams.get(key)
             if stream is None:
@@ -149,6 +150,7 @@ class MemoryEventStore(EventStore):
     ) -> list[RawEvent]:
         """See :meth:`esrc_core.store.EventStore.events`."""
         doing = f"read {aggregate_type} {aggregate_id!r}"
+        check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         key = self._key(aggregate_type, aggregate_id, doing)
         with self._state.lock:
             stream = self._state.streams.get(key)
@@ -167,6 +169,7 @@ class MemoryEventStore(EventStore):
         """See :meth:`esrc_core.store.StreamingStore.iter_events`: takes the store's
         lock once per page."""
         doing = f"read {aggregate_type} {aggregate_id!r}"
+        check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         _, pages = self._paged(doing, aggregate_type, aggregate_id, from_version, page_size)
         return pages
 
@@ -230,6 +233,8 @@ class MemoryEventStore(EventStore):
         key = self._key(aggregate_type, aggregate_id, doing)
         if not isinstance(snapshot, RawSnapshot) or not isinstance(snapshot.data, bytes):
             raise TypeError(f"{doing}: expected a RawSnapshot with bytes data")
+        if isinstance(snapshot.version, bool) or not isinstance(snapshot.version, int):
+            raise TypeError(f"{doing}: the snapshot version must be an int")
         with self._state.lock:
             stream = self._state.streams.get(key)
             if stream is None:
@@ -270,7 +275,7 @@ class MemoryEventStore(EventStore):
         with self._state.lock:
             keys = sorted(k for k in self._state.streams if aggregate_type in (None, k[0]))
             if limit is not None:
-                keys = keys[:limit]
+                keys = keys[: check_int(limit, "limit", doing="list streams")]
             last = {
                 (e.aggregate_type, encode_id(e.aggregate_id)): at
                 for e, at in zip(self._state.log, self._state.recorded_at, strict=True)
@@ -290,6 +295,7 @@ class MemoryEventStore(EventStore):
     ) -> list[RecordedEvent]:
         """See :meth:`esrc_core.inspection.Inspectable.recorded_events`."""
         doing = f"read {aggregate_type} {aggregate_id!r}"
+        check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         key = self._key(aggregate_type, aggregate_id, doing)
         with self._state.lock:
             if key not in self._state.streams:
@@ -391,8 +397,7 @@ class MemoryOutbox:
 
     def unpublished_events(self, limit: int) -> list[RelayEvent]:
         """See :meth:`esrc_core.relay.EventStoreOutbox.unpublished_events`."""
-        if limit < 1:
-            raise ValueError(f"limit must be positive, got {limit}")
+        check_int(limit, "limit", doing=f"read outbox {self._name!r}", minimum=1)
         with self._state.lock:
             start = self._state.checkpoints.get(self._name, 0)
             return self._state.log[start : start + limit]
@@ -401,8 +406,7 @@ class MemoryOutbox:
         """See :meth:`esrc_core.relay.ReadAheadOutbox.unpublished_events_after`: the log
         is in commit order and positions number it from 1, so the events after ``event``
         start at index ``event.position``."""
-        if limit < 1:
-            raise ValueError(f"limit must be positive, got {limit}")
+        check_int(limit, "limit", doing=f"read outbox {self._name!r}", minimum=1)
         start = event.position
         with self._state.lock:
             log = self._state.log

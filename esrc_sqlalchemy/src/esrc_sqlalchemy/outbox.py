@@ -15,6 +15,7 @@ from esrc_core.errors import EsrcError
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId, decode_id
 from esrc_core.relay import RelayEvent
+from esrc_core.store import INT64_MAX, check_int
 from sqlalchemy.engine import Connection
 
 from esrc_sqlalchemy._executor import StoreExecutor
@@ -93,11 +94,10 @@ class SqlOutbox:
         """Up to ``limit`` rows after the checkpoint (or after the order key ``after``);
         when fewer are ready and committed events are held back (PostgreSQL), wait for
         them (:meth:`_wait_for_hold_back`) and read again."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be a positive int, got {limit!r}")
         executor = self._executor
         dialect = executor.dialect
         doing = f"read outbox {self._name!r} of {executor.url}"
+        check_int(limit, "limit", doing=doing, minimum=1)
 
         def read(conn: Connection) -> tuple[Sequence[OutboxRow], int | None]:
             return dialect.outbox_rows(conn, self._name, limit, after)
@@ -206,9 +206,12 @@ class SqlOutbox:
         """The order keys of ``positions`` from the database (each by its primary key);
         ``ValueError`` naming those the outbox would not hand out."""
         executor = self._executor
+        # A position no database column holds was never handed out: not worth a query
+        # the driver would refuse.
+        asked = [p for p in positions if type(p) is int and 1 <= p <= INT64_MAX]
         found = executor.run(
             f"look up events of outbox {self._name!r} of {executor.url}",
-            lambda conn: executor.dialect.outbox_keys(conn, positions),
+            lambda conn: executor.dialect.outbox_keys(conn, asked),
             write=False,
         )
         never = sorted(set(positions) - found.keys())

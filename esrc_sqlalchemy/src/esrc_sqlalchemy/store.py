@@ -25,7 +25,7 @@ from esrc_core.errors import (
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
-from esrc_core.store import EventStore, check_page_size
+from esrc_core.store import INT64_MAX, INT64_MIN, EventStore, check_int, check_page_size
 from esrc_core.urls import mask_url, url_secrets
 from sqlalchemy.engine import Connection, Engine
 
@@ -227,7 +227,6 @@ class SqlEventStore(EventStore):
             dialect = check_engine(url)
             engine, self._owns_engine = url, False
             self.url = url.url.render_as_string(hide_password=True)
-            secrets = url_secrets(url.url.render_as_string(hide_password=False))
         elif isinstance(url, str):
             parsed = normalize_url(url, asyncio=asyncio)
             dialect = dialect_of_url(parsed)
@@ -245,7 +244,6 @@ class SqlEventStore(EventStore):
             )
             self._owns_engine = True
             self.url = mask_url(url)
-            secrets = url_secrets(url)
         else:
             raise StoreConfigError(f"expected a URL or an Engine, got {type(url).__name__}")
         if schema is not None and not dialect.supports_schema:
@@ -270,7 +268,12 @@ class SqlEventStore(EventStore):
         """The store's table definitions."""
         self._dialect: SqlDialect = dialect(self.tables, engine, notify=notify)
         self.executor = StoreExecutor(
-            url=self.url, dialect=self._dialect, ensure_ready=self._ensure_ready, secrets=secrets
+            url=self.url,
+            dialect=self._dialect,
+            ensure_ready=self._ensure_ready,
+            secrets=url_secrets(
+                url if isinstance(url, str) else url.url.render_as_string(hide_password=False)
+            ),
         )
         """Internal: runs work on the store's database and carries its dialect and
         tables, for this package's modules and :mod:`esrc_sqlalchemy.testing`. Not a
@@ -481,16 +484,19 @@ class SqlEventStore(EventStore):
         """See :meth:`esrc_core.store.EventStore.append_events`. The database enforces
         the expected version (a conditional update of the stream's version)."""
         key = (
-            None if type(from_version) is not int else self._fast_key(aggregate_type, aggregate_id)
+            self._fast_key(aggregate_type, aggregate_id)
+            if type(from_version) is int and 0 <= from_version < LAST_VERSION
+            else None
         )
         rows = None if key is None else self._fast_rows(events)
         dialect = self._dialect
         if key is None or rows is None or not dialect.accepts_direct(rows):
             doing = f"append to {aggregate_type} {_shown(aggregate_id)} at version {from_version}"
-            if isinstance(from_version, bool) or not isinstance(from_version, int):
-                raise TypeError(f"{doing}: from_version must be an int")
+            check_int(from_version, "from_version", doing=doing)
             key = self._key(aggregate_type, aggregate_id, doing)
             rows = self._rows(events, doing)
+            # The stream's version after the append must fit a signed 64-bit integer.
+            check_int(from_version, "from_version", doing=doing, maximum=INT64_MAX - len(rows))
             if not (self.executor.direct and dialect.accepts_direct(rows)):
                 self._append_in_transaction(doing, key, from_version, rows)
                 return
@@ -561,8 +567,7 @@ class SqlEventStore(EventStore):
         """See :meth:`esrc_core.store.EventStore.events`. One query (a page as large
         as the stream)."""
         doing = f"read {aggregate_type} {_shown(aggregate_id)}"
-        if isinstance(from_version, bool) or not isinstance(from_version, int):
-            raise TypeError(f"{doing}: from_version must be an int")
+        check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         key = self._key(aggregate_type, aggregate_id, doing)
         page = self._read_page(doing, key, from_version, LAST_VERSION, _WHOLE)
         if page is None:
@@ -581,8 +586,7 @@ class SqlEventStore(EventStore):
         keyset on the version (no transaction or cursor is held between pages); a
         stream no longer than a page costs one query."""
         doing = f"read {aggregate_type} {_shown(aggregate_id)}"
-        if isinstance(from_version, bool) or not isinstance(from_version, int):
-            raise TypeError(f"{doing}: from_version must be an int")
+        check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         size = check_page_size(page_size, doing=doing)
         key = self._key(aggregate_type, aggregate_id, doing)
         page = self._read_page(doing, key, from_version, LAST_VERSION, size)
@@ -694,7 +698,7 @@ class SqlEventStore(EventStore):
         dialect.check_snapshot(data, doing)
 
         def work(conn: Connection) -> tuple[bool, int | None]:
-            if version >= 1 and dialect.upsert_snapshot(conn, key, version, data):
+            if 1 <= version <= INT64_MAX and dialect.upsert_snapshot(conn, key, version, data):
                 return True, None
             return False, dialect.stream_version(conn, key)
 
@@ -770,8 +774,8 @@ class SqlEventStore(EventStore):
         doing = f"list streams of {self.url}"
         if aggregate_type is not None:
             stream_key(aggregate_type, 0, doing)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise TypeError(f"{doing}: limit must be an int")
+        if limit is not None:
+            check_int(limit, "limit", doing=doing)
         views = self._views
         rows = self.executor.run(
             doing, lambda conn: views.streams(conn, aggregate_type, limit), write=False
@@ -785,6 +789,7 @@ class SqlEventStore(EventStore):
     ) -> list[RecordedEvent]:
         """See :meth:`esrc_core.inspection.Inspectable.recorded_events`. One query."""
         doing = f"read {aggregate_type} {_shown(aggregate_id)}"
+        check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         key = stream_key(aggregate_type, aggregate_id, doing)
         views = self._views
         rows = self.executor.run(

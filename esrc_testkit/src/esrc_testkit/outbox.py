@@ -10,14 +10,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pytest
 from esrc_core.backoff import Backoff
 from esrc_core.capabilities import Capability
-from esrc_core.errors import PublishError
+from esrc_core.errors import OutOfRangeError, PublishError
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId
 from esrc_core.relay import EventStoreOutbox, ReadAheadOutbox, Relay, RelayEvent, message_id
 from esrc_core.runner import RelayRunner
-from esrc_core.store import EventStore
+from esrc_core.store import INT64_MAX, EventStore
 
 from esrc_testkit.capabilities import capable, requires
 from esrc_testkit.checks import assert_order_consistent_with_versions, comparable, stream_key
@@ -225,6 +226,17 @@ class OutboxAcceptance(StoreSuite):
             assert _ids(outbox.unpublished_events(limit)) == everything[:limit], limit
 
     @requires(Capability.OUTBOX)
+    @requires(Capability.OUTBOX)
+    def test_out_of_range_limit_is_refused(self, store: EventStore) -> None:
+        """A limit below 1 or beyond a signed 64-bit integer raises OutOfRangeError (a
+        ValueError); the largest limit returns every unpublished event."""
+        store.add_aggregate(ORDER, "order-1", events_for("E", 2))
+        outbox = self.outbox(store)
+        for limit in (0, -1, INT64_MAX + 1, 2**64):
+            with pytest.raises(OutOfRangeError):
+                outbox.unpublished_events(limit)
+        assert len(outbox.unpublished_events(INT64_MAX)) == 2
+
     def test_marking_is_idempotent_and_durable(self, store: EventStore) -> None:
         """Marked progress is seen by a new outbox object of the same name; marking
         the same events again changes nothing."""

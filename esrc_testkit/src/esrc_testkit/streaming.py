@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from esrc_core.capabilities import Capability
-from esrc_core.errors import AggregateNotFound
+from esrc_core.errors import AggregateNotFound, OutOfRangeError
 from esrc_core.events import RawSnapshot
-from esrc_core.store import EventStore, StreamingStore
+from esrc_core.store import INT64_MAX, INT64_MIN, EventStore, StreamingStore
 
 from esrc_testkit.capabilities import capable, requires
 from esrc_testkit.checks import assert_events_equal
@@ -102,6 +102,27 @@ class StreamingAcceptance(StoreSuite):
                 streaming.iter_events(ORDER, "order-1", page_size=page_size)
             with pytest.raises((TypeError, ValueError)):
                 streaming.load_stream(ORDER, "order-1", page_size=page_size)
+
+    @requires(Capability.STREAMING)
+    def test_out_of_range_page_size_or_start_is_refused(self, store: EventStore) -> None:
+        """A page size or start version beyond a signed 64-bit integer raises
+        OutOfRangeError when called, as ``events`` does; the largest page size reads
+        the stream in one page."""
+        streaming = self.streaming(store)
+        store.add_aggregate(ORDER, "order-1", events_for("E", 2))
+        for page_size in (INT64_MAX + 1, 2**64):
+            with pytest.raises(OutOfRangeError):
+                streaming.iter_events(ORDER, "order-1", page_size=page_size)
+            with pytest.raises(OutOfRangeError):
+                streaming.load_stream(ORDER, "order-1", page_size=page_size)
+        for start in (INT64_MAX + 1, INT64_MIN - 1):
+            with pytest.raises(OutOfRangeError):
+                streaming.iter_events(ORDER, "order-1", start)
+        assert_events_equal(
+            list(streaming.iter_events(ORDER, "order-1", page_size=INT64_MAX)),
+            events_for("E", 2),
+            what="one page of the largest size",
+        )
 
     @requires(Capability.STREAMING)
     def test_appends_during_iteration_do_not_disturb_it(self, store: EventStore) -> None:

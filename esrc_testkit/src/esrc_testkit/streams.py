@@ -18,11 +18,13 @@ from esrc_core.errors import (
     InvalidAggregateIdError,
     InvalidEventError,
     OptimisticConcurrencyError,
+    OutOfRangeError,
+    SnapshotVersionError,
     StoreClosedError,
 )
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
-from esrc_core.store import EventStore
+from esrc_core.store import INT64_MAX, INT64_MIN, EventStore
 
 from esrc_testkit.capabilities import requires
 from esrc_testkit.checks import assert_events_equal
@@ -179,6 +181,32 @@ class StreamAcceptance(StoreSuite):
             with pytest.raises(OptimisticConcurrencyError):
                 store.append_events(ORDER, "order-1", ahead, events_for("Ahead", 1))
         assert_events_equal(store.events(ORDER, "order-1"), events_for("E", 2), what="stream")
+
+    def test_out_of_range_versions_are_refused(self, store: EventStore) -> None:
+        """An expected version below 0, or one the append would take beyond a signed
+        64-bit integer, and a read's ``from_version`` outside that range, raise
+        OutOfRangeError (a ValueError) before anything is read or written; a snapshot at
+        a version no stream reaches raises SnapshotVersionError. Values just inside the
+        range behave as any version the stream has not reached."""
+        store.add_aggregate(ORDER, "order-1", events_for("E", 2))
+        for expected in (-1, INT64_MIN, INT64_MAX, INT64_MAX + 1, 2**64):
+            with pytest.raises(OutOfRangeError):
+                store.append_events(ORDER, "order-1", expected, events_for("Bad", 1))
+        with pytest.raises(OutOfRangeError):  # version INT64_MAX + 1 after the append
+            store.append_events(ORDER, "order-1", INT64_MAX - 1, events_for("Bad", 2))
+        with pytest.raises(OptimisticConcurrencyError):
+            store.append_events(ORDER, "order-1", INT64_MAX - 1, events_for("Ahead", 1))
+        for start in (INT64_MAX + 1, INT64_MIN - 1, 2**64):
+            with pytest.raises(OutOfRangeError):
+                store.events(ORDER, "order-1", start)
+        assert store.events(ORDER, "order-1", INT64_MAX) == []
+        assert_events_equal(store.events(ORDER, "order-1", INT64_MIN), events_for("E", 2), what="")
+        if self.has(Capability.SNAPSHOTS):
+            for version in (INT64_MAX + 1, 2**64):
+                with pytest.raises(SnapshotVersionError):
+                    store.add_snapshot(ORDER, "order-1", RawSnapshot(version, b"state"))
+        assert_events_equal(store.events(ORDER, "order-1"), events_for("E", 2), what="stream")
+        assert len(self.unpublished_if_outbox(store)) == (2 if self.has(Capability.OUTBOX) else 0)
 
     def test_append_without_events_raises(self, store: EventStore) -> None:
         """Appending an empty batch raises AggregateRequiresEvents and changes nothing."""

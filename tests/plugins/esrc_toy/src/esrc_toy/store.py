@@ -11,6 +11,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from esrc_core.store import INT64_MAX, INT64_MIN, check_int
+
 from esrc_core import (
     AggregateAlreadyExists,
     AggregateId,
@@ -171,6 +173,7 @@ class ToyEventStore(EventStore):
         self._validate(events, doing)
         if not events:
             raise AggregateRequiresEvents(f"{doing}: no events")
+        check_int(from_version, "from_version", doing=doing, maximum=INT64_MAX - len(events))
         with self._data.lock:
             current = self._version(aggregate_type, key)
             if not current:
@@ -184,6 +187,7 @@ class ToyEventStore(EventStore):
         """See :meth:`esrc_core.EventStore.events`."""
         doing = f"toy: read {aggregate_type} {aggregate_id!r}"
         self._check_open(doing)
+        check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         _check_type(aggregate_type, doing)
         key = encode_id(check_id(aggregate_id, doing=doing))
         with self._data.lock:
@@ -275,8 +279,7 @@ class ToyOutbox:
 
     def unpublished_events(self, limit: int) -> list[RelayEvent]:
         """See :meth:`esrc_core.EventStoreOutbox.unpublished_events`."""
-        if limit < 1:
-            raise ValueError(f"toy: limit must be positive, got {limit}")
+        check_int(limit, "limit", doing=f"toy: read outbox {self._name!r}", minimum=1)
         with self._data.lock:
             pending = self._pending()[:limit]
         return [
