@@ -441,12 +441,37 @@ class PostgresDialect(SqlDialect):
                 yield conn
 
     def prepare(self, conn: Connection) -> None:
-        """Require PostgreSQL 13 or later (``pg_current_xact_id``)."""
+        """Require PostgreSQL 13 or later (``pg_current_xact_id``), and events written
+        by transactions this cluster has handed out.
+
+        Events restored from a logical dump into another cluster carry transaction ids
+        above the new cluster's counter: the outbox would hold them back, and events
+        appended afterwards would sort below every relay's checkpoint, skipped. That
+        is refused with :class:`~esrc_sqlalchemy.errors.StoreConfigError` (one
+        index-only query, on the store's first use)."""
         version = conn.dialect.server_version_info or (0,)
         if version < (13,):
             shown = ".".join(str(v) for v in version)
             raise StoreConfigError(
                 f"the SQL event store needs PostgreSQL 13 or later, found {shown}"
+            )
+        events = self.tables.events
+        if not sa.inspect(conn).has_table(events.name, schema=self.tables.schema):
+            return
+        newest, following = conn.execute(
+            sa.select(
+                sa.func.max(events.c.tx_id),
+                sa.text("pg_snapshot_xmax(pg_current_snapshot())::text::bigint"),
+            )
+        ).one()
+        if newest is not None and newest >= following:
+            raise StoreConfigError(
+                f"the events in {events.fullname} were written by transactions up to id "
+                f"{newest}, but this cluster hands out ids from {following} on: the tables "
+                "were restored from a logical dump into another cluster. The outbox orders "
+                "events by transaction id, so relays would skip events appended now. "
+                f"Advance the cluster's transaction id above {newest} (pg_resetwal) before "
+                "using the store; see the deployment guide's section on backups"
             )
 
     def close(self) -> None:
