@@ -27,6 +27,7 @@ from esrc_core import (
     AsyncEventStore,
     AsyncEventStoreOutbox,
     BackendConfigError,
+    OutOfRangeError,
     RawEvent,
     RelayEvent,
     StoreUnavailableError,
@@ -115,6 +116,34 @@ def test_one_url_serves_both_apis_on_the_same_tables(database_url: str) -> None:
         assert [e.name for e in sync.events("Order", "o-1")] == ["Created", "Paid", "Shipped"]
     finally:
         sync.close()
+        drop_store_tables(database_url, prefix)
+
+
+def test_async_store_refuses_out_of_range_integers(database_url: str) -> None:
+    """The async store checks integers as the sync one does: an expected version, a
+    read's start, a page size or an outbox limit beyond a signed 64-bit integer raises
+    OutOfRangeError (not the driver's overflow or syntax error), and nothing is
+    written."""
+    prefix = f"a{secrets.token_hex(4)}_"
+
+    async def scenario() -> list[str]:
+        async with await open_async_event_store(database_url, table_prefix=prefix) as store:
+            await store.add_aggregate("Order", "o-1", [RawEvent("Created", b"{}")])
+            too_big = 2**63
+            with pytest.raises(OutOfRangeError, match="from_version"):
+                await store.append_events("Order", "o-1", too_big, [RawEvent("X", b"")])
+            with pytest.raises(OutOfRangeError, match="from_version"):
+                await store.events("Order", "o-1", too_big)
+            assert isinstance(store, AsyncSqlEventStore)
+            with pytest.raises(OutOfRangeError, match="page_size"):
+                await store.load_stream("Order", "o-1", page_size=too_big)
+            with pytest.raises(OutOfRangeError, match="limit"):
+                await store.outbox("relay").unpublished_events(2**64)
+            return [e.name for e in await store.events("Order", "o-1")]
+
+    try:
+        assert asyncio.run(scenario()) == ["Created"]
+    finally:
         drop_store_tables(database_url, prefix)
 
 
