@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from esrc_core._exposition import Family, render
+from esrc_core.backoff import Backoff
+from esrc_core.errors import BrokerUnavailableError
 from esrc_core.events import RawEvent
 from esrc_core.inspection import RelayProgress
 from esrc_core.relay_metrics import MetricsServer, health, metrics_text
@@ -298,6 +300,47 @@ def test_other_paths_are_404_and_head_has_no_body(
         assert response.status == 200
         assert int(response.headers["Content-Length"]) > 0
         assert response.read() == b""
+
+
+def test_a_runner_back_on_standby_after_a_failure_is_healthy_again() -> None:
+    """A runner whose first attempt failed (the broker away) and whose next attempt
+    finds another relay holding the lock is well again on standby: the store answered
+    and the publisher opened, so /healthz would be 200 and the error stays counted."""
+    store = MemoryEventStore()
+    holder = store.relay_lock("busy")
+    assert holder.acquire(0.0)
+    opened: list[int] = []
+
+    def open_publisher() -> MemoryPublisher:
+        opened.append(1)
+        if len(opened) == 1:
+            raise BrokerUnavailableError("open memory://: the broker is away (on purpose)")
+        return MemoryPublisher()
+
+    statuses: list[RelayStatus] = []
+    runner = RelayRunner(
+        store,
+        open_publisher,
+        name="busy",
+        backoff=Backoff(base_delay=0.01, max_delay=0.01),
+        on_status=statuses.append,
+    )
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: runner.state == "standby", "the runner stands by")
+        status = runner.status
+    finally:
+        runner.stop()
+        thread.join(30)
+        holder.release()
+        store.close()
+    assert [s.state for s in statuses][:3] == ["starting", "retrying", "starting"], statuses
+    assert any(not s.healthy and s.last_error_kind == "publisher" for s in statuses)
+    assert status.healthy, status
+    assert (status.consecutive_failures, status.failed_attempts) == (0, 1)
+    assert status.errors["publisher"] == 1
+    assert health(status)[0] == 200
 
 
 # --- esrc relay --metrics-port as a process ----------------------------------------------
