@@ -274,7 +274,7 @@ def list_relays(
                 "published": relay.published,
                 "pending": relay.pending,
                 "oldest_pending_at": json_time(relay.oldest_pending_at),
-                "lag_seconds": _lag(relay.oldest_pending_at, now),
+                "lag_seconds": relay.lag_seconds(now),
             }
             for relay in found
         ]
@@ -293,7 +293,7 @@ def list_relays(
     ]
     rows = []
     for relay in found:
-        lag = _lag(relay.oldest_pending_at, now)
+        lag = relay.lag_seconds(now)
         shown = f"{lag:,.1f}" if lag is not None else "-"
         rows.append(
             (
@@ -306,15 +306,6 @@ def list_relays(
         )
     _write_table(out, columns, rows)
     return 0
-
-
-def _lag(oldest: dt.datetime | None, now: dt.datetime) -> float | None:
-    """Seconds since ``oldest`` (a naive time is UTC), never below 0; ``None`` stays."""
-    if oldest is None:
-        return None
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=dt.UTC)
-    return max((now - oldest).total_seconds(), 0.0)
 
 
 def _progress(err: TextIO | None, quiet: bool) -> Progress:
