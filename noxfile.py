@@ -79,3 +79,11 @@ def bench_async(session: nox.Session) -> None:
     """The async API's figures against the raw asyncio drivers (``bench.async_figures``);
     arguments after ``--`` go to it (not part of ``nox``)."""
     session.run("python", "-m", "bench.async_figures", *session.posargs)
+
+
+@nox.session(name="bench-telemetry")
+def bench_telemetry(session: nox.Session) -> None:
+    """What the OpenTelemetry instrumentation costs a Repository on memory://, with the
+    API absent, off, installed, imported without a provider, and recording
+    (``bench.telemetry``); arguments after ``--`` go to it (not part of ``nox``)."""
+    session.run("python", "-m", "bench.telemetry", *session.posargs)

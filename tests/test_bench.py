@@ -76,3 +76,15 @@ def test_async_figures_run_end_to_end_on_sqlite(capsys: pytest.CaptureFixture[st
     table = capsys.readouterr().out.splitlines()
     figures = [line.split()[1] for line in table[1:]]
     assert figures == ["append1_task1", "append1_tasks64", "append10", "load1000", "outbox"]
+
+
+def test_telemetry_figures_measure_every_state(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench.telemetry in a tiny run: a row per state, with both operations."""
+    from bench.telemetry import STATES
+    from bench.telemetry import main as telemetry_main
+
+    assert telemetry_main(["--ops", "20", "--rounds", "1"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    rows = [line.rsplit(maxsplit=4) for line in table[2:]]
+    assert [row[0] for row in rows] == list(STATES)
+    assert all(float(row[1]) > 0 and float(row[3]) > 0 for row in rows)
