@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import sqlalchemy as sa
 from esrc_sqlalchemy.testing import PrefixPool, begin_write, dialect_of, stream_key
 
 from esrc_core import OptimisticConcurrencyError, RawEvent, RelayEvent
@@ -74,6 +75,34 @@ def test_postgres_transaction_committing_late_is_relayed_first(postgresql_pool: 
     assert while_open == []
     after = _drain(store.outbox("relay"), 3)
     assert _names(after) == ["A", "B", "C"]
+
+
+def test_postgres_order_is_the_order_transactions_took_their_ids_not_commit_order(
+    postgresql_pool: PrefixPool,
+) -> None:
+    """Nested slow transactions: B's transaction takes its id first (as one that wrote
+    elsewhere before appending would), then A appends (an older position than B's
+    append below) and C appends and commits. Commit order is C, A, B; position order
+    A, B, C. The outbox holds everything back while B is open, even A after A
+    committed, and then relays B, A, C: the order in which the transactions took
+    their ids. Nothing is skipped and each stream keeps its version order, but A,
+    which committed before B, is relayed after it: the order is not commit order."""
+    store = postgresql_pool.open()
+    outbox = _opened(store)
+    dialect = dialect_of(store)
+    with store.engine.connect() as b, store.engine.connect() as a:
+        b.execute(sa.text("SELECT pg_current_xact_id()"))
+        assert dialect.extend_stream(a, _key("a"), 1, _rows("A"))
+        assert dialect.extend_stream(b, _key("b"), 1, _rows("B"))
+        store.append_events("Order", "c", 1, [RawEvent("C", b"C")])
+        a.commit()
+        while_b_open = outbox.unpublished_events(100)
+        b.commit()
+    assert while_b_open == [], "events were handed out while an older transaction was open"
+    after = _drain(store.outbox("relay"), 3)
+    assert _names(after) == ["B", "A", "C"], "want the order of the transactions' ids"
+    by_position = sorted(after, key=lambda e: e.position)
+    assert _names(by_position) == ["A", "B", "C"], "A was meant to take the lowest position"
 
 
 def test_mariadb_append_that_commits_late_is_relayed_after_earlier_commits(

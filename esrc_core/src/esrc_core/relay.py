@@ -5,7 +5,8 @@ Guarantees (each backend's outbox keeps them; ``esrc_testkit`` checks them):
 - **One total order**: :meth:`EventStoreOutbox.unpublished_events` returns committed
   events in one fixed order, the same on every call and after restarts, consistent
   with each aggregate's version order.
-- **Nothing skipped**: an event whose transaction commits late is still returned.
+- **Nothing skipped**: an event whose transaction commits late is still returned,
+  after everything already returned (the order is not necessarily commit order).
 - **Durable, monotonic progress**: :meth:`EventStoreOutbox.mark_events_as_published`
   persists progress; marking twice is harmless; progress never goes backwards.
 - **At least once**: a crash between publish and mark gives a duplicate with the same
@@ -121,7 +122,11 @@ class EventStoreOutbox(Protocol):
         """Up to ``limit`` committed events not yet marked, first in the total order.
 
         Never skips an event: one that commits after later ones were returned is still
-        returned (before anything that commits after it). A ``limit`` below 1 or above
+        returned, in its place in the order, which is after everything already handed
+        out. The order is each backend's, consistent with every aggregate's versions
+        and not necessarily commit order (see "Nothing skipped" in the relay guide: on
+        PostgreSQL it is the order in which the writing transactions took their ids).
+        A ``limit`` below 1 or above
         :data:`~esrc_core.store.INT64_MAX` raises
         :class:`~esrc_core.errors.OutOfRangeError`.
         """
