@@ -87,3 +87,10 @@ def bench_telemetry(session: nox.Session) -> None:
     API absent, off, installed, imported without a provider, and recording
     (``bench.telemetry``); arguments after ``--`` go to it (not part of ``nox``)."""
     session.run("python", "-m", "bench.telemetry", *session.posargs)
+
+
+@nox.session(name="bench-marshaling")
+def bench_marshaling(session: nox.Session) -> None:
+    """JsonMarshaler's encode and decode through msgspec against its hand-written path
+    (``bench.marshaling``); arguments after ``--`` go to it (not part of ``nox``)."""
+    session.run("python", "-m", "bench.marshaling", *session.posargs)

@@ -4,7 +4,10 @@
 values they commonly hold (``datetime``, ``date``, ``time``, ``UUID``, ``Decimal``, enums,
 lists, tuples, sets, dicts, ``None``), and decodes them back into the annotated types.
 Pydantic models and msgspec structs are handled by their own libraries when those are
-installed; neither is required.
+installed; neither is required. When msgspec is installed, it also encodes and decodes
+the dataclasses whose every field type it writes byte for byte as the hand-written code
+does (see :mod:`esrc_core._json_exact`); the others, and any value msgspec refuses, take
+the hand-written path.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from esrc_core._json_exact import msgspec_codec, value_check
 from esrc_core.errors import SerializationError
 
 __all__ = ["CompilesDecoders", "EventMarshaler", "JsonMarshaler"]
@@ -79,13 +83,39 @@ class JsonMarshaler:
     back as a ``UUID`` and a ``Decimal`` as a ``Decimal`` (encoded as a string, never a
     float, so no precision is lost). A ``timedelta`` is a number of seconds, or a
     decimal string of seconds when a float cannot hold it to the microsecond.
+
+    A field annotated ``Any`` or ``object`` (or a list item or dict value so annotated)
+    round-trips exactly or not at all: it may hold ``str``, ``int``, ``float``,
+    ``bool``, ``None`` and lists and str-keyed dicts of them; anything else (a tuple, a
+    set, bytes, a ``Decimal``, a dataclass...) would come back as another type, so
+    encoding it raises :class:`~esrc_core.errors.SerializationError` naming the field.
+
+    With ``use_msgspec`` (the default) and msgspec installed, dataclasses whose field
+    types msgspec writes exactly as this class does are encoded and decoded by msgspec:
+    the same bytes, the same decoded values, several times faster. ``use_msgspec=False``
+    always takes the hand-written path.
     """
+
+    _fast = True
+    _encoders: dict[type[Any], Callable[[Any], bytes] | None]
+    """The encoders of the classes this path has seen (shared by its instances; the
+    class's own is the msgspec path's, for subclasses that skip ``__init__``)."""
+
+    def __init__(self, *, use_msgspec: bool = True) -> None:
+        self._fast = bool(use_msgspec)
+        self._encoders = _ENCODERS[self._fast]
 
     def marshal(self, event: object) -> bytes:
         """Encode a dataclass, pydantic model or msgspec struct as JSON bytes (with an
         encoder prepared once per class)."""
         cls: type[Any] = type(event)
-        encode = _encoder_for(typing.cast(Any, cls))
+        try:
+            encode = self._encoders[cls]
+        except KeyError:
+            encode = _encoder_for(typing.cast(Any, cls), self._fast)
+            if len(self._encoders) >= _MAX_CLASSES:
+                self._encoders.clear()
+            self._encoders[cls] = encode
         if encode is None:
             raise SerializationError(
                 f"cannot encode {cls.__qualname__}: JsonMarshaler encodes dataclasses, "
@@ -98,7 +128,7 @@ class JsonMarshaler:
 
     def unmarshal(self, data: bytes, cls: type[T]) -> T:
         """Decode JSON bytes into ``cls`` using its annotations."""
-        decode: Callable[[bytes], T] = _prepared_decoder(cls)
+        decode: Callable[[bytes], T] = _prepared_decoder(cls, self._fast)
         return decode(data)
 
     def decoder_for(self, cls: type[T]) -> Callable[[bytes], T]:
@@ -110,12 +140,19 @@ class JsonMarshaler:
             # A subclass that decodes its own way: its unmarshal is the contract.
             unmarshal = self.unmarshal
             return lambda data: unmarshal(data, cls)
-        return _prepared_decoder(cls)
+        return _prepared_decoder(cls, self._fast)
 
 
-def _prepared_decoder(cls: type[T]) -> Callable[[bytes], T]:
+_MAX_CLASSES = 1024
+"""How many classes' encoders a path keeps before it starts again."""
+_ENCODERS: dict[bool, dict[type[Any], Callable[[Any], bytes] | None]] = {True: {}, False: {}}
+"""The encoders of each path (msgspec allowed, or not), by class."""
+JsonMarshaler._encoders = _ENCODERS[True]
+
+
+def _prepared_decoder(cls: type[T], fast: bool) -> Callable[[bytes], T]:
     try:
-        decoder: Callable[[bytes], T] = _checked_decoder(typing.cast(Any, cls))
+        decoder: Callable[[bytes], T] = _checked_decoder(typing.cast(Any, cls), fast)
     except Exception as err:
         raise SerializationError(f"cannot decode {cls.__qualname__}: {err}") from err
     return decoder
@@ -127,9 +164,10 @@ _dump_json: Callable[[Any], str] = json.JSONEncoder(
 
 
 @functools.lru_cache(maxsize=1024)
-def _encoder_for(cls: type[Any]) -> Callable[[Any], bytes] | None:
-    """How instances of ``cls`` are encoded, chosen once per class; ``None`` for a
-    class :class:`JsonMarshaler` does not encode."""
+def _encoder_for(cls: type[Any], fast: bool) -> Callable[[Any], bytes] | None:
+    """How instances of ``cls`` are encoded, chosen once per class (and per choice of
+    msgspec for dataclasses, ``fast``); ``None`` for a class :class:`JsonMarshaler`
+    does not encode."""
     if _is_pydantic(cls):
         return lambda event: event.model_dump_json().encode()
     if _is_msgspec(cls):
@@ -141,7 +179,44 @@ def _encoder_for(cls: type[Any]) -> Callable[[Any], bytes] | None:
         return None
     fields = _dataclass_fields(cls)
     dump = _dump_json
-    return lambda event: dump(fields(event)).encode()
+    try:
+        check = value_check(cls)
+        codec = msgspec_codec(cls) if fast else None
+    except Exception:  # annotations that do not resolve: nothing to check them by
+        check, codec = None, None
+
+    def plain(event: Any) -> bytes:
+        return dump(fields(event)).encode()
+
+    if codec is None:
+        if check is None:
+            return plain
+
+        def checked(event: Any) -> bytes:
+            check(event)
+            return plain(event)
+
+        return checked
+    encode_fast = codec[0]
+    if check is None:
+
+        def encode(event: Any) -> bytes:
+            try:
+                return encode_fast(event)
+            except Exception:  # a value msgspec refuses (an int beyond 64 bits): the
+                return plain(event)  # hand-written path encodes it or says why not
+
+        return encode
+
+    def encode_checked(event: Any) -> bytes:
+        if check(event):
+            try:
+                return encode_fast(event)
+            except Exception:
+                pass
+        return plain(event)
+
+    return encode_checked
 
 
 def _dataclass_fields(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
@@ -184,8 +259,8 @@ def _json_loads(data: bytes) -> Any:
 
 
 @functools.lru_cache(maxsize=1024)
-def _checked_decoder(cls: type[Any]) -> Callable[[bytes], Any]:
-    decode = _class_decoder(cls)
+def _checked_decoder(cls: type[Any], fast: bool) -> Callable[[bytes], Any]:
+    decode = _class_decoder(cls, fast)
     what = f"cannot decode {cls.__qualname__}"
 
     def checked(data: bytes) -> Any:
@@ -197,7 +272,7 @@ def _checked_decoder(cls: type[Any]) -> Callable[[bytes], Any]:
     return checked
 
 
-def _class_decoder(cls: type[Any]) -> Callable[[bytes], Any]:
+def _class_decoder(cls: type[Any], fast: bool) -> Callable[[bytes], Any]:
     # Chosen once per class: which library decodes it, and the compiled converter.
     if _is_pydantic(cls):
         validate: Callable[[bytes], Any] = cls.model_validate_json
@@ -210,7 +285,22 @@ def _class_decoder(cls: type[Any]) -> Callable[[bytes], Any]:
     convert = _converter(cls)
     path = cls.__qualname__
     loads = _json_loads
-    return lambda data: convert(loads(data), path)
+
+    def plain(data: bytes) -> Any:
+        return convert(loads(data), path)
+
+    codec = msgspec_codec(cls) if fast and dataclasses.is_dataclass(cls) else None
+    if codec is None:
+        return plain
+    decode_fast = codec[1]
+
+    def decode(data: bytes) -> Any:
+        try:
+            return decode_fast(data)
+        except Exception:  # data msgspec does not take: decoded, or refused with the
+            return plain(data)  # reason, as the hand-written path always did
+
+    return decode
 
 
 def _to_json(value: Any, path: str) -> Any:
