@@ -22,15 +22,15 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Counter, Histogram, MeterProvider
     from opentelemetry.trace import Link, Span, Tracer, TracerProvider
 
-    from esrc_core.relay import RelayEvent
 
 __all__ = [
     "AGGREGATE_ID",
@@ -324,7 +324,7 @@ class Telemetry:
         self._cached = (tracer_provider, meter_provider, live)
         return live
 
-    def processing(self, event: RelayEvent) -> AbstractContextManager[Processing]:
+    def processing(self, event: Relayed) -> AbstractContextManager[Processing]:
         """The ``esrc.process`` span of a consumer handling ``event``, linked to the span
         context in its metadata; a shared no-op when telemetry does not record."""
         live = self.instruments() if self.on else None
@@ -334,7 +334,7 @@ class Telemetry:
 
 
 @contextmanager
-def _processing(live: Instruments, event: RelayEvent) -> Iterator[Processing]:
+def _processing(live: Instruments, event: Relayed) -> Iterator[Processing]:
     attributes = {
         AGGREGATE_TYPE: event.aggregate_type,
         AGGREGATE_ID: id_attribute(event.aggregate_id),
@@ -345,6 +345,23 @@ def _processing(live: Instruments, event: RelayEvent) -> Iterator[Processing]:
     links = live.links_from(event.event.metadata)
     with live.span(PROCESS, attributes, kind="CONSUMER", links=links) as span:
         yield Processing(span)
+
+
+class Relayed(Protocol):
+    """What a consumer's span needs of a relayed event: an
+    :class:`~esrc_core.relay.RelayEvent` (stated as a protocol so that the relay, which
+    records its own spans here, and this module do not import each other)."""
+
+    @property
+    def aggregate_type(self) -> str: ...
+    @property
+    def aggregate_id(self) -> AggregateId: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def event(self) -> RawEvent: ...
+    @property
+    def message_id(self) -> str: ...
 
 
 class _NotProcessing:

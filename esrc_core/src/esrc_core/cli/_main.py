@@ -32,6 +32,14 @@ from typing import Any
 
 from esrc_core.cli._command import UsageError
 from esrc_core.cli._registry import build_parser, commands
+from esrc_core.cli._status import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_MIGRATION_DUE,
+    EXIT_OK,
+    EXIT_PIPE_CLOSED,
+    EXIT_USAGE,
+)
 from esrc_core.errors import (
     CONFIGURATION_ERRORS,
     EsrcError,
@@ -49,23 +57,6 @@ __all__ = [
     "from_environment",
     "main",
 ]
-
-EXIT_OK = 0
-"""The command did what it was asked."""
-EXIT_FAILED = 1
-"""The operation was tried and failed."""
-EXIT_USAGE = 2
-"""The command cannot work as given: fix the command line, a URL, an option or the
-installation."""
-EXIT_MIGRATION_DUE = 3
-"""``esrc migrate --check``: the schema is missing or older than the installed backend
-needs (not 1, which a store that cannot be reached gives, so that a deployment script
-can tell "migrate first" from "try again later")."""
-EXIT_INTERRUPTED = 130
-"""Interrupted by Ctrl-C (``KeyboardInterrupt``)."""
-EXIT_PIPE_CLOSED = 141
-"""Standard output was closed by its reader (128 + SIGPIPE, as a shell reports a
-command a pipe ended)."""
 
 
 def exit_status(error: EsrcError) -> int:

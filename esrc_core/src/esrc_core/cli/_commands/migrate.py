@@ -16,7 +16,7 @@ from esrc_core.cli._arguments import (
 )
 from esrc_core.cli._command import Command, UsageError
 from esrc_core.cli._json import write_document
-from esrc_core.cli._main import EXIT_MIGRATION_DUE
+from esrc_core.cli._status import EXIT_MIGRATION_DUE
 from esrc_core.cli._stores import open_store
 from esrc_core.errors import NotSupportedError
 from esrc_core.migrations import Migratable, MigrationOutcome, MigrationResult, SchemaState
