@@ -30,7 +30,7 @@ from esrc_core import (
     mask_url,
     open_event_store,
 )
-from esrc_sqlalchemy import SqlEventStore, StoreConfigError
+from esrc_sqlalchemy import AsyncSqlEventStore, SqlEventStore, StoreConfigError
 
 _FIXTURE = {"postgresql": "postgresql", "mariadb": "mysql"}
 """The URL fixture of each server database."""
@@ -301,7 +301,7 @@ def test_a_password_with_an_unescaped_at_is_refused_without_echoing_it(
     url = _with_at_in_password(request.getfixturevalue(f"{_FIXTURE[database]}_url"))
     openers: dict[str, Callable[[], object]] = {
         "SqlEventStore": lambda: SqlEventStore(url),
-        "async": lambda: SqlEventStore(url, asyncio=True),
+        "AsyncSqlEventStore": lambda: AsyncSqlEventStore(url),
         "open_event_store": lambda: open_event_store(url),
         "create_application_engine": lambda: create_application_engine(url),
     }
