@@ -18,7 +18,7 @@ from esrc_core.migrations import MigrationOutcome, MigrationResult, SchemaState
 from esrc_sqlalchemy.engines import create_store_engine, normalize_url
 from esrc_sqlalchemy.testing import dialect_of, drop_store_tables, store_tables
 
-from esrc_core import EsrcError, RawEvent
+from esrc_core import EsrcError, RawEvent, StoreClosedError
 from esrc_sqlalchemy import SCHEMA_VERSION, SqlEventStore
 
 
@@ -358,3 +358,12 @@ def _tables(url: str, prefix: str) -> list[str]:
     finally:
         engine.dispose()
     return [name for name in names if name.startswith(prefix)]
+
+
+def test_migrate_on_a_closed_store_says_it_is_closed(tmp_path: Path) -> None:
+    """A closed store is not a server that is away: ``StoreClosedError``, which no retry
+    loop takes for a transient failure."""
+    store = SqlEventStore(f"sqlite:///{tmp_path}/closed.db")
+    store.close()
+    with pytest.raises(StoreClosedError, match="is closed"):
+        store.migrate()

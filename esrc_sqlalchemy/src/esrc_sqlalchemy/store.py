@@ -20,11 +20,11 @@ from esrc_core.errors import (
     OptimisticConcurrencyError,
     SnapshotVersionError,
     StoreClosedError,
-    StoreUnavailableError,
 )
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
+from esrc_core.migrations import MigrationOutcome, MigrationResult, SchemaState
 from esrc_core.store import INT64_MAX, INT64_MIN, EventStore, check_int, check_page_size
 from esrc_core.urls import mask_url, url_secrets
 from sqlalchemy.engine import Connection, Engine
@@ -48,6 +48,7 @@ from esrc_sqlalchemy.schema import (
     apply_migrations,
     build_tables,
     check_identifier,
+    schema_sql,
     schema_version,
 )
 
@@ -840,8 +841,9 @@ class SqlEventStore(EventStore):
             single=True,
         )
 
-    def migrate(self) -> None:
-        """Create or upgrade the tables to :data:`SCHEMA_VERSION`.
+    def migrate(self) -> MigrationResult:
+        """Create or upgrade the tables to :data:`SCHEMA_VERSION` and say which it
+        did (see :class:`~esrc_core.migrations.MigrationResult`).
 
         Idempotent, and safe to run from several threads or processes at once: runs
         take turns on a database lock (PostgreSQL ``pg_advisory_xact_lock``,
@@ -853,17 +855,44 @@ class SqlEventStore(EventStore):
         doing = f"migrate the {self.table_prefix}* tables"
         with self._ready_lock:
             if self._closed:
-                raise StoreUnavailableError(f"{doing}: the store is closed")
+                raise StoreClosedError(f"{doing}: the store {self.url} is closed")
             try:
-                self._migrate()
+                result = self._migrate()
             except sqlalchemy.exc.SQLAlchemyError as err:
                 raise translate(err, doing, self.url, self.executor.secrets) from err
             self._ready = True
+        return result
 
-    def _migrate(self) -> None:
+    def _migrate(self) -> MigrationResult:
         with self.executor.serial, self._dialect.migration() as conn:
             self._dialect.prepare(conn)
-            apply_migrations(conn, self.tables)
+            before = schema_version(conn, self.tables) or None
+            after = apply_migrations(conn, self.tables)
+        if before is None:
+            return MigrationResult(MigrationOutcome.CREATED, None, after)
+        outcome = MigrationOutcome.UPGRADED if after > before else MigrationOutcome.CURRENT
+        return MigrationResult(outcome, before, after)
+
+    def schema_state(self) -> SchemaState:
+        """Where the tables stand (see :meth:`esrc_core.migrations.Migratable.schema_state`):
+        their version, ``None`` when they do not exist, and :data:`SCHEMA_VERSION`.
+        Creates nothing, not even a missing SQLite file's database."""
+        doing = f"read the schema version of the {self.table_prefix}* tables"
+        if self._dialect.missing_database() is not None:
+            return SchemaState(None, SCHEMA_VERSION)
+        try:
+            with self.executor.serial, self._dialect.base_engine.connect() as conn:
+                self._dialect.prepare(conn)
+                found = schema_version(conn, self.tables)
+        except sqlalchemy.exc.SQLAlchemyError as err:
+            raise translate(err, doing, self.url, self.executor.secrets) from err
+        return SchemaState(found or None, SCHEMA_VERSION)
+
+    def schema_sql(self) -> list[str]:
+        """The statements that create the tables at :data:`SCHEMA_VERSION` in an empty
+        database, in this database's SQL, built without connecting (see
+        :meth:`esrc_core.migrations.Migratable.schema_sql`)."""
+        return schema_sql(self.tables, self._dialect.base_engine.dialect)
 
     def _verify_schema(self, doing: str) -> None:
         missing = self._dialect.missing_database()
