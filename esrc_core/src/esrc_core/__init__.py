@@ -65,7 +65,7 @@ from esrc_core.ids import AggregateId, check_id, decode_id, encode_id
 from esrc_core.inspection import Inspectable, RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.locks import HasRelayLock, RelayLock
 from esrc_core.marshaling import CompilesDecoders, EventMarshaler, JsonMarshaler
-from esrc_core.migrations import Migratable
+from esrc_core.migrations import Migratable, MigrationOutcome, MigrationResult, SchemaState
 from esrc_core.plugins import (
     Backend,
     Plugins,
@@ -141,6 +141,8 @@ __all__ = [
     "InvalidEventError",
     "JsonMarshaler",
     "Migratable",
+    "MigrationOutcome",
+    "MigrationResult",
     "NotSupportedError",
     "OptimisticConcurrencyError",
     "OutOfRangeError",
@@ -156,6 +158,7 @@ __all__ = [
     "RelayProgress",
     "Repository",
     "RetryPolicy",
+    "SchemaState",
     "SerializationError",
     "SnapshotNotSupported",
     "SnapshotVersionError",
