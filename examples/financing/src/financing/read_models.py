@@ -13,9 +13,11 @@ is exact on every database (SQLite, PostgreSQL, MariaDB/MySQL).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -26,6 +28,7 @@ from esrc_faststream.consumer import Projection
 from esrc_sqlalchemy.engines import create_application_engine, insert_ignoring_duplicates
 from esrc_sqlalchemy.errors import driver_message
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
 
 from esrc_core import RelayEvent, mask_url
 from financing.events import (
@@ -173,6 +176,12 @@ class ReadModels:
         self._investors = tables["investors"]
         self._invoices = tables["invoices"]
         self._record_message = insert_ignoring_duplicates(self.engine, self._applied)
+        # An engine whose threads share one connection (``sqlite://`` in memory) would
+        # let a reader's rollback end a writer's transaction half-way: take turns.
+        shared = isinstance(self.engine.pool, StaticPool)
+        self._shared: AbstractContextManager[Any] = (
+            threading.RLock() if shared else contextlib.nullcontext()
+        )
         self._local = threading.local()
         self.projection = Projection(self)
         """Applies relayed events to the read models, once per message id."""
@@ -196,7 +205,8 @@ class ReadModels:
 
     def _run(self, doing: str, work: Callable[[Engine], Any]) -> Any:
         try:
-            return work(self.engine)
+            with self._shared:
+                return work(self.engine)
         except sqlalchemy.exc.SQLAlchemyError as err:
             raise ReadModelError(f"{doing} in {self.url}: {driver_message(err)}") from err
 
@@ -207,7 +217,7 @@ class ReadModels:
         ``message_id`` and runs ``apply`` in one transaction, unless it is recorded."""
         doing = f"apply {message_id} to the read models in {self.url}"
         try:
-            with self.engine.begin() as conn:
+            with self._shared, self.engine.begin() as conn:
                 if not self._record(conn, message_id):
                     return False
                 self._local.conn = conn
