@@ -12,6 +12,8 @@ use them for anything else.
   event at a time, so a malformed third event leaves the first two stored.
 - :class:`PageGapStore` (``toy-pagegap://``): reads streams in pages (the
   ``streaming`` capability), and every page after the first starts one event late.
+- :class:`StaysOpenStore` (``toy-staysopen://``): ``close()`` does nothing, so the
+  store keeps answering after a ``with`` block ended.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from esrc_core.store import check_page_size
 from esrc_core import AggregateId, RawEvent, RawSnapshot, check_events
 from esrc_toy.store import ToyEventStore, ToyOutbox, _Record
 
-__all__ = ["NoVersionCheckStore", "NonAtomicStore", "PageGapStore", "UnorderedOutboxStore"]
+__all__ = [
+    "NoVersionCheckStore",
+    "NonAtomicStore",
+    "PageGapStore",
+    "StaysOpenStore",
+    "UnorderedOutboxStore",
+]
 
 
 class NoVersionCheckStore(ToyEventStore):
@@ -99,3 +107,11 @@ class PageGapStore(ToyEventStore):
         found = self.latest_snapshot(aggregate_type, aggregate_id) if snapshot else None
         after = found.version if found is not None else 0
         return found, self.iter_events(aggregate_type, aggregate_id, after, page_size=page_size)
+
+
+class StaysOpenStore(ToyEventStore):
+    """BROKEN ON PURPOSE: ``close()`` (and so the end of a ``with`` block) leaves the
+    store open."""
+
+    def close(self) -> None:
+        """Do nothing: the bug."""

@@ -2,8 +2,9 @@
 
 ``toy://`` is a working store; ``toy://name`` keeps its data under ``name`` for the
 life of the process. ``toy-noversioncheck://``, ``toy-unordered://``,
-``toy-nonatomic://`` and ``toy-pagegap://`` open the stores in :mod:`esrc_toy.broken`,
-which are broken on purpose so the testkit can show that it catches their bugs.
+``toy-nonatomic://``, ``toy-pagegap://`` and ``toy-staysopen://`` open the stores in
+:mod:`esrc_toy.broken`, which are broken on purpose so the testkit can show that it
+catches their bugs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def _opener(kind: str) -> Callable[..., Any]:
             "toy-unordered": broken.UnorderedOutboxStore,
             "toy-nonatomic": broken.NonAtomicStore,
             "toy-pagegap": broken.PageGapStore,
+            "toy-staysopen": broken.StaysOpenStore,
         }
         parts = urlsplit(url)
         name = (parts.netloc + parts.path).strip("/")
@@ -84,5 +86,13 @@ def esrc_store_backends() -> list[Backend]:
             factory=_opener("toy-pagegap"),
             capabilities=_CAPABILITIES | {Capability.STREAMING},
             description="BROKEN ON PURPOSE: reading in pages skips an event per page",
+        ),
+        Backend(
+            name="toy-staysopen",
+            kind="store",
+            schemes=("toy-staysopen",),
+            factory=_opener("toy-staysopen"),
+            capabilities=_CAPABILITIES,
+            description="BROKEN ON PURPOSE: close() leaves the store open",
         ),
     ]
