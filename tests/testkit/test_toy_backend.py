@@ -54,6 +54,7 @@ def test_toy_backend_is_discovered_through_its_entry_point() -> None:
         "toy-unordered",
         "toy-nonatomic",
         "toy-pagegap",
+        "toy-staysopen",
     }
     assert found["toy"].schemes == ("toy",)
     assert found["toy"].version == "0.1.0"
