@@ -592,11 +592,10 @@ class RelayRunner:
             live.relay_lag.set(0, attributes)
             return
         now = time.monotonic()
-        store = offered(self.store, Capability.INSPECT, Inspectable)
-        if store is None or now - self._lag_measured < self.status_interval:
+        if now - self._lag_measured < self.status_interval:
             return
         try:
-            progress = next((p for p in store.relays() if p.name == self.name), None)
+            progress = self.progress()
         except Exception as err:
             log.debug("relay %s: could not measure the lag: %s", self.name, _one_line(err))
             return
