@@ -125,3 +125,42 @@ def test_every_logger_name_is_documented() -> None:
     for name in sorted(names):
         assert f"``{name}``" in logs.__doc__, f"{name} is not in the esrc_core.logs docstring"
         assert f"| `{name}` |" in docs, f"{name} is not in the loggers table of docs/relay.md"
+
+
+def test_the_relay_and_the_repository_pass_their_values_as_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A relayed batch's record carries ``relay``, ``events`` and ``position``; a
+    repository's skipped snapshot carries ``aggregate_type``, ``aggregate_id`` and
+    ``version`` (what a JSON log line shows as keys of its own)."""
+    from dataclasses import dataclass
+
+    from esrc_memory import MemoryEventStore, MemoryPublisher
+
+    from esrc_core import EventRaiserAggregate, EventRegistry, Relay, Repository
+
+    registry = EventRegistry()
+
+    @registry.register
+    @dataclass(frozen=True)
+    class Noted:
+        note_id: int
+
+    class Note(EventRaiserAggregate):
+        def __init__(self, note_id: int) -> None:
+            super().__init__()
+            self.raise_event(Noted(note_id))
+
+        def on_event(self, event: object) -> None:
+            if isinstance(event, Noted):
+                self.id = event.note_id
+
+    store = MemoryEventStore()
+    repository = Repository(store, Note, registry, snapshot_every=1)
+    with caplog.at_level(logging.DEBUG, logger="esrc"):
+        repository.add(Note(7))
+        Relay(store.outbox("fields"), MemoryPublisher()).run_once()
+    [skipped] = [r for r in caplog.records if r.name == "esrc.repository"]
+    assert (skipped.aggregate_type, skipped.aggregate_id, skipped.version) == ("Note", 7, 1)
+    [relayed] = [r for r in caplog.records if r.name == "esrc.relay"]
+    assert (relayed.relay, relayed.events, relayed.position) == ("fields", 1, 1)

@@ -21,8 +21,12 @@ every record), ``state``, ``events`` (events relayed so far), ``position`` (the 
 position marked), ``rate`` (events per second), ``lag_events``, ``lag_seconds``,
 ``attempt``, ``delay`` (seconds until the next attempt), ``error`` (one line, type
 first), ``error_kind`` (an :data:`~esrc_core.relay_status.ErrorKind`), ``signal``,
-``seconds``. ``esrc.metrics`` records carry ``relay``, ``host`` and ``port``. A field
-is present only on the records it belongs to. In text lines they appear only in the
+``seconds``. ``esrc.metrics`` records carry ``relay``, ``host`` and ``port``;
+``esrc.relay`` records ``relay``, ``events`` (in the batch) and ``position`` (its last);
+``esrc.repository`` records ``aggregate_type``, ``aggregate_id`` (text or a number),
+and ``version`` or ``attempt``; ``esrc.plugins`` records ``plugin``, ``distribution``
+and ``error``; ``esrc.sqlalchemy`` records ``channel`` and, on failures, ``error``. A
+field is present only on the records it belongs to. In text lines they appear only in the
 message; :class:`JsonFormatter` writes each as a key of its own.
 """
 

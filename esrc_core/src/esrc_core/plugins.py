@@ -187,7 +187,13 @@ class Plugins:
                     continue
                 self._pm.register(plugin, name=ep.name)
             except Exception as err:
-                log.warning("esrc plugin %r from %s failed to load: %r", ep.name, dist.name, err)
+                log.warning(
+                    "esrc plugin %r from %s failed to load: %r",
+                    ep.name,
+                    dist.name,
+                    err,
+                    extra={"plugin": ep.name, "distribution": dist.name, "error": repr(err)},
+                )
                 self._problems.append(PluginProblem(ep.name, dist.name, f"{err!r}"))
                 continue
             self._dists[id(plugin)] = dist
@@ -233,7 +239,15 @@ class Plugins:
                         problem = PluginProblem(plugin_name, dist.name, f"{err!r}")
                         if problem not in self._problems:
                             log.warning(
-                                "esrc plugin %r: %s failed: %r", plugin_name, _HOOKS[k], err
+                                "esrc plugin %r: %s failed: %r",
+                                plugin_name,
+                                _HOOKS[k],
+                                err,
+                                extra={
+                                    "plugin": plugin_name,
+                                    "distribution": dist.name,
+                                    "error": repr(err),
+                                },
                             )
                             self._problems.append(problem)
                         continue

@@ -314,7 +314,16 @@ class Relay:
         finally:
             if published:
                 self.outbox.mark_events_as_published(events[:published])
-                log.debug("relay %s: published %d events", self.outbox.name, published)
+                log.debug(
+                    "relay %s: published %d events",
+                    self.outbox.name,
+                    published,
+                    extra={
+                        "relay": self.outbox.name,
+                        "events": published,
+                        "position": events[published - 1].position,
+                    },
+                )
         return published
 
     def _publishing(self, events: Sequence[RelayEvent]) -> AbstractContextManager[Any]:

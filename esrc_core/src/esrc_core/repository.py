@@ -180,6 +180,7 @@ class Repository(Generic[T]):
                     aggregate_id,
                     snapshot.version,
                     exc_info=True,
+                    extra=_fields(aggregate_type, aggregate_id, version=snapshot.version),
                 )
             else:
                 return restored, snapshot.version
@@ -324,6 +325,7 @@ class Repository(Generic[T]):
                     self.aggregate_type,
                     aggregate_id,
                     attempt,
+                    extra=_fields(self.aggregate_type, aggregate_id, attempt=attempt),
                 )
                 self.sleep(self.retry.delay(attempt))
                 attempt += 1
@@ -392,7 +394,11 @@ class Repository(Generic[T]):
             data = aggregate.snapshot()
             self.store.add_snapshot(self.aggregate_type, aggregate.id, RawSnapshot(version, data))
         except SnapshotNotSupported:
-            log.debug("%s does not support snapshots; skipped", self.aggregate_type)
+            log.debug(
+                "%s does not support snapshots; skipped",
+                self.aggregate_type,
+                extra=_fields(self.aggregate_type, aggregate.id, version=version),
+            )
         except Exception:
             log.warning(
                 "snapshot of %s %s at version %d failed; the save itself succeeded",
@@ -400,4 +406,11 @@ class Repository(Generic[T]):
                 aggregate.id,
                 version,
                 exc_info=True,
+                extra=_fields(self.aggregate_type, aggregate.id, version=version),
             )
+
+
+def _fields(aggregate_type: str, aggregate_id: AggregateId, **more: int) -> dict[str, object]:
+    """The ``extra=`` fields of a repository log record (see :mod:`esrc_core.logs`)."""
+    shown = aggregate_id if isinstance(aggregate_id, str | int) else str(aggregate_id)
+    return {"aggregate_type": aggregate_type, "aggregate_id": shown, **more}

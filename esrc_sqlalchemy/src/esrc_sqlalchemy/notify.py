@@ -101,7 +101,12 @@ class Notifier:
             try:
                 self._send()
             except Exception as err:
-                log.warning("notify %s failed at close: %s", self._channel, err)
+                log.warning(
+                    "notify %s failed at close: %s",
+                    self._channel,
+                    err,
+                    extra={"channel": self._channel, "error": str(err)},
+                )
 
 
 class _Signals:
@@ -133,9 +138,19 @@ def _notify_loop(send: Callable[[], None], signals: _Signals, channel: str) -> N
                 signals.due = True
                 failures += 1
                 if failures == 1:
-                    log.warning("notify %s failed, retrying: %s", channel, err)
+                    log.warning(
+                        "notify %s failed, retrying: %s",
+                        channel,
+                        err,
+                        extra={"channel": channel, "error": str(err)},
+                    )
                 else:
-                    log.debug("notify %s failed again: %s", channel, err)
+                    log.debug(
+                        "notify %s failed again: %s",
+                        channel,
+                        err,
+                        extra={"channel": channel, "error": str(err)},
+                    )
                 del err  # its traceback would keep the failed attempt's frames alive
                 if signals.stopped.is_set():
                     return
@@ -143,7 +158,7 @@ def _notify_loop(send: Callable[[], None], signals: _Signals, channel: str) -> N
                 signals.wake.set()
                 continue
             if failures:
-                log.info("notify %s works again", channel)
+                log.info("notify %s works again", channel, extra={"channel": channel})
                 failures = 0
         if signals.stopped.is_set() and not signals.due:
             return
