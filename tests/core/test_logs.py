@@ -135,9 +135,8 @@ def test_the_relay_and_the_repository_pass_their_values_as_fields(
     ``version`` (what a JSON log line shows as keys of its own)."""
     from dataclasses import dataclass
 
-    from esrc_memory import MemoryEventStore, MemoryPublisher
-
     from esrc_core import EventRaiserAggregate, EventRegistry, Relay, Repository
+    from esrc_memory import MemoryEventStore, MemoryPublisher
 
     registry = EventRegistry()
 
