@@ -160,6 +160,8 @@ def test_the_relay_and_the_repository_pass_their_values_as_fields(
         repository.add(Note(7))
         Relay(store.outbox("fields"), MemoryPublisher()).run_once()
     [skipped] = [r for r in caplog.records if r.name == "esrc.repository"]
-    assert (skipped.aggregate_type, skipped.aggregate_id, skipped.version) == ("Note", 7, 1)
+    fields = vars(skipped)
+    assert (fields["aggregate_type"], fields["aggregate_id"], fields["version"]) == ("Note", 7, 1)
     [relayed] = [r for r in caplog.records if r.name == "esrc.relay"]
-    assert (relayed.relay, relayed.events, relayed.position) == ("fields", 1, 1)
+    fields = vars(relayed)
+    assert (fields["relay"], fields["events"], fields["position"]) == ("fields", 1, 1)
