@@ -165,3 +165,16 @@ def test_the_relay_and_the_repository_pass_their_values_as_fields(
     [relayed] = [r for r in caplog.records if r.name == "esrc.relay"]
     fields = vars(relayed)
     assert (fields["relay"], fields["events"], fields["position"]) == ("fields", 1, 1)
+
+
+@pytest.mark.usefixtures("root_handlers")
+def test_log_to_stderr_called_again_replaces_its_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A second relay in one process (or ``main(["relay", ...])`` run twice) logs
+    each record once, in the format asked last."""
+    log_to_stderr("INFO")
+    log_to_stderr("INFO", log_format="json")
+    logging.getLogger("esrc.runner").info("relay %s: starting", "orders")
+    [line] = capsys.readouterr().err.splitlines()
+    assert json.loads(line)["message"] == "relay orders: starting"

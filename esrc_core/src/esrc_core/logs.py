@@ -45,6 +45,10 @@ LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 """Every :data:`LogFormat`."""
 
+_HANDLER_NAME = "esrc.stderr"
+"""The name of the root handler :func:`log_to_stderr` adds, so that a second call
+replaces it."""
+
 _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _RECORD_ATTRIBUTES = frozenset(
@@ -90,7 +94,8 @@ def log_to_stderr(level: int | str = logging.INFO, *, log_format: LogFormat = "t
 
     ``log_format`` ``"text"`` (the default) writes time, level, logger and message;
     ``"json"`` writes each record as a JSON object (:class:`JsonFormatter`), for log
-    collectors. Raises ``ValueError`` for an unknown level or format."""
+    collectors. Called again, it replaces the handler it added before instead of adding
+    a second one. Raises ``ValueError`` for an unknown level or format."""
     numeric = logging.getLevelName(level) if isinstance(level, str) else level
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
@@ -108,6 +113,10 @@ def log_to_stderr(level: int | str = logging.INFO, *, log_format: LogFormat = "t
         )
 
     handler.addFilter(only_esrc)
+    handler.name = _HANDLER_NAME
     root = logging.getLogger()
+    for earlier in [h for h in root.handlers if h.name == _HANDLER_NAME]:
+        root.removeHandler(earlier)  # called again (a second relay in one process)
+        earlier.close()
     root.addHandler(handler)
     root.setLevel(numeric)
