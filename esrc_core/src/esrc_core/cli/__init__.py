@@ -1,6 +1,7 @@
 """The ``esrc`` command line.
 
-:func:`main` runs it: ``esrc plugins``, ``esrc demo``, ``esrc migrate``, the relay
+:func:`main` runs it: ``esrc plugins``, ``esrc demo``, ``esrc migrate``, ``esrc
+new-backend`` (a new backend distribution to fill in), the relay
 process ``esrc relay``, and store inspection: ``esrc streams``, ``esrc events``,
 ``esrc tail``, ``esrc relays``. The functions behind the inspection commands are here
 too, for programs that want the same reports: they take the streams to write to and
