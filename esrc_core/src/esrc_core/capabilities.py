@@ -75,7 +75,12 @@ class Capability(enum.StrEnum):
     """A store safe under concurrent use from many threads."""
     PERSISTENT = "persistent"
     """A store whose data survives closing and reopening it with the same URL, as far
-    as the server it talks to keeps what it acknowledged."""
+    as the server it talks to keeps what it acknowledged. It is about where the data
+    lives (outside the process that wrote it), not about how the server is tuned: a
+    server whose durability is configurable (Redis without ``appendfsync``,
+    PostgreSQL with ``synchronous_commit=off``) still qualifies, as crash safety is
+    the server's configuration. The testkit closes and reopens; it does not crash
+    the server."""
     RELAY_LOCK = "relay-lock"
     """A store that locks relay names across processes
     (:class:`~esrc_core.locks.HasRelayLock`)."""

@@ -70,7 +70,14 @@ class Inspectable(Protocol):
     def streams(
         self, aggregate_type: str | None = None, *, limit: int | None = None
     ) -> list[StreamInfo]:
-        """Streams, optionally of one type, ordered by type then id text."""
+        """Streams, optionally of one type (``limit``: the first ``limit`` of them).
+
+        Ordered by aggregate type, then by the id's
+        :func:`~esrc_core.ids.encode_id` text, both compared by code point (not by a
+        database collation): so ``int`` ids come before ``str`` ids, which come before
+        ``UUID`` ids (``i:`` < ``s:`` < ``u:``), and ``int`` ids sort as text (``10``
+        before ``9``). Every backend lists the same streams in the same order.
+        """
         ...
 
     def recorded_events(

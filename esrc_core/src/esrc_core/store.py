@@ -90,6 +90,11 @@ class EventStore(Closeable, Protocol):
       :class:`~esrc_core.errors.StoreClosedError`. ``with store:`` closes it (a
       backend that names this protocol as a base inherits ``__enter__``/``__exit__``
       from :class:`~esrc_core.closing.Closeable`).
+
+    Not part of the protocol: a ``url`` attribute. Nothing in esrc reads one; a store
+    may offer it for messages and ``repr`` (the SQL store does), and then it holds
+    the URL with its password masked (:func:`~esrc_core.urls.mask_url`). Reopening a
+    store in tests is the acceptance class's ``reopen(store)``, not ``store.url``.
     """
 
     def add_aggregate(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from esrc_core.capabilities import Capability
 from esrc_core.errors import AggregateNotFound
+from esrc_core.ids import AggregateId, encode_id
 from esrc_core.inspection import Inspectable
 from esrc_core.store import EventStore
 
@@ -52,6 +54,25 @@ class InspectionAcceptance(StoreSuite):
         assert {s.aggregate_type for s in orders} == {ORDER}
         assert len(orders) == len(VALID_IDS)
         assert len(view.streams(limit=3)) == 3
+
+    @requires(Capability.INSPECT)
+    def test_streams_are_ordered_by_type_then_encoded_id(self, store: EventStore) -> None:
+        """``streams()`` orders by type, then by the ids' ``encode_id`` text by code
+        point: ints before strs before UUIDs, ints as text; ``limit`` takes the first."""
+        ids: list[AggregateId] = [uuid.UUID(int=7), "b", "B", 10, 9, -1, "10"]
+        for aggregate_id in ids:
+            store.add_aggregate(ORDER, aggregate_id, events_for("E", 1))
+        store.add_aggregate(SHIPMENT, 1, events_for("S", 1))
+        store.add_aggregate("Invoice", "z", events_for("I", 1))
+
+        listed = [(s.aggregate_type, s.aggregate_id) for s in self.inspect(store).streams()]
+        want = sorted(
+            [(ORDER, i) for i in ids] + [(SHIPMENT, 1), ("Invoice", "z")],
+            key=lambda key: (key[0], encode_id(key[1])),
+        )
+        assert listed == want, f"got {listed}, want {want}"
+        first = [s.aggregate_id for s in self.inspect(store).streams(ORDER, limit=3)]
+        assert first == [i for kind, i in want if kind == ORDER][:3]
 
     @requires(Capability.INSPECT)
     def test_recorded_events_match_the_stream(self, store: EventStore) -> None:
