@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     )
     from esrc_testkit.capabilities import capabilities_of, requires
     from esrc_testkit.fixtures import StoreFactory, StoreSuite
+    from esrc_testkit.histories import (
+        LinearizabilityAcceptance,
+        StoreModel,
+        check_store_history,
+        record_history,
+    )
     from esrc_testkit.inspection import InspectionAcceptance
     from esrc_testkit.locks import RelayLockAcceptance
     from esrc_testkit.machines import (
@@ -62,6 +68,7 @@ __all__ = [
     "EventStoreMachine",
     "Given",
     "InspectionAcceptance",
+    "LinearizabilityAcceptance",
     "LoopThread",
     "OutboxAcceptance",
     "Outcome",
@@ -72,13 +79,16 @@ __all__ = [
     "SnapshotAcceptance",
     "StateMachineAcceptance",
     "StoreFactory",
+    "StoreModel",
     "StoreSuite",
     "StreamAcceptance",
     "StreamingAcceptance",
     "capabilities_of",
+    "check_store_history",
     "given",
     "in_ci",
     "reachable_url",
+    "record_history",
     "relay_events",
     "requires",
     "run_event_store_machine",
@@ -105,6 +115,10 @@ _HOME = {
     "EventStoreAcceptance": "acceptance",
     "EventStoreMachine": "machines",
     "InspectionAcceptance": "inspection",
+    "LinearizabilityAcceptance": "histories",
+    "StoreModel": "histories",
+    "check_store_history": "histories",
+    "record_history": "histories",
     "OutboxAcceptance": "outbox",
     "PublisherAcceptance": "publishers",
     "Received": "publishers",

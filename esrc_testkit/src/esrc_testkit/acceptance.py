@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from esrc_testkit.histories import LinearizabilityAcceptance
 from esrc_testkit.inspection import InspectionAcceptance
 from esrc_testkit.locks import RelayLockAcceptance
 from esrc_testkit.machines import StateMachineAcceptance
@@ -21,6 +22,7 @@ class EventStoreAcceptance(
     StreamingAcceptance,
     OutboxAcceptance,
     ConcurrencyAcceptance,
+    LinearizabilityAcceptance,
     RepositoryAcceptance,
     RelayLockAcceptance,
     InspectionAcceptance,
@@ -53,6 +55,6 @@ class EventStoreAcceptance(
     ``"persistent"`` also overrides ``reopen(store)``; ``state_machine_settings``
     tunes the hypothesis run. The parts (``StreamAcceptance``, ``SnapshotAcceptance``,
     ``StreamingAcceptance``, ``OutboxAcceptance``, ``ConcurrencyAcceptance``,
-    ``RepositoryAcceptance``, ``RelayLockAcceptance``, ``InspectionAcceptance``,
-    ``StateMachineAcceptance``) can also be subclassed one by one.
+    ``LinearizabilityAcceptance``, ``RepositoryAcceptance``, ``RelayLockAcceptance``,
+    ``InspectionAcceptance``, ``StateMachineAcceptance``) can also be subclassed one by one.
     """
