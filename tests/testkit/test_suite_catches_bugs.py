@@ -104,6 +104,10 @@ MUST_FAIL = {
     "toy-staysopen": {
         "test_with_block_closes_the_store",
     },
+    "toy-racycheck": {
+        "test_concurrent_history_is_linearizable",
+        "test_concurrent_appends_at_one_version_exactly_one_wins",
+    },
 }
 
 # What the async suite must catch: the same bugs through the async API (the outbox

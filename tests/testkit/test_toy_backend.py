@@ -55,6 +55,7 @@ def test_toy_backend_is_discovered_through_its_entry_point() -> None:
         "toy-nonatomic",
         "toy-pagegap",
         "toy-staysopen",
+        "toy-racycheck",
     }
     assert found["toy"].schemes == ("toy",)
     assert found["toy"].version == "0.1.0"

@@ -14,10 +14,14 @@ use them for anything else.
   ``streaming`` capability), and every page after the first starts one event late.
 - :class:`StaysOpenStore` (``toy-staysopen://``): ``close()`` does nothing, so the
   store keeps answering after a ``with`` block ended.
+- :class:`RacyCheckThenWriteStore` (``toy-racycheck://``): an append checks the
+  expected version, lets the lock go for a moment, then writes, so two writers that
+  both saw version N both append (only under concurrency).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 
 from esrc_core.store import check_page_size
@@ -29,6 +33,7 @@ __all__ = [
     "NoVersionCheckStore",
     "NonAtomicStore",
     "PageGapStore",
+    "RacyCheckThenWriteStore",
     "StaysOpenStore",
     "UnorderedOutboxStore",
 ]
@@ -115,3 +120,18 @@ class StaysOpenStore(ToyEventStore):
 
     def close(self) -> None:
         """Do nothing: the bug."""
+
+class RacyCheckThenWriteStore(ToyEventStore):
+    """BROKEN ON PURPOSE: a non-atomic check-then-write. An append checks the expected
+    version under the store's lock, lets the lock go for a moment, and writes after
+    taking it again, so two writers that both saw version N both append. One writer
+    at a time sees nothing wrong."""
+
+    def _check_expected(self, current: int, expected: int, doing: str) -> None:
+        """Check, then open a window before the write: the bug."""
+        super()._check_expected(current, expected, doing)
+        self._data.lock.release()
+        try:
+            time.sleep(0.001)
+        finally:
+            self._data.lock.acquire()

@@ -2,9 +2,9 @@
 
 ``toy://`` is a working store; ``toy://name`` keeps its data under ``name`` for the
 life of the process. ``toy-noversioncheck://``, ``toy-unordered://``,
-``toy-nonatomic://``, ``toy-pagegap://`` and ``toy-staysopen://`` open the stores in
-:mod:`esrc_toy.broken`, which are broken on purpose so the testkit can show that it
-catches their bugs.
+``toy-nonatomic://``, ``toy-pagegap://``, ``toy-staysopen://`` and
+``toy-racycheck://`` open the stores in :mod:`esrc_toy.broken`, which are broken on
+purpose so the testkit can show that it catches their bugs.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def _opener(kind: str) -> Callable[..., Any]:
             "toy-nonatomic": broken.NonAtomicStore,
             "toy-pagegap": broken.PageGapStore,
             "toy-staysopen": broken.StaysOpenStore,
+            "toy-racycheck": broken.RacyCheckThenWriteStore,
         }
         parts = urlsplit(url)
         name = (parts.netloc + parts.path).strip("/")
@@ -94,5 +95,13 @@ def esrc_store_backends() -> list[Backend]:
             factory=_opener("toy-staysopen"),
             capabilities=_CAPABILITIES,
             description="BROKEN ON PURPOSE: close() leaves the store open",
+        ),
+        Backend(
+            name="toy-racycheck",
+            kind="store",
+            schemes=("toy-racycheck",),
+            factory=_opener("toy-racycheck"),
+            capabilities=_CAPABILITIES,
+            description="BROKEN ON PURPOSE: an append checks its version, then writes later",
         ),
     ]
