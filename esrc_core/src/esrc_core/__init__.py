@@ -63,6 +63,7 @@ from esrc_core.errors import (
 from esrc_core.events import EventRegistry, RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_id, decode_id, encode_id
 from esrc_core.inspection import Inspectable, RecordedEvent, RelayProgress, StreamInfo
+from esrc_core.late_commits import CommitHold, HoldsCommits
 from esrc_core.locks import HasRelayLock, RelayLock
 from esrc_core.marshaling import CompilesDecoders, EventMarshaler, JsonMarshaler
 from esrc_core.migrations import Migratable, MigrationOutcome, MigrationResult, SchemaState
@@ -125,6 +126,7 @@ __all__ = [
     "BrokerUnavailableError",
     "Capability",
     "Closeable",
+    "CommitHold",
     "CompilesDecoders",
     "EsrcError",
     "EventMarshaler",
@@ -135,6 +137,7 @@ __all__ = [
     "GreenletBridge",
     "HasOutbox",
     "HasRelayLock",
+    "HoldsCommits",
     "InlinePublisher",
     "Inspectable",
     "InvalidAggregateIdError",

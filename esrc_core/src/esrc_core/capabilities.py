@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from esrc_core.errors import NotSupportedError
 from esrc_core.inspection import Inspectable
+from esrc_core.late_commits import HoldsCommits
 from esrc_core.locks import HasRelayLock
 from esrc_core.migrations import Migratable
 from esrc_core.relay import (
@@ -92,6 +93,11 @@ class Capability(enum.StrEnum):
     STREAMING = "streaming"
     """A store that reads a stream page by page, and its latest snapshot with the
     first page (:class:`~esrc_core.store.StreamingStore`)."""
+    HOLD_COMMITS = "hold-commits"
+    """A store that can hold an append inside its transaction for tests, so that later
+    appends commit before it (:class:`~esrc_core.late_commits.HoldsCommits`): the
+    testkit's late-commit tests provoke the classic outbox bug through it. A store
+    whose writes take turns cannot offer it."""
     BATCH = "batch"
     """A publisher that delivers many events at once
     (:class:`~esrc_core.relay.BatchPublisher`)."""
@@ -119,6 +125,7 @@ CAPABILITIES: Mapping[Capability, CapabilitySpec] = {
     Capability.INSPECT: CapabilitySpec("store", "store", Inspectable),
     Capability.MIGRATE: CapabilitySpec("store", "store", Migratable),
     Capability.STREAMING: CapabilitySpec("store", "store", StreamingStore),
+    Capability.HOLD_COMMITS: CapabilitySpec("store", "store", HoldsCommits),
     Capability.BATCH: CapabilitySpec("publisher", "publisher", BatchPublisher),
 }
 """Each capability's row; the only place a capability meets its protocol."""

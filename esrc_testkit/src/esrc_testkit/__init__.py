@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         record_history,
     )
     from esrc_testkit.inspection import InspectionAcceptance
+    from esrc_testkit.late_commits import LateCommitAcceptance
     from esrc_testkit.locks import RelayLockAcceptance
     from esrc_testkit.machines import (
         EventStoreMachine,
@@ -68,6 +69,7 @@ __all__ = [
     "EventStoreMachine",
     "Given",
     "InspectionAcceptance",
+    "LateCommitAcceptance",
     "LinearizabilityAcceptance",
     "LoopThread",
     "OutboxAcceptance",
@@ -115,6 +117,7 @@ _HOME = {
     "EventStoreAcceptance": "acceptance",
     "EventStoreMachine": "machines",
     "InspectionAcceptance": "inspection",
+    "LateCommitAcceptance": "late_commits",
     "LinearizabilityAcceptance": "histories",
     "StoreModel": "histories",
     "check_store_history": "histories",

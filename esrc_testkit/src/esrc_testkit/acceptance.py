@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from esrc_testkit.histories import LinearizabilityAcceptance
 from esrc_testkit.inspection import InspectionAcceptance
+from esrc_testkit.late_commits import LateCommitAcceptance
 from esrc_testkit.locks import RelayLockAcceptance
 from esrc_testkit.machines import StateMachineAcceptance
 from esrc_testkit.outbox import OutboxAcceptance
@@ -22,6 +23,7 @@ class EventStoreAcceptance(
     StreamingAcceptance,
     OutboxAcceptance,
     ConcurrencyAcceptance,
+    LateCommitAcceptance,
     LinearizabilityAcceptance,
     RepositoryAcceptance,
     RelayLockAcceptance,
@@ -55,6 +57,7 @@ class EventStoreAcceptance(
     ``"persistent"`` also overrides ``reopen(store)``; ``state_machine_settings``
     tunes the hypothesis run. The parts (``StreamAcceptance``, ``SnapshotAcceptance``,
     ``StreamingAcceptance``, ``OutboxAcceptance``, ``ConcurrencyAcceptance``,
-    ``LinearizabilityAcceptance``, ``RepositoryAcceptance``, ``RelayLockAcceptance``,
-    ``InspectionAcceptance``, ``StateMachineAcceptance``) can also be subclassed one by one.
+    ``LateCommitAcceptance``, ``LinearizabilityAcceptance``, ``RepositoryAcceptance``,
+    ``RelayLockAcceptance``, ``InspectionAcceptance``, ``StateMachineAcceptance``) can
+    also be subclassed one by one.
     """
