@@ -23,7 +23,7 @@ def _sql(store: EventStore) -> SqlEventStore:
 class TestSqliteFileStore(EventStoreAcceptance):
     """``sqlite:///<file>``: a new file per store."""
 
-    capabilities = capabilities_of("sqlite:///events.db")
+    capabilities = capabilities_of("sqlite:///events.db") - {Capability.HOLD_COMMITS}
 
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> Iterator[Callable[[], EventStore]]:
@@ -46,7 +46,7 @@ class TestSqliteFileStore(EventStoreAcceptance):
 class TestSqliteMemoryStore(EventStoreAcceptance):
     """``sqlite://``: in memory, private to the store, so not persistent."""
 
-    capabilities = capabilities_of("sqlite://") - {Capability.PERSISTENT}
+    capabilities = capabilities_of("sqlite://") - {Capability.PERSISTENT, Capability.HOLD_COMMITS}
 
     @pytest.fixture
     def store_factory(self) -> Iterator[Callable[[], EventStore]]:

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import pytest
 import sqlalchemy as sa
 from esrc_sqlalchemy.testing import PrefixPool, begin_write, dialect_of, stream_key
 
@@ -559,3 +560,16 @@ def test_read_ahead_with_late_commits_and_failures_relays_each_event_once_pg_mar
     total = sum(len(store.events("Order", f"agg-{n}")) for n in range(streams))
     relayed.extend(_drain(store.outbox("relay"), total - len(relayed)))
     _check_relayed(store, relayed, streams)
+
+
+def test_sqlite_cannot_hold_a_commit_and_says_why() -> None:
+    """SQLite's writes take turns, so no commit can land after a later one: the
+    hold-commits test hook refuses, naming the reason, instead of holding every writer."""
+    from esrc_core import NotSupportedError
+
+    store = SqlEventStore("sqlite://")
+    try:
+        with pytest.raises(NotSupportedError, match="write lock"):
+            store.hold_commits()
+    finally:
+        store.close()

@@ -162,6 +162,8 @@ class StoreExecutor:
         """Held around every use of a connection where the store has only one."""
         self._ensure_ready = ensure_ready
         self._direct = dialect.direct_writes and not dialect.shares_one_connection
+        self._transactional = 0
+        self._transactional_lock = threading.Lock()
         self._free: list[_Leased] = []
         self._closed = False
         self._budget = _budget_of(dialect.base_engine.pool)
@@ -179,8 +181,21 @@ class StoreExecutor:
     @property
     def direct(self) -> bool:
         """Whether :meth:`run_direct` is available (the dialect appends on the driver
-        directly and the store has more than one connection)."""
-        return self._direct
+        directly, the store has more than one connection, and no test holds commits)."""
+        return self._direct and not self._transactional
+
+    def begin_transactional_writes(self) -> None:
+        """For a test that holds commits: until as many
+        :meth:`end_transactional_writes`, :attr:`direct` is false, so that appends run
+        through :meth:`run`, in a transaction on the dialect's ``base_engine`` whose
+        commit SQLAlchemy's ``commit`` event sees."""
+        with self._transactional_lock:
+            self._transactional += 1
+
+    def end_transactional_writes(self) -> None:
+        """Undo one :meth:`begin_transactional_writes`."""
+        with self._transactional_lock:
+            self._transactional -= 1
 
     def run_direct(
         self,
@@ -404,7 +419,10 @@ class StoreExecutor:
         attempt = 1
         while True:
             try:
-                with self.serial, dialect.engine.connect() as conn:
+                # A test holding commits needs a transaction to hold, even where the
+                # store's engine commits each statement (PostgreSQL's autocommit).
+                engine = dialect.base_engine if write and self._transactional else dialect.engine
+                with self.serial, engine.connect() as conn:
                     if not write:
                         return work(conn)
                     try:

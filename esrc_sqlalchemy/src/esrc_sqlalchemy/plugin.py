@@ -109,6 +109,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.WAIT,
                     Capability.STREAMING,
                     Capability.READ_AHEAD,
+                    Capability.HOLD_COMMITS,
                 }
             ),
             description="SQL event store with outbox: sqlite:///file.db, sqlite://, "

@@ -17,6 +17,7 @@ from esrc_core.errors import (
     EsrcError,
     InvalidAggregateIdError,
     InvalidEventError,
+    NotSupportedError,
     OptimisticConcurrencyError,
     SnapshotVersionError,
     StoreClosedError,
@@ -24,6 +25,7 @@ from esrc_core.errors import (
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
+from esrc_core.late_commits import CommitHold
 from esrc_core.migrations import MigrationOutcome, MigrationResult, SchemaState
 from esrc_core.store import INT64_MAX, INT64_MIN, EventStore, check_int, check_page_size
 from esrc_core.urls import mask_url, url_secrets
@@ -31,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from esrc_sqlalchemy._awaiting import new_lock, run_shielded
 from esrc_sqlalchemy._executor import StoreExecutor
+from esrc_sqlalchemy._holds import CommitHolds
 from esrc_sqlalchemy.dialects import DIALECTS, EventRow, SqlDialect, dialect_of_url
 from esrc_sqlalchemy.dialects.base import LAST_VERSION, StreamPage
 from esrc_sqlalchemy.engines import check_engine, create_store_engine, normalize_url
@@ -444,7 +447,11 @@ class SqlEventStore(EventStore):
         key = self._fast_key(aggregate_type, aggregate_id)
         rows = None if key is None else self._fast_rows(events)
         dialect = self._dialect
-        if key is None or rows is None or not dialect.accepts_direct(rows):
+        if (
+            key is None
+            or rows is None
+            or not (self.executor.direct and dialect.accepts_direct(rows))
+        ):
             doing = f"add {aggregate_type} {_shown(aggregate_id)}"
             key = self._key(aggregate_type, aggregate_id, doing)
             rows = self._rows(events, doing)
@@ -491,7 +498,11 @@ class SqlEventStore(EventStore):
         )
         rows = None if key is None else self._fast_rows(events)
         dialect = self._dialect
-        if key is None or rows is None or not dialect.accepts_direct(rows):
+        if (
+            key is None
+            or rows is None
+            or not (self.executor.direct and dialect.accepts_direct(rows))
+        ):
             doing = f"append to {aggregate_type} {_shown(aggregate_id)} at version {from_version}"
             check_int(from_version, "from_version", doing=doing)
             key = self._key(aggregate_type, aggregate_id, doing)
@@ -555,6 +566,21 @@ class SqlEventStore(EventStore):
         if not stored:
             self._refused(doing, current)
         dialect.events_written()
+
+    def hold_commits(self) -> CommitHold:
+        """See :meth:`esrc_core.late_commits.HoldsCommits.hold_commits`; for tests only.
+        A held append runs its statements in a transaction, which then waits in
+        SQLAlchemy's ``commit`` event for the release; while a hold is in force every
+        append of this store takes that transaction path. Raises
+        :class:`~esrc_core.errors.NotSupportedError` on SQLite, whose writes take turns."""
+        reason = self._dialect.testing.no_late_commits
+        if reason is not None:
+            raise NotSupportedError(f"hold commits on {self.url}: {reason}")
+        return self._holds.hold()
+
+    @functools.cached_property
+    def _holds(self) -> CommitHolds:
+        return CommitHolds(self.executor)
 
     @staticmethod
     def _refused(doing: str, current: int | None) -> None:

@@ -192,6 +192,10 @@ class TestingHooks:
     ``provision.py`` per dialect): finding and ending server sessions. The default
     raises ``NotImplementedError``: SQLite has no sessions to end."""
 
+    no_late_commits: str | None = None
+    """Why a test cannot hold a commit on this database while later ones commit (its
+    writes take turns), or ``None`` when it can."""
+
     def session_id(self, conn: Connection) -> int:
         """The server session id of ``conn``."""
         raise NotImplementedError("this database has no server sessions")

@@ -49,7 +49,12 @@ from esrc_sqlalchemy.dialects._core import (
     snapshot_upsert_on_conflict,
     upsert_snapshot_with,
 )
-from esrc_sqlalchemy.dialects.base import ConnectionLockHolder, OutboxRow, RelayLockHolder
+from esrc_sqlalchemy.dialects.base import (
+    ConnectionLockHolder,
+    OutboxRow,
+    RelayLockHolder,
+    TestingHooks,
+)
 from esrc_sqlalchemy.schema import Ddl, Tables
 
 __all__ = ["SqliteDialect"]
@@ -167,8 +172,20 @@ class _ProcessLock:
         return None
 
 
+class SqliteTesting(TestingHooks):
+    """No server sessions; no late commits either."""
+
+    no_late_commits = (
+        "SQLite cannot commit appends out of position order: one write at a time holds "
+        "the database's write lock from its first statement to its commit, so a held "
+        "commit would hold every other writer"
+    )
+
+
 class SqliteDialect(CoreDialect):
     """SQLite: one writer at a time (``BEGIN IMMEDIATE``), position order is commit order."""
+
+    testing = SqliteTesting()
 
     writes_outlive_cancellation = True
     """aiosqlite runs each statement in a thread of its own that a cancellation does
