@@ -4,10 +4,20 @@ fail, and capability gating that skips before a store is opened."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from types import SimpleNamespace
 
+import hypothesis
 import pytest
+from hypothesis.database import DirectoryBasedExampleDatabase
 
-from esrc_testkit import reachable_url, server_unreachable, server_url
+from esrc_testkit import (
+    StateMachineAcceptance,
+    machines,
+    reachable_url,
+    server_unreachable,
+    server_url,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -44,6 +54,65 @@ def test_esrc_url_skips_when_nothing_is_given(
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*no store URL: pass --esrc-url=URL or set ESRC_URL*"])
+
+
+@pytest.mark.parametrize(
+    ("option", "env", "want"),
+    [
+        (None, None, "settings-own"),
+        ("none", "from-env", None),
+        (None, "none", None),
+        (None, "from-env", "from-env"),
+        ("from-option", "from-env", "from-option"),
+    ],
+)
+def test_state_machine_database_comes_from_the_option_or_the_environment(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    option: str | None,
+    env: str | None,
+    want: str | None,
+) -> None:
+    """``--esrc-hypothesis-db`` wins over ``ESRC_TESTKIT_HYPOTHESIS_DB``; ``none`` turns
+    the database off; with neither the settings' own database is used."""
+
+    def place(value: str | None) -> str | None:
+        return value if value in (None, "none") else str(tmp_path / value)
+
+    if env is None:
+        monkeypatch.delenv("ESRC_TESTKIT_HYPOTHESIS_DB", raising=False)
+    else:
+        monkeypatch.setenv("ESRC_TESTKIT_HYPOTHESIS_DB", str(place(env)))
+    seen: list[object] = []
+    monkeypatch.setattr(
+        machines, "run_state_machine_as_test", lambda _, settings: seen.append(settings.database)
+    )
+    own = hypothesis.settings(
+        machines.DEFAULT_SETTINGS,
+        database=DirectoryBasedExampleDatabase(tmp_path / "settings-own"),
+    )
+    suite = type("Suite", (StateMachineAcceptance,), {"state_machine_settings": own})()
+    request = SimpleNamespace(
+        config=SimpleNamespace(
+            getoption=lambda name, default=None: (
+                place(option) if name == "esrc_hypothesis_db" else default
+            )
+        )
+    )
+    suite.test_state_machine(lambda: None, request)
+    [database] = seen
+    if want is None:
+        assert database is None
+    else:
+        assert isinstance(database, DirectoryBasedExampleDatabase)
+        assert Path(database.path) == tmp_path / want
+
+
+def test_hypothesis_db_option_is_registered(pytester: pytest.Pytester) -> None:
+    """``pytest --help`` lists ``--esrc-hypothesis-db`` with the environment variable."""
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--esrc-hypothesis-db=DIR*"])
+    assert "ESRC_TESTKIT_HYPOTHESIS_DB" in result.stdout.str()
 
 
 def test_plugin_is_inert(pytester: pytest.Pytester) -> None:

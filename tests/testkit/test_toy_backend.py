@@ -11,7 +11,7 @@ import pytest
 from esrc_toy import ToyEventStore, forget
 
 from esrc_core import EventStore, open_event_store, plugins
-from esrc_testkit import EventStoreAcceptance, capabilities_of
+from esrc_testkit import EventStoreAcceptance, LateCommitAcceptance, capabilities_of
 
 
 class TestToyStore(EventStoreAcceptance):
@@ -40,6 +40,29 @@ class TestToyStore(EventStoreAcceptance):
         return open_event_store(store.url)
 
 
+class TestLateToyStore(LateCommitAcceptance):
+    """``toy-late://name``: the toy store whose appends commit late when held passes
+    the late-commit tests (toy-lateskip, the same with an outbox that reads by
+    position, fails them: test_suite_catches_bugs.py)."""
+
+    capabilities = capabilities_of("toy-late://")
+
+    @pytest.fixture
+    def store_factory(self) -> Iterator[Callable[[], EventStore]]:
+        """Each call opens a store under a new name; the data is forgotten afterwards."""
+        opened: list[EventStore] = []
+
+        def open_empty() -> EventStore:
+            opened.append(open_event_store(f"toy-late://{uuid.uuid4().hex}"))
+            return opened[-1]
+
+        yield open_empty
+        for store in opened:
+            store.close()
+            assert isinstance(store, ToyEventStore)
+            forget(store.name)
+
+
 def test_toy_backend_is_discovered_through_its_entry_point() -> None:
     """esrc-toy declares an ``esrc`` entry point, and ``plugins()`` found its backends
     through it, with their schemes and the distribution's name and version."""
@@ -55,7 +78,15 @@ def test_toy_backend_is_discovered_through_its_entry_point() -> None:
         "toy-nonatomic",
         "toy-pagegap",
         "toy-staysopen",
+        "toy-offbyone",
+        "toy-streamorder",
+        "toy-snapshotkey",
+        "toy-overmark",
+        "toy-keepsnapshot",
+        "toy-sharedlock",
         "toy-racycheck",
+        "toy-late",
+        "toy-lateskip",
     }
     assert found["toy"].schemes == ("toy",)
     assert found["toy"].version == "0.1.0"
@@ -65,4 +96,10 @@ def test_toy_backend_is_discovered_through_its_entry_point() -> None:
 
 def test_toy_descriptor_declares_the_capabilities_the_suite_runs() -> None:
     """``capabilities_of`` reads the descriptor: every gated part of the suite runs."""
-    assert capabilities_of("toy://") == {"snapshots", "outbox", "threads", "persistent"}
+    assert capabilities_of("toy://") == {
+        "snapshots",
+        "outbox",
+        "relay-lock",
+        "threads",
+        "persistent",
+    }

@@ -106,6 +106,30 @@ class SnapshotAcceptance(StoreSuite):
         _assert_snapshot(store.latest_snapshot(SHIPMENT, 42), None, what="Shipment 42")
 
     @requires(Capability.SNAPSHOTS)
+    def test_snapshots_of_42_and_str_42_stay_apart(self, store: EventStore) -> None:
+        """The streams ``42`` and ``"42"`` of one type each keep their own latest
+        snapshot while both are snapshotted, in turn, at versions higher and lower than
+        the other's (a store keying snapshots by ``str(id)`` mixes them up)."""
+        store.add_aggregate(ORDER, 42, events_for("E", 3))
+        store.add_aggregate(ORDER, "42", events_for("E", 3))
+        steps: list[tuple[AggregateId, RawSnapshot]] = [
+            ("42", RawSnapshot(1, b"str 1")),
+            (42, RawSnapshot(2, b"int 2")),
+            ("42", RawSnapshot(3, b"str 3")),
+            (42, RawSnapshot(2, b"int 2 again")),
+        ]
+        latest: dict[AggregateId, RawSnapshot | None] = {42: None, "42": None}
+        for aggregate_id, snapshot in steps:
+            store.add_snapshot(ORDER, aggregate_id, snapshot)
+            latest[aggregate_id] = snapshot
+            for other in (42, "42"):
+                _assert_snapshot(
+                    store.latest_snapshot(ORDER, other),
+                    latest[other],
+                    what=f"{other!r} after snapshotting {aggregate_id!r} at {snapshot.version}",
+                )
+
+    @requires(Capability.SNAPSHOTS)
     def test_snapshot_does_not_change_the_stream(self, store: EventStore) -> None:
         """Adding a snapshot leaves the stream's events and version alone."""
         store.add_aggregate(ORDER, "order-1", events_for("E", 2))

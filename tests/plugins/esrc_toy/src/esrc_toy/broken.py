@@ -14,6 +14,18 @@ use them for anything else.
   ``streaming`` capability), and every page after the first starts one event late.
 - :class:`StaysOpenStore` (``toy-staysopen://``): ``close()`` does nothing, so the
   store keeps answering after a ``with`` block ended.
+- :class:`OffByOneReadStore` (``toy-offbyone://``): ``events(from_version=n)`` starts
+  at version n instead of after it.
+- :class:`StreamOrderOutboxStore` (``toy-streamorder://``): the outbox lists events
+  stream by stream (each in version order) rather than in commit order.
+- :class:`SnapshotKeyStore` (``toy-snapshotkey://``): snapshots are keyed by
+  ``str(id)``, so ``42`` and ``"42"`` share theirs.
+- :class:`OverMarkingStore` (``toy-overmark://``): marking a batch marks everything
+  the outbox object handed out, not just the events given.
+- :class:`FirstSnapshotWinsStore` (``toy-keepsnapshot://``): a second snapshot at a
+  version already snapshotted is ignored instead of replacing the first.
+- :class:`SharedRelayLockStore` (``toy-sharedlock://``): acquiring a relay lock always
+  succeeds, so two relays of one name run at once.
 - :class:`RacyCheckThenWriteStore` (``toy-racycheck://``): an append checks the
   expected version, lets the lock go for a moment, then writes, so two writers that
   both saw version N both append (only under concurrency).
@@ -26,15 +38,21 @@ from collections.abc import Iterator, Sequence
 
 from esrc_core.store import check_page_size
 
-from esrc_core import AggregateId, RawEvent, RawSnapshot, check_events
-from esrc_toy.store import ToyEventStore, ToyOutbox, _Record
+from esrc_core import AggregateId, RawEvent, RawSnapshot, RelayEvent, check_events
+from esrc_toy.store import ToyEventStore, ToyOutbox, ToyRelayLock, _Data, _Record
 
 __all__ = [
+    "FirstSnapshotWinsStore",
     "NoVersionCheckStore",
     "NonAtomicStore",
+    "OffByOneReadStore",
+    "OverMarkingStore",
     "PageGapStore",
     "RacyCheckThenWriteStore",
+    "SharedRelayLockStore",
+    "SnapshotKeyStore",
     "StaysOpenStore",
+    "StreamOrderOutboxStore",
     "UnorderedOutboxStore",
 ]
 
@@ -120,6 +138,117 @@ class StaysOpenStore(ToyEventStore):
 
     def close(self) -> None:
         """Do nothing: the bug."""
+
+
+class OffByOneReadStore(ToyEventStore):
+    """BROKEN ON PURPOSE: ``events(..., from_version=n)`` returns version n and the
+    events after it, one event too many (a ``>=`` where ``>`` belongs)."""
+
+    def events(
+        self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
+    ) -> list[RawEvent]:
+        """The stream from version ``from_version`` on, inclusive: the bug."""
+        later = super().events(aggregate_type, aggregate_id, from_version)
+        if from_version < 1:
+            return later
+        return super().events(aggregate_type, aggregate_id, from_version - 1)
+
+
+class _StreamOrderOutbox(ToyOutbox):
+    def _pending(self) -> list[_Record]:
+        return sorted(super()._pending(), key=lambda r: (r.aggregate_type, r.key, r.version))
+
+
+class StreamOrderOutboxStore(ToyEventStore):
+    """BROKEN ON PURPOSE: its outbox lists unpublished events grouped by stream (each
+    stream in version order), not in commit order."""
+
+    def outbox(self, name: str = "default") -> ToyOutbox:
+        """An outbox ordered by stream, then version: the bug."""
+        ordered = super().outbox(name)
+        return _StreamOrderOutbox(self._data, ordered.name)
+
+
+class SnapshotKeyStore(ToyEventStore):
+    """BROKEN ON PURPOSE: snapshots are keyed by ``str(id)``, so the streams ``42`` and
+    ``"42"`` of one type read and replace each other's snapshots."""
+
+    def _snapshot_key(self, aggregate_id: AggregateId) -> str:
+        """``str(id)``, which loses the id's type: the bug."""
+        return str(aggregate_id)
+
+
+class _OverMarkingOutbox(ToyOutbox):
+    def __init__(self, data: _Data, name: str) -> None:
+        super().__init__(data, name)
+        self._handed_out = 0
+
+    def unpublished_events(self, limit: int) -> list[RelayEvent]:
+        batch = super().unpublished_events(limit)
+        self._handed_out = max([self._handed_out, *(e.position for e in batch)])
+        return batch
+
+    def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
+        super().mark_events_as_published(events)
+        if events:
+            with self._data.lock:
+                self._data.marks.append((self.name, self._handed_out))
+
+
+class OverMarkingStore(ToyEventStore):
+    """BROKEN ON PURPOSE: marking events as published marks everything its outbox object
+    has handed out so far, so the unpublished rest of a batch is lost."""
+
+    def outbox(self, name: str = "default") -> ToyOutbox:
+        """An outbox that marks its whole last batch whatever it is given: the bug."""
+        ordered = super().outbox(name)
+        return _OverMarkingOutbox(self._data, ordered.name)
+
+
+class FirstSnapshotWinsStore(ToyEventStore):
+    """BROKEN ON PURPOSE: a snapshot at a version that already has one is lost (the
+    first one stays), as an insert that ignores conflicts instead of replacing would."""
+
+    def latest_snapshot(self, aggregate_type: str, aggregate_id: AggregateId) -> RawSnapshot | None:
+        """The highest version's first snapshot rather than its last: the bug."""
+        latest = super().latest_snapshot(aggregate_type, aggregate_id)
+        if latest is None:
+            return None
+        key = self._snapshot_key(aggregate_id)
+        with self._data.lock:
+            return next(
+                record.snapshot
+                for record in self._data.snapshots
+                if (record.aggregate_type, record.key) == (aggregate_type, key)
+                and record.snapshot.version == latest.version
+            )
+
+
+class _NonExclusiveRelayLock(ToyRelayLock):
+    def __init__(self, data: _Data, name: str) -> None:
+        super().__init__(data, name)
+        self._taken = False
+
+    def acquire(self, timeout: float = 0.0) -> bool:
+        self._taken = True
+        return True
+
+    def held(self) -> bool:
+        return self._taken
+
+    def release(self) -> None:
+        self._taken = False
+
+
+class SharedRelayLockStore(ToyEventStore):
+    """BROKEN ON PURPOSE: its relay locks are not exclusive: ``acquire`` always succeeds,
+    even while another lock holds the name."""
+
+    def relay_lock(self, name: str) -> ToyRelayLock:
+        """A lock that every caller gets at once: the bug."""
+        super().relay_lock(name)
+        return _NonExclusiveRelayLock(self._data, name)
+
 
 class RacyCheckThenWriteStore(ToyEventStore):
     """BROKEN ON PURPOSE: a non-atomic check-then-write. An append checks the expected

@@ -3,11 +3,13 @@
 Deliberately simple and slow, and shaped unlike ``esrc-memory`` (which keeps a dict
 of streams): a stream is whatever records carry its (type, id), its version is the
 number of them, and the outbox is the list itself, read past a relay's last mark.
+Relay locks are held within the process, like the data.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,7 +32,7 @@ from esrc_core import (
     encode_id,
 )
 
-__all__ = ["ToyEventStore", "ToyOutbox", "forget"]
+__all__ = ["ToyEventStore", "ToyOutbox", "ToyRelayLock", "forget"]
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,14 @@ class _SnapshotRecord:
 
 @dataclass
 class _Data:
-    """Everything one toy store holds: three append-only lists and a lock."""
+    """Everything one toy store holds: three append-only lists, the holders of its
+    relay locks by relay name, and a lock."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     records: list[_Record] = field(default_factory=list)
     snapshots: list[_SnapshotRecord] = field(default_factory=list)
     marks: list[tuple[str, int]] = field(default_factory=list)
+    relay_holders: dict[str, object] = field(default_factory=dict)
 
 
 _named: dict[str, _Data] = {}
@@ -108,8 +112,8 @@ class ToyEventStore(EventStore):
         if self._closed:
             raise StoreClosedError(f"{doing}: the store is closed")
 
-    # Validation and writing are separate steps so that the deliberately broken
-    # variants in esrc_toy.broken can each break exactly one of them.
+    # Validation, writing and keying snapshots are separate steps so that the
+    # deliberately broken variants in esrc_toy.broken can each break exactly one of them.
 
     def _validate(self, events: Sequence[RawEvent], doing: str) -> None:
         check_events(events, doing=doing)
@@ -136,6 +140,9 @@ class ToyEventStore(EventStore):
                     RawEvent(event.name, event.data, dict(event.metadata)),
                 )
             )
+
+    def _snapshot_key(self, aggregate_id: AggregateId) -> str:
+        return encode_id(aggregate_id)
 
     def _version(self, aggregate_type: str, key: str) -> int:
         return sum(
@@ -227,14 +234,16 @@ class ToyEventStore(EventStore):
                 raise SnapshotVersionError(
                     f"{doing}: version {snapshot.version} is outside 1..{version}"
                 )
-            self._data.snapshots.append(_SnapshotRecord(aggregate_type, key, snapshot))
+            self._data.snapshots.append(
+                _SnapshotRecord(aggregate_type, self._snapshot_key(aggregate_id), snapshot)
+            )
 
     def latest_snapshot(self, aggregate_type: str, aggregate_id: AggregateId) -> RawSnapshot | None:
         """See :meth:`esrc_core.EventStore.latest_snapshot`."""
         doing = f"toy: read snapshot of {aggregate_type} {aggregate_id!r}"
         self._check_open(doing)
         _check_type(aggregate_type, doing)
-        key = encode_id(check_id(aggregate_id, doing=doing))
+        key = self._snapshot_key(check_id(aggregate_id, doing=doing))
         latest: RawSnapshot | None = None
         with self._data.lock:
             for record in self._data.snapshots:
@@ -251,6 +260,12 @@ class ToyEventStore(EventStore):
         if not isinstance(name, str) or not name:
             raise ValueError("toy: a relay name must be a non-empty str")
         return ToyOutbox(self._data, name)
+
+    def relay_lock(self, name: str) -> ToyRelayLock:
+        """A lock on relay ``name``; see :class:`esrc_core.HasRelayLock`. It is held
+        within this process (which is where a toy store's data lives)."""
+        self._check_open(f"toy: lock relay {name!r}")
+        return ToyRelayLock(self._data, name)
 
     def close(self) -> None:
         """Nothing to release; a named store's data stays for the next open. Calling
@@ -296,3 +311,44 @@ class ToyOutbox:
             if last > len(self._data.records):
                 raise ValueError(f"toy: relay {self._name}: position {last} was never stored")
             self._data.marks.append((self._name, last))
+
+
+class ToyRelayLock:
+    """A :class:`esrc_core.RelayLock` on relay ``name`` of one toy store: at most one
+    lock object holds a name at a time, until it releases it (or the process ends)."""
+
+    def __init__(self, data: _Data, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("toy: a relay name must be a non-empty str")
+        self._data = data
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The relay name."""
+        return self._name
+
+    def _try(self) -> bool:
+        with self._data.lock:
+            return self._data.relay_holders.setdefault(self._name, self) is self
+
+    def acquire(self, timeout: float = 0.0) -> bool:
+        """See :meth:`esrc_core.RelayLock.acquire`: polls every 20 ms until ``timeout``."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while not self._try():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(0.02, left))
+        return True
+
+    def held(self) -> bool:
+        """See :meth:`esrc_core.RelayLock.held`."""
+        with self._data.lock:
+            return self._data.relay_holders.get(self._name) is self
+
+    def release(self) -> None:
+        """See :meth:`esrc_core.RelayLock.release`."""
+        with self._data.lock:
+            if self._data.relay_holders.get(self._name) is self:
+                del self._data.relay_holders[self._name]
