@@ -226,7 +226,6 @@ class OutboxAcceptance(StoreSuite):
             assert _ids(outbox.unpublished_events(limit)) == everything[:limit], limit
 
     @requires(Capability.OUTBOX)
-    @requires(Capability.OUTBOX)
     def test_out_of_range_limit_is_refused(self, store: EventStore) -> None:
         """A limit below 1 or beyond a signed 64-bit integer raises OutOfRangeError (a
         ValueError); the largest limit returns every unpublished event."""
@@ -237,6 +236,7 @@ class OutboxAcceptance(StoreSuite):
                 outbox.unpublished_events(limit)
         assert len(outbox.unpublished_events(INT64_MAX)) == 2
 
+    @requires(Capability.OUTBOX)
     def test_marking_is_idempotent_and_durable(self, store: EventStore) -> None:
         """Marked progress is seen by a new outbox object of the same name; marking
         the same events again changes nothing."""
