@@ -153,13 +153,23 @@ def test_a_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     assert "usage: esrc" in capsys.readouterr().err
 
 
-COMMANDS = ["demo", "events", "migrate", "plugins", "relay", "relays", "streams", "tail"]
+COMMANDS = [
+    "demo",
+    "events",
+    "migrate",
+    "new-backend",
+    "plugins",
+    "relay",
+    "relays",
+    "streams",
+    "tail",
+]
 
 
 def test_help_lists_every_command_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    listed = re.search(r"\{([a-z,]+)\}", out)
+    listed = re.search(r"\{([a-z,-]+)\}", out)
     assert listed is not None, out
     assert listed.group(1).split(",") == COMMANDS
 
