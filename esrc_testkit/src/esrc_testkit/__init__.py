@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         StoreModel,
         check_store_history,
         record_history,
+        record_history_async,
     )
     from esrc_testkit.inspection import InspectionAcceptance
     from esrc_testkit.late_commits import LateCommitAcceptance
@@ -91,6 +92,7 @@ __all__ = [
     "in_ci",
     "reachable_url",
     "record_history",
+    "record_history_async",
     "relay_events",
     "requires",
     "run_event_store_machine",
@@ -122,6 +124,7 @@ _HOME = {
     "StoreModel": "histories",
     "check_store_history": "histories",
     "record_history": "histories",
+    "record_history_async": "histories",
     "OutboxAcceptance": "outbox",
     "PublisherAcceptance": "publishers",
     "Received": "publishers",

@@ -7,7 +7,8 @@ loop of its own (:class:`LoopThread`) and waits for it, so the cases exercise th
 methods themselves, and the thread races become races between tasks on one loop. The
 repository cases get an :class:`~esrc_core.async_repository.AsyncRepository` behind the
 same kind of face. Then come the tests only the async API has: 64 tasks racing on one
-stream, cancellation in the middle of appends, and closing.
+stream, cancellation in the middle of appends, a concurrent history of 16 tasks checked
+for linearizability, and closing.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ from esrc_core.relay import EventStoreOutbox, HasOutbox
 from esrc_core.repository import Repository, RetryPolicy
 from esrc_core.store import EventStore
 
+from esrc_testkit.capabilities import requires
 from esrc_testkit.fixtures import StoreFactory, StoreSuite
+from esrc_testkit.histories import check_store_history, record_history_async
+from esrc_testkit.linearizability import Operation
 from esrc_testkit.locks import RelayLockAcceptance
 from esrc_testkit.machines import StateMachineAcceptance
 from esrc_testkit.outbox import OutboxAcceptance
@@ -471,6 +475,40 @@ class AsyncStoreSuite(StoreSuite):
             assert names in (["E0", "E9"], ["E0", "E1", "E2", "E3", "E9"]), (
                 f"stream {stream}: got {names}, want whole appends only"
             )
+
+    linearizability_tasks: ClassVar[int] = 16
+    """How many tasks run operations at once in the concurrent-history test."""
+    linearizability_operations: ClassVar[int] = 600
+    """How many operations they run in all (at most)."""
+    linearizability_seconds: ClassVar[float] = 2.0
+    """How long they run (at most)."""
+
+    @requires(Capability.THREADS)
+    def test_concurrent_tasks_history_is_linearizable(
+        self, async_store_factory: AsyncStoreFactory, loop_thread: LoopThread
+    ) -> None:
+        """Tasks on one loop run random operations through the async face (the outbox
+        and relay locks too, when declared): every stream and relay lock behaves as if
+        each operation took effect at one instant between its call and its return, and
+        the outbox passes the checks of
+        :func:`~esrc_testkit.histories.check_store_history`."""
+        store = self._open(async_store_factory, loop_thread)
+
+        async def record() -> list[Operation]:
+            try:
+                return await record_history_async(
+                    store,
+                    capabilities=self.capabilities,
+                    tasks=self.linearizability_tasks,
+                    operations=self.linearizability_operations,
+                    seconds=self.linearizability_seconds,
+                )
+            finally:
+                await store.close()
+
+        verdict = check_store_history(loop_thread.run(record()))
+        if not verdict:
+            pytest.fail(verdict.explain(), pytrace=False)
 
     def test_methods_after_close_raise_store_closed(
         self, async_store_factory: AsyncStoreFactory, loop_thread: LoopThread

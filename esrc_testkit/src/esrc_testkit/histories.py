@@ -1,12 +1,14 @@
-"""Concurrent histories of an event store: recorded from threads, checked for
-linearizability against a sequential model (see "Linearizability" in docs/plugins.md).
+"""Concurrent histories of an event store: recorded from threads or tasks, checked
+for linearizability against a sequential model (see "Linearizability" in
+docs/plugins.md).
 
 :func:`record_history` runs random operations from several threads against one store
 (adds, appends at an expected version, reads, snapshots, relay-lock acquire, release
 and held, outbox reads and marks) on a few streams whose ids collide on purpose
 (``42``, ``"42"``, a UUID, and ``42`` of a second type), and records each call's
-invocation and response times and result. :func:`check_store_history` checks such a
-history:
+invocation and response times and result; :func:`record_history_async` does the same
+from several tasks against an async store, with the same choices (one copy of them).
+:func:`check_store_history` checks either history:
 
 - **Exactly**, with :func:`~esrc_testkit.linearizability.check_linearizable` against
   :class:`StoreModel`: every stream (its events and latest snapshot) and every relay
@@ -25,15 +27,18 @@ history:
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
+from esrc_core.async_outbox import AsyncHasOutbox, AsyncHasRelayLock
+from esrc_core.async_store import AsyncEventStore
 from esrc_core.capabilities import Capability
 from esrc_core.errors import (
     AggregateAlreadyExists,
@@ -44,8 +49,8 @@ from esrc_core.errors import (
 )
 from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId, encode_id
-from esrc_core.locks import HasRelayLock, RelayLock
-from esrc_core.relay import EventStoreOutbox, HasOutbox, RelayEvent, message_id
+from esrc_core.locks import HasRelayLock
+from esrc_core.relay import HasOutbox, RelayEvent, message_id
 from esrc_core.store import EventStore
 
 from esrc_testkit.capabilities import requires
@@ -60,6 +65,7 @@ __all__ = [
     "StoreModel",
     "check_store_history",
     "record_history",
+    "record_history_async",
 ]
 
 STREAMS: tuple[tuple[str, AggregateId], ...] = (
@@ -230,74 +236,190 @@ def _version_needed(op: Operation) -> int:
 _ABSENT = ("AggregateNotFound", "OptimisticConcurrencyError", UNKNOWN)
 
 
+# --- recording: one copy of the choices, run by threads or by tasks --------------------
+#
+# A worker's operations are generators (plans) that yield each call they want made as a
+# _Call and get its recorded result back. They choose, build the arguments, and learn
+# from results; they never call the store. Two small runners make the calls: _run from
+# a thread on a sync store, _run_async from a task on an async store. The sync and async
+# faces (EventStore and AsyncEventStore, their outboxes and relay locks) share their
+# method names, so a _Call names the method and each runner calls or awaits it.
+
+
+def _done(returned: object) -> str:
+    """The result of a write that returned: :data:`OK`."""
+    return OK
+
+
+def _same(returned: Any) -> Any:
+    """The returned value itself, as the result (``contains``, ``acquire``, ``held``)."""
+    return returned
+
+
+def _tokens(events: Iterable[RawEvent]) -> tuple[str, ...]:
+    """A read's result: the tokens of the events it returned."""
+    return tuple(e.data.decode() for e in events)
+
+
+def _snapshot(found: RawSnapshot | None) -> tuple[int, str] | None:
+    """A ``latest_snapshot``'s result: (version, token), or ``None``."""
+    return None if found is None else (found.version, found.data.decode())
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One operation a plan asks its runner to make and record: the operation as the
+    model knows it (``name``, ``args``, ``key``), and how to make it: ``target.method(
+    *call_args)`` (awaited on an async face), its return value turned into the result
+    by ``convert``."""
+
+    name: str
+    args: tuple[Any, ...]
+    key: Hashable
+    target: Any
+    method: str
+    call_args: tuple[Any, ...] = ()
+    convert: Callable[[Any], Any] = _done
+
+
+_Plan = Generator[_Call, Any, None]
+"""A worker's operations: yields each call, gets its recorded result back."""
+
+
 @dataclass
 class _Recorder:
-    """What the threads of one run share: the store, the clock and the records."""
+    """What the workers of one run share: the store (an
+    :class:`~esrc_core.store.EventStore` or an
+    :class:`~esrc_core.async_store.AsyncEventStore`), the settings and the records."""
 
-    store: EventStore
+    store: Any
     snapshots_on: bool
     outbox_on: bool
     locks_on: bool
-    lock_names: tuple[str, ...]
     deadline: float
-    per_thread: int
+    per_worker: int
     seed: int
+    lock_names: tuple[str, ...] = ()
     operations: list[Operation] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def call(
-        self,
-        process: str,
-        name: str,
-        args: tuple[Any, ...],
-        key: Hashable,
-        run: Callable[[], Any],
-    ) -> Any:
-        """Run ``run``, record it as operation ``name``, and return its result (or
-        the name of the expected error it raised)."""
-        invoke = time.perf_counter_ns()
-        result: Any
-        try:
-            result = run()
-        except _EXPECTED_ERRORS as err:
-            result = type(err).__name__
-        except StoreUnavailableError:
-            result = UNKNOWN
-        except Exception as err:
-            err.add_note(f"in {process}: {name}{args!r} on {key!r}")
-            raise
+    @classmethod
+    def start(
+        cls,
+        store: Any,
+        have: Iterable[str],
+        *,
+        outbox: type[Any],
+        relay_lock: type[Any],
+        workers: int,
+        operations: int,
+        seconds: float,
+        seed: int | None,
+    ) -> _Recorder:
+        """A recorder for ``workers`` workers on ``store``; ``outbox`` and
+        ``relay_lock`` are the protocols (sync or async) ``store`` must implement when
+        ``have`` names those capabilities."""
+        have = set(have)
+        recorder = cls(
+            store,
+            snapshots_on=Capability.SNAPSHOTS in have,
+            outbox_on=Capability.OUTBOX in have,
+            locks_on=Capability.RELAY_LOCK in have,
+            deadline=time.monotonic() + seconds,
+            per_worker=max(1, operations // workers),
+            seed=random.randrange(2**32) if seed is None else seed,
+        )
+        if recorder.outbox_on:
+            assert isinstance(store, outbox), f"{store!r} declares outbox but has none"
+        if recorder.locks_on:
+            assert isinstance(store, relay_lock), f"{store!r} declares relay-lock but has none"
+            tag = uuid.uuid4().hex[:8]
+            recorder.lock_names = (f"lin-{tag}-a", f"lin-{tag}-b")
+        return recorder
+
+    def failed(self, process: str, call: _Call, err: Exception) -> Any:
+        """The result of ``call`` that raised ``err``: the name of an error the contract
+        names, :data:`~esrc_testkit.linearizability.UNKNOWN` for a transient one; any
+        other error is raised again, with a note naming the operation."""
+        if isinstance(err, _EXPECTED_ERRORS):
+            return type(err).__name__
+        if isinstance(err, StoreUnavailableError):
+            return UNKNOWN
+        err.add_note(f"in {process}: {call.name}{call.args!r} on {call.key!r}")
+        raise err
+
+    def record(self, process: str, call: _Call, result: Any, invoke: int) -> None:
+        """Keep ``call``, invoked at ``invoke``, as an operation that returned now."""
         response = time.perf_counter_ns()
+        op = Operation(process, call.name, call.args, result, invoke, response, call.key)
         with self.lock:
-            self.operations.append(Operation(process, name, args, result, invoke, response, key))
-        return result
+            self.operations.append(op)
+
+    def history(self) -> list[Operation]:
+        """The operations recorded, by invocation time."""
+        return sorted(self.operations, key=lambda op: op.invoke)
+
+
+def _run(recorder: _Recorder, process: str, plan: _Plan) -> None:
+    """Make and record ``plan``'s calls from this thread, on a sync store."""
+    result: Any = None
+    while True:
+        try:
+            call = plan.send(result)
+        except StopIteration:
+            return
+        invoke = time.perf_counter_ns()
+        try:
+            result = call.convert(getattr(call.target, call.method)(*call.call_args))
+        except Exception as err:
+            result = recorder.failed(process, call, err)
+        recorder.record(process, call, result, invoke)
+        time.sleep(0)  # let the other threads in between any two operations
+
+
+async def _run_async(recorder: _Recorder, process: str, plan: _Plan) -> None:
+    """Make and record ``plan``'s calls from this task, on an async store."""
+    result: Any = None
+    while True:
+        try:
+            call = plan.send(result)
+        except StopIteration:
+            return
+        invoke = time.perf_counter_ns()
+        try:
+            result = call.convert(await getattr(call.target, call.method)(*call.call_args))
+        except Exception as err:
+            result = recorder.failed(process, call, err)
+        recorder.record(process, call, result, invoke)
+        await asyncio.sleep(0)  # let the other tasks in between any two operations
 
 
 class _Worker:
-    """One thread's random operations."""
+    """One thread's or task's random operations, as plans."""
 
-    def __init__(self, recorder: _Recorder, index: int, *, process: str = "") -> None:
+    def __init__(self, recorder: _Recorder, index: int, process: str, *, relay: bool) -> None:
         self.r = recorder
         self.index = index
-        self.process = process or f"t{index}"
+        self.process = process
         self.rng = random.Random(recorder.seed * 1_000 + index)
         self.known = dict.fromkeys(range(len(STREAMS)), 1)
         self.count = 0
-        self.locks: dict[str, RelayLock] = {}
         store = recorder.store
+        self.locks: dict[str, Any] = {}
         if recorder.locks_on:
-            assert isinstance(store, HasRelayLock)
             self.locks = {name: store.relay_lock(name) for name in recorder.lock_names}
-        self.outboxes: dict[str, EventStoreOutbox] = {}
+        self.outboxes: dict[str, Any] = {}
         if recorder.outbox_on:
-            assert isinstance(store, HasOutbox)
-            names = (_OBSERVER, _RELAY) if index == 0 else (_OBSERVER,)
+            names = (_OBSERVER, _RELAY) if relay else (_OBSERVER,)
             self.outboxes = {name: store.outbox(name) for name in names}
 
     def tokens(self, count: int) -> tuple[str, ...]:
         self.count += 1
         return tuple(f"{self.index}.{self.count}{'abc'[n]}" for n in range(count))
 
-    def run(self) -> None:
+    def plan(self) -> _Plan:
+        """Random operations until the run's share or its time is used up, then a
+        release of every relay lock."""
         kinds = ["add", "append", "append", "append", "read", "read", "contains"]
         if self.r.snapshots_on:
             kinds += ["snapshot", "latest_snapshot"]
@@ -305,15 +427,24 @@ class _Worker:
             kinds += ["acquire", "acquire", "release", "held"]
         if self.outboxes:
             kinds += ["observe"] + (["relay", "relay"] if _RELAY in self.outboxes else [])
-        try:
-            for _ in range(self.r.per_thread):
-                if time.monotonic() > self.r.deadline:
-                    break
-                getattr(self, f"_{self.rng.choice(kinds)}")()
-                time.sleep(0)  # let the other threads in between any two operations
-        finally:
-            for name in self.locks:
-                self._release(name)
+        for _ in range(self.r.per_worker):
+            if time.monotonic() > self.r.deadline:
+                break
+            yield from getattr(self, f"_{self.rng.choice(kinds)}")()
+        for name in self.locks:
+            yield from self._release(name)
+
+    def final_plan(self) -> _Plan:
+        """Once every worker is done: read every stream and snapshot, read the whole
+        outbox, and drain it as a relay."""
+        for index in range(len(STREAMS)):
+            yield from self.read(index, 0)
+            if self.r.snapshots_on:
+                yield from self.latest_snapshot(index)
+        if self.outboxes:
+            yield from self._read_outbox(self.outboxes[_OBSERVER], EVERYTHING)
+            while (yield from self._relay_batch(self.outboxes[_RELAY], 50)):
+                pass
 
     def _pick(self) -> tuple[int, str, AggregateId, Hashable]:
         index = self.rng.randrange(len(STREAMS))
@@ -323,137 +454,107 @@ class _Worker:
     def _raw(self, tokens: tuple[str, ...]) -> list[RawEvent]:
         return [RawEvent("Happened", t.encode(), {"by": self.process}) for t in tokens]
 
-    def _add(self) -> None:
+    def _store(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        key: Hashable,
+        method: str,
+        call_args: tuple[Any, ...],
+        *,
+        convert: Callable[[Any], Any] = _done,
+    ) -> _Call:
+        return _Call(name, args, key, self.r.store, method, call_args, convert)
+
+    def _add(self) -> _Plan:
         _, kind, ident, key = self._pick()
         tokens = self.tokens(self.rng.randint(1, 2))
-        events = self._raw(tokens)
-        self.r.call(
-            self.process,
-            "add",
-            (tokens,),
-            key,
-            _ok(lambda: self.r.store.add_aggregate(kind, ident, events)),
-        )
+        yield self._store("add", (tokens,), key, "add_aggregate", (kind, ident, self._raw(tokens)))
 
-    def _append(self) -> None:
+    def _append(self) -> _Plan:
         index, kind, ident, key = self._pick()
-        expected = self.known[index] + self.rng.choice((0, 0, 0, 0, -1, 1))
-        expected = max(expected, 0)
+        expected = max(self.known[index] + self.rng.choice((0, 0, 0, 0, -1, 1)), 0)
         tokens = self.tokens(self.rng.randint(1, 2))
         events = self._raw(tokens)
-        result = self.r.call(
-            self.process,
-            "append",
-            (expected, tokens),
-            key,
-            _ok(lambda: self.r.store.append_events(kind, ident, expected, events)),
-        )
+        args = (kind, ident, expected, events)
+        result = yield self._store("append", (expected, tokens), key, "append_events", args)
         if result == OK:
             self.known[index] = expected + len(tokens)
 
-    def _read(self) -> None:
-        self.read(self._pick()[0], self.rng.choice((0, 0, 1)))
+    def _read(self) -> _Plan:
+        yield from self.read(self._pick()[0], self.rng.choice((0, 0, 1)))
 
-    def read(self, index: int, start: int) -> None:
+    def read(self, index: int, start: int) -> _Plan:
         """Read stream ``index`` from ``start``."""
         kind, ident = STREAMS[index]
         key = _stream(kind, ident)
-
-        def read() -> tuple[str, ...]:
-            return tuple(e.data.decode() for e in self.r.store.events(kind, ident, start))
-
-        result = self.r.call(self.process, "read", (start,), key, read)
+        result = yield self._store(
+            "read", (start,), key, "events", (kind, ident, start), convert=_tokens
+        )
         if isinstance(result, tuple):
             self.known[index] = start + len(result)
 
-    def _contains(self) -> None:
+    def _contains(self) -> _Plan:
         _, kind, ident, key = self._pick()
-        self.r.call(
-            self.process, "contains", (), key, lambda: self.r.store.contains_aggregate(kind, ident)
-        )
+        yield self._store("contains", (), key, "contains_aggregate", (kind, ident), convert=_same)
 
-    def _snapshot(self) -> None:
+    def _snapshot(self) -> _Plan:
         index, kind, ident, key = self._pick()
         version = self.rng.randint(1, self.known[index] + 1)
         (token,) = self.tokens(1)
         snap = RawSnapshot(version, token.encode())
-        self.r.call(
-            self.process,
-            "snapshot",
-            (version, token),
-            key,
-            _ok(lambda: self.r.store.add_snapshot(kind, ident, snap)),
-        )
+        yield self._store("snapshot", (version, token), key, "add_snapshot", (kind, ident, snap))
 
-    def _latest_snapshot(self) -> None:
-        self.latest_snapshot(self._pick()[0])
+    def _latest_snapshot(self) -> _Plan:
+        yield from self.latest_snapshot(self._pick()[0])
 
-    def latest_snapshot(self, index: int) -> None:
+    def latest_snapshot(self, index: int) -> _Plan:
         """Read stream ``index``'s latest snapshot."""
         kind, ident = STREAMS[index]
         key = _stream(kind, ident)
+        yield self._store(
+            "latest_snapshot", (), key, "latest_snapshot", (kind, ident), convert=_snapshot
+        )
 
-        def latest() -> tuple[int, str] | None:
-            found = self.r.store.latest_snapshot(kind, ident)
-            return None if found is None else (found.version, found.data.decode())
+    def _lock_call(self, name: str, operation: str, *call_args: Any) -> _Call:
+        convert = _done if operation == "release" else _same
+        return _Call(operation, (), ("lock", name), self.locks[name], operation, call_args, convert)
 
-        self.r.call(self.process, "latest_snapshot", (), key, latest)
+    def _acquire(self) -> _Plan:
+        yield self._lock_call(self.rng.choice(sorted(self.locks)), "acquire", 0.0)
 
-    def _lock(self) -> tuple[str, RelayLock]:
-        name = self.rng.choice(sorted(self.locks))
-        return name, self.locks[name]
+    def _release(self, name: str | None = None) -> _Plan:
+        yield self._lock_call(name or self.rng.choice(sorted(self.locks)), "release")
 
-    def _acquire(self) -> None:
-        name, lock = self._lock()
-        self.r.call(self.process, "acquire", (), ("lock", name), lambda: lock.acquire(0.0))
+    def _held(self) -> _Plan:
+        yield self._lock_call(self.rng.choice(sorted(self.locks)), "held")
 
-    def _release(self, name: str | None = None) -> None:
-        name, lock = self._lock() if name is None else (name, self.locks[name])
-        self.r.call(self.process, "release", (), ("lock", name), _ok(lock.release))
+    def _observe(self) -> _Plan:
+        yield from self._read_outbox(self.outboxes[_OBSERVER], EVERYTHING)
 
-    def _held(self) -> None:
-        name, lock = self._lock()
-        self.r.call(self.process, "held", (), ("lock", name), lock.held)
+    def _relay(self) -> _Plan:
+        yield from self._relay_batch(self.outboxes[_RELAY], self.rng.randint(1, 4))
 
-    def _observe(self) -> None:
-        _read_outbox(self.r, self.process, self.outboxes[_OBSERVER], EVERYTHING)
+    def _read_outbox(self, outbox: Any, limit: int) -> Generator[_Call, Any, list[RelayEvent]]:
+        """Read ``outbox``, recorded with (message id, token) pairs; the events read."""
+        events: list[RelayEvent] = []
 
-    def _relay(self) -> None:
-        _relay_batch(self.r, self.process, self.outboxes[_RELAY], self.rng.randint(1, 4))
+        def keep(found: list[RelayEvent]) -> tuple[tuple[str, str], ...]:
+            events.extend(found)
+            return tuple((e.message_id, e.event.data.decode()) for e in found)
 
+        key = ("outbox", outbox.name)
+        yield _Call("outbox_read", (limit,), key, outbox, "unpublished_events", (limit,), keep)
+        return events
 
-def _ok(run: Callable[[], object]) -> Callable[[], str]:
-    """``run`` returning :data:`OK` instead of ``None``."""
-
-    def done() -> str:
-        run()
-        return OK
-
-    return done
-
-
-def _read_outbox(
-    r: _Recorder, process: str, outbox: EventStoreOutbox, limit: int
-) -> list[RelayEvent]:
-    """Read ``outbox`` as an operation recorded with (message id, token) pairs."""
-    events: list[RelayEvent] = []
-
-    def read() -> tuple[tuple[str, str], ...]:
-        events.extend(outbox.unpublished_events(limit))
-        return tuple((e.message_id, e.event.data.decode()) for e in events)
-
-    r.call(process, "outbox_read", (limit,), ("outbox", outbox.name), read)
-    return events
-
-
-def _relay_batch(r: _Recorder, process: str, outbox: EventStoreOutbox, limit: int) -> int:
-    """Read a batch of ``outbox`` and mark it, as a relay does; the batch's size."""
-    batch = _read_outbox(r, process, outbox, limit)
-    if batch:
-        ids = tuple(e.message_id for e in batch)
-        call = _ok(lambda: outbox.mark_events_as_published(batch))
-        r.call(process, "outbox_mark", (ids,), ("outbox", outbox.name), call)
-    return len(batch)
+    def _relay_batch(self, outbox: Any, limit: int) -> Generator[_Call, Any, int]:
+        """Read a batch of ``outbox`` and mark it, as a relay does; the batch's size."""
+        batch = yield from self._read_outbox(outbox, limit)
+        if batch:
+            ids = tuple(e.message_id for e in batch)
+            key = ("outbox", outbox.name)
+            yield _Call("outbox_mark", (ids,), key, outbox, "mark_events_as_published", (batch,))
+        return len(batch)
 
 
 def record_history(
@@ -477,38 +578,71 @@ def record_history(
     :data:`~esrc_testkit.linearizability.UNKNOWN`; any other error is raised, with a
     note naming the operation.
     """
-    have = set(capabilities)
-    tag = uuid.uuid4().hex[:8]
-    recorder = _Recorder(
+    recorder = _Recorder.start(
         store,
-        snapshots_on=Capability.SNAPSHOTS in have,
-        outbox_on=Capability.OUTBOX in have,
-        locks_on=Capability.RELAY_LOCK in have,
-        lock_names=(f"lin-{tag}-a", f"lin-{tag}-b"),
-        deadline=time.monotonic() + seconds,
-        per_thread=max(1, operations // threads),
-        seed=random.randrange(2**32) if seed is None else seed,
+        capabilities,
+        outbox=HasOutbox,
+        relay_lock=HasRelayLock,
+        workers=threads,
+        operations=operations,
+        seconds=seconds,
+        seed=seed,
     )
     barrier = threading.Barrier(threads, timeout=120)
 
     def work(index: int) -> None:
-        worker = _Worker(recorder, index)
+        worker = _Worker(recorder, index, f"t{index}", relay=index == 0)
         barrier.wait()
-        worker.run()
+        _run(recorder, worker.process, worker.plan())
 
     run_in_threads(threads, work, barrier=barrier)
-    final = _Worker(recorder, threads, process="final")
-    for index in range(len(STREAMS)):
-        final.read(index, 0)
-        if recorder.snapshots_on:
-            final.latest_snapshot(index)
-    if recorder.outbox_on:
-        assert isinstance(store, HasOutbox)
-        _read_outbox(recorder, "final", store.outbox(_OBSERVER), EVERYTHING)
-        relay = store.outbox(_RELAY)
-        while _relay_batch(recorder, "final", relay, 50):
-            pass
-    return sorted(recorder.operations, key=lambda op: op.invoke)
+    final = _Worker(recorder, threads, "final", relay=True)
+    _run(recorder, final.process, final.final_plan())
+    return recorder.history()
+
+
+async def record_history_async(
+    store: AsyncEventStore,
+    *,
+    capabilities: Iterable[str] = (),
+    tasks: int = 16,
+    operations: int = 600,
+    seconds: float = 2.0,
+    seed: int | None = None,
+) -> list[Operation]:
+    """:func:`record_history` on an async store: the same operations, from ``tasks``
+    tasks on the running event loop (processes ``task0``, ``task1``, ...), each call's
+    invocation and response taken around its ``await``; the outbox and relay locks are
+    the store's async ones (:class:`~esrc_core.async_outbox.AsyncHasOutbox`,
+    :class:`~esrc_core.async_outbox.AsyncHasRelayLock`). Check the history with
+    :func:`check_store_history`. ``store`` must be new and empty; it is left open.
+
+    An error the contract does not name cancels the other tasks and is raised, with a
+    note naming the operation.
+    """
+    recorder = _Recorder.start(
+        store,
+        capabilities,
+        outbox=AsyncHasOutbox,
+        relay_lock=AsyncHasRelayLock,
+        workers=tasks,
+        operations=operations,
+        seconds=seconds,
+        seed=seed,
+    )
+    workers = [_Worker(recorder, i, f"task{i}", relay=i == 0) for i in range(tasks)]
+    try:
+        async with asyncio.TaskGroup() as group:
+            for worker in workers:
+                group.create_task(_run_async(recorder, worker.process, worker.plan()))
+    except ExceptionGroup as errors:
+        first, *others = errors.exceptions
+        for other in others:
+            first.add_note(f"also: {type(other).__name__}: {other}")
+        raise first from None
+    final = _Worker(recorder, tasks, "final", relay=True)
+    await _run_async(recorder, final.process, final.final_plan())
+    return recorder.history()
 
 
 def check_store_history(
