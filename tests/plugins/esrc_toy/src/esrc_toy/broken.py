@@ -28,14 +28,17 @@ use them for anything else.
   succeeds, so two relays of one name run at once.
 - :class:`RacyCheckThenWriteStore` (``toy-racycheck://``): an append checks the
   expected version, lets the lock go for a moment, then writes, so two writers that
-  both saw version N both append (only under concurrency).
+  both saw version N both append (only under concurrency: threads, or tasks when its
+  async face runs it through a bridge, where the moment is a wait on the loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator, Sequence
 
+from esrc_core.bridge import GREENLETS
 from esrc_core.store import check_page_size
 
 from esrc_core import AggregateId, RawEvent, RawSnapshot, RelayEvent, check_events
@@ -261,6 +264,16 @@ class RacyCheckThenWriteStore(ToyEventStore):
         super()._check_expected(current, expected, doing)
         self._data.lock.release()
         try:
-            time.sleep(0.001)
+            _pause(0.001)
         finally:
             self._data.lock.acquire()
+
+
+def _pause(seconds: float) -> None:
+    """Wait ``seconds`` as a store waiting on I/O does: on the event loop when the call
+    runs through a bridge (an async face such as ``BridgedEventStore``, so other tasks
+    run meanwhile), else in this thread."""
+    try:
+        GREENLETS.wait(asyncio.sleep(seconds))
+    except RuntimeError:  # not inside a bridge's run: a thread of its own
+        time.sleep(seconds)
