@@ -14,6 +14,22 @@ from esrc_core import EventStore, open_event_store, plugins
 from esrc_testkit import EventStoreAcceptance, LateCommitAcceptance, capabilities_of
 
 
+def _stores(scheme: str) -> Iterator[Callable[[], EventStore]]:
+    """A factory of ``scheme://`` stores, each under a new name, whose data is
+    forgotten when the fixture ends."""
+    opened: list[EventStore] = []
+
+    def open_empty() -> EventStore:
+        opened.append(open_event_store(f"{scheme}://{uuid.uuid4().hex}"))
+        return opened[-1]
+
+    yield open_empty
+    for store in opened:
+        store.close()
+        assert isinstance(store, ToyEventStore)
+        forget(store.name)
+
+
 class TestToyStore(EventStoreAcceptance):
     """``toy://name`` with the capabilities its descriptor declares."""
 
@@ -22,17 +38,7 @@ class TestToyStore(EventStoreAcceptance):
     @pytest.fixture
     def store_factory(self) -> Iterator[Callable[[], EventStore]]:
         """Each call opens a store under a new name; the data is forgotten afterwards."""
-        opened: list[EventStore] = []
-
-        def open_empty() -> EventStore:
-            opened.append(open_event_store(f"toy://{uuid.uuid4().hex}"))
-            return opened[-1]
-
-        yield open_empty
-        for store in opened:
-            store.close()
-            assert isinstance(store, ToyEventStore)
-            forget(store.name)
+        yield from _stores("toy")
 
     def reopen(self, store: EventStore) -> EventStore:
         """Open the same URL again."""
@@ -50,17 +56,7 @@ class TestLateToyStore(LateCommitAcceptance):
     @pytest.fixture
     def store_factory(self) -> Iterator[Callable[[], EventStore]]:
         """Each call opens a store under a new name; the data is forgotten afterwards."""
-        opened: list[EventStore] = []
-
-        def open_empty() -> EventStore:
-            opened.append(open_event_store(f"toy-late://{uuid.uuid4().hex}"))
-            return opened[-1]
-
-        yield open_empty
-        for store in opened:
-            store.close()
-            assert isinstance(store, ToyEventStore)
-            forget(store.name)
+        yield from _stores("toy-late")
 
 
 def test_toy_backend_is_discovered_through_its_entry_point() -> None:
