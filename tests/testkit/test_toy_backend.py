@@ -81,6 +81,7 @@ def test_toy_backend_is_discovered_through_its_entry_point() -> None:
         "toy-keepsnapshot",
         "toy-sharedlock",
         "toy-racycheck",
+        "toy-splitunits",
         "toy-late",
         "toy-lateskip",
     }

@@ -22,11 +22,13 @@ from esrc_core.async_outbox import (
 from esrc_core.async_relay import AsyncRelay, InlinePublisher
 from esrc_core.async_repository import AsyncRepository
 from esrc_core.async_store import (
+    AsyncAtomicAppends,
     AsyncEventStore,
     AsyncStreamingStore,
     Bridged,
     BridgedEventStore,
 )
+from esrc_core.atomic_appends import AtomicAppends, StreamAppend, check_appends
 from esrc_core.backoff import Backoff
 from esrc_core.bridge import GREENLETS, Bridge, GreenletBridge
 from esrc_core.capabilities import (
@@ -91,6 +93,7 @@ from esrc_core.relay import (
 )
 from esrc_core.repository import Repository, RetryPolicy
 from esrc_core.store import EventStore, StreamingStore
+from esrc_core.unit_of_work import AsyncUnitOfWork, UnitOfWork
 from esrc_core.urls import mask_url
 
 __all__ = [
@@ -102,6 +105,7 @@ __all__ = [
     "AggregateNotFound",
     "AggregateRequiresEvents",
     "AmbiguousBackendError",
+    "AsyncAtomicAppends",
     "AsyncBatchPublisher",
     "AsyncCloseable",
     "AsyncEventStore",
@@ -114,7 +118,9 @@ __all__ = [
     "AsyncRelayLock",
     "AsyncRepository",
     "AsyncStreamingStore",
+    "AsyncUnitOfWork",
     "AsyncWaitingOutbox",
+    "AtomicAppends",
     "Backend",
     "BackendConfigError",
     "BackendUnavailableError",
@@ -167,12 +173,15 @@ __all__ = [
     "SnapshotVersionError",
     "StoreClosedError",
     "StoreUnavailableError",
+    "StreamAppend",
     "StreamInfo",
     "StreamingFactory",
     "StreamingStore",
+    "UnitOfWork",
     "UnknownBackendError",
     "UnknownEventError",
     "WaitingOutbox",
+    "check_appends",
     "check_events",
     "check_id",
     "decode_id",

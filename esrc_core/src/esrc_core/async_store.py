@@ -20,6 +20,7 @@ from esrc_core.async_outbox import (
     sync_outbox,
     sync_relay_lock,
 )
+from esrc_core.atomic_appends import AtomicAppends, StreamAppend
 from esrc_core.bridge import GREENLETS, Bridge
 from esrc_core.capabilities import Capability, offered, require
 from esrc_core.closing import AsyncCloseable
@@ -31,6 +32,7 @@ from esrc_core.relay import EventStoreOutbox, HasOutbox
 from esrc_core.store import EventStore, StreamingStore, check_page_size
 
 __all__ = [
+    "AsyncAtomicAppends",
     "AsyncEventStore",
     "AsyncStreamingStore",
     "Bridged",
@@ -128,6 +130,18 @@ class AsyncStreamingStore(Protocol):
     ) -> tuple[RawSnapshot | None, AsyncIterator[RawEvent]]:
         """:meth:`StreamingStore.load_stream
         <esrc_core.store.StreamingStore.load_stream>`."""
+        ...
+
+
+@runtime_checkable
+class AsyncAtomicAppends(Protocol):
+    """:class:`~esrc_core.atomic_appends.AtomicAppends`'s contract on an async store
+    (capability ``units-of-work``): the same guarantees, the method a coroutine. A
+    task cancelled during it leaves every part stored or none."""
+
+    async def append_streams(self, appends: Sequence[StreamAppend]) -> None:
+        """:meth:`AtomicAppends.append_streams
+        <esrc_core.atomic_appends.AtomicAppends.append_streams>`."""
         ...
 
 
@@ -346,6 +360,14 @@ class BridgedEventStore(AsyncEventStore):
         )
         return found, _chunks(self._bridge, iterator)
 
+    async def append_streams(self, appends: Sequence[StreamAppend]) -> None:
+        """Append to several streams atomically; see :class:`AsyncAtomicAppends`.
+        Raises :class:`~esrc_core.errors.NotSupportedError` when the sync store does
+        not offer the ``units-of-work`` capability."""
+        doing = "append to several streams"
+        atomic = require(self._sync, Capability.UNITS_OF_WORK, doing, AtomicAppends)
+        await self._call(doing, atomic.append_streams, appends)
+
     def outbox(self, name: str = "default") -> AsyncEventStoreOutbox:
         """The async face (:class:`~esrc_core.async_outbox.AsyncEventStoreOutbox`) of
         the sync store's outbox ``name``, with read-ahead and wait when that has them.
@@ -416,6 +438,15 @@ class _Waiting(EventStore):
         self._wait(self._store.close())
 
 
+class _WaitingAtomic(_Waiting):
+    """A :class:`_Waiting` face of a native async store that appends to several
+    streams atomically (:class:`AsyncAtomicAppends`)."""
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> None:
+        store = cast(AsyncAtomicAppends, self._store)
+        self._wait(store.append_streams(appends))
+
+
 class _WaitingOutbox(_Waiting):
     """A :class:`_Waiting` face of a native async store with outboxes."""
 
@@ -443,7 +474,9 @@ def sync_face(store: AsyncEventStore | Bridged) -> tuple[EventStore, Bridge]:
             f"expected an AsyncEventStore, got {type(store).__name__}; a sync EventStore "
             "goes to Repository, or to BridgedEventStore when its I/O waits through a bridge"
         )
-    face = _Waiting
+    face: type[_Waiting] = _Waiting
     if isinstance(store, AsyncHasOutbox):
         face = _WaitingRelay if isinstance(store, AsyncHasRelayLock) else _WaitingOutbox
+    if isinstance(store, AsyncAtomicAppends):
+        face = type(f"{face.__name__}Atomic", (face, _WaitingAtomic), {})
     return face(store, GREENLETS), GREENLETS

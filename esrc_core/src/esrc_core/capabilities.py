@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
+from esrc_core.atomic_appends import AtomicAppends
 from esrc_core.errors import NotSupportedError
 from esrc_core.inspection import Inspectable
 from esrc_core.late_commits import HoldsCommits
@@ -98,6 +99,10 @@ class Capability(enum.StrEnum):
     appends commit before it (:class:`~esrc_core.late_commits.HoldsCommits`): the
     testkit's late-commit tests provoke the classic outbox bug through it. A store
     whose writes take turns cannot offer it."""
+    UNITS_OF_WORK = "units-of-work"
+    """A store that appends to several streams in one atomic operation, each at its own
+    expected version (:class:`~esrc_core.atomic_appends.AtomicAppends`): what
+    :class:`~esrc_core.unit_of_work.UnitOfWork` saves through."""
     BATCH = "batch"
     """A publisher that delivers many events at once
     (:class:`~esrc_core.relay.BatchPublisher`)."""
@@ -126,6 +131,7 @@ CAPABILITIES: Mapping[Capability, CapabilitySpec] = {
     Capability.MIGRATE: CapabilitySpec("store", "store", Migratable),
     Capability.STREAMING: CapabilitySpec("store", "store", StreamingStore),
     Capability.HOLD_COMMITS: CapabilitySpec("store", "store", HoldsCommits),
+    Capability.UNITS_OF_WORK: CapabilitySpec("store", "store", AtomicAppends),
     Capability.BATCH: CapabilitySpec("publisher", "publisher", BatchPublisher),
 }
 """Each capability's row; the only place a capability meets its protocol."""

@@ -369,6 +369,24 @@ class Repository(Generic[T]):
         )
         return [self.registry.to_raw(event, meta) for event in changes]
 
+    def pending_events(
+        self, aggregate: T, *, metadata: Mapping[str, str] | None = None, doing: str = "save"
+    ) -> list[RawEvent]:
+        """The aggregate's changes as the raw events :meth:`add` or :meth:`update` would
+        store (the repository's metadata, then ``metadata``), for code that stores them
+        itself, as :class:`~esrc_core.unit_of_work.UnitOfWork` does in one atomic
+        append with other aggregates'. Raises
+        :class:`~esrc_core.errors.AggregateRequiresEvents` (saying ``doing``) when
+        there are none. Stores nothing; call :meth:`mark_saved` once they are stored."""
+        return self._raw_changes(aggregate, metadata, doing=doing)
+
+    def mark_saved(self, aggregate: T, count: int) -> None:
+        """After ``count`` events of :meth:`pending_events` were stored: what
+        :meth:`add` and :meth:`update` do after their append (tell the aggregate its
+        changes are committed, take a snapshot when the policy says so; a failed
+        snapshot is logged)."""
+        self._committed(aggregate, count)
+
     def _committed(self, aggregate: T, count: int) -> None:
         before = aggregate.initial_version
         aggregate.mark_changes_committed()

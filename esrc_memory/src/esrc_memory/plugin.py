@@ -79,6 +79,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.INSPECT,
                     Capability.STREAMING,
                     Capability.READ_AHEAD,
+                    Capability.UNITS_OF_WORK,
                 }
             ),
             description="in-process event store with outbox (memory:// or memory://name)",

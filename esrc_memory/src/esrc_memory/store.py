@@ -9,6 +9,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from esrc_core.atomic_appends import StreamAppend, check_appends
 from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
@@ -131,6 +132,38 @@ class MemoryEventStore(EventStore):
                     f"{doing}: stream is at version {len(stream.events)}"
                 )
             self._write(aggregate_type, stream, events)
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> None:
+        """See :meth:`esrc_core.atomic_appends.AtomicAppends.append_streams`: every
+        part is checked under the store's lock before the first is written, so a unit
+        is stored whole or not at all, and its events follow each other in the outbox
+        in the order of the parts."""
+        doing = "append to several streams"
+        self._check_open(doing)
+        parts = check_appends(appends, doing=doing)
+        keys = [self._key(p.aggregate_type, p.aggregate_id, p.describe()) for p in parts]
+        with self._state.lock:
+            streams = self._state.streams
+            for part, key in zip(parts, keys, strict=True):
+                stream = streams.get(key)
+                if part.creates:
+                    if stream is not None:
+                        raise AggregateAlreadyExists(
+                            f"{part.describe()}: the aggregate already exists"
+                        )
+                elif stream is None:
+                    raise OptimisticConcurrencyError(
+                        f"{part.describe()}: the aggregate does not exist"
+                    )
+                elif len(stream.events) != part.expected_version:
+                    raise OptimisticConcurrencyError(
+                        f"{part.describe()}: stream is at version {len(stream.events)}"
+                    )
+            for part, key in zip(parts, keys, strict=True):
+                stream = streams.get(key)
+                if stream is None:
+                    stream = streams[key] = _Stream(part.aggregate_id)
+                self._write(part.aggregate_type, stream, part.events)
 
     def _write(self, aggregate_type: str, stream: _Stream, events: Sequence[RawEvent]) -> None:
         log = self._state.log

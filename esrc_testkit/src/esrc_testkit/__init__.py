@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from esrc_testkit.snapshots import SnapshotAcceptance
     from esrc_testkit.streaming import StreamingAcceptance
     from esrc_testkit.streams import StreamAcceptance
+    from esrc_testkit.units_of_work import UnitOfWorkAcceptance
 
 __all__ = [
     "DEFAULT_AGGREGATE_ID",
@@ -86,6 +87,7 @@ __all__ = [
     "StoreSuite",
     "StreamAcceptance",
     "StreamingAcceptance",
+    "UnitOfWorkAcceptance",
     "capabilities_of",
     "check_store_history",
     "given",
@@ -136,6 +138,7 @@ _HOME = {
     "StoreSuite": "fixtures",
     "StreamAcceptance": "streams",
     "StreamingAcceptance": "streaming",
+    "UnitOfWorkAcceptance": "units_of_work",
     "capabilities_of": "capabilities",
     "in_ci": "servers",
     "reachable_url": "servers",

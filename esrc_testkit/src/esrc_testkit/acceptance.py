@@ -13,6 +13,7 @@ from esrc_testkit.repository import RepositoryAcceptance
 from esrc_testkit.snapshots import SnapshotAcceptance
 from esrc_testkit.streaming import StreamingAcceptance
 from esrc_testkit.streams import StreamAcceptance
+from esrc_testkit.units_of_work import UnitOfWorkAcceptance
 
 __all__ = ["EventStoreAcceptance"]
 
@@ -26,6 +27,7 @@ class EventStoreAcceptance(
     LateCommitAcceptance,
     LinearizabilityAcceptance,
     RepositoryAcceptance,
+    UnitOfWorkAcceptance,
     RelayLockAcceptance,
     InspectionAcceptance,
     StateMachineAcceptance,
@@ -58,6 +60,6 @@ class EventStoreAcceptance(
     tunes the hypothesis run. The parts (``StreamAcceptance``, ``SnapshotAcceptance``,
     ``StreamingAcceptance``, ``OutboxAcceptance``, ``ConcurrencyAcceptance``,
     ``LateCommitAcceptance``, ``LinearizabilityAcceptance``, ``RepositoryAcceptance``,
-    ``RelayLockAcceptance``, ``InspectionAcceptance``, ``StateMachineAcceptance``) can
-    also be subclassed one by one.
+    ``UnitOfWorkAcceptance``, ``RelayLockAcceptance``, ``InspectionAcceptance``,
+    ``StateMachineAcceptance``) can also be subclassed one by one.
     """

@@ -24,7 +24,13 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 import pytest
 from esrc_core.async_outbox import AsyncHasOutbox, AsyncHasRelayLock, sync_outbox, sync_relay_lock
 from esrc_core.async_repository import AsyncRepository
-from esrc_core.async_store import AsyncEventStore, AsyncStreamingStore, Bridged
+from esrc_core.async_store import (
+    AsyncAtomicAppends,
+    AsyncEventStore,
+    AsyncStreamingStore,
+    Bridged,
+)
+from esrc_core.atomic_appends import AtomicAppends, StreamAppend
 from esrc_core.capabilities import Capability
 from esrc_core.errors import (
     AggregateNotFound,
@@ -50,6 +56,7 @@ from esrc_testkit.repository import Counter, RepositoryAcceptance, registry
 from esrc_testkit.snapshots import SnapshotAcceptance
 from esrc_testkit.streaming import StreamingAcceptance
 from esrc_testkit.streams import StreamAcceptance
+from esrc_testkit.units_of_work import UnitOfWorkAcceptance
 
 __all__ = [
     "ASYNC_FACE_CAPABILITIES",
@@ -76,6 +83,7 @@ ASYNC_FACE_CAPABILITIES = frozenset(
         Capability.READ_AHEAD,
         Capability.WAIT,
         Capability.RELAY_LOCK,
+        Capability.UNITS_OF_WORK,
     }
 )
 """The capabilities the async suite tests through the async face (``threads``: many
@@ -239,7 +247,19 @@ class _AwaitingRelayLocks:
         return sync_relay_lock(self.async_store.relay_lock(name), self.loop.run)
 
 
-_FACES: dict[tuple[bool, bool, bool], type[AwaitingStore]] = {}
+class _AwaitingAtomicAppends:
+    """Atomic appends of an :class:`AwaitingStore` whose async store offers them
+    (:class:`~esrc_core.async_store.AsyncAtomicAppends`)."""
+
+    async_store: Any
+    loop: LoopThread
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> None:
+        """The async store's ``append_streams``."""
+        self.loop.run(self.async_store.append_streams(appends))
+
+
+_FACES: dict[tuple[bool, bool, bool, bool], type[AwaitingStore]] = {}
 
 
 def awaiting(store: AsyncEventStore, loop: LoopThread) -> AwaitingStore:
@@ -249,12 +269,14 @@ def awaiting(store: AsyncEventStore, loop: LoopThread) -> AwaitingStore:
         isinstance(store, AsyncStreamingStore),
         isinstance(store, AsyncHasOutbox) and _offers(store, HasOutbox),
         isinstance(store, AsyncHasRelayLock) and _offers(store, HasRelayLock),
+        isinstance(store, AsyncAtomicAppends) and _offers(store, AtomicAppends),
     )
     face = _FACES.get(kind)
     if face is None:
-        streaming, outboxes, locks = kind
+        streaming, outboxes, locks, atomic = kind
         bases: list[type] = [_AwaitingOutboxes] if outboxes else []
         bases += [_AwaitingRelayLocks] if locks else []
+        bases += [_AwaitingAtomicAppends] if atomic else []
         bases.append(_AwaitingStreamingStore if streaming else AwaitingStore)
         face = _FACES[kind] = type("AwaitingStore", tuple(bases), {})
     return face(store, loop)
@@ -555,6 +577,7 @@ class AsyncEventStoreAcceptance(
     RepositoryAcceptance,
     OutboxAcceptance,
     RelayLockAcceptance,
+    UnitOfWorkAcceptance,
     StateMachineAcceptance,
 ):
     """The acceptance suite of an async store. Subclass it in a test module::
@@ -573,8 +596,8 @@ class AsyncEventStoreAcceptance(
 
                 yield open_empty
 
-    The stream, snapshot, streaming, race, repository, outbox, relay-lock and
-    state-machine cases of the sync suite run on the async store through
+    The stream, snapshot, streaming, race, repository, outbox, relay-lock, unit-of-work
+    and state-machine cases of the sync suite run on the async store through
     :class:`AwaitingStore` (threads become tasks; outboxes and locks are the async
     store's own, :class:`~esrc_core.async_outbox.AsyncHasOutbox` and
     :class:`~esrc_core.async_outbox.AsyncHasRelayLock`), then the async-only tests of

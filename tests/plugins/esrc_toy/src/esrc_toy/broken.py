@@ -30,6 +30,9 @@ use them for anything else.
   expected version, lets the lock go for a moment, then writes, so two writers that
   both saw version N both append (only under concurrency: threads, or tasks when its
   async face runs it through a bridge, where the moment is a wait on the loop).
+- :class:`SplitUnitStore` (``toy-splitunits://``): declares ``units-of-work`` but
+  stores a unit's parts one append at a time, so a conflict in a later part leaves
+  the earlier parts stored.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import asyncio
 import time
 from collections.abc import Iterator, Sequence
 
+from esrc_core.atomic_appends import StreamAppend, check_appends
 from esrc_core.bridge import GREENLETS
 from esrc_core.store import check_page_size
 
@@ -54,6 +58,7 @@ __all__ = [
     "RacyCheckThenWriteStore",
     "SharedRelayLockStore",
     "SnapshotKeyStore",
+    "SplitUnitStore",
     "StaysOpenStore",
     "StreamOrderOutboxStore",
     "UnorderedOutboxStore",
@@ -277,3 +282,19 @@ def _pause(seconds: float) -> None:
         GREENLETS.wait(asyncio.sleep(seconds))
     except RuntimeError:  # not inside a bridge's run: a thread of its own
         time.sleep(seconds)
+
+
+class SplitUnitStore(ToyEventStore):
+    """BROKEN ON PURPOSE: a unit of work is stored one part at a time, each part an
+    atomic append of its own, so the unit as a whole is not atomic: a part that
+    conflicts leaves the parts before it stored."""
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> None:
+        """Each part on its own, in order: the bug."""
+        for part in check_appends(appends):
+            if part.creates:
+                self.add_aggregate(part.aggregate_type, part.aggregate_id, part.events)
+            else:
+                self.append_events(
+                    part.aggregate_type, part.aggregate_id, part.expected_version, part.events
+                )

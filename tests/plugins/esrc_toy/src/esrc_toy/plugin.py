@@ -49,6 +49,7 @@ def _opener(kind: str) -> Callable[..., Any]:
             "toy-keepsnapshot": broken.FirstSnapshotWinsStore,
             "toy-sharedlock": broken.SharedRelayLockStore,
             "toy-racycheck": broken.RacyCheckThenWriteStore,
+            "toy-splitunits": broken.SplitUnitStore,
             "toy-late": late.LateToyStore,
             "toy-lateskip": late.LateSkipStore,
         }
@@ -166,6 +167,14 @@ def esrc_store_backends() -> list[Backend]:
             factory=_opener("toy-racycheck"),
             capabilities=_CAPABILITIES,
             description="BROKEN ON PURPOSE: an append checks its version, then writes later",
+        ),
+        Backend(
+            name="toy-splitunits",
+            kind="store",
+            schemes=("toy-splitunits",),
+            factory=_opener("toy-splitunits"),
+            capabilities=_CAPABILITIES | {Capability.UNITS_OF_WORK},
+            description="BROKEN ON PURPOSE: a unit of work is stored one stream at a time",
         ),
         Backend(
             name="toy-late",
