@@ -53,6 +53,7 @@ def test_descriptor_claims_the_sql_schemes_and_capabilities() -> None:
         Capability.STREAMING,
         Capability.READ_AHEAD,
         Capability.HOLD_COMMITS,
+        Capability.UNITS_OF_WORK,
     }
     assert "esrc-sqlalchemy[postgresql]" in backend.install_hint
     assert backend.inspect_options == {"create_schema": False}

@@ -386,11 +386,15 @@ class StoreExecutor:
         single: bool = False,
         conflict: Callable[[], EsrcError] | None = None,
         append: bool = False,
+        transaction: bool = False,
     ) -> T:
         """Run ``work`` on a connection of the dialect's engine and return its result,
         committing a write; translate driver errors into esrc's, saying ``doing``.
 
-        ``single`` says the write is one statement, needing no explicit transaction.
+        ``single`` says the write is one statement, needing no explicit transaction;
+        ``transaction`` says it is several that must commit together, so it runs in a
+        transaction on the dialect's ``base_engine`` even where the store's engine
+        commits each statement (PostgreSQL's autocommit).
         A unique violation becomes ``conflict()`` when given; a deadlock the server
         resolved by rolling back is retried (the transaction left nothing behind).
         ``append`` says the write stores events: when the database becomes unavailable
@@ -400,7 +404,13 @@ class StoreExecutor:
         return run_shielded(
             write and self._shield_writes,
             lambda: self._run(
-                doing, work, write=write, single=single, conflict=conflict, append=append
+                doing,
+                work,
+                write=write,
+                single=single,
+                conflict=conflict,
+                append=append,
+                transaction=transaction,
             ),
             self._pending,
         )
@@ -414,6 +424,7 @@ class StoreExecutor:
         single: bool,
         conflict: Callable[[], EsrcError] | None,
         append: bool,
+        transaction: bool = False,
     ) -> T:
         dialect = self.dialect
         attempt = 1
@@ -421,7 +432,8 @@ class StoreExecutor:
             try:
                 # A test holding commits needs a transaction to hold, even where the
                 # store's engine commits each statement (PostgreSQL's autocommit).
-                engine = dialect.base_engine if write and self._transactional else dialect.engine
+                held = self._transactional or transaction
+                engine = dialect.base_engine if write and held else dialect.engine
                 with self.serial, engine.connect() as conn:
                     if not write:
                         return work(conn)

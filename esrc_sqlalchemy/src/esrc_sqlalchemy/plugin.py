@@ -109,6 +109,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.WAIT,
                     Capability.STREAMING,
                     Capability.READ_AHEAD,
+                    Capability.UNITS_OF_WORK,
                     Capability.HOLD_COMMITS,
                 }
             ),

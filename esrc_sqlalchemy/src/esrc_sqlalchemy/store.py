@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy.exc
+from esrc_core.atomic_appends import StreamAppend, check_appends
 from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
@@ -565,6 +566,60 @@ class SqlEventStore(EventStore):
         )
         if not stored:
             self._refused(doing, current)
+        dialect.events_written()
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> None:
+        """See :meth:`esrc_core.atomic_appends.AtomicAppends.append_streams`. One
+        transaction (on PostgreSQL too, whose other writes are single statements):
+        first every stream row is claimed (the conditional ``UPDATE`` of its version)
+        or created, in the order of the stream keys, so that units sharing streams
+        wait for each other instead of deadlocking; then the events are inserted in
+        the order of the parts, which is their order in the outbox. Every event of a
+        unit commits at once, so the outbox's argument that nothing is skipped holds
+        as for one append (on PostgreSQL they share the transaction id; on
+        MariaDB/MySQL a sequencing pass numbers them all or none)."""
+        doing = "append to several streams"
+        self._ensure_ready(doing)
+        parts = check_appends(appends, doing=doing)
+        if not parts:
+            return
+        prepared: list[tuple[StreamAppend, tuple[str, str], list[EventRow]]] = []
+        for part in parts:
+            what = f"{doing}: {part.describe()}"
+            prepared.append(
+                (
+                    part,
+                    self._key(part.aggregate_type, part.aggregate_id, what),
+                    self._rows(part.events, what),
+                )
+            )
+        dialect = self._dialect
+        creating = [""]
+
+        def work(conn: Connection) -> None:
+            for part, key, rows in sorted(prepared, key=lambda p: p[1]):
+                if part.creates:
+                    creating[0] = part.describe()
+                    dialect.insert_stream(conn, key, len(rows))
+                elif not dialect.claim_stream(conn, key, part.expected_version, len(rows)):
+                    current = dialect.stream_version(conn, key)
+                    what = f"{doing}: {part.describe()}"
+                    if current is None:
+                        raise OptimisticConcurrencyError(f"{what}: the aggregate does not exist")
+                    raise OptimisticConcurrencyError(f"{what}: stream is at version {current}")
+            for part, key, rows in prepared:
+                dialect.insert_events(conn, key, part.expected_version, rows)
+
+        self.executor.run(
+            doing,
+            work,
+            write=True,
+            transaction=True,
+            conflict=lambda: AggregateAlreadyExists(
+                f"{doing}: {creating[0]}: the aggregate already exists"
+            ),
+            append=True,
+        )
         dialect.events_written()
 
     def hold_commits(self) -> CommitHold:

@@ -131,12 +131,15 @@ class CoreDialect(SqlDialect):
         self, conn: Connection, key: tuple[str, str], rows: Sequence[EventRow]
     ) -> None:
         """Insert the stream row, then the events (one transaction)."""
-        t, i = key
+        self.insert_stream(conn, key, len(rows))
+        self.insert_events(conn, key, 0, rows)
+
+    def insert_stream(self, conn: Connection, key: tuple[str, str], version: int) -> None:
+        """The stream row alone."""
         conn.execute(
             self._insert_stream,
-            {"aggregate_type": t, "aggregate_id": i, "version": len(rows)},
+            {"aggregate_type": key[0], "aggregate_id": key[1], "version": version},
         )
-        self.insert_events(conn, key, 0, rows)
 
     def extend_stream(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]

@@ -510,6 +510,13 @@ class SqlDialect(abc.ABC):
         exists raises the driver's unique violation."""
 
     @abc.abstractmethod
+    def insert_stream(self, conn: Connection, key: tuple[str, str], version: int) -> None:
+        """Insert the row of a new stream at ``version``, without its events (the
+        first step of creating it in a transaction of several streams: the events
+        follow with :meth:`insert_events`); a stream that exists raises the driver's
+        unique violation."""
+
+    @abc.abstractmethod
     def extend_stream(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
     ) -> bool:

@@ -317,6 +317,11 @@ class PostgresDialect(SqlDialect):
             "AND version = %(from_version)s"
         )
         """Move the stream to ``to_version`` if it is at ``from_version``."""
+        self._insert_stream = (
+            f"INSERT INTO {st} (aggregate_type, aggregate_id, version) "
+            "VALUES (%(aggregate_type)s, %(aggregate_id)s, %(to_version)s)"
+        )
+        """The row of a new stream alone."""
         self._create = (
             f"WITH created AS (INSERT INTO {st} (aggregate_type, aggregate_id, version) "
             "VALUES (%(aggregate_type)s, %(aggregate_id)s, %(to_version)s) RETURNING version) "
@@ -509,6 +514,11 @@ class PostgresDialect(SqlDialect):
         params = self._arrays(rows)
         params.update(aggregate_type=key[0], aggregate_id=key[1], to_version=len(rows))
         _on_psycopg(conn, self._create, params, fetch=False)
+
+    def insert_stream(self, conn: Connection, key: tuple[str, str], version: int) -> None:
+        """The stream row of :meth:`create_stream` alone."""
+        params = {"aggregate_type": key[0], "aggregate_id": key[1], "to_version": version}
+        _on_psycopg(conn, self._insert_stream, params, fetch=False)
 
     def extend_stream(
         self, conn: Connection, key: tuple[str, str], from_version: int, rows: Sequence[EventRow]
