@@ -398,7 +398,13 @@ class AsyncUnitOfWork:
         else:
             self.discard()
 
-    async def run(self, work: Callable[[AsyncUnitOfWork], Awaitable[R] | R]) -> R:
+    @overload
+    async def run(self, work: Callable[[AsyncUnitOfWork], Awaitable[R]]) -> R: ...
+
+    @overload
+    async def run(self, work: Callable[[AsyncUnitOfWork], R]) -> R: ...
+
+    async def run(self, work: Callable[[AsyncUnitOfWork], Any]) -> Any:
         """Run ``work`` and commit, retrying after a conflict; see
         :meth:`UnitOfWork.run`. ``work`` gets this unit and may be a coroutine
         function (awaited on the event loop)."""
@@ -410,5 +416,4 @@ class AsyncUnitOfWork:
                 return wait(result)
             return result
 
-        done: R = await self._bridge.run(self.sync.run, call)
-        return done
+        return await self._bridge.run(self.sync.run, call)
