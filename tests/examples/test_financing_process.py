@@ -106,6 +106,23 @@ def test_a_reversal_returns_the_committed_funds_and_reopens_the_invoice(market: 
     assert market.balances(market.ben) == (Decimal("4080.00"), Decimal(0), Decimal("920.00"))
 
 
+def test_a_reversal_saves_the_invoice_and_the_investor_in_one_unit_of_work(
+    market: Market,
+) -> None:
+    """Reversing changes the invoice and returns the investor's funds in one commit,
+    before anything is relayed: the two events follow each other in the relay's order,
+    and the choreography's compensation for the reversal adds nothing."""
+    market.commands.place_bid(market.ada, market.invoice, "950")
+    market.pipeline.settle()
+    market.commands.reverse_financing(market.invoice, "disputed")
+    assert market.balances(market.ada) == (Decimal("5000.00"), Decimal(0), Decimal(0))
+    names = [e.event.name for e in market.all_events()]
+    assert names[-2:] == ["FinancingReversed", "CommittedFundsReturned"]
+    before = len(names)
+    market.pipeline.settle()
+    assert len(market.all_events()) == before
+
+
 def test_each_step_records_the_event_that_caused_it(market: Market) -> None:
     market.commands.place_bid(market.ada, market.invoice, "950")
     market.pipeline.settle()

@@ -1,9 +1,11 @@
-"""The command handlers: each loads one aggregate, runs one command on it and saves it.
+"""The command handlers: most load one aggregate, run one command on it and save it.
 
-Commands that need several aggregates to agree (a bid reserves the investor's funds,
-then the invoice decides) are not one handler: :mod:`financing.process` chains the
-steps through relayed events. Here each step is a handler of its own that changes one
-aggregate, so no transaction ever spans two streams.
+A bid is not one handler: the investor reserves the funds, then the invoice decides,
+and :mod:`financing.process` chains those steps through relayed events, each step a
+handler of its own that changes one aggregate. Reversing a financing is the one
+command that changes two aggregates at once: the invoice is put up for sale again and
+the investor's committed funds come back in one unit of work
+(:class:`~esrc_core.UnitOfWork`), stored together or not at all.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TypeVar
 
-from esrc_core import AggregateNotFound, EventStore, Repository, RetryPolicy
+from esrc_core import AggregateNotFound, EventStore, Repository, RetryPolicy, UnitOfWork
 from financing.errors import InvoiceNotForSale, UnknownAggregate
 from financing.events import registry
 from financing.investor import Investor
@@ -146,11 +148,33 @@ class Commands:
     # Invoices
 
     def reverse_financing(self, invoice_id: uuid.UUID, reason: str) -> None:
-        """Undo an invoice's financing and put it up for sale again; the choreography
-        then returns the investor's committed funds."""
-        self._update(
-            self.invoices, invoice_id, lambda i: i.reverse_financing(reason), "reverse_financing"
-        )
+        """Undo an invoice's financing: put it up for sale again and return the
+        investor's committed funds, in one unit of work (both aggregates are saved, or
+        neither; a concurrent change to either reloads both and tries again). The
+        choreography's compensation for ``FinancingReversed`` then finds the funds
+        returned already and does nothing.
+
+        Raises :class:`~financing.errors.InvoiceNotFinanced` unless the invoice is
+        financed, and :class:`~financing.errors.UnknownAggregate` for an unknown
+        invoice. Needs a store with the ``units-of-work`` capability.
+        """
+        doing = f"reverse the financing of invoice {invoice_id}"
+        metadata = {"command": "reverse_financing"}
+
+        def reverse(unit: UnitOfWork) -> None:
+            try:
+                invoice = unit.load(self.invoices, invoice_id)
+            except AggregateNotFound as err:
+                raise UnknownAggregate(f"{doing}: there is no Invoice {invoice_id}") from err
+            accepted = invoice.financed_by
+            invoice.reverse_financing(reason)
+            assert accepted is not None  # reverse_financing raised otherwise
+            investor = unit.load(self.investors, accepted.investor_id)
+            investor.return_committed_funds(accepted.bid_id, f"financing reversed: {reason}")
+            unit.update(invoice, metadata=metadata)
+            unit.update(investor, metadata=metadata)
+
+        UnitOfWork(self.invoices, self.investors).run(reverse)
 
     # Steps of the choreography (see financing.process)
 

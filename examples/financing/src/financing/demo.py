@@ -240,8 +240,17 @@ class _Demo:
         self.out(f"{self.invoice_line('BORE-2001')}, {rejected} bid rejected")
         self.out(self.investor_line("Ben"))
 
-        self.say("ACME-1001's financing is reversed: Ada's funds return, the invoice re-opens")
+        self.say(
+            "ACME-1001's financing is reversed in one unit of work: the invoice re-opens "
+            "and Ada's funds return, saved together"
+        )
         c.reverse_financing(r.invoices["ACME-1001"], "the debtor disputes the invoice")
+        invoice = c.invoices.find_by_id(r.invoices["ACME-1001"])
+        investor = c.investors.find_by_id(ada)
+        self.out(
+            f"   one commit: invoice {invoice.status.value}, Ada's committed funds "
+            f"{format_money(investor.committed)}"
+        )
         self.settle()
         self.out(self.invoice_line("ACME-1001"))
         self.out(self.investor_line("Ada"))
