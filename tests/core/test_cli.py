@@ -41,7 +41,8 @@ def _check_memory_rows(output: str) -> None:
         version,
         "sync, async",
         "memory",
-        "inspect, outbox, read-ahead, relay-lock, snapshots, streaming, threads, units-of-work",
+        "delete-streams, inspect, outbox, read-ahead, relay-lock, snapshots, streaming, threads, "
+        "units-of-work",
     ]
     assert rows["publisher"] == [
         "publisher",

@@ -225,13 +225,14 @@ def run_suite(pytester: pytest.Pytester, scheme: str, module: str = SUITE_MODULE
 
 def test_suite_passes_on_the_working_toy_store(pytester: pytest.Pytester) -> None:
     """The working toy store passes every test of the capabilities it declares; only
-    the tests of the operator views, paged reads, reading ahead and units of work,
-    which it does not offer, skip (its repository loads take the path of stores
+    the tests of the operator views, paged reads, reading ahead, units of work and
+    stream deletion, which it does not offer, skip (its repository loads take the path of stores
     without paged reads)."""
     from esrc_testkit import (
         InspectionAcceptance,
         LateCommitAcceptance,
         OutboxAcceptance,
+        RetentionAcceptance,
         StreamingAcceptance,
         UnitOfWorkAcceptance,
     )
@@ -243,6 +244,7 @@ def test_suite_passes_on_the_working_toy_store(pytester: pytest.Pytester) -> Non
             LateCommitAcceptance,
             StreamingAcceptance,
             UnitOfWorkAcceptance,
+            RetentionAcceptance,
         )
         for name in vars(suite)
         if name.startswith("test_")

@@ -48,6 +48,7 @@ from esrc_core.errors import (
     BackendUnavailableError,
     BrokerUnavailableError,
     EsrcError,
+    EventsTruncatedError,
     InvalidAggregateIdError,
     InvalidEventError,
     NotSupportedError,
@@ -59,6 +60,7 @@ from esrc_core.errors import (
     SnapshotVersionError,
     StoreClosedError,
     StoreUnavailableError,
+    StreamDeletedError,
     UnknownBackendError,
     UnknownEventError,
 )
@@ -92,6 +94,7 @@ from esrc_core.relay import (
     message_id,
 )
 from esrc_core.repository import Repository, RetryPolicy
+from esrc_core.retention import DeletesStreams
 from esrc_core.store import EventStore, StreamingStore
 from esrc_core.unit_of_work import AsyncUnitOfWork, UnitOfWork
 from esrc_core.urls import mask_url
@@ -134,12 +137,14 @@ __all__ = [
     "Closeable",
     "CommitHold",
     "CompilesDecoders",
+    "DeletesStreams",
     "EsrcError",
     "EventMarshaler",
     "EventRaiserAggregate",
     "EventRegistry",
     "EventStore",
     "EventStoreOutbox",
+    "EventsTruncatedError",
     "GreenletBridge",
     "HasOutbox",
     "HasRelayLock",
@@ -174,6 +179,7 @@ __all__ = [
     "StoreClosedError",
     "StoreUnavailableError",
     "StreamAppend",
+    "StreamDeletedError",
     "StreamInfo",
     "StreamingFactory",
     "StreamingStore",

@@ -33,6 +33,7 @@ from esrc_core.relay import (
     ReadAheadOutbox,
     WaitingOutbox,
 )
+from esrc_core.retention import DeletesStreams
 from esrc_core.store import StreamingStore
 
 __all__ = [
@@ -103,6 +104,10 @@ class Capability(enum.StrEnum):
     """A store that appends to several streams in one atomic operation, each at its own
     expected version (:class:`~esrc_core.atomic_appends.AtomicAppends`): what
     :class:`~esrc_core.unit_of_work.UnitOfWork` saves through."""
+    DELETE_STREAMS = "delete-streams"
+    """A store that deletes streams (a tombstone) and truncates them before their
+    latest snapshot (:class:`~esrc_core.retention.DeletesStreams`; ``esrc
+    delete-stream``, ``esrc truncate-stream``)."""
     BATCH = "batch"
     """A publisher that delivers many events at once
     (:class:`~esrc_core.relay.BatchPublisher`)."""
@@ -132,6 +137,7 @@ CAPABILITIES: Mapping[Capability, CapabilitySpec] = {
     Capability.STREAMING: CapabilitySpec("store", "store", StreamingStore),
     Capability.HOLD_COMMITS: CapabilitySpec("store", "store", HoldsCommits),
     Capability.UNITS_OF_WORK: CapabilitySpec("store", "store", AtomicAppends),
+    Capability.DELETE_STREAMS: CapabilitySpec("store", "store", DeletesStreams),
     Capability.BATCH: CapabilitySpec("publisher", "publisher", BatchPublisher),
 }
 """Each capability's row; the only place a capability meets its protocol."""

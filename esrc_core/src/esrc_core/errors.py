@@ -10,6 +10,8 @@ The tree::
     ├── AggregateAlreadyExists
     ├── AggregateRequiresEvents (ValueError)
     ├── OptimisticConcurrencyError          retry: re-read, decide again, append again
+    ├── StreamDeletedError                  the stream was deleted: never retried
+    ├── EventsTruncatedError (LookupError)  read from the latest snapshot instead
     ├── SnapshotVersionError (ValueError)
     ├── SnapshotNotSupported
     ├── InvalidAggregateIdError (TypeError)
@@ -46,6 +48,7 @@ __all__ = [
     "BackendUnavailableError",
     "BrokerUnavailableError",
     "EsrcError",
+    "EventsTruncatedError",
     "InvalidAggregateIdError",
     "InvalidEventError",
     "NotSupportedError",
@@ -57,6 +60,7 @@ __all__ = [
     "SnapshotVersionError",
     "StoreClosedError",
     "StoreUnavailableError",
+    "StreamDeletedError",
     "UnknownBackendError",
     "UnknownEventError",
 ]
@@ -93,6 +97,23 @@ class OptimisticConcurrencyError(EsrcError):
     def __init__(self, message: str = "", *, attempts: int = 1) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+class StreamDeletedError(EsrcError):
+    """An append to (or the creation of) a stream that was deleted
+    (:meth:`~esrc_core.retention.DeletesStreams.delete_stream`): a deleted stream's
+    id stays taken and its stream refuses events for good. Retrying cannot help."""
+
+
+class EventsTruncatedError(EsrcError, LookupError):
+    """A read asked for events that retention removed
+    (:meth:`~esrc_core.retention.DeletesStreams.truncate_stream`): the stream's events
+    up to ``truncated_to`` are gone, and only a read after that version (from the
+    latest snapshot, as the repository loads) can be answered."""
+
+    def __init__(self, message: str = "", *, truncated_to: int = 0) -> None:
+        super().__init__(message)
+        self.truncated_to = truncated_to
 
 
 class SnapshotVersionError(EsrcError, ValueError):

@@ -80,6 +80,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.STREAMING,
                     Capability.READ_AHEAD,
                     Capability.UNITS_OF_WORK,
+                    Capability.DELETE_STREAMS,
                 }
             ),
             description="in-process event store with outbox (memory:// or memory://name)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 import time
 import weakref
@@ -14,9 +15,11 @@ from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
     AggregateRequiresEvents,
+    EventsTruncatedError,
     OptimisticConcurrencyError,
     SnapshotVersionError,
     StoreClosedError,
+    StreamDeletedError,
 )
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
@@ -31,7 +34,29 @@ __all__ = ["MemoryEventStore", "MemoryOutbox", "MemoryRelayLock"]
 class _Stream:
     aggregate_id: AggregateId
     events: list[RawEvent] = field(default_factory=list)
+    """The events kept: versions ``removed + 1`` to :attr:`version`."""
     snapshots: dict[int, RawSnapshot] = field(default_factory=dict)
+    removed: int = 0
+    """How many of the first events retention removed."""
+    deleted: bool = False
+    """Whether the stream was deleted (a tombstone: no events, no snapshots)."""
+
+    @property
+    def version(self) -> int:
+        return self.removed + len(self.events)
+
+    def since(self, after: int, doing: str, end: int | None = None) -> list[RawEvent]:
+        """The events with versions in ``after + 1 .. end`` (the stream's version when
+        ``None``); raises :class:`EventsTruncatedError` when some were removed."""
+        stop = self.version if end is None else end
+        after = max(after, 0)
+        if after < self.removed and stop > after:
+            raise EventsTruncatedError(
+                f"{doing}: events 1..{self.removed} were removed by retention; read after "
+                f"version {self.removed} (from the latest snapshot)",
+                truncated_to=self.removed,
+            )
+        return self.events[after - self.removed : stop - self.removed]
 
 
 @dataclass
@@ -40,7 +65,9 @@ class _State:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     streams: dict[tuple[str, str], _Stream] = field(default_factory=dict)
-    log: list[RelayEvent] = field(default_factory=list)
+    log: list[RelayEvent | None] = field(default_factory=list)
+    """Every event in commit order (position n at index n - 1); ``None`` where one was
+    removed (a deleted or truncated stream's)."""
     recorded_at: list[dt.datetime] = field(default_factory=list)
     checkpoints: dict[str, int] = field(default_factory=dict)
     relay_locks: dict[str, object] = field(default_factory=dict)
@@ -103,7 +130,9 @@ class MemoryEventStore(EventStore):
         if not events:
             raise AggregateRequiresEvents(f"{doing}: an aggregate needs at least one event")
         with self._state.lock:
-            if key in self._state.streams:
+            found = self._state.streams.get(key)
+            if found is not None:
+                _refuse_deleted(found, doing)
                 raise AggregateAlreadyExists(f"{doing}: the aggregate already exists")
             stream = _Stream(aggregate_id)
             self._state.streams[key] = stream
@@ -127,10 +156,9 @@ class MemoryEventStore(EventStore):
             stream = self._state.streams.get(key)
             if stream is None:
                 raise OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
-            if len(stream.events) != from_version:
-                raise OptimisticConcurrencyError(
-                    f"{doing}: stream is at version {len(stream.events)}"
-                )
+            _refuse_deleted(stream, doing)
+            if stream.version != from_version:
+                raise OptimisticConcurrencyError(f"{doing}: stream is at version {stream.version}")
             self._write(aggregate_type, stream, events)
 
     def append_streams(self, appends: Sequence[StreamAppend]) -> None:
@@ -146,6 +174,8 @@ class MemoryEventStore(EventStore):
             streams = self._state.streams
             for part, key in zip(parts, keys, strict=True):
                 stream = streams.get(key)
+                if stream is not None:
+                    _refuse_deleted(stream, part.describe())
                 if part.creates:
                     if stream is not None:
                         raise AggregateAlreadyExists(
@@ -155,9 +185,9 @@ class MemoryEventStore(EventStore):
                     raise OptimisticConcurrencyError(
                         f"{part.describe()}: the aggregate does not exist"
                     )
-                elif len(stream.events) != part.expected_version:
+                elif stream.version != part.expected_version:
                     raise OptimisticConcurrencyError(
-                        f"{part.describe()}: stream is at version {len(stream.events)}"
+                        f"{part.describe()}: stream is at version {stream.version}"
                     )
             for part, key in zip(parts, keys, strict=True):
                 stream = streams.get(key)
@@ -174,7 +204,7 @@ class MemoryEventStore(EventStore):
             stream.events.append(stored)
             log.append(
                 RelayEvent(
-                    aggregate_type, stream.aggregate_id, len(stream.events), len(log) + 1, stored
+                    aggregate_type, stream.aggregate_id, stream.version, len(log) + 1, stored
                 )
             )
 
@@ -186,10 +216,8 @@ class MemoryEventStore(EventStore):
         check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         key = self._key(aggregate_type, aggregate_id, doing)
         with self._state.lock:
-            stream = self._state.streams.get(key)
-            if stream is None:
-                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-            return stream.events[max(from_version, 0) :]
+            stream = self._live(key, doing)
+            return stream.since(from_version, doing)
 
     def iter_events(
         self,
@@ -231,24 +259,36 @@ class MemoryEventStore(EventStore):
         size = check_page_size(page_size, doing=doing)
         key = self._key(aggregate_type, aggregate_id, doing)
         with self._state.lock:
-            stream = self._state.streams.get(key)
-            if stream is None:
-                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-            end = len(stream.events)
+            stream = self._live(key, doing)
+            end = stream.version
             latest = None
             if from_version is None and stream.snapshots:
                 latest = stream.snapshots[max(stream.snapshots)]
-        if from_version is None:
-            from_version = latest.version if latest is not None else 0
-        return latest, self._pages(stream, max(from_version, 0), end, size)
+            if from_version is None:
+                from_version = latest.version if latest is not None else 0
+            first = stream.since(from_version, doing, min(max(from_version, 0) + size, end))
+        return latest, self._pages(
+            stream, max(from_version, 0), end, size, first=first, doing=doing
+        )
 
-    def _pages(self, stream: _Stream, start: int, end: int, size: int) -> Iterator[RawEvent]:
-        """The stream's events at versions ``start + 1 .. end``, copied out ``size`` at
-        a time under the lock."""
-        position = start
+    def _pages(
+        self,
+        stream: _Stream,
+        start: int,
+        end: int,
+        size: int,
+        *,
+        first: list[RawEvent],
+        doing: str,
+    ) -> Iterator[RawEvent]:
+        """The stream's events at versions ``start + 1 .. end``: ``first`` (the first
+        page, read when the iterator was made), then pages of ``size`` copied out under
+        the lock."""
+        position = start + len(first)
+        yield from first
         while position < end:
             with self._state.lock:
-                page = stream.events[position : min(position + size, end)]
+                page = stream.since(position, doing, min(position + size, end))
             position += len(page)
             yield from page
 
@@ -256,7 +296,8 @@ class MemoryEventStore(EventStore):
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
         key = self._key(aggregate_type, aggregate_id, f"check {aggregate_type} {aggregate_id!r}")
         with self._state.lock:
-            return key in self._state.streams
+            stream = self._state.streams.get(key)
+            return stream is not None and not stream.deleted
 
     def add_snapshot(
         self, aggregate_type: str, aggregate_id: AggregateId, snapshot: RawSnapshot
@@ -269,12 +310,10 @@ class MemoryEventStore(EventStore):
         if isinstance(snapshot.version, bool) or not isinstance(snapshot.version, int):
             raise TypeError(f"{doing}: the snapshot version must be an int")
         with self._state.lock:
-            stream = self._state.streams.get(key)
-            if stream is None:
-                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-            if not 1 <= snapshot.version <= len(stream.events):
+            stream = self._live(key, doing)
+            if not 1 <= snapshot.version <= stream.version:
                 raise SnapshotVersionError(
-                    f"{doing}: version {snapshot.version} is outside 1..{len(stream.events)}"
+                    f"{doing}: version {snapshot.version} is outside 1..{stream.version}"
                 )
             stream.snapshots[snapshot.version] = snapshot
 
@@ -306,18 +345,23 @@ class MemoryEventStore(EventStore):
         """See :meth:`esrc_core.inspection.Inspectable.streams`."""
         self._check_open("list streams")
         with self._state.lock:
-            keys = sorted(k for k in self._state.streams if aggregate_type in (None, k[0]))
+            keys = sorted(
+                k
+                for k, stream in self._state.streams.items()
+                if aggregate_type in (None, k[0]) and not stream.deleted
+            )
             if limit is not None:
                 keys = keys[: check_int(limit, "limit", doing="list streams")]
             last = {
                 (e.aggregate_type, encode_id(e.aggregate_id)): at
                 for e, at in zip(self._state.log, self._state.recorded_at, strict=True)
+                if e is not None
             }
             return [
                 StreamInfo(
                     key[0],
                     self._state.streams[key].aggregate_id,
-                    len(self._state.streams[key].events),
+                    self._state.streams[key].version,
                     last.get(key),
                 )
                 for key in keys
@@ -331,12 +375,12 @@ class MemoryEventStore(EventStore):
         check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         key = self._key(aggregate_type, aggregate_id, doing)
         with self._state.lock:
-            if key not in self._state.streams:
-                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+            self._live(key, doing)
             return [
                 RecordedEvent(e.aggregate_type, e.aggregate_id, e.version, e.position, e.event, at)
                 for e, at in zip(self._state.log, self._state.recorded_at, strict=True)
-                if e.aggregate_type == aggregate_type
+                if e is not None
+                and e.aggregate_type == aggregate_type
                 and encode_id(e.aggregate_id) == key[1]
                 and e.version > from_version
             ]
@@ -345,16 +389,14 @@ class MemoryEventStore(EventStore):
         """See :meth:`esrc_core.inspection.Inspectable.relays`."""
         self._check_open("list relays")
         with self._state.lock:
-            total = len(self._state.log)
-            return [
-                RelayProgress(
-                    name,
-                    done,
-                    total - done,
-                    self._state.recorded_at[done] if done < total else None,
-                )
-                for name, done in sorted(self._state.checkpoints.items())
-            ]
+            log, at = self._state.log, self._state.recorded_at
+            progress = []
+            for name, done in sorted(self._state.checkpoints.items()):
+                pending = [n for n in range(done, len(log)) if log[n] is not None]
+                published = sum(1 for e in log[:done] if e is not None)
+                oldest = at[pending[0]] if pending else None
+                progress.append(RelayProgress(name, published, len(pending), oldest))
+            return progress
 
     def copy_relay(self, source: str, target: str) -> None:
         """See :meth:`esrc_core.inspection.Inspectable.copy_relay`."""
@@ -370,6 +412,69 @@ class MemoryEventStore(EventStore):
         self._check_open(f"forget relay {name!r}")
         with self._state.lock:
             self._state.checkpoints.pop(name, None)
+
+    def _live(self, key: tuple[str, str], doing: str) -> _Stream:
+        """The stream ``key`` (under the lock); raises AggregateNotFound when it does
+        not exist or was deleted."""
+        stream = self._state.streams.get(key)
+        if stream is None or stream.deleted:
+            gone = "was deleted" if stream is not None else "does not exist"
+            raise AggregateNotFound(f"{doing}: the aggregate {gone}")
+        return stream
+
+    def delete_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> None:
+        """See :meth:`esrc_core.retention.DeletesStreams.delete_stream`: the events
+        and snapshots go, and their places in the outbox's log are left empty (relays
+        not past them never get them; positions of other events do not move)."""
+        doing = f"delete {aggregate_type} {aggregate_id!r}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        with self._state.lock:
+            stream = self._state.streams.get(key)
+            if stream is None:
+                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+            if stream.deleted:
+                return
+            self._forget(aggregate_type, key)
+            stream.removed, stream.events, stream.snapshots = 0, [], {}
+            stream.deleted = True
+
+    def truncate_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> int:
+        """See :meth:`esrc_core.retention.DeletesStreams.truncate_stream`: the events
+        up to the latest snapshot that every relay with a checkpoint passed."""
+        doing = f"truncate {aggregate_type} {aggregate_id!r}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        with self._state.lock:
+            stream = self._live(key, doing)
+            if not stream.snapshots:
+                return 0
+            upto = max(stream.snapshots)
+            log, marks = self._state.log, self._state.checkpoints.values()
+            passed = min(marks, default=len(log))
+            removable = [
+                n
+                for n, e in enumerate(log[:passed])
+                if e is not None
+                and e.aggregate_type == aggregate_type
+                and encode_id(e.aggregate_id) == key[1]
+                and stream.removed < e.version <= upto
+            ]
+            for n in removable:
+                log[n] = None
+            count = len(removable)
+            stream.events = stream.events[count:]
+            stream.removed += count
+            return count
+
+    def _forget(self, aggregate_type: str, key: tuple[str, str]) -> None:
+        """Empty the log's places of stream ``key``'s events (under the lock)."""
+        log = self._state.log
+        for n, e in enumerate(log):
+            if (
+                e is not None
+                and e.aggregate_type == aggregate_type
+                and encode_id(e.aggregate_id) == key[1]
+            ):
+                log[n] = None
 
     def close(self) -> None:
         """Mark the store closed (there is nothing to release); named data stays while
@@ -433,7 +538,7 @@ class MemoryOutbox:
         check_int(limit, "limit", doing=f"read outbox {self._name!r}", minimum=1)
         with self._state.lock:
             start = self._state.checkpoints.get(self._name, 0)
-            return self._state.log[start : start + limit]
+            return _live_events(self._state.log, start, limit)
 
     def unpublished_events_after(self, event: RelayEvent, limit: int) -> list[RelayEvent]:
         """See :meth:`esrc_core.relay.ReadAheadOutbox.unpublished_events_after`: the log
@@ -443,12 +548,12 @@ class MemoryOutbox:
         start = event.position
         with self._state.lock:
             log = self._state.log
-            if not 0 < start <= len(log) or log[start - 1] != event:
+            if not 0 < start <= len(log) or log[start - 1] not in (event, None):
                 raise ValueError(
                     f"relay {self._name}: the event at position {start} was never handed "
                     "out by this store's outbox"
                 )
-            return log[start : start + limit]
+            return _live_events(log, start, limit)
 
     def mark_events_as_published(self, events: Sequence[RelayEvent]) -> None:
         """See :meth:`esrc_core.relay.EventStoreOutbox.mark_events_as_published`."""
@@ -460,3 +565,21 @@ class MemoryOutbox:
                 raise ValueError(f"relay {self._name}: position {last} was never stored")
             current = self._state.checkpoints.get(self._name, 0)
             self._state.checkpoints[self._name] = max(current, last)
+
+
+def _refuse_deleted(stream: _Stream, doing: str) -> None:
+    """Raise StreamDeletedError when ``stream`` was deleted."""
+    if stream.deleted:
+        raise StreamDeletedError(f"{doing}: the stream was deleted; it takes no more events")
+
+
+def _live_events(log: list[RelayEvent | None], start: int, limit: int) -> list[RelayEvent]:
+    """Up to ``limit`` events of ``log`` from index ``start`` on, passing over the
+    places of removed ones."""
+    found: list[RelayEvent] = []
+    for event in itertools.islice(log, start, None):
+        if event is not None:
+            found.append(event)
+            if len(found) == limit:
+                break
+    return found

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from esrc_testkit.publishers import PublisherAcceptance, Received, relay_events
     from esrc_testkit.races import ConcurrencyAcceptance, run_in_threads
     from esrc_testkit.repository import RepositoryAcceptance
+    from esrc_testkit.retention import RetentionAcceptance
     from esrc_testkit.servers import in_ci, reachable_url, server_unreachable, server_url
     from esrc_testkit.snapshots import SnapshotAcceptance
     from esrc_testkit.streaming import StreamingAcceptance
@@ -80,6 +81,7 @@ __all__ = [
     "Received",
     "RelayLockAcceptance",
     "RepositoryAcceptance",
+    "RetentionAcceptance",
     "SnapshotAcceptance",
     "StateMachineAcceptance",
     "StoreFactory",
@@ -132,6 +134,7 @@ _HOME = {
     "Received": "publishers",
     "RelayLockAcceptance": "locks",
     "RepositoryAcceptance": "repository",
+    "RetentionAcceptance": "retention",
     "SnapshotAcceptance": "snapshots",
     "StateMachineAcceptance": "machines",
     "StoreFactory": "fixtures",

@@ -10,6 +10,7 @@ from esrc_testkit.machines import StateMachineAcceptance
 from esrc_testkit.outbox import OutboxAcceptance
 from esrc_testkit.races import ConcurrencyAcceptance
 from esrc_testkit.repository import RepositoryAcceptance
+from esrc_testkit.retention import RetentionAcceptance
 from esrc_testkit.snapshots import SnapshotAcceptance
 from esrc_testkit.streaming import StreamingAcceptance
 from esrc_testkit.streams import StreamAcceptance
@@ -28,6 +29,7 @@ class EventStoreAcceptance(
     LinearizabilityAcceptance,
     RepositoryAcceptance,
     UnitOfWorkAcceptance,
+    RetentionAcceptance,
     RelayLockAcceptance,
     InspectionAcceptance,
     StateMachineAcceptance,
@@ -60,6 +62,6 @@ class EventStoreAcceptance(
     tunes the hypothesis run. The parts (``StreamAcceptance``, ``SnapshotAcceptance``,
     ``StreamingAcceptance``, ``OutboxAcceptance``, ``ConcurrencyAcceptance``,
     ``LateCommitAcceptance``, ``LinearizabilityAcceptance``, ``RepositoryAcceptance``,
-    ``UnitOfWorkAcceptance``, ``RelayLockAcceptance``, ``InspectionAcceptance``,
-    ``StateMachineAcceptance``) can also be subclassed one by one.
+    ``UnitOfWorkAcceptance``, ``RetentionAcceptance``, ``RelayLockAcceptance``,
+    ``InspectionAcceptance``, ``StateMachineAcceptance``) can also be subclassed one by one.
     """
