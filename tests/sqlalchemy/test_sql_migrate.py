@@ -249,7 +249,7 @@ def test_version_1_tables_are_upgraded_and_relays_resume(database_url: str, pref
     store = SqlEventStore(database_url, table_prefix=prefix)
     try:
         store.append_events("Order", "b", 2, [RawEvent("B2", b"")])
-        assert sorted(_versions(database_url, prefix)) == [1, SCHEMA_VERSION]
+        assert sorted(_versions(database_url, prefix)) == list(range(1, SCHEMA_VERSION + 1))
         events = store.tables.events
         if "seq" in events.c:
             with store.engine.connect() as conn:
@@ -262,6 +262,48 @@ def test_version_1_tables_are_upgraded_and_relays_resume(database_url: str, pref
         outbox = store.outbox("relay")
         resumed = outbox.unpublished_events(100)
         assert [e.event.name for e in resumed] == ["A2", "B0", "B1", "B2"]
+    finally:
+        store.close()
+
+
+def _as_version_2(store: SqlEventStore) -> None:
+    """Turn ``store``'s tables back into schema version 2: no ``sequencer.seq_floor``
+    on MariaDB."""
+    tables = store.tables
+    with store.engine.begin() as conn:
+        if tables.sequencer is not None:
+            table = conn.dialect.identifier_preparer.format_table(tables.sequencer)
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN seq_floor"))
+        conn.execute(tables.schema_version.delete())
+        for version in (1, 2):
+            conn.execute(tables.schema_version.insert().values(version=version, description=""))
+
+
+def test_version_2_tables_are_upgraded_and_deletions_keep_the_relay_order(
+    database_url: str, prefix: str
+) -> None:
+    """Tables at schema version 2 holding events and a relay checkpoint are upgraded
+    on first use (version 3 recorded; on MariaDB ``sequencer.seq_floor`` added), the
+    relay resumes after its checkpoint, and deleting the stream that holds the
+    largest outbox number does not make the next events reuse it: the relay gets
+    them."""
+    old = SqlEventStore(database_url, table_prefix=prefix)
+    old.add_aggregate("Order", "a", [RawEvent("A0", b""), RawEvent("A1", b"")])
+    old.add_aggregate("Order", "b", [RawEvent("B0", b"")])
+    relay = old.outbox("relay")
+    relay.mark_events_as_published(relay.unpublished_events(100))
+    _as_version_2(old)
+    old.close()
+    store = SqlEventStore(database_url, table_prefix=prefix)
+    try:
+        store.add_aggregate("Order", "c", [RawEvent("C0", b"")])
+        assert sorted(_versions(database_url, prefix)) == [1, 2, *range(3, SCHEMA_VERSION + 1)]
+        outbox = store.outbox("relay")
+        assert [e.event.name for e in outbox.unpublished_events(100)] == ["C0"]
+        store.delete_stream("Order", "c")
+        store.delete_stream("Order", "b")
+        store.add_aggregate("Order", "d", [RawEvent("D0", b""), RawEvent("D1", b"")])
+        assert [e.event.name for e in outbox.unpublished_events(100)] == ["D0", "D1"]
     finally:
         store.close()
 

@@ -54,6 +54,7 @@ def test_descriptor_claims_the_sql_schemes_and_capabilities() -> None:
         Capability.READ_AHEAD,
         Capability.HOLD_COMMITS,
         Capability.UNITS_OF_WORK,
+        Capability.DELETE_STREAMS,
     }
     assert "esrc-sqlalchemy[postgresql]" in backend.install_hint
     assert backend.inspect_options == {"create_schema": False}

@@ -39,7 +39,9 @@ class StoreViews:
             )
             .scalar_subquery()
         )
-        streams = sa.select(st.c.aggregate_type, st.c.aggregate_id, st.c.version, last_at)
+        streams = sa.select(st.c.aggregate_type, st.c.aggregate_id, st.c.version, last_at).where(
+            st.c.version >= 0  # not deleted (esrc_sqlalchemy.retention)
+        )
         self._streams = streams.order_by(ordered(st.c.aggregate_type), ordered(st.c.aggregate_id))
         self._streams_of_type = streams.where(st.c.aggregate_type == key_t).order_by(
             ordered(st.c.aggregate_id)
@@ -91,12 +93,12 @@ class StoreViews:
         self, conn: Connection, key: tuple[str, str], from_version: int
     ) -> Sequence[Any] | None:
         """Rows (position, version, name, data, metadata, time) after ``from_version``;
-        ``None`` when the stream does not exist."""
+        ``None`` when the stream does not exist or was deleted."""
         rows = conn.execute(
             self._recorded,
             {"key_type": key[0], "key_id": key[1], "from_version": from_version},
         ).all()
-        if not rows:
+        if not rows or rows[0].stream_version < 0:  # none, or deleted
             return None
         return [] if rows[0].name is None else rows
 

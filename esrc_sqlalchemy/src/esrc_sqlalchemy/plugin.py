@@ -110,6 +110,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.STREAMING,
                     Capability.READ_AHEAD,
                     Capability.UNITS_OF_WORK,
+                    Capability.DELETE_STREAMS,
                     Capability.HOLD_COMMITS,
                 }
             ),

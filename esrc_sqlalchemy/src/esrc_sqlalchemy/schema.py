@@ -17,10 +17,16 @@ Every table name starts with the store's ``table_prefix``. The tables:
   as the pair (tx_id, position); tx_id is 0 except on PostgreSQL, and on MariaDB/MySQL
   the position column holds a ``seq``.
 - ``<prefix>sequencer`` (MariaDB/MySQL only): one row whose lock the outboxes take in
-  turn to hand out sequence numbers; appends never touch it.
+  turn to hand out sequence numbers; appends never touch it. Its ``seq_floor`` is the
+  largest ``seq`` ever given to a row that was deleted since (stream deletion and
+  retention): numbering goes on above it, so no number is given twice.
 
 Versions: 1 created the tables; 2 added ``seq`` on MariaDB/MySQL (existing rows get
-``seq = position``, which was their commit order, so checkpoints stay valid).
+``seq = position``, which was their commit order, so checkpoints stay valid); 3 added
+``sequencer.seq_floor`` on MariaDB/MySQL (0: no row was deleted before) and made the
+events' positions ``AUTOINCREMENT`` on SQLite (the table is rebuilt), so that a
+position is never given twice even after the rows holding the largest ones are
+deleted.
 
 Stream keys compare exactly (case, trailing spaces and all). What differs between the
 databases (column types, table options, the extra columns, the sequencer, the steps of
@@ -56,7 +62,7 @@ __all__ = [
     "schema_version",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this release writes and reads."""
 NAME_MAX = 200
 """Longest event name, in characters."""
@@ -107,6 +113,8 @@ class Ddl:
     """Event metadata as JSON text, as long as the data."""
     table_options: Mapping[str, Any] = field(default_factory=dict)
     """Keyword arguments of every :class:`sqlalchemy.Table` (storage engine, charset)."""
+    events_options: Mapping[str, Any] = field(default_factory=dict)
+    """More keyword arguments of the events table alone (SQLite: ``AUTOINCREMENT``)."""
     event_columns: Callable[[str], list[Any]] = _no_columns
     """The database's own columns and indexes of the events table, for a prefix."""
     sequencer: bool = False
@@ -235,7 +243,7 @@ def build_tables(prefix: str, schema: str | None, ddl: Ddl) -> Tables:
         ),
         *ddl.event_columns(prefix),
     ]
-    events = sa.Table(f"{prefix}events", md, *event_columns, **options)
+    events = sa.Table(f"{prefix}events", md, *event_columns, **options, **ddl.events_options)
     snapshots = sa.Table(
         f"{prefix}snapshots",
         md,
@@ -260,6 +268,7 @@ def build_tables(prefix: str, schema: str | None, ddl: Ddl) -> Tables:
             f"{prefix}sequencer",
             md,
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("seq_floor", sa.BigInteger, nullable=False, server_default="0"),
             **options,
         )
     return Tables(
@@ -290,6 +299,7 @@ def _initial(conn: Connection, tables: Tables) -> None:
 
 _MIGRATIONS: list[tuple[int, str]] = [
     (2, "events.seq: outbox order numbers given after commit (MariaDB/MySQL)"),
+    (3, "no outbox number given twice after rows are deleted (MariaDB/MySQL, SQLite)"),
 ]
 """The versions above 1 and what each changed; a database does the work of a version
 in its :attr:`Ddl.steps` (nothing when it has none for it). A new database gets

@@ -16,12 +16,14 @@ from esrc_core.errors import (
     AggregateNotFound,
     AggregateRequiresEvents,
     EsrcError,
+    EventsTruncatedError,
     InvalidAggregateIdError,
     InvalidEventError,
     NotSupportedError,
     OptimisticConcurrencyError,
     SnapshotVersionError,
     StoreClosedError,
+    StreamDeletedError,
 )
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, decode_id, encode_id
@@ -42,6 +44,7 @@ from esrc_sqlalchemy.errors import StoreConfigError, translate
 from esrc_sqlalchemy.inspection import StoreViews
 from esrc_sqlalchemy.locks import SqlRelayLock
 from esrc_sqlalchemy.outbox import SqlOutbox
+from esrc_sqlalchemy.retention import StreamRemoval
 from esrc_sqlalchemy.schema import (
     ID_MAX,
     NAME_MAX,
@@ -137,6 +140,40 @@ def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
         else:
             append(RawEvent(row[1], data, {}))
     return events
+
+
+_DELETED = "the stream was deleted; it takes no more events"
+
+
+def _checked(doing: str, page: StreamPage | None) -> StreamPage:
+    """``page``, unless the stream does not exist or was deleted (a tombstone's
+    negative version): then raise AggregateNotFound."""
+    if page is None or page.version < 0:
+        gone = "does not exist" if page is None else "was deleted"
+        raise AggregateNotFound(f"{doing}: the aggregate {gone}")
+    return page
+
+
+def _truncated(doing: str, upto: int) -> EventsTruncatedError:
+    return EventsTruncatedError(
+        f"{doing}: events 1..{upto} were removed by retention; read after version {upto} "
+        "(from the latest snapshot)",
+        truncated_to=upto,
+    )
+
+
+def _check_start(doing: str, page: StreamPage, after: int) -> None:
+    """Raise EventsTruncatedError when the first page of a read after version
+    ``after`` does not start right after it although the stream goes beyond it:
+    retention removed the events in between."""
+    start = max(after, 0)
+    if page.version <= start:
+        return
+    rows = page.events
+    if not rows:
+        raise _truncated(doing, page.version)
+    if rows[0][0] != start + 1:
+        raise _truncated(doing, int(rows[0][0]) - 1)
 
 
 def _check_limits(connect_timeout: object, max_payload_bytes: object) -> None:
@@ -461,9 +498,7 @@ class SqlEventStore(EventStore):
                     doing,
                     lambda conn: dialect.create_stream(conn, key, rows),
                     write=True,
-                    conflict=lambda: AggregateAlreadyExists(
-                        f"{doing}: the aggregate already exists"
-                    ),
+                    conflict=lambda: self._taken(doing, key),
                     append=True,
                 )
                 dialect.events_written()
@@ -472,8 +507,8 @@ class SqlEventStore(EventStore):
         def adding() -> str:
             return f"add {aggregate_type} {_shown(aggregate_id)}"
 
-        def exists() -> AggregateAlreadyExists:
-            return AggregateAlreadyExists(f"{adding()}: the aggregate already exists")
+        def exists() -> EsrcError:
+            return self._taken(adding(), key)
 
         self.executor.run_direct(
             lambda cursor: dialect.direct_create(cursor, key, rows),
@@ -517,7 +552,7 @@ class SqlEventStore(EventStore):
         def appending() -> str:
             return f"append to {aggregate_type} {_shown(aggregate_id)} at version {from_version}"
 
-        def conflict() -> OptimisticConcurrencyError:
+        def conflict() -> EsrcError:
             # Rare (a race lost inside the statement): worth a read for the message.
             doing = appending()
             try:
@@ -526,6 +561,8 @@ class SqlEventStore(EventStore):
                 )
             except EsrcError:
                 current = None
+            if current is not None and current < 0:
+                return StreamDeletedError(f"{doing}: {_DELETED}")
             now = "" if current is None else f"; stream is at version {current}"
             return OptimisticConcurrencyError(
                 f"{doing}: another writer appended at the same version{now}"
@@ -594,19 +631,16 @@ class SqlEventStore(EventStore):
                 )
             )
         dialect = self._dialect
-        creating = [""]
+        creating: list[tuple[str, tuple[str, str]]] = [("", ("", ""))]
 
         def work(conn: Connection) -> None:
             for part, key, rows in sorted(prepared, key=lambda p: p[1]):
                 if part.creates:
-                    creating[0] = part.describe()
+                    creating[0] = (part.describe(), key)
                     dialect.insert_stream(conn, key, len(rows))
                 elif not dialect.claim_stream(conn, key, part.expected_version, len(rows)):
                     current = dialect.stream_version(conn, key)
-                    what = f"{doing}: {part.describe()}"
-                    if current is None:
-                        raise OptimisticConcurrencyError(f"{what}: the aggregate does not exist")
-                    raise OptimisticConcurrencyError(f"{what}: stream is at version {current}")
+                    self._refused(f"{doing}: {part.describe()}", current)
             for part, key, rows in prepared:
                 dialect.insert_events(conn, key, part.expected_version, rows)
 
@@ -615,12 +649,24 @@ class SqlEventStore(EventStore):
             work,
             write=True,
             transaction=True,
-            conflict=lambda: AggregateAlreadyExists(
-                f"{doing}: {creating[0]}: the aggregate already exists"
-            ),
+            conflict=lambda: self._taken(f"{doing}: {creating[0][0]}", creating[0][1]),
             append=True,
         )
         dialect.events_written()
+
+    def _taken(self, doing: str, key: tuple[str, str]) -> EsrcError:
+        """The error of a creation that hit an existing stream row: the stream exists,
+        or was deleted (one read, on the rare path of a conflict)."""
+        dialect = self._dialect
+        try:
+            current = self.executor.run(
+                doing, lambda conn: dialect.stream_version(conn, key), write=False
+            )
+        except EsrcError:
+            current = None
+        if current is not None and current < 0:
+            return StreamDeletedError(f"{doing}: {_DELETED}")
+        return AggregateAlreadyExists(f"{doing}: the aggregate already exists")
 
     def hold_commits(self) -> CommitHold:
         """See :meth:`esrc_core.late_commits.HoldsCommits.hold_commits`; for tests only.
@@ -641,6 +687,8 @@ class SqlEventStore(EventStore):
     def _refused(doing: str, current: int | None) -> None:
         if current is None:
             raise OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
+        if current < 0:
+            raise StreamDeletedError(f"{doing}: {_DELETED}")
         raise OptimisticConcurrencyError(f"{doing}: stream is at version {current}")
 
     def events(
@@ -651,9 +699,8 @@ class SqlEventStore(EventStore):
         doing = f"read {aggregate_type} {_shown(aggregate_id)}"
         check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         key = self._key(aggregate_type, aggregate_id, doing)
-        page = self._read_page(doing, key, from_version, LAST_VERSION, _WHOLE)
-        if page is None:
-            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        page = _checked(doing, self._read_page(doing, key, from_version, LAST_VERSION, _WHOLE))
+        _check_start(doing, page, from_version)
         return _raw_events(page.events)
 
     def iter_events(
@@ -671,9 +718,8 @@ class SqlEventStore(EventStore):
         check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
         size = check_page_size(page_size, doing=doing)
         key = self._key(aggregate_type, aggregate_id, doing)
-        page = self._read_page(doing, key, from_version, LAST_VERSION, size)
-        if page is None:
-            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        page = _checked(doing, self._read_page(doing, key, from_version, LAST_VERSION, size))
+        _check_start(doing, page, from_version)
         return self._pages(doing, key, page, size)
 
     def load_stream(
@@ -703,9 +749,9 @@ class SqlEventStore(EventStore):
             page = self.executor.run(
                 doing, lambda conn: dialect.load_page(conn, key, size), write=False
             )
-        if page is None:
-            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        page = _checked(doing, page)
         found = None if page.snapshot is None else RawSnapshot(*page.snapshot)
+        _check_start(doing, page, 0 if found is None else found.version)
         return found, self._pages(doing, key, page, size)
 
     def _reads_direct(self) -> bool:
@@ -747,6 +793,8 @@ class SqlEventStore(EventStore):
                 return
             page = self._read_page(doing, key, last, end, size)
             rows = None if page is None else page.events
+            if rows and rows[0][0] != last + 1:
+                raise _truncated(doing, int(rows[0][0]) - 1)
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
@@ -756,7 +804,7 @@ class SqlEventStore(EventStore):
         version = self.executor.run(
             doing, lambda conn: dialect.stream_version(conn, key), write=False
         )
-        return version is not None
+        return version is not None and version >= 0
 
     def add_snapshot(
         self, aggregate_type: str, aggregate_id: AggregateId, snapshot: RawSnapshot
@@ -786,7 +834,7 @@ class SqlEventStore(EventStore):
 
         stored, current = self.executor.run(doing, work, write=True, single=True)
         if not stored:
-            if current is None:
+            if current is None or current < 0:
                 raise AggregateNotFound(f"{doing}: the aggregate does not exist")
             raise SnapshotVersionError(f"{doing}: version {version} is outside 1..{current}")
 
@@ -800,6 +848,40 @@ class SqlEventStore(EventStore):
             return None
         version, data = row
         return RawSnapshot(version, data if type(data) is bytes else bytes(data))
+
+    # --- deletion and retention (esrc_core.retention.DeletesStreams) -------------------
+
+    @functools.cached_property
+    def _removal(self) -> StreamRemoval:
+        return StreamRemoval(self._dialect)
+
+    def delete_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> None:
+        """See :meth:`esrc_core.retention.DeletesStreams.delete_stream`: in one
+        transaction the stream's row becomes a tombstone (it waits for an append in
+        flight on the stream to commit, whose events are then deleted too) and its
+        events and snapshots are deleted (see :mod:`esrc_sqlalchemy.retention`)."""
+        doing = f"delete {aggregate_type} {_shown(aggregate_id)}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        removal = self._removal
+        before = self.executor.run(
+            doing, lambda conn: removal.delete(conn, key), write=True, transaction=True
+        )
+        if before is None:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+
+    def truncate_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> int:
+        """See :meth:`esrc_core.retention.DeletesStreams.truncate_stream`: one
+        ``DELETE`` of the events at or below the latest snapshot for which no
+        checkpoint is still waiting, in a transaction."""
+        doing = f"truncate {aggregate_type} {_shown(aggregate_id)}"
+        key = self._key(aggregate_type, aggregate_id, doing)
+        removal = self._removal
+        removed = self.executor.run(
+            doing, lambda conn: removal.truncate(conn, key), write=True, transaction=True
+        )
+        if removed is None:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        return removed
 
     # --- outbox, schema, lifecycle ---------------------------------------------------
 

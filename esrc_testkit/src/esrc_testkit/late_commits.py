@@ -185,21 +185,21 @@ class LateCommitAcceptance(StoreSuite):
         Capability.OUTBOX, Capability.THREADS, Capability.HOLD_COMMITS, Capability.UNITS_OF_WORK
     )
     def test_unit_of_work_committing_late_is_relayed_whole_once(self, store: EventStore) -> None:
-        """A unit of work over three streams (one new) takes its positions and is
-        held; appends to streams outside it commit, and a relay reads and marks
-        meanwhile. The relay gets none of the unit's events before it commits, and
-        afterwards it and a relay that reads only then each get every event exactly
-        once, in one order, the unit's events in the order of its parts."""
+        """A unit of work over three streams takes its positions and is held; appends
+        to streams outside it commit, and a relay reads and marks meanwhile. The relay
+        gets none of the unit's events before it commits, and afterwards it and a relay
+        that reads only then each get every event exactly once, in one order, the
+        unit's events in the order of its parts."""
         holder = self.holder(store)
         atomic = capable(self, store, Capability.UNITS_OF_WORK, AtomicAppends)
-        for name in ("a", "b", "c"):
+        for name in ("a", "u", "b", "c"):
             store.add_aggregate(ORDER, name, _event(f"{name}1"))
         during_outbox = self.outbox(store, "during")
         during = _read_available(during_outbox)
         with holder.hold_commits() as hold:
             parts = [
                 StreamAppend(ORDER, "a", 1, _event("a2")),
-                StreamAppend(ORDER, "u", 0, _held("u1-late", hold)),
+                StreamAppend(ORDER, "u", 1, _held("u2-late", hold)),
                 StreamAppend(ORDER, "b", 1, _event("b2")),
             ]
             held = _HeldAppend(lambda: atomic.append_streams(parts), "held-unit")
@@ -207,17 +207,17 @@ class LateCommitAcceptance(StoreSuite):
             store.append_events(ORDER, "c", 1, _event("c2"))
             store.add_aggregate(ORDER, "d", _event("d1"))
             during.extend(_read_available(during_outbox))
-            unit = {"Order/s:a/2", "Order/s:u/1", "Order/s:b/2"}
+            unit = {"Order/s:a/2", "Order/s:u/2", "Order/s:b/2"}
             early = sorted(unit & set(_ids(during)))
             assert not early, f"relay 'during' got events of the held unit: {early}"
         held.join()
-        want = [f"Order/s:{s}/{v}" for s, v in (("a", 1), ("b", 1), ("c", 1))]
-        want += ["Order/s:a/2", "Order/s:u/1", "Order/s:b/2", "Order/s:c/2", "Order/s:d/1"]
+        want = [f"Order/s:{s}/1" for s in ("a", "u", "b", "c")]
+        want += ["Order/s:a/2", "Order/s:u/2", "Order/s:b/2", "Order/s:c/2", "Order/s:d/1"]
         after = _read_whole(self.outbox(store, "after"), len(want))
         _read_until(during_outbox, during, len(want), CAUGHT_UP_SECONDS)
         _assert_one_order({"during": during, "after": after}, want)
         order = [i for i in _ids(after) if i in unit]
-        assert order == ["Order/s:a/2", "Order/s:u/1", "Order/s:b/2"], (
+        assert order == ["Order/s:a/2", "Order/s:u/2", "Order/s:b/2"], (
             f"the unit's events are not in the order of its parts: {order}"
         )
 

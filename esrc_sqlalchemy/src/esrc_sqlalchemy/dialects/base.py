@@ -491,6 +491,11 @@ class SqlDialect(abc.ABC):
         """Start a write transaction on ``conn``; ``single`` says the write is one
         statement (atomic by itself)."""
 
+    def before_removing_events(self, conn: Connection) -> None:
+        """In the transaction that deletes or truncates a stream, before any event row
+        is deleted: take what keeps the outbox consistent while rows disappear (nothing
+        by default: an outbox read never relies on a row it has not read yet)."""
+
     def after_write(self, conn: Connection) -> None:
         """Release per-connection state a write left behind (after commit or rollback)."""
 

@@ -200,6 +200,17 @@ def _add_seq(conn: Connection, tables: Tables) -> None:
         conn.commit()
 
 
+def _add_seq_floor(conn: Connection, tables: Tables) -> None:
+    """Schema version 3: add ``sequencer.seq_floor`` (0) if missing. Before version 3
+    no event row was ever deleted, so no number was given to a row that is gone."""
+    sequencer = tables.sequencer
+    assert sequencer is not None
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(sequencer.name)}
+    if "seq_floor" not in columns:
+        table = conn.dialect.identifier_preparer.format_table(sequencer)
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN seq_floor BIGINT NOT NULL DEFAULT 0"))
+
+
 class _NamedLock(SessionLockHolder):
     """A named lock (``GET_LOCK``) on a session of its own."""
 
@@ -274,7 +285,7 @@ class MySqlDialect(CoreDialect):
         table_options={"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"},
         event_columns=_seq_columns,
         sequencer=True,
-        steps={2: _add_seq},
+        steps={2: _add_seq, 3: _add_seq_floor},
     )
     requires_database = True
     testing = MySqlTesting()
@@ -394,7 +405,15 @@ class MySqlDialect(CoreDialect):
             .order_by(ev.c.position)
             .limit(sa.bindparam("limit", type_=sa.Integer))
         )
-        top = sa.select(sa.func.coalesce(sa.func.max(ev.c.seq), 0)).scalar_subquery()
+        floor = sa.select(sequencer.c.seq_floor).where(sequencer.c.id == 1).scalar_subquery()
+        given = sa.select(sa.func.coalesce(sa.func.max(ev.c.seq), 0)).scalar_subquery()
+        top = sa.func.greatest(given, sa.func.coalesce(floor, 0))
+        self._raise_floor = (
+            sequencer.update()
+            .where(sequencer.c.id == 1)
+            .values(seq_floor=sa.func.greatest(sequencer.c.seq_floor, given))
+        )
+        """Remember the largest ``seq`` given, before rows may be deleted."""
         self._unnumbered_after = unnumbered.add_columns(top.label("top"))
         cpt = tables.checkpoints
         checkpoint = (
@@ -670,6 +689,16 @@ class MySqlDialect(CoreDialect):
             )
         conn.info.setdefault("esrc_staged", []).append(var)
         return sa.literal_column(var)
+
+    def before_removing_events(self, conn: Connection) -> None:
+        """Lock the sequencer row, as a sequencing pass does (a pass numbers the rows it
+        read by primary key and checks it numbered them all, so no row may be deleted
+        between its read and its update; appends never take this lock), and raise its
+        ``seq_floor`` to the largest ``seq`` given: a deleted row may hold it, and the
+        next pass must number above it, or a relay past it would skip the rows that
+        got its number again."""
+        conn.execute(self._lock_sequencer)
+        conn.execute(self._raise_floor)
 
     def after_write(self, conn: Connection) -> None:
         """Free the session variables large payloads were staged in."""

@@ -182,6 +182,27 @@ class SqliteTesting(TestingHooks):
     )
 
 
+def _autoincrement_positions(conn: Connection, tables: Tables) -> None:
+    """Schema version 3: rebuild the events table with ``AUTOINCREMENT`` positions if
+    it has none (copying every row with its position; SQLite then never gives a
+    position at or below the largest one given). Idempotent."""
+    events = tables.events
+    found = conn.execute(
+        sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name"),
+        {"name": events.name},
+    ).scalar()
+    if found is None or "AUTOINCREMENT" in str(found).upper():
+        return
+    prep = conn.dialect.identifier_preparer
+    rebuilt = events.to_metadata(sa.MetaData(), name=f"{events.name}_rebuilt")
+    rebuilt.create(conn)
+    columns = ", ".join(prep.quote(c.name) for c in events.columns)
+    old, new = prep.format_table(events), prep.format_table(rebuilt)
+    conn.execute(sa.text(f"INSERT INTO {new} ({columns}) SELECT {columns} FROM {old}"))
+    conn.execute(sa.text(f"DROP TABLE {old}"))
+    conn.execute(sa.text(f"ALTER TABLE {new} RENAME TO {prep.quote(events.name)}"))
+
+
 class SqliteDialect(CoreDialect):
     """SQLite: one writer at a time (``BEGIN IMMEDIATE``), position order is commit order."""
 
@@ -207,6 +228,10 @@ class SqliteDialect(CoreDialect):
         position=sa.Integer(),  # only INTEGER PRIMARY KEY is the rowid
         blob=sa.LargeBinary(),
         long_text=sa.Text(),
+        # A rowid is never given twice, even after the rows with the largest ones were
+        # deleted (stream deletion, retention): a relay past it would skip its reuse.
+        events_options={"sqlite_autoincrement": True},
+        steps={3: _autoincrement_positions},
     )
 
     @classmethod
