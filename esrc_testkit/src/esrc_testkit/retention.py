@@ -116,6 +116,29 @@ class RetentionAcceptance(StoreSuite):
         assert [e.message_id for e in fresh] == kept, "a new relay got deleted events"
         assert_order_consistent_with_versions(fresh, what="outbox after a deletion")
 
+    @requires(Capability.DELETE_STREAMS, Capability.SNAPSHOTS, Capability.OUTBOX)
+    def test_removing_the_newest_events_hides_no_later_event(self, store: EventStore) -> None:
+        """A relay that passed every event, the newest of which belong to a stream that
+        is then truncated and another that is then deleted, still gets every event
+        appended afterwards: removing the events at the end of the outbox's order never
+        lets a later event take an order key the relay has passed."""
+        deleting = self.deleting(store)
+        relay = self.outbox(store, "relay")
+        store.add_aggregate(ORDER, "kept", events_for("K", 1))
+        store.add_aggregate(ORDER, "cut", events_for("C", 3))
+        store.add_snapshot(ORDER, "cut", RawSnapshot(3, b"three"))
+        store.add_aggregate(ORDER, "gone", events_for("G", 2))
+        relay.mark_events_as_published(relay.unpublished_events(100))
+        deleting.delete_stream(ORDER, "gone")
+        assert deleting.truncate_stream(ORDER, "cut") == 3
+        store.append_events(ORDER, "kept", 1, events_for("K", 2, start=2))
+        store.add_aggregate(ORDER, "new", events_for("N", 1))
+        got = [e.message_id for e in relay.unpublished_events(100)]
+        want = [message_id(ORDER, "kept", 2), message_id(ORDER, "kept", 3)]
+        assert got == [*want, message_id(ORDER, "new", 1)], (
+            f"after events at the end of the order were removed, the relay got {got}"
+        )
+
     @requires(Capability.DELETE_STREAMS, Capability.SNAPSHOTS)
     def test_truncation_removes_events_up_to_the_latest_snapshot(self, store: EventStore) -> None:
         """With snapshots at versions 3 and 6 of a 10-event stream (and no relay known),
