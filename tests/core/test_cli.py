@@ -155,6 +155,7 @@ def test_a_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
 
 
 COMMANDS = [
+    "delete-stream",
     "demo",
     "events",
     "migrate",
@@ -164,6 +165,7 @@ COMMANDS = [
     "relays",
     "streams",
     "tail",
+    "truncate-stream",
 ]
 
 
