@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from financing.commands import Commands
+from financing.errors import InvoiceNotForSale, InvoiceNotWithdrawn, UnknownAggregate
 from financing.investor import BidState
 from financing.invoice import InvoiceStatus
 from financing.pipeline import Pipeline
@@ -144,3 +145,35 @@ def test_handling_every_event_again_changes_nothing(market: Market) -> None:
     for event in before:
         market.process.handle(event)
     assert market.all_events() == before
+
+
+def test_a_withdrawn_invoice_is_deleted_and_a_late_bid_is_compensated(market: Market) -> None:
+    """A bid is placed, then the invoice is withdrawn and its stream deleted before
+    the bid was decided: the invoice can no longer be found, and when ``BidPlaced``
+    arrives the choreography releases the investor's reserved funds."""
+    bid = market.commands.place_bid(market.ada, market.invoice, "950")
+    market.commands.withdraw_invoice(market.invoice, "sold elsewhere")
+    with pytest.raises(InvoiceNotForSale, match="withdrawn"):
+        market.commands.place_bid(market.ben, market.invoice, "950")
+    market.commands.delete_withdrawn_invoice(market.invoice)
+    assert not market.commands.invoices.contains(market.invoice)
+    with pytest.raises(UnknownAggregate):
+        market.commands.withdraw_invoice(market.invoice, "again")
+    market.pipeline.settle()
+    investor = market.commands.investors.find_by_id(market.ada)
+    assert investor.bids[bid].state is BidState.RELEASED
+    assert market.balances(market.ada) == (Decimal("5000.00"), Decimal(0), Decimal(0))
+    relayed = {e.aggregate_id for e in market.all_events()}
+    assert market.invoice not in relayed
+
+
+def test_only_a_withdrawn_invoice_not_financed_can_be_deleted(market: Market) -> None:
+    """Deleting an invoice that was not withdrawn is refused; withdrawing a financed
+    invoice is refused (reverse the financing first)."""
+    with pytest.raises(InvoiceNotWithdrawn):
+        market.commands.delete_withdrawn_invoice(market.invoice)
+    market.commands.place_bid(market.ada, market.invoice, "950")
+    market.pipeline.settle()
+    with pytest.raises(InvoiceNotForSale, match="financed"):
+        market.commands.withdraw_invoice(market.invoice, "too late")
+    assert market.commands.invoices.contains(market.invoice)

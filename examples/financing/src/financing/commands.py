@@ -16,8 +16,17 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TypeVar
 
-from esrc_core import AggregateNotFound, EventStore, Repository, RetryPolicy, UnitOfWork
-from financing.errors import InvoiceNotForSale, UnknownAggregate
+from esrc_core import (
+    AggregateNotFound,
+    Capability,
+    DeletesStreams,
+    EventStore,
+    Repository,
+    RetryPolicy,
+    UnitOfWork,
+    require,
+)
+from financing.errors import InvoiceNotForSale, InvoiceNotWithdrawn, UnknownAggregate
 from financing.events import registry
 from financing.investor import Investor
 from financing.invoice import Invoice, InvoiceStatus
@@ -135,6 +144,8 @@ class Commands:
         invoice = self._find(self.invoices, invoice_id, doing)
         if invoice.status is InvoiceStatus.FINANCED:
             raise InvoiceNotForSale(f"{doing}: invoice {invoice.number} is already financed")
+        if invoice.status is InvoiceStatus.WITHDRAWN:
+            raise InvoiceNotForSale(f"{doing}: invoice {invoice.number} was withdrawn")
         bid = bid_id or uuid.uuid4()
         self._update(
             self.investors,
@@ -146,6 +157,34 @@ class Commands:
         return bid
 
     # Invoices
+
+    def withdraw_invoice(self, invoice_id: uuid.UUID, reason: str) -> None:
+        """Take an invoice that is not financed off the market (``InvoiceWithdrawn``);
+        bids decided afterwards are rejected. Its stream may be deleted with
+        :meth:`delete_withdrawn_invoice` once every reader has seen the withdrawal."""
+        self._update(self.invoices, invoice_id, lambda i: i.withdraw(reason), "withdraw_invoice")
+
+    def delete_withdrawn_invoice(self, invoice_id: uuid.UUID) -> None:
+        """Delete a withdrawn invoice's stream for good (the store's ``delete-streams``
+        capability): it can no longer be loaded, bid on or changed, and relays never
+        publish its events they had not reached. Call it after the withdrawal was
+        relayed, so that the read models saw the invoice go. A bid whose
+        ``BidPlaced`` arrives afterwards gets its reserved funds released by the
+        choreography.
+
+        Raises :class:`~financing.errors.InvoiceNotWithdrawn` for an invoice that was
+        not withdrawn, :class:`~financing.errors.UnknownAggregate` for one that does
+        not exist (or was deleted already), and
+        :class:`~esrc_core.NotSupportedError` on a store that cannot delete streams.
+        """
+        doing = f"delete withdrawn invoice {invoice_id}"
+        deleting = require(self.store, Capability.DELETE_STREAMS, doing, DeletesStreams)
+        invoice = self._find(self.invoices, invoice_id, doing)
+        if invoice.status is not InvoiceStatus.WITHDRAWN:
+            raise InvoiceNotWithdrawn(
+                f"{doing}: invoice {invoice.number} is {invoice.status.value}; withdraw it first"
+            )
+        deleting.delete_stream(self.invoices.aggregate_type, invoice_id)
 
     def reverse_financing(self, invoice_id: uuid.UUID, reason: str) -> None:
         """Undo an invoice's financing: put it up for sale again and return the

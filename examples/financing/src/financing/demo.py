@@ -76,6 +76,8 @@ class DemoResult:
     invoices: dict[str, uuid.UUID] = field(default_factory=dict)
     relayed: int = 0
     """Events the main relay published in this run."""
+    deleted: int = 0
+    """Events relayed, then deleted with their stream (a withdrawn invoice's)."""
     replayed: int = 0
     """Events handed to the consumers a second time to show they drop duplicates."""
     conflicts: int = 0
@@ -195,6 +197,7 @@ class _Demo:
     def run(self) -> None:
         self.open_the_market()
         self.bid_reject_and_reverse()
+        self.withdraw_and_delete()
         self.race_for_one_invoice()
         self.race_on_one_investor()
         self.deliver_twice()
@@ -260,6 +263,20 @@ class _Demo:
         self.settle()
         self.out(self.invoice_line("ACME-1001"))
         self.out(self.investor_line("Ben"))
+
+    def withdraw_and_delete(self) -> None:
+        c, r = self.commands, self.result
+        self.say("Acme puts ACME-1003 up for sale, then withdraws it: once the withdrawal")
+        self.out("   is relayed (the read models drop the invoice), its stream is deleted")
+        invoice = c.put_invoice_for_sale(r.issuers["Acme Tools"], "ACME-1003", "5000", "4750")
+        self.settle()
+        c.withdraw_invoice(invoice, "sold to the debtor's bank instead")
+        self.settle()
+        c.delete_withdrawn_invoice(invoice)
+        r.deleted += 2
+        listed = len(self.read_models.invoices())
+        gone = "gone" if not c.invoices.contains(invoice) else "still there"
+        self.out(f"   the stream is {gone}; the read models list {listed} invoices")
 
     def race_for_one_invoice(self) -> None:
         r = self.result

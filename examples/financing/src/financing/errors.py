@@ -15,6 +15,7 @@ __all__ = [
     "InvalidAmount",
     "InvoiceNotFinanced",
     "InvoiceNotForSale",
+    "InvoiceNotWithdrawn",
     "IssuerNotActive",
     "UnknownAggregate",
     "UnknownBid",
@@ -47,7 +48,12 @@ class BidStateError(FinancingError):
 
 
 class InvoiceNotForSale(FinancingError):
-    """The invoice is already financed; bids are refused until a reversal re-opens it."""
+    """The invoice is already financed (bids are refused until a reversal re-opens it)
+    or withdrawn."""
+
+
+class InvoiceNotWithdrawn(FinancingError):
+    """Only a withdrawn invoice's stream may be deleted."""
 
 
 class InvoiceNotFinanced(FinancingError):

@@ -24,6 +24,7 @@ __all__ = [
     "FundsDeposited",
     "InvestorRegistered",
     "InvoicePutForSale",
+    "InvoiceWithdrawn",
     "IssuerRegistered",
     "IssuerSuspended",
     "ReservedFundsReleased",
@@ -162,4 +163,13 @@ class FinancingReversed:
     bid_id: uuid.UUID
     investor_id: uuid.UUID
     amount: Decimal
+    reason: str
+
+
+@registry.register
+@dataclass(frozen=True)
+class InvoiceWithdrawn:
+    """The issuer took the invoice off the market before it was financed; once every
+    reader has seen this, the invoice's stream may be deleted."""
+
     reason: str

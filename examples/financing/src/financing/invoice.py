@@ -7,8 +7,14 @@ import uuid
 from decimal import Decimal
 
 from esrc_core import EventRaiserAggregate
-from financing.errors import InvalidAmount, InvoiceNotFinanced
-from financing.events import BidAccepted, BidRejected, FinancingReversed, InvoicePutForSale
+from financing.errors import InvalidAmount, InvoiceNotFinanced, InvoiceNotForSale
+from financing.events import (
+    BidAccepted,
+    BidRejected,
+    FinancingReversed,
+    InvoicePutForSale,
+    InvoiceWithdrawn,
+)
 from financing.money import format_money, money
 
 __all__ = ["Invoice", "InvoiceStatus", "invoice_id_for"]
@@ -28,6 +34,7 @@ class InvoiceStatus(enum.Enum):
 
     FOR_SALE = "for sale"
     FINANCED = "financed"
+    WITHDRAWN = "withdrawn"
 
 
 class Invoice(EventRaiserAggregate):
@@ -85,6 +92,8 @@ class Invoice(EventRaiserAggregate):
         reason = None
         if self.status is InvoiceStatus.FINANCED:
             reason = f"invoice {self.number} is already financed"
+        elif self.status is InvoiceStatus.WITHDRAWN:
+            reason = f"invoice {self.number} was withdrawn"
         elif amount < self.asking_price:
             reason = f"bid below the asking price of {format_money(self.asking_price)}"
         elif amount > self.face_value:
@@ -93,6 +102,21 @@ class Invoice(EventRaiserAggregate):
             self.raise_event(BidAccepted(bid_id, investor_id, amount))
         else:
             self.raise_event(BidRejected(bid_id, investor_id, amount, reason))
+
+    def withdraw(self, reason: str) -> None:
+        """Take the invoice off the market; a withdrawn invoice is left as it is.
+
+        Raises :class:`~financing.errors.InvoiceNotForSale` when it is financed
+        (reverse the financing first). Bids decided afterwards are rejected.
+        """
+        if self.status is InvoiceStatus.WITHDRAWN:
+            return
+        if self.status is InvoiceStatus.FINANCED:
+            raise InvoiceNotForSale(
+                f"withdraw invoice {self.number} ({self.id}): it is financed; reverse the "
+                "financing first"
+            )
+        self.raise_event(InvoiceWithdrawn(reason))
 
     def reverse_financing(self, reason: str) -> None:
         """Undo the financing and put the invoice up for sale again.
@@ -127,3 +151,5 @@ class Invoice(EventRaiserAggregate):
             case FinancingReversed():
                 self.status = InvoiceStatus.FOR_SALE
                 self.financed_by = None
+            case InvoiceWithdrawn():
+                self.status = InvoiceStatus.WITHDRAWN

@@ -6,7 +6,9 @@ runs one command on one aggregate, whose event in turn triggers the next step:
 ========================  ==========================================================
 relayed event             next step (command)
 ========================  ==========================================================
-``BidPlaced``             the invoice accepts or rejects the bid (``decide_bid``)
+``BidPlaced``             the invoice accepts or rejects the bid (``decide_bid``); if
+                          the invoice was withdrawn and deleted, the investor's
+                          reserved funds are released instead
 ``BidAccepted``           the investor commits the reserved funds (``commit_funds``)
 ``BidRejected``           compensation: the investor's reserved funds are released
 ``FinancingReversed``     compensation: the investor's committed funds are returned
@@ -25,6 +27,7 @@ from esrc_faststream.consumer import MemorySeenMessages, Projection, SeenMessage
 
 from esrc_core import RelayEvent
 from financing.commands import Commands
+from financing.errors import UnknownAggregate
 from financing.events import (
     BidAccepted,
     BidPlaced,
@@ -66,7 +69,15 @@ class FinancingProcess:
         cause = event.message_id
         match decoded:
             case BidPlaced(bid_id=bid_id, invoice_id=invoice_id, amount=amount):
-                self.commands.decide_bid(invoice_id, bid_id, _uuid(event), amount, caused_by=cause)
+                investor_id = _uuid(event)
+                try:
+                    self.commands.decide_bid(
+                        invoice_id, bid_id, investor_id, amount, caused_by=cause
+                    )
+                except UnknownAggregate:  # withdrawn and deleted: nobody will decide
+                    self.commands.release_reserved_funds(
+                        investor_id, bid_id, "the invoice was withdrawn", caused_by=cause
+                    )
             case BidAccepted(bid_id=bid_id, investor_id=investor_id):
                 self.commands.commit_funds(investor_id, bid_id, caused_by=cause)
             case BidRejected(bid_id=bid_id, investor_id=investor_id, reason=reason):

@@ -41,6 +41,7 @@ from financing.events import (
     FundsDeposited,
     InvestorRegistered,
     InvoicePutForSale,
+    InvoiceWithdrawn,
     IssuerRegistered,
     IssuerSuspended,
     ReservedFundsReleased,
@@ -316,7 +317,14 @@ class ReadModels:
                     financed_cents=to_cents(amount),
                 )
             case BidRejected():
-                invoice(rejected_bids=invoices.c.rejected_bids + 1)
+                # An invoice withdrawn meanwhile is no longer listed: nothing to count.
+                conn.execute(
+                    sa.update(invoices)
+                    .where(invoices.c.invoice_id == key)
+                    .values(rejected_bids=invoices.c.rejected_bids + 1)
+                )
+            case InvoiceWithdrawn():
+                conn.execute(sa.delete(invoices).where(invoices.c.invoice_id == key))
             case FinancingReversed():
                 invoice(
                     status=FOR_SALE,
