@@ -23,6 +23,7 @@ from esrc_core.async_relay import AsyncRelay, InlinePublisher
 from esrc_core.async_repository import AsyncRepository
 from esrc_core.async_store import (
     AsyncAtomicAppends,
+    AsyncDeletesStreams,
     AsyncEventStore,
     AsyncStreamingStore,
     Bridged,
@@ -111,6 +112,7 @@ __all__ = [
     "AsyncAtomicAppends",
     "AsyncBatchPublisher",
     "AsyncCloseable",
+    "AsyncDeletesStreams",
     "AsyncEventStore",
     "AsyncEventStoreOutbox",
     "AsyncHasOutbox",

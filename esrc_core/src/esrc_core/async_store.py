@@ -29,10 +29,12 @@ from esrc_core.events import RawEvent, RawSnapshot
 from esrc_core.ids import AggregateId
 from esrc_core.locks import HasRelayLock, RelayLock
 from esrc_core.relay import EventStoreOutbox, HasOutbox
+from esrc_core.retention import DeletesStreams
 from esrc_core.store import EventStore, StreamingStore, check_page_size
 
 __all__ = [
     "AsyncAtomicAppends",
+    "AsyncDeletesStreams",
     "AsyncEventStore",
     "AsyncStreamingStore",
     "Bridged",
@@ -142,6 +144,22 @@ class AsyncAtomicAppends(Protocol):
     async def append_streams(self, appends: Sequence[StreamAppend]) -> None:
         """:meth:`AtomicAppends.append_streams
         <esrc_core.atomic_appends.AtomicAppends.append_streams>`."""
+        ...
+
+
+@runtime_checkable
+class AsyncDeletesStreams(Protocol):
+    """:class:`~esrc_core.retention.DeletesStreams`'s contract on an async store
+    (capability ``delete-streams``), the methods coroutines."""
+
+    async def delete_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> None:
+        """:meth:`DeletesStreams.delete_stream
+        <esrc_core.retention.DeletesStreams.delete_stream>`."""
+        ...
+
+    async def truncate_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> int:
+        """:meth:`DeletesStreams.truncate_stream
+        <esrc_core.retention.DeletesStreams.truncate_stream>`."""
         ...
 
 
@@ -367,6 +385,22 @@ class BridgedEventStore(AsyncEventStore):
         doing = "append to several streams"
         atomic = require(self._sync, Capability.UNITS_OF_WORK, doing, AtomicAppends)
         await self._call(doing, atomic.append_streams, appends)
+
+    async def delete_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> None:
+        """Delete a stream for good; see :class:`AsyncDeletesStreams`. Raises
+        :class:`~esrc_core.errors.NotSupportedError` when the sync store does not
+        offer the ``delete-streams`` capability."""
+        doing = f"delete {aggregate_type} {aggregate_id!r}"
+        deleting = require(self._sync, Capability.DELETE_STREAMS, doing, DeletesStreams)
+        await self._call(doing, deleting.delete_stream, aggregate_type, aggregate_id)
+
+    async def truncate_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> int:
+        """Remove a stream's events before its latest snapshot; see
+        :class:`AsyncDeletesStreams` (and ``NotSupportedError`` as for
+        :meth:`delete_stream`)."""
+        doing = f"truncate {aggregate_type} {aggregate_id!r}"
+        deleting = require(self._sync, Capability.DELETE_STREAMS, doing, DeletesStreams)
+        return await self._call(doing, deleting.truncate_stream, aggregate_type, aggregate_id)
 
     def outbox(self, name: str = "default") -> AsyncEventStoreOutbox:
         """The async face (:class:`~esrc_core.async_outbox.AsyncEventStoreOutbox`) of
