@@ -391,14 +391,22 @@ class EventStoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.locks_on)
     @rule(name=st.sampled_from(LOCK_NAMES), holder=st.sampled_from(HOLDERS))
     def acquire_lock(self, name: str, holder: int) -> None:
-        """Try to take a relay lock: it succeeds when nobody or this holder holds it."""
+        """Try to take a relay lock: it succeeds when nobody or this holder holds it;
+        then the other holder tries too and must fail (exclusivity is checked on every
+        acquisition, not only when the rules happen to alternate holders)."""
         owner = self.lock_owners.get(name)
         got = self._lock(name, holder).acquire()
         assert got is (owner in (None, holder)), (
             f"relay lock {name!r}: holder {holder}'s acquire() is {got} "
             f"while {'nobody' if owner is None else f'holder {owner}'} holds it"
         )
-        self.lock_owners[name] = owner if owner is not None else holder
+        owner = self.lock_owners[name] = owner if owner is not None else holder
+        other = next(h for h in HOLDERS if h != owner)
+        stolen = self._lock(name, other).acquire()
+        assert not stolen, (
+            f"relay lock {name!r}: holder {other}'s acquire() succeeded while holder "
+            f"{owner} holds it"
+        )
         self._check_holders(name)
 
     @precondition(lambda self: self.locks_on and bool(self.lock_owners))
