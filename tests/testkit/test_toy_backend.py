@@ -82,6 +82,8 @@ def test_toy_backend_is_discovered_through_its_entry_point() -> None:
         "toy-sharedlock",
         "toy-racycheck",
         "toy-splitunits",
+        "toy-leakydelete",
+        "toy-eagertruncate",
         "toy-late",
         "toy-lateskip",
     }

@@ -33,6 +33,12 @@ use them for anything else.
 - :class:`SplitUnitStore` (``toy-splitunits://``): declares ``units-of-work`` but
   stores a unit's parts one append at a time, so a conflict in a later part leaves
   the earlier parts stored.
+- :class:`LeakyDeleteStore` (``toy-leakydelete://``): declares ``delete-streams``; a
+  deleted stream is gone for readers, but its events stay in the outbox, so relays
+  publish what was deleted.
+- :class:`EagerTruncateStore` (``toy-eagertruncate://``): declares ``delete-streams``;
+  truncation removes every event up to the latest snapshot, also those a relay has
+  not published yet.
 """
 
 from __future__ import annotations
@@ -45,11 +51,24 @@ from esrc_core.atomic_appends import StreamAppend, check_appends
 from esrc_core.bridge import GREENLETS
 from esrc_core.store import check_page_size
 
-from esrc_core import AggregateId, RawEvent, RawSnapshot, RelayEvent, check_events
+from esrc_core import (
+    AggregateId,
+    AggregateNotFound,
+    EventsTruncatedError,
+    RawEvent,
+    RawSnapshot,
+    RelayEvent,
+    StreamDeletedError,
+    check_events,
+    check_id,
+    encode_id,
+)
 from esrc_toy.store import ToyEventStore, ToyOutbox, ToyRelayLock, _Data, _Record
 
 __all__ = [
+    "EagerTruncateStore",
     "FirstSnapshotWinsStore",
+    "LeakyDeleteStore",
     "NoVersionCheckStore",
     "NonAtomicStore",
     "OffByOneReadStore",
@@ -298,3 +317,164 @@ class SplitUnitStore(ToyEventStore):
                 self.append_events(
                     part.aggregate_type, part.aggregate_id, part.expected_version, part.events
                 )
+
+
+class _RemovedFromOutbox(ToyOutbox):
+    """An outbox that passes over the records at positions in ``gone``."""
+
+    def __init__(self, data: _Data, name: str, gone: set[int]) -> None:
+        super().__init__(data, name)
+        self._gone = gone
+
+    def _pending(self) -> list[_Record]:
+        return [r for r in super()._pending() if r.position not in self._gone]
+
+
+class _RetainingStore(ToyEventStore):
+    """A toy store with stream deletion and truncation, kept on the store object (the
+    records stay in the flat list; deleted and truncated ones are hidden from readers
+    and relays). Not a bug by itself: each subclass below breaks one step."""
+
+    def __init__(self, *, name: str | None = None, url: str = "toy://") -> None:
+        super().__init__(name=name, url=url)
+        self._tombstones: set[tuple[str, str]] = set()
+        self._cut: dict[tuple[str, str], int] = {}
+        self._gone: set[int] = set()
+
+    def _stream(
+        self, aggregate_type: str, aggregate_id: AggregateId, doing: str
+    ) -> tuple[str, str]:
+        return aggregate_type, encode_id(check_id(aggregate_id, doing=doing))
+
+    def _records_of(self, key: tuple[str, str]) -> list[_Record]:
+        return [r for r in self._data.records if (r.aggregate_type, r.key) == key]
+
+    def _hide_deleted(self, key: tuple[str, str]) -> None:
+        """Hide a deleted stream's records from relays."""
+        self._gone.update(r.position for r in self._records_of(key))
+
+    def _passed_by_every_relay(self) -> int:
+        """The position every relay with progress has published up to."""
+        progress: dict[str, int] = {}
+        for relay, position in self._data.marks:
+            progress[relay] = max(progress.get(relay, 0), position)
+        return min(progress.values(), default=len(self._data.records))
+
+    def delete_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> None:
+        """See :meth:`esrc_core.retention.DeletesStreams.delete_stream`."""
+        doing = f"toy: delete {aggregate_type} {aggregate_id!r}"
+        self._check_open(doing)
+        key = self._stream(aggregate_type, aggregate_id, doing)
+        with self._data.lock:
+            if key in self._tombstones:
+                return
+            if not self._records_of(key):
+                raise AggregateNotFound(f"{doing}: it does not exist")
+            self._tombstones.add(key)
+            self._hide_deleted(key)
+
+    def truncate_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> int:
+        """See :meth:`esrc_core.retention.DeletesStreams.truncate_stream`."""
+        doing = f"toy: truncate {aggregate_type} {aggregate_id!r}"
+        snapshot = self.latest_snapshot(aggregate_type, aggregate_id)
+        key = self._stream(aggregate_type, aggregate_id, doing)
+        with self._data.lock:
+            if key in self._tombstones or not self._records_of(key):
+                raise AggregateNotFound(f"{doing}: it does not exist")
+            if snapshot is None:
+                return 0
+            passed = self._truncation_limit()
+            cut = self._cut.get(key, 0)
+            removed = [
+                r
+                for r in self._records_of(key)
+                if cut < r.version <= snapshot.version and r.position <= passed
+            ]
+            self._gone.update(r.position for r in removed)
+            self._cut[key] = cut + len(removed)
+            return len(removed)
+
+    def _truncation_limit(self) -> int:
+        return self._passed_by_every_relay()
+
+    def _refuse(self, aggregate_type: str, aggregate_id: AggregateId, doing: str) -> None:
+        if self._stream(aggregate_type, aggregate_id, doing) in self._tombstones:
+            raise StreamDeletedError(f"{doing}: the stream was deleted")
+
+    def add_aggregate(
+        self, aggregate_type: str, aggregate_id: AggregateId, events: Sequence[RawEvent]
+    ) -> None:
+        """Refused for a deleted stream, else the toy store's."""
+        self._refuse(aggregate_type, aggregate_id, f"toy: add {aggregate_type} {aggregate_id!r}")
+        super().add_aggregate(aggregate_type, aggregate_id, events)
+
+    def append_events(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int,
+        events: Sequence[RawEvent],
+    ) -> None:
+        """Refused for a deleted stream, else the toy store's."""
+        doing = f"toy: append to {aggregate_type} {aggregate_id!r}"
+        self._refuse(aggregate_type, aggregate_id, doing)
+        super().append_events(aggregate_type, aggregate_id, from_version, events)
+
+    def events(
+        self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
+    ) -> list[RawEvent]:
+        """Not found when deleted; EventsTruncatedError below the truncation."""
+        doing = f"toy: read {aggregate_type} {aggregate_id!r}"
+        key = self._stream(aggregate_type, aggregate_id, doing)
+        if key in self._tombstones:
+            raise AggregateNotFound(f"{doing}: it was deleted")
+        found = super().events(aggregate_type, aggregate_id, from_version)
+        cut = self._cut.get(key, 0)
+        if max(from_version, 0) < cut:
+            raise EventsTruncatedError(f"{doing}: events 1..{cut} were removed", truncated_to=cut)
+        return found
+
+    def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
+        """False for a deleted stream."""
+        doing = f"toy: check {aggregate_type} {aggregate_id!r}"
+        if self._stream(aggregate_type, aggregate_id, doing) in self._tombstones:
+            return False
+        return super().contains_aggregate(aggregate_type, aggregate_id)
+
+    def add_snapshot(
+        self, aggregate_type: str, aggregate_id: AggregateId, snapshot: RawSnapshot
+    ) -> None:
+        """Not found for a deleted stream."""
+        doing = f"toy: snapshot {aggregate_type} {aggregate_id!r}"
+        if self._stream(aggregate_type, aggregate_id, doing) in self._tombstones:
+            raise AggregateNotFound(f"{doing}: it was deleted")
+        super().add_snapshot(aggregate_type, aggregate_id, snapshot)
+
+    def latest_snapshot(self, aggregate_type: str, aggregate_id: AggregateId) -> RawSnapshot | None:
+        """None for a deleted stream."""
+        doing = f"toy: read snapshot of {aggregate_type} {aggregate_id!r}"
+        if self._stream(aggregate_type, aggregate_id, doing) in self._tombstones:
+            return None
+        return super().latest_snapshot(aggregate_type, aggregate_id)
+
+    def outbox(self, name: str = "default") -> ToyOutbox:
+        """An outbox that passes over removed events."""
+        ordered = super().outbox(name)
+        return _RemovedFromOutbox(self._data, ordered.name, self._gone)
+
+
+class LeakyDeleteStore(_RetainingStore):
+    """BROKEN ON PURPOSE: deleting a stream hides it from readers only; its events stay
+    in the outbox, and relays publish them."""
+
+    def _hide_deleted(self, key: tuple[str, str]) -> None:
+        """Leave the deleted stream's events to the relays: the bug."""
+
+
+class EagerTruncateStore(_RetainingStore):
+    """BROKEN ON PURPOSE: truncation removes every event up to the latest snapshot,
+    also those a relay has not published yet (a retention job that ignores relays)."""
+
+    def _truncation_limit(self) -> int:
+        """Every position: the bug."""
+        return len(self._data.records)

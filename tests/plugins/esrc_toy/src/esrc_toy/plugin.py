@@ -50,6 +50,8 @@ def _opener(kind: str) -> Callable[..., Any]:
             "toy-sharedlock": broken.SharedRelayLockStore,
             "toy-racycheck": broken.RacyCheckThenWriteStore,
             "toy-splitunits": broken.SplitUnitStore,
+            "toy-leakydelete": broken.LeakyDeleteStore,
+            "toy-eagertruncate": broken.EagerTruncateStore,
             "toy-late": late.LateToyStore,
             "toy-lateskip": late.LateSkipStore,
         }
@@ -175,6 +177,22 @@ def esrc_store_backends() -> list[Backend]:
             factory=_opener("toy-splitunits"),
             capabilities=_CAPABILITIES | {Capability.UNITS_OF_WORK},
             description="BROKEN ON PURPOSE: a unit of work is stored one stream at a time",
+        ),
+        Backend(
+            name="toy-leakydelete",
+            kind="store",
+            schemes=("toy-leakydelete",),
+            factory=_opener("toy-leakydelete"),
+            capabilities=_CAPABILITIES | {Capability.DELETE_STREAMS},
+            description="BROKEN ON PURPOSE: a deleted stream's events stay in the outbox",
+        ),
+        Backend(
+            name="toy-eagertruncate",
+            kind="store",
+            schemes=("toy-eagertruncate",),
+            factory=_opener("toy-eagertruncate"),
+            capabilities=_CAPABILITIES | {Capability.DELETE_STREAMS},
+            description="BROKEN ON PURPOSE: truncation removes events relays have not published",
         ),
         Backend(
             name="toy-late",
