@@ -384,3 +384,19 @@ def bench_marshaling(session: nox.Session) -> None:
     """JsonMarshaler's encode and decode through msgspec against its hand-written path
     (``bench.marshaling``); arguments after ``--`` go to it (not part of ``nox``)."""
     session.run("python", "-m", "bench.marshaling", *session.posargs)
+
+
+@nox.session(name="bench-console")
+def bench_console(session: nox.Session) -> None:
+    """The web console's pages timed over HTTP on a million events in SQLite and
+    PostgreSQL, against the 200 ms target (``bench.console``); arguments after ``--``
+    go to it (not part of ``nox``)."""
+    session.run("python", "-m", "bench.console", *session.posargs)
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """Regenerate the web console's screenshots in docs/images/ from the financing
+    demo's store, in headless Chromium (``tests/console/screenshots.py``; not part of
+    ``nox``)."""
+    session.run("python", "-m", "tests.console.screenshots", *session.posargs)
