@@ -55,11 +55,14 @@ class StoreViews:
             ev.c.metadata,
             when(ev.c.created_at).label("created_at"),
         )
-        done, waiting = dialect.relay_progress()
+        # Published is every event less the pending ones (the two conditions are
+        # complementary on every database): the events are counted once for all relays,
+        # and each relay counts only what is after its checkpoint.
+        _, waiting = dialect.relay_progress()
         count = sa.func.count()
         self._relays = sa.select(
             cp.c.name,
-            sa.select(count).select_from(ev).where(done).scalar_subquery(),
+            sa.select(count).select_from(ev).scalar_subquery(),
             sa.select(count).select_from(ev).where(waiting).scalar_subquery(),
             sa.select(when(sa.func.min(ev.c.created_at))).where(waiting).scalar_subquery(),
         ).order_by(ordered(cp.c.name))
@@ -104,7 +107,10 @@ class StoreViews:
 
     def relays(self, conn: Connection) -> Sequence[Any]:
         """Rows (name, published, pending, oldest pending time) by name."""
-        return conn.execute(self._relays).all()
+        return [
+            (name, every - pending, pending, oldest)
+            for name, every, pending, oldest in conn.execute(self._relays)
+        ]
 
     def copy(self, conn: Connection, source: str, target: str) -> None:
         """Give ``target`` exactly ``source``'s checkpoint (or none), in the caller's
