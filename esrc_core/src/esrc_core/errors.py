@@ -19,6 +19,7 @@ The tree::
     ├── OutOfRangeError (ValueError)        an int argument outside what stores take
     ├── UnknownEventError (LookupError)
     ├── SerializationError (ValueError)
+    │   └── MissingUpcasterError            a stored schema version has no way to the current
     ├── UnknownBackendError (LookupError)
     ├── AmbiguousBackendError (LookupError)
     ├── BackendUnavailableError (ImportError)
@@ -51,6 +52,7 @@ __all__ = [
     "EventsTruncatedError",
     "InvalidAggregateIdError",
     "InvalidEventError",
+    "MissingUpcasterError",
     "NotSupportedError",
     "OptimisticConcurrencyError",
     "OutOfRangeError",
@@ -148,6 +150,13 @@ class UnknownEventError(EsrcError, LookupError):
 
 class SerializationError(EsrcError, ValueError):
     """An event or snapshot could not be encoded to, or decoded from, bytes."""
+
+
+class MissingUpcasterError(SerializationError):
+    """A stored event's schema version cannot be brought to its class's current one: an
+    upcaster step is missing, or the stored version is newer than the current one. The
+    message names the event, the aggregate type when known, the stored version and the
+    current one."""
 
 
 class UnknownBackendError(EsrcError, LookupError):

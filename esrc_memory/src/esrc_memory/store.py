@@ -200,7 +200,7 @@ class MemoryEventStore(EventStore):
         now = dt.datetime.now(dt.UTC)
         self._state.recorded_at.extend(now for _ in events)
         for event in events:
-            stored = RawEvent(event.name, event.data, dict(event.metadata))
+            stored = RawEvent(event.name, event.data, dict(event.metadata), event.schema_version)
             stream.events.append(stored)
             log.append(
                 RelayEvent(
