@@ -172,3 +172,69 @@ def test_memory_store_keeps_schema_versions() -> None:
     snapshot = store.latest_snapshot("t", key)
     assert snapshot is not None
     assert snapshot.schema_version == 3
+
+
+def _counter_registry() -> EventRegistry:
+    """The counter's events with ``Incremented`` at version 2: version 1 stored
+    ``{"step": n}``."""
+    from tests.core.domain import CounterCreated, Incremented
+
+    counters = EventRegistry()
+    counters.register(CounterCreated)
+    counters.register(Incremented, version=2)
+    counters.upcaster("Incremented", 1)(lambda old: {"by": old["step"]})
+    return counters
+
+
+def test_a_stream_mixing_versions_loads_through_the_repository() -> None:
+    from esrc_core import Repository
+    from esrc_memory import MemoryEventStore
+    from tests.core.domain import Counter
+
+    store = MemoryEventStore()
+    counters = _counter_registry()
+    name = f"c-{uuid.uuid4()}"
+    store.add_aggregate(
+        "Counter",
+        name,
+        [
+            RawEvent("CounterCreated", json.dumps({"counter_id": name}).encode()),
+            RawEvent("Incremented", b'{"step": 2}', {}, 1),
+        ],
+    )
+    repository = Repository(store, Counter, counters, snapshot_every=0)
+    repository.update_by_id(name, lambda counter: counter.increment(5))
+    assert [e.schema_version for e in store.events("Counter", name)] == [1, 1, 2]
+    assert repository.find_by_id(name).value == 7
+
+
+def test_a_snapshot_of_another_schema_version_is_passed_over() -> None:
+    from esrc_core import Repository
+    from esrc_memory import MemoryEventStore
+    from tests.core.domain import Counter
+
+    store = MemoryEventStore()
+    counters = _counter_registry()
+    old = Repository(store, Counter, counters, snapshot_every=2)
+    counter = Counter("c-1")
+    counter.increment(3)
+    old.add(counter)
+    snapshot = store.latest_snapshot("Counter", "c-1")
+    assert snapshot is not None
+    assert snapshot.schema_version == 1
+    assert old.find_by_id("c-1").restored_from == 3
+    new = Repository(store, Counter, counters, snapshot_every=2, snapshot_schema=2)
+    loaded = new.find_by_id("c-1")
+    assert loaded.value == 3
+    assert loaded.restored_from is None
+    new.update(_incremented(loaded))
+    taken = store.latest_snapshot("Counter", "c-1")
+    assert taken is not None
+    assert taken.schema_version == 2
+    assert new.find_by_id("c-1").restored_from == 5
+
+
+def _incremented(counter: Any) -> Any:
+    counter.increment(1)
+    counter.increment(1)
+    return counter

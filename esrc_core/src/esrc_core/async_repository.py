@@ -47,6 +47,7 @@ class AsyncRepository(Generic[T]):
         retry: Backoff | None = None,
         metadata: Mapping[str, str] | None = None,
         load_snapshots: bool = True,
+        snapshot_schema: int = 1,
     ) -> None:
         sync_store, bridge = sync_face(store)
         self.store = store
@@ -65,6 +66,7 @@ class AsyncRepository(Generic[T]):
             retry=retry,
             metadata=metadata,
             load_snapshots=load_snapshots,
+            snapshot_schema=snapshot_schema,
             sleep=lambda seconds: wait(asyncio.sleep(seconds)),
         )
         """The sync repository each call runs (on the store's sync face); its methods may

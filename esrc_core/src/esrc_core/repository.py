@@ -59,9 +59,11 @@ class Repository(Generic[T]):
     snapshot and the events after it; with ``load_snapshots=False`` it ignores
     snapshots and replays every event (the result is the same when the aggregate's
     ``snapshot``/``restore`` are faithful; it saves the snapshot lookup where none are
-    kept, and bypasses snapshots that cannot be trusted). ``load_snapshots`` is separate
-    from ``snapshot_every``: a repository that takes no snapshots still uses those other
-    writers took.
+    kept, and bypasses snapshots that cannot be trusted). Snapshots are taken at
+    ``snapshot_schema`` (default 1); raise it when the form of ``snapshot()`` changes,
+    and older snapshots are passed over for a replay from the events.
+    ``load_snapshots`` is separate from ``snapshot_every``: a repository that takes no
+    snapshots still uses those other writers took.
 
     On a store with the ``streaming`` capability
     (:class:`~esrc_core.store.StreamingStore`) a load reads the snapshot and the first
@@ -86,6 +88,7 @@ class Repository(Generic[T]):
         retry: Backoff | None = None,
         metadata: Mapping[str, str] | None = None,
         load_snapshots: bool = True,
+        snapshot_schema: int = 1,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if aggregate_type is None:
@@ -103,6 +106,14 @@ class Repository(Generic[T]):
         self.metadata: Mapping[str, str] = dict(metadata or {})
         self.load_snapshots = load_snapshots
         """Whether loads start from the latest snapshot (see the class docstring)."""
+        if type(snapshot_schema) is not int or snapshot_schema < 1:
+            raise ValueError(
+                f"snapshot_schema must be an int of 1 or more, got {snapshot_schema!r}"
+            )
+        self.snapshot_schema = snapshot_schema
+        """The schema version of the aggregate's snapshot form: snapshots are taken at
+        it, and a stored snapshot of another version is not used (the aggregate is
+        replayed from its events instead)."""
         self.sleep = sleep
         """How :meth:`update_by_id` waits between tries (``time.sleep``; the
         :class:`~esrc_core.async_repository.AsyncRepository` passes one that awaits)."""
@@ -162,6 +173,22 @@ class Repository(Generic[T]):
             raws = iter(
                 self.store.events(aggregate_type, aggregate_id, snapshot.version if snapshot else 0)
             )
+        if snapshot is not None and snapshot.schema_version != self.snapshot_schema:
+            log.info(
+                "the snapshot of %s %s at version %d has schema version %d, not %d; "
+                "replaying all events instead",
+                aggregate_type,
+                aggregate_id,
+                snapshot.version,
+                snapshot.schema_version,
+                self.snapshot_schema,
+                extra=_fields(aggregate_type, aggregate_id, version=snapshot.version),
+            )
+            snapshot = None
+            if streaming is not None:
+                raws = streaming.iter_events(aggregate_type, aggregate_id)
+            else:
+                raws = iter(self.store.events(aggregate_type, aggregate_id))
         iterables = self._replays_iterables()
         if snapshot is not None:
             failed: list[BaseException] = []
@@ -410,7 +437,9 @@ class Repository(Generic[T]):
     def _take_snapshot(self, aggregate: T, version: int) -> None:
         try:
             data = aggregate.snapshot()
-            self.store.add_snapshot(self.aggregate_type, aggregate.id, RawSnapshot(version, data))
+            self.store.add_snapshot(
+                self.aggregate_type, aggregate.id, RawSnapshot(version, data, self.snapshot_schema)
+            )
         except SnapshotNotSupported:
             log.debug(
                 "%s does not support snapshots; skipped",
