@@ -394,6 +394,11 @@ class SqlEventStore(EventStore):
                 raise InvalidEventError(
                     f"{doing}: event {index} name {_shown(name)} is not UTF-8 text without NUL"
                 )
+            if event.schema_version != 1:
+                raise NotSupportedError(
+                    f"{doing}: event {index} ({name}) has schema version "
+                    f"{event.schema_version}; this SQL store keeps schema version 1 only"
+                )
             if len(data) > limit:
                 raise InvalidEventError(
                     f"{doing}: event {index} ({name}) data is {len(data)} bytes, over the "
@@ -455,7 +460,7 @@ class SqlEventStore(EventStore):
             if type(event) is not RawEvent:
                 return None
             name, data, meta = event.name, event.data, event.metadata
-            if type(data) is not bytes or len(data) > limit:
+            if type(data) is not bytes or len(data) > limit or event.schema_version != 1:
                 return None
             if type(name) is not str or name not in names:
                 return None
@@ -818,6 +823,11 @@ class SqlEventStore(EventStore):
         version, data = snapshot.version, snapshot.data
         if isinstance(version, bool) or not isinstance(version, int):
             raise TypeError(f"{doing}: the snapshot version must be an int")
+        if snapshot.schema_version != 1:
+            raise NotSupportedError(
+                f"{doing}: the snapshot has schema version {snapshot.schema_version}; "
+                "this SQL store keeps schema version 1 only"
+            )
         if len(data) > self.max_payload_bytes:
             raise InvalidEventError(
                 f"{doing}: the snapshot is {len(data)} bytes, over the store's "
