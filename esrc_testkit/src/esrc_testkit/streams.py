@@ -17,6 +17,7 @@ from esrc_core.errors import (
     AggregateRequiresEvents,
     InvalidAggregateIdError,
     InvalidEventError,
+    NotSupportedError,
     OptimisticConcurrencyError,
     OutOfRangeError,
     SnapshotVersionError,
@@ -116,6 +117,27 @@ class StreamAcceptance(StoreSuite):
         store.add_aggregate(ORDER, "big", [big])
         store.append_events(ORDER, "big", 1, [big])
         assert_events_equal(store.events(ORDER, "big"), [big, big], what="read a large stream")
+
+    def test_schema_versions_round_trip(self, store: EventStore) -> None:
+        """Each event's schema version comes back as it was appended (added and
+        appended alike). A store that keeps version 1 only must refuse any other with
+        :class:`~esrc_core.errors.NotSupportedError` and write nothing, never return
+        it as version 1 (the registry would upcast it again)."""
+        added = [RawEvent("Placed", b"{}", {}, 1), RawEvent("Placed", b"{}", {}, 3)]
+        appended = RawEvent("Placed", b"{}", {}, 2)
+        try:
+            store.add_aggregate(ORDER, "versions", added)
+        except NotSupportedError:
+            assert not store.contains_aggregate(ORDER, "versions"), (
+                "an add refused for its schema versions created the stream"
+            )
+            return
+        store.append_events(ORDER, "versions", 2, [appended])
+        assert_events_equal(
+            store.events(ORDER, "versions"),
+            [*added, appended],
+            what=f"read {ORDER} 'versions' (schema versions 1, 3, 2)",
+        )
 
     def test_add_existing_aggregate_raises_already_exists(self, store: EventStore) -> None:
         """Adding a stream that exists raises AggregateAlreadyExists and changes nothing."""

@@ -92,7 +92,7 @@ class LateToyStore(ToyEventStore):
                     key,
                     aggregate_id,
                     version,
-                    RawEvent(event.name, event.data, dict(event.metadata)),
+                    RawEvent(event.name, event.data, dict(event.metadata), event.schema_version),
                 )
             )
         hold = next((h for h in late.holds if h.holds(events)), None)

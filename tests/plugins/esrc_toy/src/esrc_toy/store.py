@@ -137,7 +137,7 @@ class ToyEventStore(EventStore):
                     key,
                     aggregate_id,
                     version,
-                    RawEvent(event.name, event.data, dict(event.metadata)),
+                    RawEvent(event.name, event.data, dict(event.metadata), event.schema_version),
                 )
             )
 
