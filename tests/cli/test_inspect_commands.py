@@ -141,13 +141,22 @@ def test_events_shows_versions_positions_times_metadata_and_json_data(
     assert status == 0, err
     heading, header, *rows = out.splitlines()
     assert heading == "Account 42 (int id): 2 events"
-    assert cells(header) == ["version", "position", "recorded (UTC)", "name", "metadata", "data"]
+    assert cells(header) == [
+        "version",
+        "position",
+        "recorded (UTC)",
+        "name",
+        "schema",
+        "metadata",
+        "data",
+    ]
     assert [cells(r) for r in rows] == [
         [
             "1",
             str(recorded[0].position),
             when(recorded[0].recorded_at),
             "AccountOpened",
+            "1",
             "user=ada",
             '{"owner": "Zoë"}',
         ],
@@ -156,6 +165,7 @@ def test_events_shows_versions_positions_times_metadata_and_json_data(
             str(recorded[1].position),
             when(recorded[1].recorded_at),
             "MoneyDeposited",
+            "1",
             "-",
             '{"amount": "100.00"}',
         ],

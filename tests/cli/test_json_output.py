@@ -62,6 +62,7 @@ def test_events_json_decodes_json_data_and_keeps_other_bytes_in_base64(
         {"user": "ada"},
     )
     assert opened["data"] == {"owner": "Zoë"}
+    assert (opened["schema_version"], deposited["schema_version"]) == (1, 1)
     assert deposited["data"] == {"amount": "100.00"}
     assert opened["position"] < deposited["position"]
     status, out, _ = run(capsys, [*target.argv("events"), "Account", str(ACCOUNT_UUID), "--json"])

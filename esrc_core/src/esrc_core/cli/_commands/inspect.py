@@ -168,8 +168,8 @@ def show_events(
     err: TextIO | None = None,
 ) -> int:
     """``esrc events``: the events of one stream after ``from_version``, as a table of
-    version, position, recording time, name, metadata and data (see
-    :func:`format_data`), under a line naming the stream.
+    version, position, recording time, name, stored schema version, metadata and data
+    (see :func:`format_data`), under a line naming the stream.
 
     ``ids`` are the readings of the id to try, in order (see :func:`id_candidates`):
     the first that names an existing stream is shown, and a note on ``err`` names
@@ -177,8 +177,8 @@ def show_events(
     :class:`~esrc_core.errors.AggregateNotFound`, saying which id types were tried,
     when none does. With ``as_json``, one JSON document instead: ``{"aggregate_type",
     "aggregate_id", "id_type", "events": [{"version", "position", "recorded_at",
-    "name", "metadata", "data"}]}`` (``data`` is the event's JSON, or ``null`` with
-    ``data_base64`` for other bytes). Returns 0.
+    "name", "metadata", "data", "schema_version"}]}`` (``data`` is the event's JSON,
+    or ``null`` with ``data_base64`` for other bytes). Returns 0.
     """
     if not ids:
         raise ValueError("show_events needs at least one id to try")
@@ -203,9 +203,12 @@ def show_events(
         )
     if as_json:
         events = [
-            event_document(
-                e.event, version=e.version, position=e.position, recorded_at=e.recorded_at
-            )
+            {
+                **event_document(
+                    e.event, version=e.version, position=e.position, recorded_at=e.recorded_at
+                ),
+                "schema_version": e.event.schema_version,
+            }
             for e in recorded
         ]
         document = {
@@ -230,6 +233,7 @@ def show_events(
         Column("position", "right", shrink=False),
         Column("recorded (UTC)", shrink=False),
         Column("name"),
+        Column("schema", "right", shrink=False),
         Column("metadata"),
         Column("data"),
     ]
@@ -239,6 +243,7 @@ def show_events(
             e.position,
             when(e.recorded_at),
             e.event.name,
+            e.event.schema_version,
             _metadata(e.event),
             format_data(e.event.data),
         )
