@@ -51,6 +51,7 @@ PACKAGES = [
     "esrc_memory",
     "esrc_sqlalchemy",
     "esrc_testkit",
+    "esrc_console",
     "esrc_faststream",
     "esrc_rabbitmq",
     "esrc_nats",

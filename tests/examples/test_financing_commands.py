@@ -52,7 +52,7 @@ def test_steps_of_the_choreography_record_their_cause(commands: Commands) -> Non
     decided = commands.store.events("Invoice", invoice)[-1]
     assert (decided.name, decided.metadata) == (
         "BidAccepted",
-        {"command": "decide_bid", "caused_by": "Investor/u:x/3"},
+        {"command": "decide_bid", "causation_id": "Investor/u:x/3"},
     )
 
 

@@ -129,8 +129,8 @@ def test_each_step_records_the_event_that_caused_it(market: Market) -> None:
     market.pipeline.settle()
     by_name = {e.event.name: e for e in market.all_events()}
     accepted, committed = by_name["BidAccepted"], by_name["FundsCommitted"]
-    assert accepted.event.metadata["caused_by"] == by_name["BidPlaced"].message_id
-    assert committed.event.metadata["caused_by"] == accepted.message_id
+    assert accepted.event.metadata["causation_id"] == by_name["BidPlaced"].message_id
+    assert committed.event.metadata["causation_id"] == accepted.message_id
 
 
 def test_handling_every_event_again_changes_nothing(market: Market) -> None:

@@ -1,5 +1,11 @@
 """Looking inside a store: streams, recorded events with their timestamps, and each
-relay's progress. Used by the ``esrc streams|events|tail|relays`` commands."""
+relay's progress. Used by the ``esrc streams|events|tail|relays`` commands.
+
+The web console reads through the functions at the end of this module
+(:func:`stream_page`, :func:`count_streams`, :func:`aggregate_types`,
+:func:`event_at`, :func:`events_page`, :func:`events_after`): they use a store's
+indexed :class:`PagedInspectable` reads when it offers them, and the plain
+:class:`Inspectable` methods (which may scan) otherwise, with the same results."""
 
 from __future__ import annotations
 
@@ -8,9 +14,21 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from esrc_core.events import RawEvent
-from esrc_core.ids import AggregateId
+from esrc_core.ids import AggregateId, encode_id
 
-__all__ = ["Inspectable", "RecordedEvent", "RelayProgress", "StreamInfo"]
+__all__ = [
+    "Inspectable",
+    "PagedInspectable",
+    "RecordedEvent",
+    "RelayProgress",
+    "StreamInfo",
+    "aggregate_types",
+    "count_streams",
+    "event_at",
+    "events_after",
+    "events_page",
+    "stream_page",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +120,132 @@ class Inspectable(Protocol):
         """Delete relay ``name``'s progress; it would start again from the first
         event. Forgetting an unknown name is harmless."""
         ...
+
+
+@runtime_checkable
+class PagedInspectable(Protocol):
+    """Inspection at scale, optional next to :class:`Inspectable`: reads that answer
+    from indexes (a page, a count, one event) instead of listing everything, for the
+    web console on stores of millions of events. A backend that offers these is read
+    through them by the functions below; results must equal the :class:`Inspectable`
+    fallbacks'.
+
+    Streams are in :meth:`Inspectable.streams` order (type, then
+    :func:`~esrc_core.ids.encode_id` text, by code point); deleted streams are never
+    listed or counted. ``search`` keeps the streams whose encoded id contains it
+    (case-sensitive); ``after`` is a (type, encoded id) key: only streams after it.
+    """
+
+    def stream_page(
+        self,
+        aggregate_type: str | None,
+        search: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> list[StreamInfo]:
+        """At most ``limit`` streams matching the filters, after ``after``."""
+        ...
+
+    def count_streams(self, aggregate_type: str | None, search: str | None) -> int:
+        """How many streams match the filters."""
+        ...
+
+    def aggregate_types(self) -> list[str]:
+        """Every aggregate type with a stream, by code point."""
+        ...
+
+    def event_at(self, position: int) -> RecordedEvent | None:
+        """The event at global ``position``, ``None`` when there is none (or its
+        stream was deleted)."""
+        ...
+
+    def events_page(
+        self, aggregate_type: str, aggregate_id: AggregateId, from_version: int, limit: int
+    ) -> list[RecordedEvent]:
+        """At most ``limit`` events of a stream after ``from_version``, by version;
+        :class:`~esrc_core.errors.AggregateNotFound` for a missing stream."""
+        ...
+
+    def events_after(self, position: int, limit: int) -> list[RecordedEvent]:
+        """At most ``limit`` events with a position above ``position``, by position."""
+        ...
+
+
+def _matches(info: StreamInfo, search: str | None) -> bool:
+    return not search or search in encode_id(info.aggregate_id)
+
+
+def stream_page(
+    store: Inspectable,
+    aggregate_type: str | None = None,
+    search: str | None = None,
+    after: tuple[str, str] | None = None,
+    limit: int = 50,
+) -> list[StreamInfo]:
+    """At most ``limit`` streams (of ``aggregate_type``, whose encoded id contains
+    ``search``), the first after the (type, encoded id) key ``after``, in
+    :meth:`Inspectable.streams` order. Deleted streams are not listed."""
+    if isinstance(store, PagedInspectable):
+        return store.stream_page(aggregate_type, search or None, after, limit)
+    found = []
+    for info in store.streams(aggregate_type):
+        if after is not None and (info.aggregate_type, encode_id(info.aggregate_id)) <= after:
+            continue
+        if _matches(info, search):
+            found.append(info)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def count_streams(
+    store: Inspectable, aggregate_type: str | None = None, search: str | None = None
+) -> int:
+    """How many streams :func:`stream_page` lists with these filters, over all pages."""
+    if isinstance(store, PagedInspectable):
+        return store.count_streams(aggregate_type, search or None)
+    return sum(1 for info in store.streams(aggregate_type) if _matches(info, search))
+
+
+def aggregate_types(store: Inspectable) -> list[str]:
+    """Every aggregate type that has a stream, by code point."""
+    if isinstance(store, PagedInspectable):
+        return store.aggregate_types()
+    return sorted({info.aggregate_type for info in store.streams()})
+
+
+def _every_event(store: Inspectable) -> list[RecordedEvent]:
+    every = [
+        event
+        for info in store.streams()
+        for event in store.recorded_events(info.aggregate_type, info.aggregate_id)
+    ]
+    return sorted(every, key=lambda e: e.position)
+
+
+def event_at(store: Inspectable, position: int) -> RecordedEvent | None:
+    """The event at global ``position``, or ``None`` when there is none."""
+    if isinstance(store, PagedInspectable):
+        return store.event_at(position)
+    return next((e for e in _every_event(store) if e.position == position), None)
+
+
+def events_page(
+    store: Inspectable,
+    aggregate_type: str,
+    aggregate_id: AggregateId,
+    from_version: int = 0,
+    limit: int = 100,
+) -> list[RecordedEvent]:
+    """At most ``limit`` events of a stream after ``from_version``, by version.
+    Raises :class:`~esrc_core.errors.AggregateNotFound` for a missing stream."""
+    if isinstance(store, PagedInspectable):
+        return store.events_page(aggregate_type, aggregate_id, from_version, limit)
+    return store.recorded_events(aggregate_type, aggregate_id, from_version)[:limit]
+
+
+def events_after(store: Inspectable, position: int, limit: int) -> list[RecordedEvent]:
+    """At most ``limit`` events with a position above ``position``, by position."""
+    if isinstance(store, PagedInspectable):
+        return store.events_after(position, limit)
+    return [e for e in _every_event(store) if e.position > position][:limit]

@@ -51,7 +51,8 @@ class Commands:
     names a missing aggregate raises :class:`~financing.errors.UnknownAggregate`.
 
     Saved events carry metadata: ``command`` (the handler's name) and, for the steps the
-    choreography runs, ``caused_by`` (the message id of the event that triggered it).
+    choreography runs, ``causation_id`` (the message id of the event that triggered it,
+    which ``esrc console`` follows from an event to its cause).
     Investors are snapshotted every ``investor_snapshot_every`` events. Safe to use from
     many threads.
     """
@@ -311,7 +312,7 @@ class Commands:
 
         metadata = {"command": name}
         if caused_by is not None:
-            metadata["caused_by"] = caused_by
+            metadata["causation_id"] = caused_by
         try:
             return repository.update_by_id(aggregate_id, attempt, metadata=metadata)
         except AggregateNotFound as err:

@@ -522,7 +522,7 @@ def _why(raw: RawEvent, names: dict[uuid.UUID, str]) -> str:
     """The command that saved the event and, for a step of the choreography, the event
     that triggered it (``Investor Ada v3``)."""
     command = raw.metadata.get("command", "")
-    cause = raw.metadata.get("caused_by")
+    cause = raw.metadata.get("causation_id")
     if not cause:
         return command
     aggregate_type, _, rest = cause.partition("/")
