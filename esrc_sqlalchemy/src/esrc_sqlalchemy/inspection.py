@@ -1,6 +1,13 @@
 """The statements behind the SQL store's operator views
 (:class:`esrc_core.inspection.Inspectable`): streams, recorded events with their times,
 relay progress, and copying or forgetting a relay name. For tools, not the hot path.
+
+The paged reads (:class:`esrc_core.inspection.PagedInspectable`, for the web console)
+use the keys' indexes: a page of streams is a range of the streams table's primary key
+(type, id) after a cursor, one event is a primary-key lookup by position, a stream's
+page is a range of the (type, id, version) unique index, and the events after a
+position a range of the primary key. Counting streams and searching ids read the
+streams table (not the events).
 """
 
 from __future__ import annotations
@@ -74,6 +81,45 @@ class StoreViews:
             ["name", "tx_id", "position"],
             sa.select(target, cp.c.tx_id, cp.c.position).where(cp.c.name == source),
         )
+        self._dialect = dialect
+        self._live = st.c.version >= 0  # not deleted (esrc_sqlalchemy.retention)
+        self._types = (
+            sa.select(st.c.aggregate_type)
+            .where(self._live)
+            .group_by(st.c.aggregate_type)
+            .order_by(ordered(st.c.aggregate_type))
+        )
+        event_columns = (
+            ev.c.position,
+            ev.c.aggregate_type,
+            ev.c.aggregate_id,
+            ev.c.version,
+            ev.c.name,
+            ev.c.data,
+            ev.c.metadata,
+            when(ev.c.created_at).label("created_at"),
+        )
+        position = sa.bindparam("position", type_=sa.BigInteger)
+        self._event_at = (
+            sa.select(*event_columns)
+            .select_from(
+                ev.join(
+                    st,
+                    sa.and_(
+                        st.c.aggregate_type == ev.c.aggregate_type,
+                        st.c.aggregate_id == ev.c.aggregate_id,
+                    ),
+                )
+            )
+            .where(ev.c.position == position, self._live)
+        )
+        self._after = (
+            sa.select(*event_columns)
+            .where(ev.c.position > position)
+            .order_by(ev.c.position)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+        )
+        self._recorded_page = self._recorded.limit(sa.bindparam("limit", type_=sa.Integer))
 
     def time(self, value: Any) -> dt.datetime | None:
         """A time as read by these statements, as an aware UTC datetime."""
@@ -111,6 +157,110 @@ class StoreViews:
             (name, every - pending, pending, oldest)
             for name, every, pending, oldest in conn.execute(self._relays)
         ]
+
+    def _filters(
+        self, aggregate_type: str | None, search: str | None
+    ) -> tuple[list[sa.ColumnElement[bool]], dict[str, Any]]:
+        """The conditions on the streams table for a type and an id search, and their
+        parameters. The search is a case-sensitive substring test (``strpos`` on
+        PostgreSQL, ``instr`` elsewhere; the key columns compare by code point except
+        on PostgreSQL, whose test is byte-wise anyway)."""
+        st = self._dialect.tables.streams
+        where: list[sa.ColumnElement[bool]] = [self._live]
+        params: dict[str, Any] = {}
+        if aggregate_type is not None:
+            where.append(
+                st.c.aggregate_type == sa.bindparam("f_type", type_=st.c.aggregate_type.type)
+            )
+            params["f_type"] = aggregate_type
+        if search:
+            needle = sa.bindparam("f_search", type_=st.c.aggregate_id.type)
+            find = sa.func.strpos if self._dialect.name == "postgresql" else sa.func.instr
+            where.append(find(st.c.aggregate_id, needle) > 0)
+            params["f_search"] = search
+        return where, params
+
+    def stream_page(
+        self,
+        conn: Connection,
+        aggregate_type: str | None,
+        search: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> Sequence[Any]:
+        """Rows (type, encoded id, version, last time): the first ``limit`` streams
+        matching the filters after the (type, encoded id) key ``after``, by type then
+        id. The page is chosen first and only its streams' last events are read."""
+        st, ev = self._dialect.tables.streams, self._dialect.tables.events
+        ordered = self._dialect.code_point_order
+        where, params = self._filters(aggregate_type, search)
+        if after is not None:
+            a_type = sa.bindparam("a_type", type_=st.c.aggregate_type.type)
+            a_id = sa.bindparam("a_id", type_=st.c.aggregate_id.type)
+            where.append(
+                sa.or_(
+                    ordered(st.c.aggregate_type) > ordered(a_type),
+                    sa.and_(
+                        st.c.aggregate_type == a_type, ordered(st.c.aggregate_id) > ordered(a_id)
+                    ),
+                )
+            )
+            params.update(a_type=after[0], a_id=after[1])
+        page = (
+            sa.select(st.c.aggregate_type, st.c.aggregate_id, st.c.version)
+            .where(*where)
+            .order_by(ordered(st.c.aggregate_type), ordered(st.c.aggregate_id))
+            .limit(limit)
+            .subquery("page")
+        )
+        last_at = (
+            sa.select(self._dialect.stored_time(ev.c.created_at))
+            .where(
+                ev.c.aggregate_type == page.c.aggregate_type,
+                ev.c.aggregate_id == page.c.aggregate_id,
+                ev.c.version == page.c.version,
+            )
+            .scalar_subquery()
+        )
+        stmt = sa.select(
+            page.c.aggregate_type, page.c.aggregate_id, page.c.version, last_at
+        ).order_by(ordered(page.c.aggregate_type), ordered(page.c.aggregate_id))
+        return conn.execute(stmt, params).all()
+
+    def count_streams(
+        self, conn: Connection, aggregate_type: str | None, search: str | None
+    ) -> int:
+        """How many streams match the filters."""
+        st = self._dialect.tables.streams
+        where, params = self._filters(aggregate_type, search)
+        stmt = sa.select(sa.func.count()).select_from(st).where(*where)
+        return int(conn.execute(stmt, params).scalar_one())
+
+    def aggregate_types(self, conn: Connection) -> list[str]:
+        """Every type with a stream that is not deleted, by code point."""
+        return [row[0] for row in conn.execute(self._types)]
+
+    def event_at(self, conn: Connection, position: int) -> Any | None:
+        """The row (position, type, encoded id, version, name, data, metadata, time)
+        of the event at ``position`` in a stream that is not deleted, or ``None``."""
+        return conn.execute(self._event_at, {"position": position}).first()
+
+    def events_after(self, conn: Connection, position: int, limit: int) -> Sequence[Any]:
+        """Rows as :meth:`event_at`'s of the first ``limit`` events after
+        ``position``, by position."""
+        return conn.execute(self._after, {"position": position, "limit": limit}).all()
+
+    def recorded_page(
+        self, conn: Connection, key: tuple[str, str], from_version: int, limit: int
+    ) -> Sequence[Any] | None:
+        """:meth:`recorded`, at most ``limit`` events."""
+        rows = conn.execute(
+            self._recorded_page,
+            {"key_type": key[0], "key_id": key[1], "from_version": from_version, "limit": limit},
+        ).all()
+        if not rows or rows[0].stream_version < 0:
+            return None
+        return [] if rows[0].name is None else rows
 
     def copy(self, conn: Connection, source: str, target: str) -> None:
         """Give ``target`` exactly ``source``'s checkpoint (or none), in the caller's

@@ -991,6 +991,101 @@ class SqlEventStore(EventStore):
         rows = self.executor.run(f"list relays of {self.url}", views.relays, write=False)
         return [RelayProgress(row[0], int(row[1]), int(row[2]), views.time(row[3])) for row in rows]
 
+    # --- paged views (esrc_core.inspection.PagedInspectable) ---------------------------
+
+    def stream_page(
+        self,
+        aggregate_type: str | None,
+        search: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> list[StreamInfo]:
+        """See :meth:`esrc_core.inspection.PagedInspectable.stream_page`: a range of the
+        streams table's key after ``after``, then the last event of each stream on it."""
+        doing = f"list streams of {self.url}"
+        check_int(limit, "limit", doing=doing)
+        views = self._views
+        rows = self.executor.run(
+            doing,
+            lambda conn: views.stream_page(conn, aggregate_type, search, after, limit),
+            write=False,
+        )
+        return [
+            StreamInfo(row[0], decode_id(row[1]), int(row[2]), views.time(row[3])) for row in rows
+        ]
+
+    def count_streams(self, aggregate_type: str | None, search: str | None) -> int:
+        """See :meth:`esrc_core.inspection.PagedInspectable.count_streams`. Reads the
+        streams table."""
+        views = self._views
+        return self.executor.run(
+            f"count streams of {self.url}",
+            lambda conn: views.count_streams(conn, aggregate_type, search),
+            write=False,
+        )
+
+    def aggregate_types(self) -> list[str]:
+        """See :meth:`esrc_core.inspection.PagedInspectable.aggregate_types`."""
+        views = self._views
+        return self.executor.run(
+            f"list aggregate types of {self.url}", views.aggregate_types, write=False
+        )
+
+    def _recorded_row(self, row: Any) -> RecordedEvent:
+        return RecordedEvent(
+            row.aggregate_type,
+            decode_id(row.aggregate_id),
+            int(row.version),
+            int(row.position),
+            RawEvent(row.name, bytes(row.data), json.loads(row.metadata) if row.metadata else {}),
+            self._views.time(row.created_at),
+        )
+
+    def event_at(self, position: int) -> RecordedEvent | None:
+        """See :meth:`esrc_core.inspection.PagedInspectable.event_at`. One key lookup."""
+        doing = f"read the event at position {position} of {self.url}"
+        check_int(position, "position", doing=doing, minimum=INT64_MIN)
+        views = self._views
+        row = self.executor.run(doing, lambda conn: views.event_at(conn, position), write=False)
+        return None if row is None else self._recorded_row(row)
+
+    def events_after(self, position: int, limit: int) -> list[RecordedEvent]:
+        """See :meth:`esrc_core.inspection.PagedInspectable.events_after`."""
+        doing = f"read events after position {position} of {self.url}"
+        check_int(position, "position", doing=doing, minimum=INT64_MIN)
+        check_int(limit, "limit", doing=doing)
+        views = self._views
+        rows = self.executor.run(
+            doing, lambda conn: views.events_after(conn, position, limit), write=False
+        )
+        return [self._recorded_row(row) for row in rows]
+
+    def events_page(
+        self, aggregate_type: str, aggregate_id: AggregateId, from_version: int, limit: int
+    ) -> list[RecordedEvent]:
+        """See :meth:`esrc_core.inspection.PagedInspectable.events_page`. One query."""
+        doing = f"read {aggregate_type} {_shown(aggregate_id)}"
+        check_int(from_version, "from_version", doing=doing, minimum=INT64_MIN)
+        check_int(limit, "limit", doing=doing)
+        key = stream_key(aggregate_type, aggregate_id, doing)
+        views = self._views
+        rows = self.executor.run(
+            doing, lambda conn: views.recorded_page(conn, key, from_version, limit), write=False
+        )
+        if rows is None:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        return [
+            RecordedEvent(
+                aggregate_type,
+                aggregate_id,
+                int(r.version),
+                int(r.position),
+                RawEvent(r.name, bytes(r.data), json.loads(r.metadata) if r.metadata else {}),
+                views.time(r.created_at),
+            )
+            for r in rows
+        ]
+
     def copy_relay(self, source: str, target: str) -> None:
         """See :meth:`esrc_core.inspection.Inspectable.copy_relay`. Sets ``target``'s
         checkpoint to exactly ``source``'s, even backwards, in one transaction."""

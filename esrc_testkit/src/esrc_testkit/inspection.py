@@ -9,7 +9,16 @@ import pytest
 from esrc_core.capabilities import Capability
 from esrc_core.errors import AggregateNotFound
 from esrc_core.ids import AggregateId, encode_id
-from esrc_core.inspection import Inspectable
+from esrc_core.inspection import (
+    Inspectable,
+    aggregate_types,
+    count_streams,
+    event_at,
+    events_after,
+    events_page,
+    stream_page,
+)
+from esrc_core.retention import DeletesStreams
 from esrc_core.store import EventStore
 
 from esrc_testkit.capabilities import capable, requires
@@ -139,3 +148,96 @@ class InspectionAcceptance(StoreSuite):
         view.forget_relay("unknown-name")
         assert "source" not in {p.name for p in view.relays()}
         assert len(self.unpublished(store, "source")) == 4
+
+    def _mixed_streams(self, store: EventStore) -> None:
+        ids: list[AggregateId] = [uuid.UUID(int=7), "b1", "B", 10, 9, -1, "10", "a/b c"]
+        for n, aggregate_id in enumerate(ids):
+            store.add_aggregate(ORDER, aggregate_id, events_for("E", 1 + n % 3))
+        store.add_aggregate(SHIPMENT, 1, events_for("S", 2))
+        store.add_aggregate("Invoice", "z1", events_for("I", 1))
+
+    @requires(Capability.INSPECT)
+    def test_stream_pages_follow_the_streams_order(self, store: EventStore) -> None:
+        """Pages of streams (:func:`~esrc_core.inspection.stream_page`, a store's
+        ``PagedInspectable.stream_page`` when it offers one) walked with the last
+        key as cursor give exactly ``streams()``, filtered by type and by id text,
+        and :func:`~esrc_core.inspection.count_streams` counts them."""
+        view = self.inspect(store)
+        assert stream_page(view) == []
+        assert count_streams(view) == 0
+        assert aggregate_types(view) == []
+        self._mixed_streams(store)
+        every = view.streams()
+        assert aggregate_types(view) == sorted({s.aggregate_type for s in every})
+        for of_type in (None, ORDER, "Nothing"):
+            for search in (None, "1", "u:", "b", "/b c", "no such id"):
+                want = [
+                    s
+                    for s in every
+                    if of_type in (None, s.aggregate_type)
+                    and (search is None or search in encode_id(s.aggregate_id))
+                ]
+                got = []
+                after = None
+                while True:
+                    page = stream_page(view, of_type, search, after, 2)
+                    assert len(page) <= 2
+                    got += page
+                    if len(page) < 2:
+                        break
+                    after = (page[-1].aggregate_type, encode_id(page[-1].aggregate_id))
+                shown = [(s.aggregate_type, s.aggregate_id) for s in got]
+                assert got == want, f"type {of_type!r}, search {search!r}: got {shown}"
+                assert count_streams(view, of_type, search) == len(want), (of_type, search)
+
+    @requires(Capability.INSPECT)
+    def test_events_by_position_and_by_page(self, store: EventStore) -> None:
+        """:func:`~esrc_core.inspection.event_at` finds each event by its position,
+        :func:`~esrc_core.inspection.events_page` pages a stream by version and
+        :func:`~esrc_core.inspection.events_after` reads on from a position, all
+        equal to what ``recorded_events`` shows; a missing position is ``None`` and a
+        missing stream raises."""
+        view = self.inspect(store)
+        self._mixed_streams(store)
+        store.append_events(ORDER, 10, 1, events_for("E", 4, start=2))
+        every = sorted(
+            (
+                e
+                for s in view.streams()
+                for e in view.recorded_events(s.aggregate_type, s.aggregate_id)
+            ),
+            key=lambda e: e.position,
+        )
+        for event in every:
+            assert event_at(view, event.position) == event
+        assert event_at(view, every[-1].position + 1000) is None
+        stream = view.recorded_events(ORDER, 10)
+        assert events_page(view, ORDER, 10, 0, 2) == stream[:2]
+        assert events_page(view, ORDER, 10, 2, 2) == stream[2:4]
+        assert events_page(view, ORDER, 10, 4, 100) == stream[4:]
+        assert events_page(view, ORDER, 10, len(stream), 10) == []
+        with pytest.raises(AggregateNotFound):
+            events_page(view, ORDER, "missing", 0, 10)
+        start = every[2].position
+        assert events_after(view, start, 3) == every[3:6]
+        assert events_after(view, every[-1].position, 3) == []
+
+    @requires(Capability.INSPECT, Capability.DELETE_STREAMS)
+    def test_deleted_streams_are_not_paged_counted_or_read(self, store: EventStore) -> None:
+        """A deleted stream is in no page of streams, no count and no type list, and
+        its events are found neither by position nor by page."""
+        view = self.inspect(store)
+        store.add_aggregate(ORDER, "kept", events_for("K", 1))
+        store.add_aggregate(SHIPMENT, "gone", events_for("G", 2))
+        gone = view.recorded_events(SHIPMENT, "gone")
+        capable(self, store, Capability.DELETE_STREAMS, DeletesStreams).delete_stream(
+            SHIPMENT, "gone"
+        )
+        assert [s.aggregate_id for s in stream_page(view)] == ["kept"]
+        assert stream_page(view, SHIPMENT) == []
+        assert count_streams(view) == 1
+        assert count_streams(view, SHIPMENT) == 0
+        assert aggregate_types(view) == [ORDER]
+        assert [event_at(view, e.position) for e in gone] == [None, None]
+        with pytest.raises(AggregateNotFound):
+            events_page(view, SHIPMENT, "gone", 0, 10)
