@@ -226,7 +226,9 @@ def _script(request: Request) -> Response:
 
 def _token_middleware(token: str) -> type[BaseHTTPMiddleware]:
     """A middleware refusing (401) every request without ``token`` as a bearer token,
-    a ``token`` query parameter (which then sets :data:`TOKEN_COOKIE`) or the cookie."""
+    a ``token`` query parameter or :data:`TOKEN_COOKIE`. A page given ``?token=``
+    redirects to itself without it and sets the cookie (so the token leaves the
+    address bar); an ``/api/`` request given ``?token=`` is answered directly."""
     expected = token.encode()
 
     def same(given: str | None) -> bool:
@@ -243,6 +245,8 @@ def _token_middleware(token: str) -> type[BaseHTTPMiddleware]:
             if same(request.cookies.get(TOKEN_COOKIE)):
                 return await call_next(request)
             query = request.query_params.get("token")
+            if same(query) and request.url.path.startswith("/api/"):
+                return await call_next(request)  # a script's request: no redirect
             if same(query):
                 kept = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
                 target = request.url.path + ("?" + urllib.parse.urlencode(kept) if kept else "")
