@@ -132,6 +132,11 @@ def test_demo_on_sqlite_with_the_in_process_publisher(tmp_path: Path) -> None:
     for heading in ("Event store: 12 streams", "Read model: investors", "Read model: invoices"):
         assert heading in text
     assert "Read models match the aggregates loaded from the event store" in text
+    events_db = tmp_path / "demo" / "events.db"
+    assert lines[-2] == (
+        f"  esrc console sqlite:///{events_db} -o table_prefix=financing_ "
+        "--registry financing.events:registry"
+    )
 
 
 @pytest.mark.sqlite

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shlex
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -32,7 +33,14 @@ from financing.process import FinancingProcess
 from financing.read_models import InvestorView, InvoiceView, ReadModels
 from financing.tables import render_table
 
-__all__ = ["DEFAULT_WORKDIR", "DemoConfig", "DemoResult", "check_read_models", "run_demo"]
+__all__ = [
+    "DEFAULT_WORKDIR",
+    "DemoConfig",
+    "DemoResult",
+    "check_read_models",
+    "console_command",
+    "run_demo",
+]
 
 DEFAULT_WORKDIR = Path("financing-demo")
 """Where the demo keeps its SQLite files unless told otherwise."""
@@ -122,12 +130,35 @@ def run_demo(config: DemoConfig | None = None, out: Out = print) -> DemoResult:
         demo = _Demo(store, commands, pipeline, read_models, DemoResult(), out, config.timeout)
         demo.run()
         _report(demo)
+        _console_hint(store_url, config.name, out)
         return demo.result
     finally:
         if pipeline is not None:
             pipeline.close()
         read_models.close()
         store.close()
+
+
+def console_command(store_url: str, name: str = "financing") -> str | None:
+    """The ``esrc console`` command that opens the web console on the demo's store
+    (its password masked), with the demo's events decoded; ``None`` for an in-memory
+    store, which is gone when the demo ends."""
+    if url_scheme(store_url) == "memory":
+        return None
+    return (
+        f"esrc console {shlex.quote(mask_url(store_url))} -o table_prefix={name}_ "
+        "--registry financing.events:registry"
+    )
+
+
+def _console_hint(store_url: str, name: str, out: Out) -> None:
+    command = console_command(store_url, name)
+    if command is None:
+        return
+    out("")
+    out("Browse the store (streams, events, causation chains, relay lag) in the web console:")
+    out(f"  {command}")
+    out("then open http://127.0.0.1:8765/ (read-only; Ctrl-C stops it).")
 
 
 def _locations(config: DemoConfig) -> tuple[str, str, bool]:

@@ -102,7 +102,7 @@ def _console_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry",
         metavar="MODULE:NAME",
-        help="an EventRegistry to decode payloads with, e.g. financing.events:REGISTRY",
+        help="an EventRegistry to decode payloads with, e.g. financing.events:registry",
     )
 
 
