@@ -83,11 +83,10 @@ class StoreViews:
         )
         self._dialect = dialect
         self._live = st.c.version >= 0  # not deleted (esrc_sqlalchemy.retention)
-        self._types = (
-            sa.select(st.c.aggregate_type)
-            .where(self._live)
-            .group_by(st.c.aggregate_type)
-            .order_by(ordered(st.c.aggregate_type))
+        # One index probe per type (a loose index scan), not a pass over every stream.
+        self._first_type = sa.select(sa.func.min(st.c.aggregate_type)).where(self._live)
+        self._next_type = self._first_type.where(
+            st.c.aggregate_type > sa.bindparam("after", type_=st.c.aggregate_type.type)
         )
         event_columns = (
             ev.c.position,
@@ -237,8 +236,15 @@ class StoreViews:
         return int(conn.execute(stmt, params).scalar_one())
 
     def aggregate_types(self, conn: Connection) -> list[str]:
-        """Every type with a stream that is not deleted, by code point."""
-        return [row[0] for row in conn.execute(self._types)]
+        """Every type with a stream that is not deleted, by code point: the smallest
+        type, then the smallest above it, and so on, each an index probe (in the key
+        columns' own order, sorted by code point at the end)."""
+        found: list[str] = []
+        current = conn.execute(self._first_type).scalar()
+        while current is not None:
+            found.append(current)
+            current = conn.execute(self._next_type, {"after": current}).scalar()
+        return sorted(found)
 
     def event_at(self, conn: Connection, position: int) -> Any | None:
         """The row (position, type, encoded id, version, name, data, metadata, time)
