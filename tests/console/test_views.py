@@ -17,7 +17,15 @@ from esrc_core.relay import HasOutbox, message_id
 from starlette.testclient import TestClient
 
 from esrc_console import create_app
-from esrc_core import EventRegistry, EventStore, Inspectable, RawEvent, RawSnapshot, encode_id
+from esrc_core import (
+    EventRegistry,
+    EventStore,
+    HasRelayLock,
+    Inspectable,
+    RawEvent,
+    RawSnapshot,
+    encode_id,
+)
 from tests.console.stores import BACKENDS, Page, close_console_store, open_console_store
 
 MARKS = {
@@ -287,3 +295,27 @@ def test_relays_page_and_its_samples(store: EventStore) -> None:
     script = client.get("/static/console.js")
     assert script.status_code == 200
     assert "/api/relays" in script.text
+
+
+def test_relays_show_who_holds_their_lock_where_the_store_can_tell(
+    store: EventStore, request: pytest.FixtureRequest
+) -> None:
+    store.add_aggregate("Thing", 1, [_event("Created", {})])
+    assert isinstance(store, HasOutbox)
+    assert isinstance(store, HasRelayLock)
+    outbox = store.outbox("projections")
+    outbox.mark_events_as_published(outbox.unpublished_events(1))
+    backend = request.node.callspec.params["store"]
+    free = {"memory": "free", "postgresql": "free"}.get(backend, "\u2014")
+    assert _page(_client(store), "/relays").text("td.lock-holder") == [free]
+
+    lock = store.relay_lock("projections")
+    assert lock.acquire(5)
+    try:
+        [holder] = _page(_client(store), "/relays").text("td.lock-holder")
+        api = _client(store).get("/api/relays").json()
+    finally:
+        lock.release()
+    want = {"memory": "this process", "postgresql": "pid "}.get(backend, "\u2014")
+    assert holder.startswith(want), holder
+    assert api["relays"][0]["lock_holder"].startswith(want)

@@ -204,13 +204,15 @@ class _Console:
         )
 
     def relays_html(self, request: Request) -> Response:
-        relays, samples = self.history.sample(self.store)
-        text = _html.relays_page(relays, samples, {}, self.refresh_seconds, store_label=self.label)
+        relays, samples, holders = self.history.sample(self.store)
+        text = _html.relays_page(
+            relays, samples, holders, self.refresh_seconds, store_label=self.label
+        )
         return HTMLResponse(text)
 
     def relays_json(self, request: Request) -> Response:
-        relays, samples = self.history.sample(self.store)
-        document = _html.relay_document(relays, samples, {})
+        relays, samples, holders = self.history.sample(self.store)
+        document = _html.relay_document(relays, samples, holders)
         document["refresh_seconds"] = self.refresh_seconds
         return JSONResponse(document)
 

@@ -351,14 +351,13 @@ def relays_page(
     rows = []
     for relay in relays:
         lag = relay.lag_seconds(now)
-        holder = holders.get(relay.name)
         rows.append(
             '<tr class="relay">'
             f'<td class="name">{h(relay.name)}</td>'
             f'<td class="position">{relay.published:,}</td>'
             f'<td class="pending">{relay.pending:,}</td>'
             f'<td class="oldest-pending-age">{h(_age(lag))}</td>'
-            f'<td class="lock-holder">{h(holder or chr(0x2014))}</td></tr>'
+            f'<td class="lock-holder">{h(holder_text(holders, relay.name))}</td></tr>'
         )
     table = (
         '<table id="relays"><thead><tr><th>relay</th><th>published</th><th>pending</th>'
@@ -377,6 +376,14 @@ def relays_page(
         f"{chart_svg('rate-chart', rates, seq, 'events/min')}</div>"
     )
     return _layout("Relays", body, store_label=store_label, script=True)
+
+
+def holder_text(holders: Mapping[str, str | None], name: str) -> str:
+    """Who holds relay ``name``'s lock: the holder, ``free``, or an em dash when the
+    store cannot tell."""
+    if name not in holders:
+        return "\u2014"
+    return holders[name] or "free"
 
 
 def _age(seconds: float | None) -> str:
@@ -408,7 +415,7 @@ def relay_document(
                 else None,
                 "lag_seconds": r.lag_seconds(now),
                 "oldest_pending_age": _age(r.lag_seconds(now)),
-                "lock_holder": holders.get(r.name),
+                "lock_holder": holder_text(holders, r.name),
             }
             for r in relays
         ],

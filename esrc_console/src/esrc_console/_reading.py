@@ -32,6 +32,7 @@ from esrc_core.inspection import (
     events_page,
     stream_page,
 )
+from esrc_core.locks import InspectsRelayLocks
 from esrc_core.relay import message_id
 
 __all__ = [
@@ -255,15 +256,22 @@ class RelayHistory:
         self._lock = threading.Lock()
         self._seq = 0
         self._last: list[RelayProgress] = []
+        self._holders: dict[str, str | None] = {}
 
-    def sample(self, store: Inspectable) -> tuple[list[RelayProgress], list[RelaySample]]:
+    def sample(
+        self, store: Inspectable
+    ) -> tuple[list[RelayProgress], list[RelaySample], dict[str, str | None]]:
         """The relays now (read from the store unless a sample is younger than the
-        interval) and the history including them."""
+        interval), the history including them, and their lock holders (see
+        :class:`~esrc_core.locks.InspectsRelayLocks`; empty when the store cannot
+        tell)."""
         with self._lock:
             now = time.time()
             if self._samples and now - self._samples[-1].at < self._interval:
-                return list(self._last), list(self._samples)
+                return list(self._last), list(self._samples), dict(self._holders)
             progress = store.relays()
+            if isinstance(store, InspectsRelayLocks):
+                self._holders = store.relay_lock_holders([r.name for r in progress])
             moment = dt.datetime.fromtimestamp(now, dt.UTC)
             events = max((r.published + r.pending for r in progress), default=None)
             self._seq += 1
@@ -276,7 +284,7 @@ class RelayHistory:
                 )
             )
             self._last = progress
-            return list(progress), list(self._samples)
+            return list(progress), list(self._samples), dict(self._holders)
 
 
 def per_minute(samples: Sequence[RelaySample]) -> list[tuple[float, float]]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["HasRelayLock", "RelayLock"]
+__all__ = ["HasRelayLock", "InspectsRelayLocks", "RelayLock"]
 
 
 @runtime_checkable
@@ -47,4 +48,17 @@ class HasRelayLock(Protocol):
 
     def relay_lock(self, name: str) -> RelayLock:
         """A new, not yet acquired lock for relay ``name``."""
+        ...
+
+
+@runtime_checkable
+class InspectsRelayLocks(Protocol):
+    """Optional, next to :class:`HasRelayLock`: telling who holds relay locks without
+    taking them (the web console's relays page)."""
+
+    def relay_lock_holders(self, names: Sequence[str]) -> dict[str, str | None]:
+        """For each of ``names`` the store can tell about: a description of the lock's
+        holder (a server session, this process), or ``None`` when the lock is free.
+        Names it cannot tell about without taking their lock are left out. Takes no
+        lock and writes nothing."""
         ...

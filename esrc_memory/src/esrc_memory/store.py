@@ -339,6 +339,13 @@ class MemoryEventStore(EventStore):
         self._check_open(f"open relay lock {name!r}")
         return MemoryRelayLock(self._state, name)
 
+    def relay_lock_holders(self, names: Sequence[str]) -> dict[str, str | None]:
+        """See :meth:`esrc_core.locks.InspectsRelayLocks.relay_lock_holders`: every
+        lock of a memory store lives in this process."""
+        self._check_open("list relay lock holders")
+        with self._state.lock:
+            return {n: "this process" if n in self._state.relay_locks else None for n in names}
+
     def streams(
         self, aggregate_type: str | None = None, *, limit: int | None = None
     ) -> list[StreamInfo]:

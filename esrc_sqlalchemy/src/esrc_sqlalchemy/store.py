@@ -991,6 +991,17 @@ class SqlEventStore(EventStore):
         rows = self.executor.run(f"list relays of {self.url}", views.relays, write=False)
         return [RelayProgress(row[0], int(row[1]), int(row[2]), views.time(row[3])) for row in rows]
 
+    def relay_lock_holders(self, names: Sequence[str]) -> dict[str, str | None]:
+        """See :meth:`esrc_core.locks.InspectsRelayLocks.relay_lock_holders`: on
+        PostgreSQL the backend holding each advisory lock; SQLite and MariaDB tell
+        nothing (their locks can only be tested by taking them)."""
+        dialect = self._dialect
+        return self.executor.run(
+            f"list relay lock holders of {self.url}",
+            lambda conn: dialect.relay_lock_holders(conn, list(names)),
+            write=False,
+        )
+
     # --- paged views (esrc_core.inspection.PagedInspectable) ---------------------------
 
     def stream_page(

@@ -690,6 +690,13 @@ class SqlDialect(abc.ABC):
     def relay_lock(self, name: str) -> RelayLockHolder:
         """A new holder of relay ``name``'s lock for these tables, not yet acquired."""
 
+    def relay_lock_holders(self, conn: Connection, names: Sequence[str]) -> dict[str, str | None]:
+        """Who holds the relay locks of ``names``, asked on ``conn`` without taking
+        them (see :class:`esrc_core.locks.InspectsRelayLocks`): the holder's
+        description or ``None`` (free) for each name this database can tell about.
+        None by default: a lock that can only be tested by taking it stays unknown."""
+        return {}
+
     def relay_lock_digest(self, name: str) -> bytes:
         """Eight bytes naming relay ``name``'s lock on these tables: hashed from the
         database, schema, table prefix and relay name. Every database derives its lock

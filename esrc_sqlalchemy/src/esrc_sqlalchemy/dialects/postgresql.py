@@ -703,12 +703,36 @@ class PostgresDialect(SqlDialect):
     def relay_lock(self, name: str) -> RelayLockHolder:
         """A session advisory lock on two keys hashed from the database, schema, table
         prefix and relay name."""
+        return _AdvisoryLock(self.base_engine, self._advisory_keys(name))
+
+    def _advisory_keys(self, name: str) -> tuple[int, int]:
         hashed = self.relay_lock_digest(name)
-        keys = (
+        return (
             int.from_bytes(hashed[:4], "big") & 0x7FFFFFFF,
             int.from_bytes(hashed[4:], "big") & 0x7FFFFFFF,
         )
-        return _AdvisoryLock(self.base_engine, keys)
+
+    def relay_lock_holders(self, conn: Connection, names: Sequence[str]) -> dict[str, str | None]:
+        """From ``pg_locks`` and ``pg_stat_activity``: the holding backend's pid,
+        application name and client address, for every name."""
+        keys = {self._advisory_keys(name): name for name in names}
+        found: dict[str, str | None] = dict.fromkeys(names)
+        if not keys:
+            return found
+        rows = conn.execute(
+            sa.text(
+                "SELECT l.classid, l.objid, l.pid, a.application_name, host(a.client_addr) "
+                "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        )
+        for classid, objid, pid, application, address in rows:
+            name = keys.get((int(classid), int(objid)))
+            if name is not None:
+                parts = [f"pid {pid}", application or "", f"from {address}" if address else ""]
+                found[name] = " ".join(p for p in parts if p)
+        return found
 
     def code_point_order(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """``COLLATE "C"``: the database's default collation sorts by language rules."""
