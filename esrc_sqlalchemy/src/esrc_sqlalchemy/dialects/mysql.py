@@ -304,7 +304,7 @@ class MySqlDialect(CoreDialect):
         key_t, key_i = tables.key_parameters()
 
         def page_after(after: sa.ColumnElement[Any]) -> sa.Select[Any]:
-            page = (
+            return (
                 sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
                 .where(
                     ev.c.aggregate_type == key_t,
@@ -314,9 +314,7 @@ class MySqlDialect(CoreDialect):
                 )
                 .order_by(ev.c.version)
                 .limit(sa.bindparam("limit", type_=sa.Integer))
-                .subquery("e")
             )
-            return sa.select(page.c.version, page.c.name, page.c.data, page.c.metadata)
 
         in_stream = (st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
         stream_version = sa.cast(st.c.version, sa.Text)
