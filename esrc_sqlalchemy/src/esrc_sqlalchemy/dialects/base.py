@@ -258,6 +258,10 @@ class SessionLockHolder(ConnectionLockHolder, abc.ABC):
     def _session(self, conn: Any) -> int:
         """``conn``'s server session id."""
 
+    @abc.abstractmethod
+    def _unlock(self, conn: Any) -> None:
+        """Give the lock up on ``conn``'s session (one query)."""
+
     def try_acquire(self) -> bool:
         """Try the lock without waiting, on the connection the last failed try left
         (a standby keeps one session while it waits, instead of opening one per try),
@@ -288,8 +292,14 @@ class SessionLockHolder(ConnectionLockHolder, abc.ABC):
         return True
 
     def release(self) -> None:
-        """Close the lock's connection, which ends the lock with it, and the connection
-        a standby waits on."""
+        """Unlock on the lock's session, then close its connection and the one a
+        standby waits on. Closing alone would end the lock too, but the server ends a
+        closed session a moment after the client returns, and the next holder must
+        not find the lock still taken once this call has returned."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a lost session holds nothing
+                self._unlock(conn)
         super().release()
         waiting, self._waiting = self._waiting, None
         if waiting is not None:

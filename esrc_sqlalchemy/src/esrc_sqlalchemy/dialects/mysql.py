@@ -233,6 +233,10 @@ class _NamedLock(SessionLockHolder):
     def _session(self, conn: Any) -> int:
         return int(conn.thread_id())
 
+    def _unlock(self, conn: Any) -> None:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (self._name,))
+
 
 class MySqlTesting(TestingHooks):
     """Connection ids: ``CONNECTION_ID()``, ``KILL``, ``information_schema.processlist``."""

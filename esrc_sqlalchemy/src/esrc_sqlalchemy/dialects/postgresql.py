@@ -182,14 +182,9 @@ class _AdvisoryLock(SessionLockHolder):
     def _session(self, conn: Any) -> int:
         return int(conn.info.backend_pid)
 
-    def release(self) -> None:
-        """Unlock on the session, then close it: the server ends a closed session
-        a moment later, and the next holder must not find the lock still taken."""
-        conn = self._conn
-        if conn is not None and not conn.closed and not conn.broken:
-            with contextlib.suppress(Exception):
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", self._keys)
-        super().release()
+    def _unlock(self, conn: Any) -> None:
+        if not conn.closed and not conn.broken:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", self._keys)
 
 
 class PostgresTesting(TestingHooks):
