@@ -146,7 +146,9 @@ def _console(url: str, prefix: str) -> Iterator[str]:
     esrc = shutil.which("esrc") or str(Path(sys.executable).with_name("esrc"))
     port = _free_port()
     command = [esrc, "console", url, "-o", f"table_prefix={prefix}", "--port", str(port)]
-    command += ["--refresh", "60"]
+    # The console reuses a relay sample younger than half the refresh interval; with
+    # this one every timed request of the relays pages reads the store afresh.
+    command += ["--refresh", "0.001"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:

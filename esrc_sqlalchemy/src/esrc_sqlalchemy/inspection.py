@@ -67,11 +67,17 @@ class StoreViews:
         # and each relay counts only what is after its checkpoint.
         _, waiting = dialect.relay_progress()
         count = sa.func.count()
+        queue = dialect.relay_queue_order()
+        oldest = (
+            sa.select(when(sa.func.min(ev.c.created_at))).where(waiting)
+            if queue is None
+            else sa.select(when(ev.c.created_at)).where(waiting).order_by(*queue).limit(1)
+        )
         self._relays = sa.select(
             cp.c.name,
             sa.select(count).select_from(ev).scalar_subquery(),
             sa.select(count).select_from(ev).where(waiting).scalar_subquery(),
-            sa.select(when(sa.func.min(ev.c.created_at))).where(waiting).scalar_subquery(),
+            oldest.scalar_subquery(),
         ).order_by(ordered(cp.c.name))
         name = tables.relay_name_parameter("name")
         source = tables.relay_name_parameter("source")

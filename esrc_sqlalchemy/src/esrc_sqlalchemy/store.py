@@ -986,7 +986,12 @@ class SqlEventStore(EventStore):
     def relays(self) -> list[RelayProgress]:
         """See :meth:`esrc_core.inspection.Inspectable.relays`. Pending counts every
         committed event after the checkpoint (on PostgreSQL also those the outbox still
-        holds back behind a transaction in progress). Scans the events table."""
+        holds back behind a transaction in progress). The oldest pending event is the
+        first pending one in the relay's order on SQLite and PostgreSQL (one index
+        probe; on PostgreSQL ``created_at`` is the writing transaction's start), the
+        earliest recorded one on MariaDB/MySQL (see
+        :meth:`~esrc_sqlalchemy.dialects.base.SqlDialect.relay_queue_order`). Counts
+        every event once and each relay's pending ones."""
         views = self._views
         rows = self.executor.run(f"list relays of {self.url}", views.relays, write=False)
         return [RelayProgress(row[0], int(row[1]), int(row[2]), views.time(row[3])) for row in rows]

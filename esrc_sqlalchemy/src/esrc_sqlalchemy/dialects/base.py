@@ -727,6 +727,14 @@ class SqlDialect(abc.ABC):
         as an aware datetime, a naive UTC datetime or Unix seconds."""
         return column
 
+    def relay_queue_order(self) -> tuple[sa.ColumnElement[Any], ...] | None:
+        """The order a relay publishes pending events in, as events columns an index
+        keeps in that order, or ``None`` when no index does. With an order, the oldest
+        pending event an operator view shows is the first pending one in it (the event
+        the relay waits on; one index probe); without, the earliest ``created_at`` of
+        every pending event (a pass over them)."""
+        return None
+
     @abc.abstractmethod
     def relay_progress(self) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
         """Conditions on an events row joined to a checkpoints row: whether the event

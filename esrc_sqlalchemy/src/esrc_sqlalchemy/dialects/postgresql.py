@@ -733,6 +733,13 @@ class PostgresDialect(SqlDialect):
         """``COLLATE "C"``: the database's default collation sorts by language rules."""
         return sa.collate(column, "C")
 
+    def relay_queue_order(self) -> tuple[sa.ColumnElement[Any], ...]:
+        """(tx_id, position), the outbox index's order. ``created_at`` is the writing
+        transaction's start, so the earliest one among the pending events need not be
+        the event the relay waits on; the first in this order is."""
+        ev = self.tables.events
+        return ev.c.tx_id, ev.c.position
+
     def relay_progress(self) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
         """By (tx_id, position)."""
         ev, cp = self.tables.events, self.tables.checkpoints

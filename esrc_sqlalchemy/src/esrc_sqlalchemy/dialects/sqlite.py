@@ -366,6 +366,10 @@ class SqliteDialect(CoreDialect):
         hashed = self.relay_lock_digest(name)
         return _FileLock(f"{self.base_engine.url.database}-relay-{hashed.hex()}.lock")
 
+    def relay_queue_order(self) -> tuple[sa.ColumnElement[Any], ...]:
+        """By position (the primary key)."""
+        return (self.tables.events.c.position,)
+
     def relay_progress(self) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
         """By position."""
         ev, cp = self.tables.events, self.tables.checkpoints
