@@ -84,8 +84,8 @@ def test_streams_events_and_relays_in_a_process(sqlite_target: Target) -> None:
     heading, _, *rows = result.stdout.splitlines()
     assert heading == "Account 42 (int id): 2 events"
     assert [cells(r)[3:] for r in rows] == [
-        ["AccountOpened", "user=ada", '{"owner": "Zoë"}'],
-        ["MoneyDeposited", "-", '{"amount": "100.00"}'],
+        ["AccountOpened", "1", "user=ada", '{"owner": "Zoë"}'],
+        ["MoneyDeposited", "1", "-", '{"amount": "100.00"}'],
     ]
 
     result = esrc(*sqlite_target.argv("relays"))

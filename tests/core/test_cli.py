@@ -155,6 +155,7 @@ def test_a_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
 
 
 COMMANDS = [
+    "console",
     "delete-stream",
     "demo",
     "events",

@@ -512,5 +512,9 @@ def sync_face(store: AsyncEventStore | Bridged) -> tuple[EventStore, Bridge]:
     if isinstance(store, AsyncHasOutbox):
         face = _WaitingRelay if isinstance(store, AsyncHasRelayLock) else _WaitingOutbox
     if isinstance(store, AsyncAtomicAppends):
-        face = type(f"{face.__name__}Atomic", (face, _WaitingAtomic), {})
+        face = (
+            _WaitingAtomic
+            if face is _Waiting
+            else type(f"{face.__name__}Atomic", (face, _WaitingAtomic), {})
+        )
     return face(store, GREENLETS), GREENLETS
