@@ -498,6 +498,10 @@ def test_metadata_reaches_the_stored_events(store: EventStore) -> None:
     repo.update(loaded)
 
     metadata = [dict(e.metadata) for e in store.events("Counter", "c1")]
+    # Outside any correlation context each save starts a correlation of its own; a
+    # correlation_id given explicitly wins.
+    third, fourth = metadata[2].pop("correlation_id"), metadata[3].pop("correlation_id")
+    assert len({third, fourth, "k1"}) == 3
     assert metadata == [
         {"app": "tests", "user": "ada", "correlation_id": "k1"},
         {"app": "tests", "user": "ada", "correlation_id": "k1"},
@@ -511,12 +515,16 @@ def test_default_metadata_is_copied(store: EventStore) -> None:
     repo = counters(store, metadata=defaults)
     defaults["app"] = "changed"
     repo.add(Counter("c1"))
-    assert store.events("Counter", "c1")[0].metadata == {"app": "tests"}
+    stored = dict(store.events("Counter", "c1")[0].metadata)
+    assert stored.pop("correlation_id")
+    assert stored == {"app": "tests"}
 
 
-def test_no_metadata_stores_empty_metadata(store: EventStore) -> None:
+def test_without_metadata_an_event_carries_its_correlation_alone(store: EventStore) -> None:
     counters(store).add(Counter("c1"))
-    assert store.events("Counter", "c1")[0].metadata == {}
+    [stored] = store.events("Counter", "c1")
+    assert list(stored.metadata) == ["correlation_id"]
+    assert str(uuid.UUID(stored.metadata["correlation_id"])) == stored.metadata["correlation_id"]
 
 
 @pytest.mark.parametrize("bad", [1.5, None, True, b"c1", ""], ids=repr)

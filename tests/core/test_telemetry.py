@@ -13,7 +13,7 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,14 @@ def _span_id(span: ReadableSpan) -> int:
     return context.span_id
 
 
+def _traced(metadata: Mapping[str, str]) -> dict[str, str]:
+    """``metadata`` but its ``correlation_id``, which every saved event has (see
+    esrc_core.correlation); only the trace context and the keys given remain."""
+    rest = dict(metadata)
+    assert rest.pop("correlation_id", None), f"no correlation_id in {metadata!r}"
+    return rest
+
+
 def test_append_span_and_trace_context_in_metadata(
     recorded: Recorded, any_store: EventStore
 ) -> None:
@@ -140,7 +148,9 @@ def test_append_span_and_trace_context_in_metadata(
     }
     assert append.status.status_code is StatusCode.UNSET
     stored = any_store.events("Counter", "c1")
-    assert [e.metadata for e in stored] == [{"user": "ann", TRACEPARENT: _traceparent(append)}] * 2
+    assert [_traced(e.metadata) for e in stored] == [
+        {"user": "ann", TRACEPARENT: _traceparent(append)}
+    ] * 2
 
 
 def test_tracestate_travels_too(recorded: Recorded) -> None:
@@ -167,7 +177,7 @@ def test_metadata_given_wins_over_the_trace_context(recorded: Recorded) -> None:
     store = open_event_store("memory://")
     repo = Repository(store, Counter, registry)
     repo.add(Counter("c1"), metadata={TRACEPARENT: "given"})
-    assert store.events("Counter", "c1")[0].metadata == {TRACEPARENT: "given"}
+    assert _traced(store.events("Counter", "c1")[0].metadata) == {TRACEPARENT: "given"}
 
 
 def test_no_trace_context_when_the_span_does_not_record(recorded: Recorded) -> None:
@@ -175,7 +185,7 @@ def test_no_trace_context_when_the_span_does_not_record(recorded: Recorded) -> N
     store = open_event_store("memory://")
     instrument(tracer_provider=TracerProvider(sampler=ALWAYS_OFF))
     Repository(store, Counter, registry).add(Counter("c1"))
-    assert store.events("Counter", "c1")[0].metadata == {}
+    assert _traced(store.events("Counter", "c1")[0].metadata) == {}
 
 
 def test_uninstrument_records_nothing(recorded: Recorded) -> None:
@@ -187,7 +197,7 @@ def test_uninstrument_records_nothing(recorded: Recorded) -> None:
         repo.add(Counter("c1"))
         repo.find_by_id("c1")
     assert [s.name for s in recorded.finished()] == ["command"]
-    assert store.events("Counter", "c1")[0].metadata == {}
+    assert _traced(store.events("Counter", "c1")[0].metadata) == {}
     assert recorded.points("esrc.append.duration") == []
     instrument()
     assert instrumented()
@@ -199,7 +209,7 @@ def test_global_providers_unset_record_nothing() -> None:
     instrument()
     store = open_event_store("memory://")
     Repository(store, Counter, registry).add(Counter("c1"))
-    assert store.events("Counter", "c1")[0].metadata == {}
+    assert _traced(store.events("Counter", "c1")[0].metadata) == {}
 
 
 def test_load_span_counts_events_and_snapshot_use(
@@ -303,7 +313,7 @@ def test_async_repository_spans_are_children_of_the_task_span(
         command_id, events = asyncio.run(main(url))
         append, load = recorded.one("esrc.append"), recorded.one("esrc.load")
         assert (_parent_id(append), _parent_id(load)) == (command_id, command_id), url
-        assert events[0].metadata == {TRACEPARENT: _traceparent(append)}, url
+        assert _traced(events[0].metadata) == {TRACEPARENT: _traceparent(append)}, url
 
 
 def _add_counters(store: EventStore, count: int) -> None:
@@ -468,7 +478,8 @@ def test_without_the_api_nothing_is_imported_and_instrument_names_the_extra() ->
         "from tests.core.domain import Counter, registry\n"
         "store = open_event_store('memory://')\n"
         "Repository(store, Counter, registry).add(Counter('c1'))\n"
-        "print(instrumented(), dict(store.events('Counter', 'c1')[0].metadata))\n"
+        "meta = dict(store.events('Counter', 'c1')[0].metadata)\n"
+        "print(instrumented(), sorted(meta))\n"
         "print(any(m.startswith('opentelemetry') for m in sys.modules))\n"
         "try:\n"
         "    instrument()\n"
@@ -479,7 +490,7 @@ def test_without_the_api_nothing_is_imported_and_instrument_names_the_extra() ->
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.splitlines() == [
-        "False {}",
+        "False ['correlation_id']",
         "False",
         "esrc telemetry needs the OpenTelemetry API: install esrc-core[otel] "
         "(pip install 'esrc-core[otel]')",

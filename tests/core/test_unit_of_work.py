@@ -98,7 +98,13 @@ def test_aggregates_of_two_repositories_commit_together() -> None:
         uow.add(gauge, repository=gauges, metadata={"cause": "test"})
     assert counters.find_by_id("c").value == 2
     assert gauges.find_by_id("g").id == "g"
-    assert store.events("Gauge", "g")[0].metadata == {"cause": "test"}
+    gauge_meta = dict(store.events("Gauge", "g")[0].metadata)
+    counter_meta = dict(store.events("Counter", "c")[1].metadata)
+    # One command: the unit's events share one new correlation, not the earlier add's.
+    shared = gauge_meta.pop("correlation_id")
+    assert counter_meta == {"correlation_id": shared}
+    assert store.events("Counter", "c")[0].metadata["correlation_id"] != shared
+    assert gauge_meta == {"cause": "test"}
     assert counter.changes == ()
     assert counter.initial_version == 2
     outbox = [e.message_id for e in store.outbox().unpublished_events(10)]

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from esrc_core.correlation import handling
 from esrc_testkit.races import run_in_threads
 from financing.commands import Commands
 from financing.errors import (
@@ -37,23 +38,40 @@ def test_commands_save_events_with_the_command_name(commands: Commands) -> None:
     _, investor, invoice = _market(commands)
     bid = commands.place_bid(investor, invoice, "950")
     events = commands.store.events("Investor", investor)
-    assert [(e.name, e.metadata) for e in events] == [
-        ("InvestorRegistered", {"command": "register_investor"}),
-        ("FundsDeposited", {"command": "deposit"}),
-        ("BidPlaced", {"command": "place_bid"}),
+    assert [(e.name, e.metadata.get("command")) for e in events] == [
+        ("InvestorRegistered", "register_investor"),
+        ("FundsDeposited", "deposit"),
+        ("BidPlaced", "place_bid"),
     ]
+    assert [sorted(e.metadata) for e in events] == [["command", "correlation_id"]] * 3
     assert commands.investors.find_by_id(investor).bids[bid].amount == Decimal("950.00")
 
 
 def test_steps_of_the_choreography_record_their_cause(commands: Commands) -> None:
     _, investor, invoice = _market(commands)
     bid = commands.place_bid(investor, invoice, "950")
-    commands.decide_bid(invoice, bid, investor, Decimal("950.00"), caused_by="Investor/u:x/3")
+    placed = commands.store.events("Investor", investor)[-1]
+    with handling(message_id="Investor/u:x/3", metadata=placed.metadata):
+        commands.decide_bid(invoice, bid, investor, Decimal("950.00"))
     decided = commands.store.events("Invoice", invoice)[-1]
     assert (decided.name, decided.metadata) == (
         "BidAccepted",
-        {"command": "decide_bid", "causation_id": "Investor/u:x/3"},
+        {
+            "command": "decide_bid",
+            "correlation_id": placed.metadata["correlation_id"],
+            "causation_id": "Investor/u:x/3",
+        },
     )
+
+
+def test_a_command_outside_any_handling_starts_a_correlation(commands: Commands) -> None:
+    _, investor, _ = _market(commands)
+    commands.deposit(investor, Decimal("1.00"))
+    commands.deposit(investor, Decimal("2.00"))
+    first, second = (e.metadata for e in commands.store.events("Investor", investor)[-2:])
+    assert "causation_id" not in first
+    assert "causation_id" not in second
+    assert uuid.UUID(first["correlation_id"]) != uuid.UUID(second["correlation_id"])
 
 
 def test_commands_on_missing_aggregates_name_them(commands: Commands) -> None:

@@ -133,6 +133,35 @@ def test_each_step_records_the_event_that_caused_it(market: Market) -> None:
     assert committed.event.metadata["causation_id"] == accepted.message_id
 
 
+def test_one_correlation_runs_from_a_command_through_the_choreography(market: Market) -> None:
+    """Walk back from the last event the choreography caused to the command that
+    started it: every cause is an earlier stored event of the same correlation, and
+    the walk ends at the command's event, which no event caused. Another command's
+    events have a correlation of their own."""
+    market.commands.place_bid(market.ada, market.invoice, "950")
+    market.commands.place_bid(market.ben, market.invoice, "990")  # rejected: sold
+    market.pipeline.settle()
+    events = market.all_events()
+    by_message = {e.message_id: e for e in events}
+    placed = [e for e in events if e.event.name == "BidPlaced"]
+    assert [e.aggregate_id for e in placed] == [market.ada, market.ben]
+    for start, last_name in ((placed[0], "FundsCommitted"), (placed[1], "ReservedFundsReleased")):
+        correlation = start.event.metadata["correlation_id"]
+        assert "causation_id" not in start.event.metadata
+        caused = [e for e in events if e.event.metadata.get("correlation_id") == correlation]
+        assert caused[0] is start
+        assert caused[-1].event.name == last_name, [e.event.name for e in caused]
+        walked = [caused[-1]]
+        while "causation_id" in walked[-1].event.metadata:
+            cause = by_message[walked[-1].event.metadata["causation_id"]]
+            assert cause.position < walked[-1].position
+            assert cause.event.metadata["correlation_id"] == correlation
+            walked.append(cause)
+        assert walked[-1] is start
+        assert len(walked) == 3  # placed -> decided by the invoice -> the investor's step
+    assert placed[0].event.metadata["correlation_id"] != placed[1].event.metadata["correlation_id"]
+
+
 def test_handling_every_event_again_changes_nothing(market: Market) -> None:
     """The steps are idempotent by themselves: even without the seen-message record, a
     second delivery of every event raises no new event."""

@@ -23,6 +23,7 @@ __all__ = [
     "RelayProgress",
     "StreamInfo",
     "aggregate_types",
+    "correlated_events",
     "count_streams",
     "event_at",
     "events_after",
@@ -249,3 +250,34 @@ def events_after(store: Inspectable, position: int, limit: int) -> list[Recorded
     if isinstance(store, PagedInspectable):
         return store.events_after(position, limit)
     return [e for e in _every_event(store) if e.position > position][:limit]
+
+
+def correlated_events(
+    store: Inspectable, correlation_id: str, *, page: int = 1000
+) -> list[RecordedEvent]:
+    """Every event, across streams, whose metadata's ``correlation_id`` is
+    ``correlation_id`` (see :mod:`esrc_core.correlation`), by position.
+
+    A scan: a :class:`PagedInspectable` store is read ``page`` events at a time from
+    the first position (memory stays bounded by the matches), any other store stream by
+    stream. No backend indexes metadata, so the time grows with the store, not with
+    the correlation. Raises ``ValueError`` for an empty id or a ``page`` below 1.
+    """
+    if not isinstance(correlation_id, str) or not correlation_id:
+        raise ValueError(f"correlation_id must be a non-empty str, got {correlation_id!r}")
+    if page < 1:
+        raise ValueError(f"page must be 1 or more, got {page!r}")
+
+    def matches(event: RecordedEvent) -> bool:
+        return event.event.metadata.get("correlation_id") == correlation_id
+
+    if not isinstance(store, PagedInspectable):
+        return [e for e in _every_event(store) if matches(e)]
+    found: list[RecordedEvent] = []
+    position = 0
+    while True:
+        batch = store.events_after(position, page)
+        found.extend(e for e in batch if matches(e))
+        if len(batch) < page:
+            return found
+        position = batch[-1].position

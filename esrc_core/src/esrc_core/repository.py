@@ -13,6 +13,7 @@ from esrc_core._telemetry import TELEMETRY, Instruments, id_attribute
 from esrc_core.aggregate import Aggregate, AggregateFactory, StreamingFactory
 from esrc_core.backoff import Backoff
 from esrc_core.capabilities import Capability, offered
+from esrc_core.correlation import correlation_metadata
 from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateRequiresEvents,
@@ -381,19 +382,20 @@ class Repository(Generic[T]):
         doing: str,
         trace: Mapping[str, str] | None = None,
     ) -> list[RawEvent]:
-        """The changes as raw events with the repository's metadata, then ``trace``
-        (the append span's context), then ``metadata``: a key given wins."""
+        """The changes as raw events with the repository's metadata, then the
+        correlation (:func:`~esrc_core.correlation.correlation_metadata`), then
+        ``trace`` (the append span's context), then ``metadata``: a key given wins."""
         aggregate_id = check_id(aggregate.id, doing=f"{doing} {self.aggregate_type}")
         changes = aggregate.changes
         if not changes:
             raise AggregateRequiresEvents(
                 f"{doing} {self.aggregate_type} {aggregate_id}: the aggregate has no changes"
             )
-        meta = (
-            {**self.metadata, **trace, **(metadata or {})}
-            if trace
-            else {**self.metadata, **(metadata or {})}
-        )
+        meta = {**self.metadata, **correlation_metadata()}
+        if trace:
+            meta.update(trace)
+        if metadata:
+            meta.update(metadata)
         return [self.registry.to_raw(event, meta) for event in changes]
 
     def pending_events(

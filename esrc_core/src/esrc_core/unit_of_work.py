@@ -28,6 +28,7 @@ from esrc_core.async_store import sync_face
 from esrc_core.atomic_appends import AtomicAppends, StreamAppend
 from esrc_core.backoff import Backoff
 from esrc_core.capabilities import Capability, require
+from esrc_core.correlation import correlation, current_causation
 from esrc_core.errors import OptimisticConcurrencyError
 from esrc_core.ids import AggregateId, check_id, encode_id
 from esrc_core.repository import Repository
@@ -238,9 +239,18 @@ class UnitOfWork:
     def commit(self) -> None:
         """Store the changes of every registered aggregate in one atomic append (see
         the class docstring); nothing when none has changes. The unit is empty
-        afterwards, whatever the outcome."""
+        afterwards, whatever the outcome. Outside a correlation context
+        (:mod:`esrc_core.correlation`) the events of every aggregate of the unit share
+        one new ``correlation_id``."""
         entries = list(self._entries.values())
         self._entries.clear()
+        if current_causation() is None:
+            with correlation():  # one command: its aggregates' events share one
+                self._commit(entries)
+        else:
+            self._commit(entries)
+
+    def _commit(self, entries: list[_Entry]) -> None:
         saved: list[tuple[_Entry, int]] = []
         parts: list[StreamAppend] = []
         for entry in entries:

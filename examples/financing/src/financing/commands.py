@@ -50,9 +50,11 @@ class Commands:
     raises a :class:`~financing.errors.FinancingError` and saves nothing; a command that
     names a missing aggregate raises :class:`~financing.errors.UnknownAggregate`.
 
-    Saved events carry metadata: ``command`` (the handler's name) and, for the steps the
-    choreography runs, ``causation_id`` (the message id of the event that triggered it,
-    which ``esrc console`` follows from an event to its cause).
+    Saved events carry metadata: ``command`` (the handler's name), ``correlation_id``
+    and, for the steps the choreography runs, ``causation_id`` (the message id of the
+    event that triggered it, which ``esrc console`` follows from an event to its cause;
+    see :mod:`esrc_core.correlation`: the steps run inside the context the consumer's
+    ``Projection`` opens for the event it handles).
     Investors are snapshotted every ``investor_snapshot_every`` events. Safe to use from
     many threads.
     """
@@ -224,8 +226,6 @@ class Commands:
         bid_id: uuid.UUID,
         investor_id: uuid.UUID,
         amount: Decimal,
-        *,
-        caused_by: str | None = None,
     ) -> None:
         """Let the invoice accept or reject a placed bid (idempotent)."""
         self._update(
@@ -233,19 +233,15 @@ class Commands:
             invoice_id,
             lambda i: i.decide_bid(bid_id, investor_id, amount),
             "decide_bid",
-            caused_by=caused_by,
         )
 
-    def commit_funds(
-        self, investor_id: uuid.UUID, bid_id: uuid.UUID, *, caused_by: str | None = None
-    ) -> None:
+    def commit_funds(self, investor_id: uuid.UUID, bid_id: uuid.UUID) -> None:
         """Commit an accepted bid's reserved funds (idempotent)."""
         self._update(
             self.investors,
             investor_id,
             lambda i: i.commit_funds(bid_id),
             "commit_funds",
-            caused_by=caused_by,
         )
 
     def release_reserved_funds(
@@ -253,8 +249,6 @@ class Commands:
         investor_id: uuid.UUID,
         bid_id: uuid.UUID,
         reason: str,
-        *,
-        caused_by: str | None = None,
     ) -> None:
         """Release a rejected bid's reserved funds (idempotent compensation)."""
         self._update(
@@ -262,7 +256,6 @@ class Commands:
             investor_id,
             lambda i: i.release_reserved_funds(bid_id, reason),
             "release_reserved_funds",
-            caused_by=caused_by,
         )
 
     def return_committed_funds(
@@ -270,8 +263,6 @@ class Commands:
         investor_id: uuid.UUID,
         bid_id: uuid.UUID,
         reason: str,
-        *,
-        caused_by: str | None = None,
     ) -> None:
         """Return the committed funds of a reversed financing (idempotent
         compensation)."""
@@ -280,7 +271,6 @@ class Commands:
             investor_id,
             lambda i: i.return_committed_funds(bid_id, reason),
             "return_committed_funds",
-            caused_by=caused_by,
         )
 
     def _find(self, repository: Repository[A], aggregate_id: uuid.UUID, doing: str) -> A:
@@ -298,7 +288,6 @@ class Commands:
         command: Callable[[A], None],
         name: str,
         *,
-        caused_by: str | None = None,
         on_attempt: Callable[[int], object] | None = None,
     ) -> A:
         attempts = 0
@@ -311,8 +300,6 @@ class Commands:
             command(aggregate)
 
         metadata = {"command": name}
-        if caused_by is not None:
-            metadata["causation_id"] = caused_by
         try:
             return repository.update_by_id(aggregate_id, attempt, metadata=metadata)
         except AggregateNotFound as err:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from esrc_core.inspection import Inspectable, correlated_events
 from esrc_core.urls import mask_url, url_scheme
 
 from esrc_core import EventStore, RawEvent, decode_id, open_event_store
@@ -130,6 +131,7 @@ def run_demo(config: DemoConfig | None = None, out: Out = print) -> DemoResult:
         demo = _Demo(store, commands, pipeline, read_models, DemoResult(), out, config.timeout)
         demo.run()
         _report(demo)
+        _correlation_trail(demo)
         _console_hint(store_url, config.name, out)
         return demo.result
     finally:
@@ -137,6 +139,35 @@ def run_demo(config: DemoConfig | None = None, out: Out = print) -> DemoResult:
             pipeline.close()
         read_models.close()
         store.close()
+
+
+def _correlation_trail(demo: _Demo) -> None:
+    """Print the events of Ada's first bid's correlation: the command's event, then
+    each step of the choreography it caused, across streams (what
+    ``esrc events --correlation`` shows)."""
+    store, result, out = demo.store, demo.result, demo.out
+    if not isinstance(store, Inspectable) or "Ada" not in result.investors:
+        return
+    placed = next(
+        (e for e in store.events("Investor", result.investors["Ada"]) if e.name == "BidPlaced"),
+        None,
+    )
+    correlation_id = placed.metadata.get("correlation_id") if placed is not None else None
+    if not correlation_id:
+        return
+    names = {
+        aggregate_id: name
+        for ids in (result.issuers, result.investors, result.invoices)
+        for name, aggregate_id in ids.items()
+    }
+    out("")
+    out(f"Ada's first bid, one correlation ({correlation_id}) across streams:")
+    for event in correlated_events(store, correlation_id):
+        who = names.get(event.aggregate_id, "") if isinstance(event.aggregate_id, uuid.UUID) else ""
+        out(
+            f"  #{event.position} {event.aggregate_type} {who} v{event.version}: "
+            f"{event.event.name} ({_why(event.event, names)})"
+        )
 
 
 def console_command(store_url: str, name: str = "financing") -> str | None:

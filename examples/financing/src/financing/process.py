@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import uuid
 
+from esrc_core.correlation import handling
 from esrc_faststream.consumer import MemorySeenMessages, Projection, SeenMessages
 
 from esrc_core import RelayEvent
@@ -64,25 +65,28 @@ class FinancingProcess:
         self.projection.on(*sorted(registry.names))(self.handle)
 
     def handle(self, event: RelayEvent) -> None:
-        """Run the step ``event`` triggers, if any."""
+        """Run the step ``event`` triggers, if any, inside
+        :func:`esrc_core.correlation.handling`: the step's events carry ``event``'s
+        correlation id, and its message id as their ``causation_id``."""
+        with handling(event):
+            self._step(event)
+
+    def _step(self, event: RelayEvent) -> None:
         decoded = registry.from_raw(event.event, aggregate_type=event.aggregate_type)
-        cause = event.message_id
         match decoded:
             case BidPlaced(bid_id=bid_id, invoice_id=invoice_id, amount=amount):
                 investor_id = _uuid(event)
                 try:
-                    self.commands.decide_bid(
-                        invoice_id, bid_id, investor_id, amount, caused_by=cause
-                    )
+                    self.commands.decide_bid(invoice_id, bid_id, investor_id, amount)
                 except UnknownAggregate:  # withdrawn and deleted: nobody will decide
                     self.commands.release_reserved_funds(
-                        investor_id, bid_id, "the invoice was withdrawn", caused_by=cause
+                        investor_id, bid_id, "the invoice was withdrawn"
                     )
             case BidAccepted(bid_id=bid_id, investor_id=investor_id):
-                self.commands.commit_funds(investor_id, bid_id, caused_by=cause)
+                self.commands.commit_funds(investor_id, bid_id)
             case BidRejected(bid_id=bid_id, investor_id=investor_id, reason=reason):
-                self.commands.release_reserved_funds(investor_id, bid_id, reason, caused_by=cause)
+                self.commands.release_reserved_funds(investor_id, bid_id, reason)
             case FinancingReversed(bid_id=bid_id, investor_id=investor_id, reason=reason):
                 self.commands.return_committed_funds(
-                    investor_id, bid_id, f"financing reversed: {reason}", caused_by=cause
+                    investor_id, bid_id, f"financing reversed: {reason}"
                 )

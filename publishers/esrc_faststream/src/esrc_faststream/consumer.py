@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
+from esrc_core.correlation import handling
 from esrc_core.relay import RelayEvent
 from esrc_core.telemetry import processing
 from faststream import Context
@@ -121,16 +122,19 @@ class Projection:
         """Apply ``event`` with its handler unless its message id was applied before.
 
         Returns whether a handler ran. A handler's exception propagates and the message
-        id stays unrecorded. With esrc's telemetry recording, each event that has a
-        handler is handled in an ``esrc.process`` span linked to the command that
-        stored it (:func:`esrc_core.telemetry.processing`).
+        id stays unrecorded. The handler runs inside
+        :func:`esrc_core.correlation.handling`: the events it stores carry ``event``'s
+        correlation id and its message id as causation. With esrc's telemetry
+        recording, each event that has a handler is handled in an ``esrc.process``
+        span linked to the command that stored it
+        (:func:`esrc_core.telemetry.processing`).
         """
         handler = self._handlers.get(event.event.name)
         if handler is None:
             return False
-        with processing(event) as handling:
+        with processing(event) as span, handling(event):
             ran = self.seen.apply_once(event.message_id, lambda: handler(event))
-            handling.applied(ran)
+            span.applied(ran)
         return ran
 
     async def handle_message(self, headers: Mapping[str, object], body: bytes) -> bool:

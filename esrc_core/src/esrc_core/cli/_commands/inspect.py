@@ -33,6 +33,7 @@ from esrc_core.cli.console import Column, Progress, output_width, printable, ren
 from esrc_core.errors import AggregateNotFound
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId
+from esrc_core.inspection import correlated_events
 from esrc_core.locks import HasRelayLock
 from esrc_core.urls import mask_url
 
@@ -253,6 +254,79 @@ def show_events(
     return 0
 
 
+def show_correlation(
+    url: str,
+    correlation_id: str,
+    *,
+    options: Mapping[str, Any] | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """``esrc events --correlation ID``: every event whose ``correlation_id`` is
+    ``correlation_id``, across streams, by position, as a table of position, recording
+    time, stream, version, name, causation id and data, under a line counting them
+    (see :func:`esrc_core.inspection.correlated_events`: a scan of the store). With
+    ``as_json``, one JSON document: ``{"correlation_id", "events": [{"aggregate_type",
+    "aggregate_id", "id_type", "version", "position", "recorded_at", "name",
+    "metadata", "data", "schema_version"}]}``. Returns 0, also when no event matches
+    (the line then says so)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    with inspectable(url, options) as store, _progress(err, quiet or as_json) as progress:
+        progress.update(f"looking for correlation {correlation_id}…", force=True)
+        found = correlated_events(store, correlation_id)
+    progress.clear()
+    if as_json:
+        events = [
+            {
+                "aggregate_type": e.aggregate_type,
+                "aggregate_id": json_id(e.aggregate_id),
+                "id_type": id_type_of(e.aggregate_id),
+                **event_document(
+                    e.event, version=e.version, position=e.position, recorded_at=e.recorded_at
+                ),
+                "schema_version": e.event.schema_version,
+            }
+            for e in found
+        ]
+        write_document(out, {"correlation_id": correlation_id, "events": events})
+        return 0
+    streams = {(e.aggregate_type, e.aggregate_id) for e in found}
+    if not quiet:
+        summary = (
+            f"{count(len(found), 'event')} in {count(len(streams), 'stream')}"
+            if found
+            else "no events"
+        )
+        out.write(printable(f"correlation {correlation_id}: {summary}") + "\n")
+    if not found:
+        return 0
+    columns = [
+        Column("position", "right", shrink=False),
+        Column("recorded (UTC)", shrink=False),
+        Column("stream"),
+        Column("version", "right", shrink=False),
+        Column("name"),
+        Column("caused by"),
+        Column("data"),
+    ]
+    rows = [
+        (
+            e.position,
+            when(e.recorded_at),
+            f"{e.aggregate_type} {show_id(e.aggregate_id)}",
+            e.version,
+            e.event.name,
+            e.event.metadata.get("causation_id", "-"),
+            format_data(e.event.data),
+        )
+        for e in found
+    ]
+    _write_table(out, columns, rows)
+    return 0
+
+
 def list_relays(
     url: str,
     *,
@@ -396,6 +470,20 @@ def _streams_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _events(args: argparse.Namespace) -> int:
+    if args.correlation is not None:
+        if args.type is not None or args.id is not None:
+            raise UsageError("give TYPE and ID, or --correlation, not both")
+        if not args.correlation:
+            raise UsageError("--correlation needs a correlation id")
+        return show_correlation(
+            store_url(args),
+            args.correlation,
+            options=dict(args.store_option),
+            as_json=args.json,
+            quiet=args.quiet,
+        )
+    if args.type is None or args.id is None:
+        raise UsageError("give the stream's TYPE and ID (or --correlation ID)")
     try:
         ids = id_candidates(args.id, args.id_type)
     except ValueError as err:
@@ -413,8 +501,14 @@ def _events(args: argparse.Namespace) -> int:
 
 def _events_arguments(parser: argparse.ArgumentParser) -> None:
     store_arguments(parser)
-    parser.add_argument("type", help="the aggregate type")
-    parser.add_argument("id", help="the aggregate id, as text")
+    parser.add_argument("type", nargs="?", help="the aggregate type")
+    parser.add_argument("id", nargs="?", help="the aggregate id, as text")
+    parser.add_argument(
+        "--correlation",
+        metavar="ID",
+        help="instead of one stream: every event whose correlation_id is ID, across "
+        "streams, by position (a scan of the store)",
+    )
     parser.add_argument(
         "--from",
         dest="from_version",
@@ -467,7 +561,8 @@ COMMANDS = (
         _events,
         STORE_ENVIRONMENT,
         "Show the events of one stream, named by its aggregate type and id: version,\n"
-        "position, recording time, name, metadata and data (JSON shown decoded).",
+        "position, recording time, name, metadata and data (JSON shown decoded); or,\n"
+        "with --correlation ID, every event of one correlation across streams.",
     ),
     Command(
         "relays",
