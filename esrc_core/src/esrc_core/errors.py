@@ -19,7 +19,11 @@ The tree::
     ├── OutOfRangeError (ValueError)        an int argument outside what stores take
     ├── UnknownEventError (LookupError)
     ├── SerializationError (ValueError)
-    │   └── MissingUpcasterError            a stored schema version has no way to the current
+    │   ├── MissingUpcasterError            a stored schema version has no way to the current
+    │   └── PersonalDataError               encrypted personal data cannot be read or written
+    │       ├── TamperedDataError           a ciphertext fails authentication
+    │       ├── SubjectKeyMissingError      no key, never had one: the wrong key store
+    │       └── SubjectForgottenError       writing personal data of a forgotten subject
     ├── UnknownBackendError (LookupError)
     ├── AmbiguousBackendError (LookupError)
     ├── BackendUnavailableError (ImportError)
@@ -56,6 +60,7 @@ __all__ = [
     "NotSupportedError",
     "OptimisticConcurrencyError",
     "OutOfRangeError",
+    "PersonalDataError",
     "PublishError",
     "SerializationError",
     "SnapshotNotSupported",
@@ -63,6 +68,9 @@ __all__ = [
     "StoreClosedError",
     "StoreUnavailableError",
     "StreamDeletedError",
+    "SubjectForgottenError",
+    "SubjectKeyMissingError",
+    "TamperedDataError",
     "UnknownBackendError",
     "UnknownEventError",
 ]
@@ -157,6 +165,28 @@ class MissingUpcasterError(SerializationError):
     upcaster step is missing, or the stored version is newer than the current one. The
     message names the event, the aggregate type when known, the stored version and the
     current one."""
+
+
+class PersonalDataError(SerializationError):
+    """Personal data (fields marked :class:`~esrc_core.personal_data.PersonalData`)
+    cannot be encrypted or decrypted. Messages name the event class, the field and the
+    data subject, never a key or the data."""
+
+
+class TamperedDataError(PersonalDataError):
+    """A stored ciphertext fails authentication: its bytes, key id, subject or field
+    were changed after it was written, or it was encrypted with another key."""
+
+
+class SubjectKeyMissingError(PersonalDataError):
+    """A stored ciphertext names a data subject the key store never had a key for (as
+    opposed to a forgotten one): the key store is not the one the events were written
+    with, or its table prefix or database is wrong."""
+
+
+class SubjectForgottenError(PersonalDataError):
+    """Personal data of a forgotten data subject was to be written: its key is gone,
+    and a new one would bring back data the subject asked to erase."""
 
 
 class UnknownBackendError(EsrcError, LookupError):
