@@ -27,7 +27,7 @@ from esrc_core import (
     require,
 )
 from financing.errors import InvoiceNotForSale, InvoiceNotWithdrawn, UnknownAggregate
-from financing.events import registry
+from financing.events import key_store, registry
 from financing.investor import Investor
 from financing.invoice import Invoice, InvoiceStatus
 from financing.issuer import Issuer
@@ -118,6 +118,15 @@ class Commands:
         investor = Investor(investor_id or uuid.uuid4(), name)
         self.investors.add(investor, metadata={"command": "register_investor"})
         return investor.id
+
+    def forget_investor(self, investor_id: uuid.UUID) -> None:
+        """Forget the investor's personal data for good (crypto-shredding): record
+        ``InvestorForgotten`` (read models erase their copies of the name), then delete
+        the investor's key, after which every stored copy of the name, in events and
+        snapshots, reads as ``"<forgotten>"``. Balances and bids stay. Running it again
+        is harmless (a step that failed half-way is finished)."""
+        self._update(self.investors, investor_id, lambda i: i.forget(), "forget_investor")
+        key_store().forget(str(investor_id))
 
     def deposit(self, investor_id: uuid.UUID, amount: Decimal | int | str) -> None:
         """Add funds to the investor's available balance."""

@@ -11,6 +11,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Annotated
+
+from esrc_core.personal_data import KeyStore, MemoryKeyStore, PersonalData, PersonalDataMarshaler
 
 from esrc_core import EventRegistry
 
@@ -22,17 +25,36 @@ __all__ = [
     "FinancingReversed",
     "FundsCommitted",
     "FundsDeposited",
+    "InvestorForgotten",
     "InvestorRegistered",
     "InvoicePutForSale",
     "InvoiceWithdrawn",
     "IssuerRegistered",
     "IssuerSuspended",
     "ReservedFundsReleased",
+    "key_store",
     "registry",
+    "use_key_store",
 ]
 
-registry = EventRegistry()
-"""Every event of the domain, registered under its class name."""
+registry = EventRegistry(PersonalDataMarshaler(MemoryKeyStore()))
+"""Every event of the domain, registered under its class name. Investor names are
+personal data, encrypted per investor with the keys of :func:`key_store` (in memory
+until :func:`use_key_store` gives another)."""
+
+
+def use_key_store(keys: KeyStore) -> None:
+    """Encrypt and decrypt investors' personal data with ``keys`` from now on (a
+    :class:`~esrc_sqlalchemy.keys.SqlKeyStore` beside the events, say)."""
+    registry.marshaler = PersonalDataMarshaler(keys)
+
+
+def key_store() -> KeyStore:
+    """The key store investors' personal data is encrypted with."""
+    marshaler = registry.marshaler
+    if not isinstance(marshaler, PersonalDataMarshaler):
+        raise TypeError("the financing registry's marshaler must be a PersonalDataMarshaler")
+    return marshaler.keys
 
 
 # Issuer
@@ -64,7 +86,15 @@ class InvestorRegistered:
     """An investor joined the marketplace, with no funds yet."""
 
     investor_id: uuid.UUID
-    name: str
+    name: Annotated[str, PersonalData(subject="investor_id")]
+    """Personal data: encrypted in the store, ``"<forgotten>"`` once the investor is."""
+
+
+@registry.register
+@dataclass(frozen=True)
+class InvestorForgotten:
+    """The investor asked to be forgotten: their key is deleted, so their name reads
+    as ``"<forgotten>"`` from now on; read models erase their copies of it."""
 
 
 @registry.register

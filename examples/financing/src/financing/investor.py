@@ -13,17 +13,21 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Self
+from typing import Annotated, Self
 
-from esrc_core import AggregateId, EventRaiserAggregate, JsonMarshaler, SerializationError
+from esrc_core.personal_data import FORGOTTEN, PersonalData
+
+from esrc_core import AggregateId, EventRaiserAggregate, SerializationError
 from financing.errors import BidStateError, DuplicateBid, InsufficientFunds, UnknownBid
 from financing.events import (
     BidPlaced,
     CommittedFundsReturned,
     FundsCommitted,
     FundsDeposited,
+    InvestorForgotten,
     InvestorRegistered,
     ReservedFundsReleased,
+    registry,
 )
 from financing.money import format_money, money
 
@@ -59,16 +63,15 @@ class Bid:
 
 @dataclass
 class InvestorState:
-    """Everything an investor knows, as :meth:`Investor.snapshot` stores it."""
+    """Everything an investor knows, as :meth:`Investor.snapshot` stores it: the name
+    encrypted as the events' personal data is (``None`` once forgotten)."""
 
-    name: str
+    name: Annotated[str | None, PersonalData(subject="investor_id")]
     available: Decimal = _ZERO
     reserved: Decimal = _ZERO
     committed: Decimal = _ZERO
     bids: list[Bid] = field(default_factory=list)
-
-
-_snapshots = JsonMarshaler()
+    investor_id: uuid.UUID | None = None
 
 
 class Investor(EventRaiserAggregate):
@@ -102,6 +105,17 @@ class Investor(EventRaiserAggregate):
     def deposit(self, amount: Decimal | int | str) -> None:
         """Add ``amount`` (positive, whole cents) to the available balance."""
         self.raise_event(FundsDeposited(money(amount)))
+
+    @property
+    def forgotten(self) -> bool:
+        """Whether the investor asked to be forgotten."""
+        return self.name == FORGOTTEN
+
+    def forget(self) -> None:
+        """Forget the investor's personal data (their name); no-op if already done.
+        Deleting their key is the command handler's part."""
+        if not self.forgotten:
+            self.raise_event(InvestorForgotten())
 
     def place_bid(
         self, bid_id: uuid.UUID, invoice_id: uuid.UUID, amount: Decimal | int | str
@@ -173,6 +187,8 @@ class Investor(EventRaiserAggregate):
                 self.id = investor_id
                 self.name = name
                 self._bids = {}
+            case InvestorForgotten():
+                self.name = FORGOTTEN
             case FundsDeposited(amount=amount):
                 self.available += amount
             case BidPlaced(bid_id=bid_id, invoice_id=invoice_id, amount=amount):
@@ -194,20 +210,20 @@ class Investor(EventRaiserAggregate):
 
     def snapshot(self) -> bytes:
         """The state as JSON (see :class:`InvestorState`)."""
-        state = InvestorState(
-            self.name, self.available, self.reserved, self.committed, list(self._bids.values())
-        )
-        return _snapshots.marshal(state)
+        name = None if self.forgotten else self.name
+        bids = list(self._bids.values())
+        state = InvestorState(name, self.available, self.reserved, self.committed, bids, self.id)
+        return registry.marshaler.marshal(state)
 
     @classmethod
     def restore(cls, aggregate_id: AggregateId, data: bytes) -> Self:
         """Rebuild an investor from :meth:`snapshot` bytes."""
         if not isinstance(aggregate_id, uuid.UUID):
             raise SerializationError(f"restore investor {aggregate_id!r}: investor ids are UUIDs")
-        state = _snapshots.unmarshal(data, InvestorState)
+        state = registry.marshaler.unmarshal(data, InvestorState)
         investor = cls.blank()
         investor.id = aggregate_id
-        investor.name = state.name
+        investor.name = FORGOTTEN if state.name is None else state.name
         investor.available = state.available
         investor.reserved = state.reserved
         investor.committed = state.committed

@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.exc
+from esrc_core.personal_data import FORGOTTEN
 from esrc_faststream.consumer import Projection
 from esrc_sqlalchemy.engines import create_application_engine, insert_ignoring_duplicates
 from esrc_sqlalchemy.errors import driver_message
@@ -39,6 +40,7 @@ from financing.events import (
     FinancingReversed,
     FundsCommitted,
     FundsDeposited,
+    InvestorForgotten,
     InvestorRegistered,
     InvoicePutForSale,
     InvoiceWithdrawn,
@@ -283,6 +285,8 @@ class ReadModels:
                         committed_cents=0,
                     )
                 )
+            case InvestorForgotten():
+                investor(name=FORGOTTEN)
             case FundsDeposited(amount=amount):
                 investor(available_cents=available + to_cents(amount))
             case BidPlaced(amount=amount):
