@@ -203,8 +203,8 @@ def test_cli_demo_prints_the_tables_and_exits_0(
 ) -> None:
     assert main(["demo", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Relay 'financing' -> memory://: published 43 events" in out
-    assert "investor  available  reserved  committed      total" in out
+    assert "Relay 'financing' -> memory://: published 44 events" in out
+    assert "investor     available  reserved  committed      total" in out
 
 
 def test_cli_reports_errors_on_one_line_without_the_password(

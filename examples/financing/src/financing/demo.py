@@ -22,12 +22,13 @@ from pathlib import Path
 
 from esrc_core.inspection import Inspectable, correlated_events
 from esrc_core.urls import mask_url, url_scheme
+from esrc_sqlalchemy.keys import SqlKeyStore
 
 from esrc_core import EventStore, RawEvent, decode_id, open_event_store
 from esrc_sqlalchemy import SqlEventStore
 from financing.commands import Commands
 from financing.errors import FinancingError
-from financing.events import registry
+from financing.events import key_store, registry, use_key_store
 from financing.money import format_money
 from financing.pipeline import Pipeline
 from financing.process import FinancingProcess
@@ -113,6 +114,12 @@ def run_demo(config: DemoConfig | None = None, out: Out = print) -> DemoResult:
     store = _open_store(store_url, config.name)
     read_models = ReadModels(read_models_url, table_prefix=f"{config.name}_rm_")
     pipeline: Pipeline | None = None
+    # Investors' keys beside the events (a memory key store for a memory store).
+    memory_keys = key_store()
+    keys = None
+    if isinstance(store, SqlEventStore):
+        keys = SqlKeyStore(store.engine, table_prefix=store.table_prefix)
+        use_key_store(keys)
     try:
         if fresh:
             _drop_store_tables(store)
@@ -137,6 +144,9 @@ def run_demo(config: DemoConfig | None = None, out: Out = print) -> DemoResult:
     finally:
         if pipeline is not None:
             pipeline.close()
+        if keys is not None:
+            use_key_store(memory_keys)
+            keys.close()
         read_models.close()
         store.close()
 
@@ -263,6 +273,7 @@ class _Demo:
         self.race_for_one_invoice()
         self.race_on_one_investor()
         self.deliver_twice()
+        self.forget_an_investor()
         self.result.conflicts = self.commands.conflicts
 
     def open_the_market(self) -> None:
@@ -339,6 +350,18 @@ class _Demo:
         listed = len(self.read_models.invoices())
         gone = "gone" if not c.invoices.contains(invoice) else "still there"
         self.out(f"   the stream is {gone}; the read models list {listed} invoices")
+
+    def forget_an_investor(self) -> None:
+        c, r = self.commands, self.result
+        self.say("Cleo asks to be forgotten: her key is deleted, so her name, encrypted in")
+        self.out("   the events and snapshots, can never be read again (crypto-shredding)")
+        c.forget_investor(r.investors["Cleo"])
+        self.settle()
+        view = self.read_models.investor(r.investors["Cleo"])
+        self.out(
+            f"   the read models show her as {view.name!r}, available "
+            f"{format_money(view.available)}, committed {format_money(view.committed)}"
+        )
 
     def race_for_one_invoice(self) -> None:
         r = self.result
