@@ -159,6 +159,18 @@ def test_tampered_ciphertext_is_a_clear_error(
     assert str(person) in str(cause)
 
 
+class _SameKey(MemoryKeyStore):
+    """A key store that gives some subjects another subject's key."""
+
+    def __init__(self, keys: MemoryKeyStore, aliases: dict[str, str]) -> None:
+        super().__init__()
+        self.keys = keys
+        self.aliases = aliases
+
+    def key(self, subject: str) -> DataKey | None:
+        return self.keys.key(self.aliases.get(subject, subject))
+
+
 def test_ciphertext_moved_to_another_subject_fails(
     registry: EventRegistry, keys: MemoryKeyStore
 ) -> None:
@@ -166,10 +178,11 @@ def test_ciphertext_moved_to_another_subject_fails(
     another subject (whose key the attacker swapped in) does not decrypt."""
     ada, bob = uuid.uuid4(), uuid.uuid4()
     raw = registry.to_raw(Registered(ada, "Ada"))
-    keys._keys[str(bob)] = keys.key_for(str(ada))  # the same key under another subject
     moved = _tampered(raw, lambda d: d.update(person_id=str(bob)))
+    shared = EventRegistry(PersonalDataMarshaler(_SameKey(keys, {str(bob): str(ada)})))
+    shared.register(Registered)
     with pytest.raises(SerializationError) as caught:
-        registry.from_raw(moved)
+        shared.from_raw(moved)
     assert isinstance(caught.value.__cause__, TamperedDataError)
 
 
