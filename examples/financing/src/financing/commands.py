@@ -16,6 +16,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TypeVar
 
+from esrc_core.personal_data import KeyStore
+from esrc_sqlalchemy.keys import SqlKeyStore
+
 from esrc_core import (
     AggregateNotFound,
     Capability,
@@ -26,8 +29,9 @@ from esrc_core import (
     UnitOfWork,
     require,
 )
+from esrc_sqlalchemy import SqlEventStore
 from financing.errors import InvoiceNotForSale, InvoiceNotWithdrawn, UnknownAggregate
-from financing.events import key_store, registry
+from financing.events import key_store, registry, use_key_store
 from financing.investor import Investor
 from financing.invoice import Invoice, InvoiceStatus
 from financing.issuer import Issuer
@@ -57,6 +61,11 @@ class Commands:
     ``Projection`` opens for the event it handles).
     Investors are snapshotted every ``investor_snapshot_every`` events. Safe to use from
     many threads.
+
+    Investors' names are encrypted with ``keys`` (see :mod:`esrc_core.personal_data`);
+    by default, for a (sync) SQL store, the keys table beside its tables (same database
+    and table prefix), else the key store the registry already has. The registry is the
+    module's, so its key store becomes this one (:func:`~financing.events.use_key_store`).
     """
 
     def __init__(
@@ -65,7 +74,12 @@ class Commands:
         *,
         investor_snapshot_every: int = 5,
         retry: RetryPolicy = DEFAULT_RETRY,
+        keys: KeyStore | None = None,
     ) -> None:
+        if keys is None and isinstance(store, SqlEventStore) and not store.engine.dialect.is_async:
+            keys = SqlKeyStore(store.engine, table_prefix=store.table_prefix)
+        if keys is not None:
+            use_key_store(keys)
         self.store = store
         self.issuers: Repository[Issuer] = Repository(store, Issuer, registry, retry=retry)
         self.investors: Repository[Investor] = Repository(

@@ -22,13 +22,12 @@ from pathlib import Path
 
 from esrc_core.inspection import Inspectable, correlated_events
 from esrc_core.urls import mask_url, url_scheme
-from esrc_sqlalchemy.keys import SqlKeyStore
 
 from esrc_core import EventStore, RawEvent, decode_id, open_event_store
 from esrc_sqlalchemy import SqlEventStore
 from financing.commands import Commands
 from financing.errors import FinancingError
-from financing.events import key_store, registry, use_key_store
+from financing.events import registry
 from financing.money import format_money
 from financing.pipeline import Pipeline
 from financing.process import FinancingProcess
@@ -114,12 +113,6 @@ def run_demo(config: DemoConfig | None = None, out: Out = print) -> DemoResult:
     store = _open_store(store_url, config.name)
     read_models = ReadModels(read_models_url, table_prefix=f"{config.name}_rm_")
     pipeline: Pipeline | None = None
-    # Investors' keys beside the events (a memory key store for a memory store).
-    memory_keys = key_store()
-    keys = None
-    if isinstance(store, SqlEventStore):
-        keys = SqlKeyStore(store.engine, table_prefix=store.table_prefix)
-        use_key_store(keys)
     try:
         if fresh:
             _drop_store_tables(store)
@@ -144,9 +137,6 @@ def run_demo(config: DemoConfig | None = None, out: Out = print) -> DemoResult:
     finally:
         if pipeline is not None:
             pipeline.close()
-        if keys is not None:
-            use_key_store(memory_keys)
-            keys.close()
         read_models.close()
         store.close()
 
