@@ -27,6 +27,7 @@ from esrc_core.personal_data import (
     PersonalDataMarshaler,
     personal_fields,
 )
+from esrc_testkit.keys import KeyStoreAcceptance
 
 from esrc_core import EventRaiserAggregate, Repository
 from esrc_memory import MemoryEventStore
@@ -303,3 +304,12 @@ def test_a_repository_loads_a_forgotten_subject(
     assert people.find_by_id(person).name == "Ada"
     keys.forget(str(person))
     assert people.find_by_id(person).name == FORGOTTEN
+
+
+class TestMemoryKeyStore(KeyStoreAcceptance):
+    """The key store contract, on the memory key store."""
+
+    @pytest.fixture
+    def key_store(self) -> MemoryKeyStore:
+        """An empty memory key store."""
+        return MemoryKeyStore()

@@ -24,6 +24,7 @@ from esrc_sqlalchemy.errors import StoreConfigError
 from esrc_sqlalchemy.keys import SqlKeyStore
 from esrc_sqlalchemy.store import SqlEventStore
 from esrc_sqlalchemy.testing import PrefixPool
+from esrc_testkit.keys import KeyStoreAcceptance
 
 
 @dataclass(frozen=True)
@@ -200,3 +201,13 @@ def test_bad_table_prefix_and_unreachable_server_are_clear_errors(tmp_path: Path
         SqlKeyStore(f"sqlite:///{tmp_path}/k.db", table_prefix="x; drop")
     with pytest.raises(StoreUnavailableError, match="create the keys table"):
         SqlKeyStore(f"sqlite:///{tmp_path}/missing/dir/k.db")
+
+
+class TestSqlKeyStore(KeyStoreAcceptance):
+    """The key store contract, on SQLite, PostgreSQL and MariaDB (a key store opened
+    on the URL, with transactions of its own)."""
+
+    @pytest.fixture
+    def key_store(self, setup: Setup) -> SqlKeyStore:
+        """The SQL key store beside a store."""
+        return setup.keys

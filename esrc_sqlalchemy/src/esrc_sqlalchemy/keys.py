@@ -110,9 +110,13 @@ class SqlKeyStore:
         except sqlalchemy.exc.SQLAlchemyError as err:
             raise translate(err, doing, self._where, self._secrets) from err
 
-    def _row(self, conn: sa.Connection, subject: str) -> Any:
+    def _row(self, conn: sa.Connection, subject: str, *, latest: bool = False) -> Any:
+        # latest: a locking read (shared), which sees the newest committed row even in a
+        # REPEATABLE READ snapshot taken before a concurrent first use inserted it.
         t = self.table
         query = sa.select(t.c.key_id, t.c.material, t.c.forgotten_at).where(t.c.subject == subject)
+        if latest:
+            query = query.with_for_update(read=True)
         return conn.execute(query).first()
 
     def key_for(self, subject: str) -> DataKey:
@@ -126,7 +130,7 @@ class SqlKeyStore:
                     self._insert,
                     {"subject": subject, "key_id": fresh.key_id, "material": fresh.material},
                 )
-                row = self._row(conn, subject)
+                row = self._row(conn, subject, latest=True)
             if row is None or row.material is None:
                 raise SubjectForgottenError(f"data subject {subject!r} was forgotten")
             return DataKey(row.key_id, bytes(row.material))

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         record_history_async,
     )
     from esrc_testkit.inspection import InspectionAcceptance
+    from esrc_testkit.keys import KeyStoreAcceptance
     from esrc_testkit.late_commits import LateCommitAcceptance
     from esrc_testkit.locks import RelayLockAcceptance
     from esrc_testkit.machines import (
@@ -72,6 +73,7 @@ __all__ = [
     "EventStoreMachine",
     "Given",
     "InspectionAcceptance",
+    "KeyStoreAcceptance",
     "LateCommitAcceptance",
     "LinearizabilityAcceptance",
     "LoopThread",
@@ -123,6 +125,7 @@ _HOME = {
     "EventStoreAcceptance": "acceptance",
     "EventStoreMachine": "machines",
     "InspectionAcceptance": "inspection",
+    "KeyStoreAcceptance": "keys",
     "LateCommitAcceptance": "late_commits",
     "LinearizabilityAcceptance": "histories",
     "StoreModel": "histories",
