@@ -29,8 +29,8 @@ from esrc_core.personal_data import (
 )
 from esrc_testkit.keys import KeyStoreAcceptance
 
-from esrc_core import EventRaiserAggregate, Repository
-from esrc_memory import MemoryEventStore
+from esrc_core import EventRaiserAggregate, Relay, RelayEvent, Repository
+from esrc_memory import MemoryEventStore, MemoryPublisher
 
 
 @dataclass(frozen=True)
@@ -313,3 +313,22 @@ class TestMemoryKeyStore(KeyStoreAcceptance):
     def key_store(self) -> MemoryKeyStore:
         """An empty memory key store."""
         return MemoryKeyStore()
+
+
+def test_the_relay_publishes_the_ciphertext(registry: EventRegistry, keys: MemoryKeyStore) -> None:
+    """Relayed events carry personal data as stored: encrypted, never the plaintext; a
+    consumer with the same key store decodes them, and gets the placeholder once the
+    subject is forgotten."""
+    store = MemoryEventStore()
+    person = uuid.uuid4()
+    store.add_aggregate("Person", person, [registry.to_raw(Registered(person, "Ada Lovelace"))])
+    publisher = MemoryPublisher()
+    received: list[RelayEvent] = []
+    publisher.subscribe(received.append)
+    assert Relay(store.outbox("broker"), publisher).run_once() == 1
+    [relayed] = received
+    assert b"Ada Lovelace" not in relayed.event.data
+    assert _stored(relayed.event)["name"]["$enc"] == 1
+    assert registry.from_raw(relayed.event).name == "Ada Lovelace"
+    keys.forget(str(person))
+    assert registry.from_raw(relayed.event).name == FORGOTTEN
