@@ -19,6 +19,7 @@ from esrc_core.errors import (
     TamperedDataError,
 )
 from esrc_core.events import EventRegistry, RawEvent
+from esrc_core.marshaling import JsonMarshaler
 from esrc_core.personal_data import (
     FORGOTTEN,
     DataKey,
@@ -332,3 +333,17 @@ def test_the_relay_publishes_the_ciphertext(registry: EventRegistry, keys: Memor
     assert registry.from_raw(relayed.event).name == "Ada Lovelace"
     keys.forget(str(person))
     assert registry.from_raw(relayed.event).name == FORGOTTEN
+
+
+def test_a_registry_that_would_store_personal_data_in_clear_refuses_it(
+    registry: EventRegistry,
+) -> None:
+    """Registering a class with personal data fields on a plain JSON registry, or
+    replacing a registry's PersonalDataMarshaler by a plain one, raises ValueError."""
+    plain = EventRegistry()
+    with pytest.raises(ValueError, match="Registered has personal data fields"):
+        plain.register(Registered)
+    assert "Registered" not in plain.names
+    with pytest.raises(ValueError, match="would store in clear"):
+        registry.marshaler = JsonMarshaler()
+    assert isinstance(registry.marshaler, PersonalDataMarshaler)

@@ -15,6 +15,7 @@ from esrc_core.errors import (
     UnknownEventError,
 )
 from esrc_core.marshaling import CompilesDecoders, EventMarshaler, JsonMarshaler
+from esrc_core.personal_data import PersonalDataMarshaler, marks_personal_data
 
 __all__ = ["EventRegistry", "RawEvent", "RawSnapshot", "check_events"]
 
@@ -139,6 +140,8 @@ class EventRegistry:
 
     @marshaler.setter
     def marshaler(self, marshaler: EventMarshaler) -> None:
+        for cls in self._by_class:
+            _check_personal_data(marshaler, cls)
         self._codec = (marshaler, {})
 
     @overload
@@ -161,7 +164,10 @@ class EventRegistry:
         ``@registry.register(name="...", version=2)``. Registering the same class under
         the same name and version again is a no-op; a name already taken by another
         class, or a class already registered under another name or version, raises
-        ``ValueError``. Older stored versions are read through :meth:`upcaster` steps.
+        ``ValueError``, and so does a class with personal data fields when the
+        marshaler is not a :class:`~esrc_core.personal_data.PersonalDataMarshaler`
+        (it would store them in clear; so does replacing the marshaler by one). Older
+        stored versions are read through :meth:`upcaster` steps.
         """
         if type(version) is not int or version < 1:
             raise ValueError(f"schema version must be an int of 1 or more, got {version!r}")
@@ -189,6 +195,7 @@ class EventRegistry:
                     f"event name {event_name!r} is an old name of "
                     f"{self._renamed[event_name]!r}; it cannot name a class again"
                 )
+            _check_personal_data(self.marshaler, target)
             current = self._versions.get(event_name)
             if current is not None and current != version:
                 raise ValueError(
@@ -400,6 +407,16 @@ class EventRegistry:
             raise SerializationError(
                 f"upcast event {shown}{where} from schema version {stored} to {current}: {err}"
             ) from err
+
+
+def _check_personal_data(marshaler: EventMarshaler, cls: type[Any]) -> None:
+    """``ValueError`` if ``cls`` has personal data fields ``marshaler`` would write in clear."""
+    if not isinstance(marshaler, PersonalDataMarshaler) and marks_personal_data(cls):
+        raise ValueError(
+            f"{cls.__qualname__} has personal data fields, which "
+            f"{type(marshaler).__name__} would store in clear: give the registry a "
+            "PersonalDataMarshaler (esrc_core.personal_data)"
+        )
 
 
 def _decoder_of(marshaler: EventMarshaler, cls: type[Any]) -> Callable[[bytes], Any]:

@@ -57,6 +57,7 @@ __all__ = [
     "PersonalData",
     "PersonalDataMarshaler",
     "PersonalField",
+    "marks_personal_data",
     "new_data_key",
     "personal_fields",
     "placeholder_of",
@@ -255,6 +256,15 @@ def _personal_fields(cls: Any) -> tuple[PersonalField, ...]:
                 "a subject id is stored in clear"
             )
     return tuple(found)
+
+
+def marks_personal_data(cls: type[Any]) -> bool:
+    """Whether dataclass ``cls`` has a field marked :class:`PersonalData`; ``False``
+    when its annotations do not resolve yet (they are checked again on first write)."""
+    try:
+        return bool(personal_fields(cls))
+    except NameError:
+        return False
 
 
 def _b64(data: bytes) -> str:
