@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from esrc_sqlalchemy.engines import create_application_engine
+from esrc_sqlalchemy.keys import SqlKeyStore
 from esrc_sqlalchemy.testing import drop_store_tables
 from fastapi import FastAPI
 from financing.http import create_app
@@ -32,6 +34,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, name: str) -> Iter
 
 def _drop(url: str, name: str) -> None:
     drop_store_tables(url, f"{name}_")
+    with SqlKeyStore(url, table_prefix=f"{name}_", create_table=False) as keys:
+        engine = create_application_engine(url)
+        keys.table.drop(engine, checkfirst=True)
+        engine.dispose()
     read_models = ReadModels(url, table_prefix=f"{name}_rm_")
     read_models.drop()
     read_models.close()
@@ -129,3 +135,24 @@ def test_refused_commands_get_their_http_status(store_url: str, name: str) -> No
         assert (await client.get(f"/investors/{missing}/balance")).status_code == 404
 
     _run(_app(store_url, name), scenario)
+
+
+def test_investor_names_are_read_after_a_restart(store_url: str, name: str) -> None:
+    """Investors' keys are kept beside a SQL store's tables: an application started
+    again on the same store reads (and so loads) the investors the first one wrote."""
+    if store_url == "memory://":
+        pytest.skip("a memory store does not outlive its application")
+    registered: list[str] = []
+
+    async def first(client: httpx.AsyncClient) -> None:
+        registered.append((await _posted(client, "/investors", {"name": "Cy"}))["investor_id"])
+
+    async def second(client: httpx.AsyncClient) -> None:
+        await _posted(client, f"/investors/{registered[0]}/deposits", {"amount": "10"})
+        view = await _until(
+            client, f"/investors/{registered[0]}", lambda v: Decimal(v["available"]) == 10
+        )
+        assert view["name"] == "Cy"
+
+    _run(_app(store_url, name), first)
+    _run(_app(store_url, name), second)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TypeVar
 
-from esrc_core.personal_data import KeyStore
+from esrc_core.personal_data import KeyStore, MemoryKeyStore
 from esrc_sqlalchemy.keys import SqlKeyStore
 
 from esrc_core import (
@@ -64,8 +64,8 @@ class Commands:
 
     Investors' names are encrypted with ``keys`` (see :mod:`esrc_core.personal_data`);
     by default, for a (sync) SQL store, the keys table beside its tables (same database
-    and table prefix), else the key store the registry already has. The registry is the
-    module's, so its key store becomes this one (:func:`~financing.events.use_key_store`).
+    and table prefix), else keys in memory. The registry is the module's, so its key
+    store becomes this one (:func:`~financing.events.use_key_store`).
     """
 
     def __init__(
@@ -76,10 +76,11 @@ class Commands:
         retry: RetryPolicy = DEFAULT_RETRY,
         keys: KeyStore | None = None,
     ) -> None:
-        if keys is None and isinstance(store, SqlEventStore) and not store.engine.dialect.is_async:
-            keys = SqlKeyStore(store.engine, table_prefix=store.table_prefix)
-        if keys is not None:
-            use_key_store(keys)
+        if keys is None:
+            keys = MemoryKeyStore()
+            if isinstance(store, SqlEventStore) and not store.engine.dialect.is_async:
+                keys = SqlKeyStore(store.engine, table_prefix=store.table_prefix)
+        use_key_store(keys)
         self.store = store
         self.issuers: Repository[Issuer] = Repository(store, Issuer, registry, retry=retry)
         self.investors: Repository[Investor] = Repository(

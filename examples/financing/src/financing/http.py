@@ -21,7 +21,10 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
+import sqlalchemy as sa
 from esrc_core.async_store import sync_face
+from esrc_core.personal_data import KeyStore
+from esrc_sqlalchemy.keys import SqlKeyStore
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -56,10 +59,12 @@ class Application:
     """What one running application holds: the store, the commands on its sync face,
     the read models and the relay that feeds them."""
 
-    def __init__(self, store: AsyncEventStore, read_models: ReadModels) -> None:
+    def __init__(
+        self, store: AsyncEventStore, read_models: ReadModels, keys: KeyStore | None = None
+    ) -> None:
         self.store = store
         sync_store, self.bridge = sync_face(store)
-        self.commands = Commands(sync_store)
+        self.commands = Commands(sync_store, keys=keys)
         self.read_models = read_models
         self.process = FinancingProcess(self.commands)
         self.relay = AsyncRelay(
@@ -153,6 +158,18 @@ _STATUS: list[tuple[type[Exception], int]] = [
 picks its handler)."""
 
 
+def _key_store(store_url: str, store_options: dict[str, Any]) -> SqlKeyStore | None:
+    """Investors' keys beside a SQL store's tables (through the database's sync
+    driver), so names written before a restart can be read after it; ``None`` (keys in
+    memory) for ``memory://``."""
+    if store_url.startswith("memory:"):
+        return None
+    url = sa.make_url(store_url)
+    sync_url = url.set(drivername=url.get_backend_name())
+    prefix = store_options.get("table_prefix", "esrc_")
+    return SqlKeyStore(sync_url.render_as_string(hide_password=False), table_prefix=prefix)
+
+
 def create_app(
     store_url: str = "sqlite:///financing.db",
     *,
@@ -173,7 +190,8 @@ def create_app(
         )
         read_models = ReadModels(read_url, table_prefix=read_models_prefix)
         await asyncio.to_thread(read_models.create)
-        application = Application(store, read_models)
+        keys = await asyncio.to_thread(_key_store, store_url, store_options or {})
+        application = Application(store, read_models, keys)
         app.state.financing = application
         relaying = asyncio.create_task(application.relay.run())
         try:
@@ -183,6 +201,8 @@ def create_app(
             await relaying
             await store.close()
             await asyncio.to_thread(read_models.close)
+            if keys is not None:
+                keys.close()
 
     app = FastAPI(title="Invoice financing", lifespan=lifespan)
 
