@@ -261,10 +261,17 @@ def _personal_fields(cls: Any) -> tuple[PersonalField, ...]:
 def marks_personal_data(cls: type[Any]) -> bool:
     """Whether dataclass ``cls`` has a field marked :class:`PersonalData`; ``False``
     when its annotations do not resolve yet (they are checked again on first write)."""
-    try:
-        return bool(personal_fields(cls))
-    except NameError:
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         return False
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except Exception:
+        return False
+    return any(
+        isinstance(marker, PersonalData)
+        for hint in hints.values()
+        for marker in getattr(hint, "__metadata__", ())
+    )
 
 
 def _b64(data: bytes) -> str:
