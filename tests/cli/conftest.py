@@ -95,14 +95,41 @@ def memory_target() -> Iterator[Target]:
     store.close()
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("memory", marks=pytest.mark.memory),
-        pytest.param("sqlite", marks=pytest.mark.sqlite),
-        pytest.param("postgresql", marks=pytest.mark.postgresql),
-    ]
-)
+@pytest.fixture(scope="session")
+def mysql_pool(mysql_url: str) -> Iterator[PrefixPool]:
+    """Empty MariaDB stores on table prefixes of their own (skip when
+    ESRC_TEST_MYSQL_URL is unset, fail in CI or when the server is unreachable)."""
+    pool = PrefixPool(mysql_url)
+    yield pool
+    pool.drop()
+
+
+@pytest.fixture
+def mysql_target(mysql_pool: PrefixPool) -> Iterator[Target]:
+    """Empty MariaDB tables of the test's own, named with ``-o table_prefix=...``."""
+    require_inspection(mysql_pool.url)
+    store = mysql_pool.open()
+    _inspectable(store)
+    yield Target(mysql_pool.url, store, ["-o", f"table_prefix={store.table_prefix}"])
+    store.close()
+
+
+_BACKENDS = [
+    pytest.param("memory", marks=pytest.mark.memory),
+    pytest.param("sqlite", marks=pytest.mark.sqlite),
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
+]
+
+
+@pytest.fixture(params=_BACKENDS)
 def target(request: pytest.FixtureRequest) -> Target:
     """An empty store on each inspectable backend: memory, an SQLite file, PostgreSQL."""
+    found: Target = request.getfixturevalue(f"{request.param}_target")
+    return found
+
+
+@pytest.fixture(params=[*_BACKENDS, pytest.param("mysql", marks=pytest.mark.mysql)])
+def any_target(request: pytest.FixtureRequest) -> Target:
+    """:func:`target`'s stores and a MariaDB one."""
     found: Target = request.getfixturevalue(f"{request.param}_target")
     return found

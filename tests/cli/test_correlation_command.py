@@ -5,47 +5,15 @@ table and as JSON; a clear usage error when combined with a stream."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from esrc_core.correlation import correlation, handling
-from esrc_sqlalchemy.testing import PrefixPool
 
 from esrc_core import Repository
 from tests.core.domain import Counter, registry
 
 from .conftest import Target
 from .test_inspect_commands import cells, run
-
-
-@pytest.fixture(scope="module")
-def mysql_pool(mysql_url: str) -> Iterator[PrefixPool]:
-    """Empty MariaDB stores on table prefixes of their own."""
-    pool = PrefixPool(mysql_url)
-    yield pool
-    pool.drop()
-
-
-@pytest.fixture
-def mysql_target(mysql_pool: PrefixPool) -> Iterator[Target]:
-    """Empty MariaDB tables of the test's own, named with ``-o table_prefix=...``."""
-    store = mysql_pool.open()
-    yield Target(mysql_pool.url, store, ["-o", f"table_prefix={store.table_prefix}"])
-    store.close()
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory", marks=pytest.mark.memory),
-        pytest.param("sqlite", marks=pytest.mark.sqlite),
-        pytest.param("postgresql", marks=pytest.mark.postgresql),
-        pytest.param("mysql", marks=pytest.mark.mysql),
-    ]
-)
-def any_target(request: pytest.FixtureRequest) -> Target:
-    """An empty store on each inspectable backend."""
-    found: Target = request.getfixturevalue(f"{request.param}_target")
-    return found
 
 
 def _choreography(target: Target) -> None:

@@ -33,7 +33,7 @@ from esrc_core.cli.console import Column, Progress, output_width, printable, ren
 from esrc_core.errors import AggregateNotFound
 from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId
-from esrc_core.inspection import correlated_events
+from esrc_core.inspection import RecordedEvent, correlated_events
 from esrc_core.locks import HasRelayLock
 from esrc_core.urls import mask_url
 
@@ -156,6 +156,15 @@ def list_streams(
     return 0
 
 
+def _recorded_document(e: RecordedEvent) -> dict[str, Any]:
+    """An event of ``esrc events --json``: version, position, time, name, metadata,
+    data and the stored schema version."""
+    document = event_document(
+        e.event, version=e.version, position=e.position, recorded_at=e.recorded_at
+    )
+    return {**document, "schema_version": e.event.schema_version}
+
+
 def show_events(
     url: str,
     aggregate_type: str,
@@ -203,15 +212,7 @@ def show_events(
             f"id {show_id(other)!r}; choose one with --id-type\n"
         )
     if as_json:
-        events = [
-            {
-                **event_document(
-                    e.event, version=e.version, position=e.position, recorded_at=e.recorded_at
-                ),
-                "schema_version": e.event.schema_version,
-            }
-            for e in recorded
-        ]
+        events = [_recorded_document(e) for e in recorded]
         document = {
             "aggregate_type": aggregate_type,
             "aggregate_id": json_id(chosen),
@@ -283,10 +284,7 @@ def show_correlation(
                 "aggregate_type": e.aggregate_type,
                 "aggregate_id": json_id(e.aggregate_id),
                 "id_type": id_type_of(e.aggregate_id),
-                **event_document(
-                    e.event, version=e.version, position=e.position, recorded_at=e.recorded_at
-                ),
-                "schema_version": e.event.schema_version,
+                **_recorded_document(e),
             }
             for e in found
         ]
