@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import aio_pika
 import pytest
 from esrc_core.errors import BackendConfigError
+from esrc_core.events import RawEvent
 from esrc_core.plugins import open_publisher
 from esrc_core.relay import Publisher, RelayEvent
 from esrc_faststream.loop import LoopThread
@@ -42,8 +43,29 @@ class TestRabbitPublisher(DestinationAcceptance):
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
         assert received.destination == f"Account.{event.event.name}"
         assert message.message_id == event.message_id
+        assert message.correlation_id == event.message_id  # no correlation_id metadata
         assert message.type == event.event.name
         assert received.body == event.event.data
+
+    def test_correlation_id_is_the_events_correlation(self, publisher: Publisher) -> None:
+        """An event recorded with a correlation id (esrc_core.correlation) carries it as
+        the message's correlation_id; one too long for AMQP falls back to the message
+        id (the esrc-metadata header still holds it)."""
+        [first, second] = relay_events(2)
+        events = [
+            RelayEvent(e.aggregate_type, e.aggregate_id, e.version, e.position, raw)
+            for e, raw in (
+                (first, RawEvent(first.event.name, first.event.data, {"correlation_id": "k-1"})),
+                (
+                    second,
+                    RawEvent(second.event.name, second.event.data, {"correlation_id": "x" * 300}),
+                ),
+            )
+        ]
+        for event in events:
+            publisher.publish(event)
+        received = self.read(2, timeout=0)
+        assert [r.raw.correlation_id for r in received] == ["k-1", events[1].message_id]
 
 
 class TestRabbitPublisherAsync(AsyncPublisherAcceptance, TestRabbitPublisher):

@@ -46,6 +46,15 @@ exchange is missing (``declare=false``), exists with another type or durability,
 the user may not declare it."""
 
 
+def _correlation(event: RelayEvent) -> str:
+    """The AMQP ``correlation_id`` of ``event``'s message: its correlation id when it
+    has one that fits a short string, else its message id."""
+    found = event.event.metadata.get("correlation_id")
+    if found and len(found.encode()) <= MAX_SHORT_STRING:
+        return found
+    return event.message_id
+
+
 class RabbitPublisher(AsyncBrokerPublisher):
     """Publishes relayed events to a RabbitMQ topic exchange and waits for each
     publisher confirm.
@@ -64,10 +73,12 @@ class RabbitPublisher(AsyncBrokerPublisher):
     - ``timeout``, ``max_in_flight``: see
       :class:`~esrc_faststream.publisher.AsyncBrokerPublisher`.
 
-    Every message has ``message_id`` and ``correlation_id`` set to the event's message
-    id, ``type`` set to the event name, the esrc headers, and the raw event bytes as its
-    body. Messages are published with ``mandatory=False``: an event no queue is bound
-    for is confirmed and dropped by RabbitMQ, as with any topic exchange.
+    Every message has ``message_id`` set to the event's message id, ``correlation_id``
+    to the event's ``correlation_id`` metadata (:mod:`esrc_core.correlation`; the
+    message id when it has none or it is over 255 bytes), ``type`` set to the event
+    name, the esrc headers, and the raw event bytes as its body. Messages are published
+    with ``mandatory=False``: an event no queue is bound for is confirmed and dropped by
+    RabbitMQ, as with any topic exchange.
 
     All messages go through one channel, so RabbitMQ routes them in publish order;
     confirmations are awaited in that order too.
@@ -167,7 +178,7 @@ class RabbitPublisher(AsyncBrokerPublisher):
             if self.persistent
             else DeliveryMode.NOT_PERSISTENT,
             message_id=event.message_id,
-            correlation_id=event.message_id,
+            correlation_id=_correlation(event),
             type=event.event.name,
             app_id="esrc",
         )
