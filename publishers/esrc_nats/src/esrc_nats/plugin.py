@@ -5,11 +5,14 @@ Light on purpose: the client library is imported only when a publisher is opened
 
 from __future__ import annotations
 
+from typing import Any
+
+from esrc_core.capabilities import Capability
 from esrc_core.plugins import Backend, hookimpl
 from esrc_faststream.backends import BrokerPublisherSpec
 from esrc_faststream.options import Converter, flag
 
-__all__ = ["SPEC", "esrc_publisher_backends"]
+__all__ = ["SPEC", "esrc_publisher_backends", "esrc_store_backends", "open_store"]
 
 
 def _optional_float(text: str) -> float | None:
@@ -46,5 +49,29 @@ def esrc_publisher_backends() -> list[Backend]:
             name="nats",
             schemes=("nats",),
             description="NATS JetStream stream, deduplicated by Nats-Msg-Id (nats://host:4222)",
+        )
+    ]
+
+
+def open_store(url: str, **options: Any) -> Any:
+    """Open the JetStream event store of ``nats://host:port?stream=...&prefix=...``
+    (see :class:`esrc_nats.store.NatsEventStore`)."""
+    from esrc_nats.store import NatsEventStore
+
+    return NatsEventStore(url, **options)
+
+
+@hookimpl
+def esrc_store_backends() -> list[Backend]:
+    """The NATS JetStream event store (the same ``nats://`` scheme as the publisher:
+    stores and publishers are looked up apart)."""
+    return [
+        Backend(
+            name="nats",
+            kind="store",
+            schemes=("nats",),
+            factory=open_store,
+            capabilities=frozenset({Capability.SNAPSHOTS, Capability.PERSISTENT}),
+            description="NATS JetStream stream, a subject per aggregate (nats://host:4222)",
         )
     ]

