@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,65 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.kill()
         process.wait()
+
+
+@dataclass
+class Cluster:
+    """Three JetStream nodes routed to each other; ``url`` names all three."""
+
+    ports: dict[str, int]
+    processes: dict[str, subprocess.Popen[bytes]]
+
+    @property
+    def url(self) -> str:
+        """``nats://`` with every node that still runs."""
+        return "nats://" + ",".join(
+            f"127.0.0.1:{port}" for name, port in self.ports.items() if self.running(name)
+        )
+
+    def url_of(self, name: str) -> str:
+        """``nats://`` of the one node ``name``."""
+        return f"nats://127.0.0.1:{self.ports[name]}"
+
+    def running(self, name: str) -> bool:
+        """Whether node ``name`` was not killed."""
+        return self.processes[name].poll() is None
+
+    def kill(self, name: str) -> None:
+        """Kill node ``name`` at once (SIGKILL: no goodbye to its peers)."""
+        self.processes[name].kill()
+        self.processes[name].wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A three-node cluster started for one test (its nodes may be killed), every
+    process killed when the test ends."""
+    names = ["n1", "n2", "n3"]
+    ports = {name: _free_port() for name in names}
+    routes = {name: _free_port() for name in names}
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name in names:
+            config = tmp_path / f"{name}.conf"
+            others = ", ".join(f"nats-route://127.0.0.1:{routes[o]}" for o in names if o != name)
+            config.write_text(
+                f"server_name: {name}\n"
+                f"listen: 127.0.0.1:{ports[name]}\n"
+                f"jetstream {{ store_dir: {str(tmp_path / name)!r}\n"
+                f"  limits {{ batch {{ max_msgs: {MAX_BATCH} }} }} }}\n"
+                f"cluster {{ name: esrc\n  listen: 127.0.0.1:{routes[name]}\n"
+                f"  routes: [{others}] }}\n"
+            )
+            processes[name] = subprocess.Popen(
+                [_binary(), "-c", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        for name in names:
+            _wait_for(ports[name], processes[name])
+        yield Cluster(ports, processes)
+    finally:
+        for process in processes.values():
+            process.kill()
+            process.wait()

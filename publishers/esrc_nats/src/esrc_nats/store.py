@@ -136,8 +136,20 @@ class NatsEventStore(EventStore):
             raise
 
     def _stop_loop(self) -> None:
+        """Cancel what nats-py still runs on the loop, then stop and close it."""
+
+        async def cancel_tasks() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(cancel_tasks(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     async def _open(self) -> None:
         import nats
