@@ -387,6 +387,14 @@ def bench_marshaling(session: nox.Session) -> None:
     session.run("python", "-m", "bench.marshaling", *session.posargs)
 
 
+@nox.session(name="bench-nats")
+def bench_nats(session: nox.Session) -> None:
+    """The JetStream event store through ``Repository`` against nats-py alone on the
+    same nats-server (``bench.nats_store``); arguments after ``--`` go to it (not part
+    of ``nox``)."""
+    session.run("python", "-m", "bench.nats_store", *session.posargs)
+
+
 @nox.session(name="bench-console")
 def bench_console(session: nox.Session) -> None:
     """The web console's pages timed over HTTP on a million events in SQLite and
