@@ -18,7 +18,7 @@ from esrc_core.migrations import MigrationOutcome, MigrationResult, SchemaState
 from esrc_sqlalchemy.engines import create_store_engine, normalize_url
 from esrc_sqlalchemy.testing import dialect_of, drop_store_tables, store_tables
 
-from esrc_core import EsrcError, RawEvent, StoreClosedError
+from esrc_core import EsrcError, RawEvent, RawSnapshot, StoreClosedError
 from esrc_sqlalchemy import SCHEMA_VERSION, SqlEventStore
 
 
@@ -213,10 +213,19 @@ def test_postgres_schema_option_creates_and_uses_the_schema(postgresql_url: str)
         store.close()
 
 
+def _drop_schema_versions(conn: sa.Connection, store: SqlEventStore) -> None:
+    """Drop the ``schema_version`` columns that schema version 4 added."""
+    prep = conn.dialect.identifier_preparer
+    for table in (store.tables.events, store.tables.snapshots):
+        conn.execute(sa.text(f"ALTER TABLE {prep.format_table(table)} DROP COLUMN schema_version"))
+
+
 def _as_version_1(store: SqlEventStore) -> None:
-    """Turn ``store``'s tables back into schema version 1: no ``seq`` on MariaDB."""
+    """Turn ``store``'s tables back into schema version 1: no ``seq`` on MariaDB, no
+    schema versions."""
     tables = store.tables
     with store.engine.begin() as conn:
+        _drop_schema_versions(conn, store)
         if "seq" in tables.events.c:
             prep = conn.dialect.identifier_preparer
             index = prep.quote(f"{store.table_prefix}events_seq")
@@ -268,9 +277,10 @@ def test_version_1_tables_are_upgraded_and_relays_resume(database_url: str, pref
 
 def _as_version_2(store: SqlEventStore) -> None:
     """Turn ``store``'s tables back into schema version 2: no ``sequencer.seq_floor``
-    on MariaDB."""
+    on MariaDB, no schema versions."""
     tables = store.tables
     with store.engine.begin() as conn:
+        _drop_schema_versions(conn, store)
         if tables.sequencer is not None:
             table = conn.dialect.identifier_preparer.format_table(tables.sequencer)
             conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN seq_floor"))
@@ -409,3 +419,31 @@ def test_migrate_on_a_closed_store_says_it_is_closed(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreClosedError, match="is closed"):
         store.migrate()
+
+
+def test_version_3_tables_gain_schema_versions_and_old_rows_read_as_1(
+    database_url: str, prefix: str
+) -> None:
+    """Tables at schema version 3 holding events and a snapshot are upgraded on first
+    use: version 4 is recorded, the events and the snapshots gain ``schema_version``
+    and every row written before holds 1."""
+    old = SqlEventStore(database_url, table_prefix=prefix)
+    old.add_aggregate("Order", "a", [RawEvent("A0", b"x"), RawEvent("A1", b"y")])
+    old.add_snapshot("Order", "a", RawSnapshot(2, b"s"))
+    tables = old.tables
+    with old.engine.begin() as conn:
+        _drop_schema_versions(conn, old)
+        conn.execute(tables.schema_version.delete())
+        for version in (1, 2, 3):
+            conn.execute(tables.schema_version.insert().values(version=version, description=""))
+    old.close()
+    store = SqlEventStore(database_url, table_prefix=prefix)
+    try:
+        assert store.events("Order", "a") == [RawEvent("A0", b"x"), RawEvent("A1", b"y")]
+        assert sorted(_versions(database_url, prefix)) == list(range(1, SCHEMA_VERSION + 1))
+        with store.engine.connect() as conn:
+            events = conn.execute(sa.select(tables.events.c.schema_version)).scalars().all()
+            snapshots = conn.execute(sa.select(tables.snapshots.c.schema_version)).scalars()
+            assert (events, list(snapshots)) == ([1, 1], [1])
+    finally:
+        store.close()

@@ -60,6 +60,7 @@ class StoreViews:
             ev.c.name,
             ev.c.data,
             ev.c.metadata,
+            ev.c.schema_version,
             when(ev.c.created_at).label("created_at"),
         )
         # Published is every event less the pending ones (the two conditions are
@@ -102,6 +103,7 @@ class StoreViews:
             ev.c.name,
             ev.c.data,
             ev.c.metadata,
+            ev.c.schema_version,
             when(ev.c.created_at).label("created_at"),
         )
         position = sa.bindparam("position", type_=sa.BigInteger)

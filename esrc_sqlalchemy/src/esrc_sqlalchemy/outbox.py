@@ -162,7 +162,8 @@ class SqlOutbox:
         ids: dict[str, AggregateId] = {}
         metas: dict[str, dict[str, str]] = {}
         append = events.append
-        for tx_id, order, position, aggregate_type, encoded, version, name, stored, meta, _ in rows:
+        for row in rows:
+            tx_id, order, position, aggregate_type, encoded, version, name, stored, meta = row[:9]
             aggregate_id = ids.get(encoded)
             if aggregate_id is None:
                 aggregate_id = ids[encoded] = self._decode_id(encoded, position)
@@ -179,7 +180,12 @@ class SqlOutbox:
                     aggregate_id,
                     version,
                     position,
-                    RawEvent(name, stored if type(stored) is bytes else bytes(stored), metadata),
+                    RawEvent(
+                        name,
+                        stored if type(stored) is bytes else bytes(stored),
+                        metadata,
+                        row[10],
+                    ),
                 )
             )
             keys[position] = (tx_id, order)

@@ -6,13 +6,15 @@ Every table name starts with the store's ``table_prefix``. The tables:
 - ``<prefix>streams``: one row per stream: aggregate type, encoded aggregate id
   (:func:`esrc_core.ids.encode_id`) and its current version.
 - ``<prefix>events``: global position (identity / autoincrement), stream key,
-  version, name, data (binary), metadata (JSON text, NULL when empty), created_at;
+  version, name, data (binary), metadata (JSON text, NULL when empty), created_at,
+  schema_version (the form of the data, 1 or more; see :mod:`esrc_core.events`);
   unique (aggregate type, aggregate id, version). On PostgreSQL also ``tx_id``, the
   writing transaction's id, indexed with the position for the outbox. On
   MariaDB/MySQL also ``seq``, the outbox sequence number: 0 when written (not yet
   numbered), given once by the outbox after the row committed, never changed
   (indexed; a fixed-size column, so numbering updates the row in place).
-- ``<prefix>snapshots``: (aggregate type, aggregate id, version) -> data.
+- ``<prefix>snapshots``: (aggregate type, aggregate id, version) -> data and its
+  schema_version.
 - ``<prefix>checkpoints``: relay name -> the outbox position it has published up to,
   as the pair (tx_id, position); tx_id is 0 except on PostgreSQL, and on MariaDB/MySQL
   the position column holds a ``seq``.
@@ -26,7 +28,8 @@ Versions: 1 created the tables; 2 added ``seq`` on MariaDB/MySQL (existing rows 
 ``sequencer.seq_floor`` on MariaDB/MySQL (0: no row was deleted before) and made the
 events' positions ``AUTOINCREMENT`` on SQLite (the table is rebuilt), so that a
 position is never given twice even after the rows holding the largest ones are
-deleted.
+deleted; 4 added ``schema_version`` to the events and the snapshots (existing rows
+read as 1, the only version earlier releases wrote).
 
 Stream keys compare exactly (case, trailing spaces and all). What differs between the
 databases (column types, table options, the extra columns, the sequencer, the steps of
@@ -62,7 +65,7 @@ __all__ = [
     "schema_version",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema version this release writes and reads."""
 NAME_MAX = 200
 """Longest event name, in characters."""
@@ -197,6 +200,10 @@ def _now() -> sa.FetchedValue:
     return sa.DefaultClause(sa.func.current_timestamp())
 
 
+def _schema_version_column() -> sa.Column[int]:
+    return sa.Column("schema_version", sa.SmallInteger, nullable=False, server_default="1")
+
+
 def build_tables(prefix: str, schema: str | None, ddl: Ddl) -> Tables:
     """The table definitions for ``prefix`` (checked with :func:`check_identifier`),
     an optional PostgreSQL ``schema`` and a database's :class:`Ddl` (the ``ddl`` of
@@ -238,6 +245,7 @@ def build_tables(prefix: str, schema: str | None, ddl: Ddl) -> Tables:
         sa.Column("data", ddl.blob, nullable=False),
         sa.Column("metadata", ddl.long_text, nullable=True),
         sa.Column("created_at", _Timestamp, server_default=_now(), nullable=False),
+        _schema_version_column(),
         sa.UniqueConstraint(
             "aggregate_type", "aggregate_id", "version", name=f"{prefix}events_stream_version"
         ),
@@ -251,6 +259,7 @@ def build_tables(prefix: str, schema: str | None, ddl: Ddl) -> Tables:
         sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("data", ddl.blob, nullable=False),
         sa.Column("created_at", _Timestamp, server_default=_now(), nullable=False),
+        _schema_version_column(),
         **options,
     )
     checkpoints = sa.Table(
@@ -300,11 +309,39 @@ def _initial(conn: Connection, tables: Tables) -> None:
 _MIGRATIONS: list[tuple[int, str]] = [
     (2, "events.seq: outbox order numbers given after commit (MariaDB/MySQL)"),
     (3, "no outbox number given twice after rows are deleted (MariaDB/MySQL, SQLite)"),
+    (4, "events.schema_version and snapshots.schema_version (existing rows: 1)"),
 ]
-"""The versions above 1 and what each changed; a database does the work of a version
-in its :attr:`Ddl.steps` (nothing when it has none for it). A new database gets
-:func:`_initial` (the current tables) and then every step, each of which is
-idempotent."""
+"""The versions above 1 and what each changed; every database does the work of a
+version in :data:`_STEPS`, then its own in its :attr:`Ddl.steps` (nothing when
+neither has any for it). A new database gets :func:`_initial` (the current tables)
+and then every step, each of which is idempotent."""
+
+
+def _add_schema_versions(conn: Connection, tables: Tables) -> None:
+    """Schema version 4: add ``schema_version`` (``NOT NULL DEFAULT 1``) to the events
+    and the snapshots where it is missing; every row written before holds version 1."""
+    inspector = sa.inspect(conn)
+    prep = conn.dialect.identifier_preparer
+    for table in (tables.events, tables.snapshots):
+        columns = {c["name"] for c in inspector.get_columns(table.name, schema=tables.schema)}
+        if "schema_version" not in columns:
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {prep.format_table(table)} "
+                    "ADD COLUMN schema_version SMALLINT NOT NULL DEFAULT 1"
+                )
+            )
+
+
+_STEPS: Mapping[int, MigrationStep] = {4: _add_schema_versions}
+"""The work of a version that every database does alike (before its own steps)."""
+
+
+def _run_step(version: int, conn: Connection, tables: Tables) -> None:
+    if version in _STEPS:
+        _STEPS[version](conn, tables)
+    if version in tables.ddl.steps:
+        tables.ddl.steps[version](conn, tables)
 
 
 def schema_sql(tables: Tables, dialect: sa.Dialect) -> list[str]:
@@ -347,18 +384,15 @@ def apply_migrations(conn: Connection, tables: Tables) -> int:
             f"newer than this esrc-sqlalchemy understands ({SCHEMA_VERSION}); upgrade it"
         )
     record = tables.schema_version.insert()
-    steps = tables.ddl.steps
     if current == 0:
         _initial(conn, tables)
         for version, _ in _MIGRATIONS:
-            if version in steps:
-                steps[version](conn, tables)
+            _run_step(version, conn, tables)
         conn.execute(record.values(version=SCHEMA_VERSION, description=_INITIAL))
         return SCHEMA_VERSION
     for version, description in _MIGRATIONS:
         if version > current:
-            if version in steps:
-                steps[version](conn, tables)
+            _run_step(version, conn, tables)
             conn.execute(record.values(version=version, description=description))
             current = version
     return current

@@ -9,6 +9,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 import sqlalchemy.exc
 from esrc_core.atomic_appends import StreamAppend, check_appends
 from esrc_core.errors import (
@@ -117,13 +118,15 @@ def _titles(dialects: Iterable[type[SqlDialect]]) -> str:
     return " and ".join(d.title for d in dialects)
 
 
+_SCHEMA_VERSION_MAX = 32767
+"""The largest schema version the ``SMALLINT`` columns hold."""
 _WHOLE = 2**31 - 1
 """A page size no stream reaches: :meth:`SqlEventStore.events` reads one page."""
 
 
 def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
-    """RawEvents from rows that start (version, name, data, metadata), decoding each
-    distinct metadata text once (events of one command usually share it; each event
+    """RawEvents from rows that start (version, name, data, metadata, schema version),
+    decoding each distinct metadata text once (events of one command usually share it; each event
     gets a dict of its own)."""
     events: list[RawEvent] = []
     append = events.append
@@ -136,10 +139,15 @@ def _raw_events(rows: Sequence[Any]) -> list[RawEvent]:
             parsed = metas.get(meta)
             if parsed is None:
                 parsed = metas[meta] = json.loads(meta)
-            append(RawEvent(row[1], data, parsed.copy()))
+            append(RawEvent(row[1], data, parsed.copy(), row[4]))
         else:
-            append(RawEvent(row[1], data, {}))
+            append(RawEvent(row[1], data, {}, row[4]))
     return events
+
+
+def _schemas(events: Sequence[RawEvent]) -> list[tuple[int, int]]:
+    """(offset, schema version) of each event whose schema version is not 1."""
+    return [(n, e.schema_version) for n, e in enumerate(events) if e.schema_version != 1]
 
 
 _DELETED = "the stream was deleted; it takes no more events"
@@ -394,10 +402,10 @@ class SqlEventStore(EventStore):
                 raise InvalidEventError(
                     f"{doing}: event {index} name {_shown(name)} is not UTF-8 text without NUL"
                 )
-            if event.schema_version != 1:
-                raise NotSupportedError(
+            if event.schema_version > _SCHEMA_VERSION_MAX:
+                raise InvalidEventError(
                     f"{doing}: event {index} ({name}) has schema version "
-                    f"{event.schema_version}; this SQL store keeps schema version 1 only"
+                    f"{event.schema_version}; at most {_SCHEMA_VERSION_MAX} is allowed"
                 )
             if len(data) > limit:
                 raise InvalidEventError(
@@ -498,12 +506,20 @@ class SqlEventStore(EventStore):
             doing = f"add {aggregate_type} {_shown(aggregate_id)}"
             key = self._key(aggregate_type, aggregate_id, doing)
             rows = self._rows(events, doing)
-            if not (self.executor.direct and dialect.accepts_direct(rows)):
+            schemas = _schemas(events)
+            if schemas or not (self.executor.direct and dialect.accepts_direct(rows)):
+                stream = key
+
+                def create(conn: Connection) -> None:
+                    dialect.create_stream(conn, stream, rows)
+                    self._write_schemas(conn, stream, 0, schemas)
+
                 self.executor.run(
                     doing,
-                    lambda conn: dialect.create_stream(conn, key, rows),
+                    create,
                     write=True,
-                    conflict=lambda: self._taken(doing, key),
+                    transaction=bool(schemas),
+                    conflict=lambda: self._taken(doing, stream),
                     append=True,
                 )
                 dialect.events_written()
@@ -550,8 +566,9 @@ class SqlEventStore(EventStore):
             rows = self._rows(events, doing)
             # The stream's version after the append must fit a signed 64-bit integer.
             check_int(from_version, "from_version", doing=doing, maximum=INT64_MAX - len(rows))
-            if not (self.executor.direct and dialect.accepts_direct(rows)):
-                self._append_in_transaction(doing, key, from_version, rows)
+            schemas = _schemas(events)
+            if schemas or not (self.executor.direct and dialect.accepts_direct(rows)):
+                self._append_in_transaction(doing, key, from_version, rows, schemas)
                 return
 
         def appending() -> str:
@@ -588,12 +605,18 @@ class SqlEventStore(EventStore):
         dialect.events_written()
 
     def _append_in_transaction(
-        self, doing: str, key: tuple[str, str], from_version: int, rows: list[EventRow]
+        self,
+        doing: str,
+        key: tuple[str, str],
+        from_version: int,
+        rows: list[EventRow],
+        schemas: list[tuple[int, int]],
     ) -> None:
         dialect = self._dialect
 
         def work(conn: Connection) -> tuple[bool, int | None]:
             if dialect.extend_stream(conn, key, from_version, rows):
+                self._write_schemas(conn, key, from_version, schemas)
                 return True, None
             return False, dialect.stream_version(conn, key)
 
@@ -601,6 +624,7 @@ class SqlEventStore(EventStore):
             doing,
             work,
             write=True,
+            transaction=bool(schemas),
             conflict=lambda: OptimisticConcurrencyError(
                 f"{doing}: another writer appended at the same version"
             ),
@@ -648,6 +672,7 @@ class SqlEventStore(EventStore):
                     self._refused(f"{doing}: {part.describe()}", current)
             for part, key, rows in prepared:
                 dialect.insert_events(conn, key, part.expected_version, rows)
+                self._write_schemas(conn, key, part.expected_version, _schemas(part.events))
 
         self.executor.run(
             doing,
@@ -658,6 +683,41 @@ class SqlEventStore(EventStore):
             append=True,
         )
         dialect.events_written()
+
+    def _write_schemas(
+        self,
+        conn: Connection,
+        key: tuple[str, str],
+        from_version: int,
+        schemas: list[tuple[int, int]],
+    ) -> None:
+        """Set the schema version of the events just inserted after ``from_version``
+        whose version is not 1 (``schemas``: (offset in the append, schema version)),
+        in the append's transaction. Appends of version 1 events alone (the column's
+        default) never come here."""
+        if not schemas:
+            return
+        conn.execute(
+            self._set_schema,
+            [
+                {"key_type": key[0], "key_id": key[1], "at": from_version + 1 + n, "sv": sv}
+                for n, sv in schemas
+            ],
+        )
+
+    @functools.cached_property
+    def _set_schema(self) -> sa.Update:
+        ev = self.tables.events
+        key_t, key_i = self.tables.key_parameters()
+        return (
+            ev.update()
+            .where(
+                ev.c.aggregate_type == key_t,
+                ev.c.aggregate_id == key_i,
+                ev.c.version == sa.bindparam("at", type_=sa.BigInteger),
+            )
+            .values(schema_version=sa.bindparam("sv", type_=sa.SmallInteger))
+        )
 
     def _taken(self, doing: str, key: tuple[str, str]) -> EsrcError:
         """The error of a creation that hit an existing stream row: the stream exists,
@@ -823,10 +883,11 @@ class SqlEventStore(EventStore):
         version, data = snapshot.version, snapshot.data
         if isinstance(version, bool) or not isinstance(version, int):
             raise TypeError(f"{doing}: the snapshot version must be an int")
-        if snapshot.schema_version != 1:
-            raise NotSupportedError(
-                f"{doing}: the snapshot has schema version {snapshot.schema_version}; "
-                "this SQL store keeps schema version 1 only"
+        schema = snapshot.schema_version
+        if type(schema) is not int or not 1 <= schema <= _SCHEMA_VERSION_MAX:
+            raise InvalidEventError(
+                f"{doing}: the snapshot's schema version must be an int in "
+                f"1..{_SCHEMA_VERSION_MAX}, got {schema!r}"
             )
         if len(data) > self.max_payload_bytes:
             raise InvalidEventError(
@@ -838,7 +899,9 @@ class SqlEventStore(EventStore):
         dialect.check_snapshot(data, doing)
 
         def work(conn: Connection) -> tuple[bool, int | None]:
-            if 1 <= version <= INT64_MAX and dialect.upsert_snapshot(conn, key, version, data):
+            if 1 <= version <= INT64_MAX and dialect.upsert_snapshot(
+                conn, key, version, data, schema
+            ):
                 return True, None
             return False, dialect.stream_version(conn, key)
 
@@ -856,8 +919,8 @@ class SqlEventStore(EventStore):
         row = self.executor.run(doing, lambda conn: dialect.latest_snapshot(conn, key), write=False)
         if row is None:
             return None
-        version, data = row
-        return RawSnapshot(version, data if type(data) is bytes else bytes(data))
+        version, data, schema = row
+        return RawSnapshot(version, data if type(data) is bytes else bytes(data), schema)
 
     # --- deletion and retention (esrc_core.retention.DeletesStreams) -------------------
 
@@ -977,7 +1040,12 @@ class SqlEventStore(EventStore):
                 aggregate_id,
                 int(r.version),
                 int(r.position),
-                RawEvent(r.name, bytes(r.data), json.loads(r.metadata) if r.metadata else {}),
+                RawEvent(
+                    r.name,
+                    bytes(r.data),
+                    json.loads(r.metadata) if r.metadata else {},
+                    int(r.schema_version),
+                ),
                 views.time(r.created_at),
             )
             for r in rows
@@ -1053,7 +1121,12 @@ class SqlEventStore(EventStore):
             decode_id(row.aggregate_id),
             int(row.version),
             int(row.position),
-            RawEvent(row.name, bytes(row.data), json.loads(row.metadata) if row.metadata else {}),
+            RawEvent(
+                row.name,
+                bytes(row.data),
+                json.loads(row.metadata) if row.metadata else {},
+                int(row.schema_version),
+            ),
             self._views.time(row.created_at),
         )
 
@@ -1096,7 +1169,12 @@ class SqlEventStore(EventStore):
                 aggregate_id,
                 int(r.version),
                 int(r.position),
-                RawEvent(r.name, bytes(r.data), json.loads(r.metadata) if r.metadata else {}),
+                RawEvent(
+                    r.name,
+                    bytes(r.data),
+                    json.loads(r.metadata) if r.metadata else {},
+                    int(r.schema_version),
+                ),
                 views.time(r.created_at),
             )
             for r in rows

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from esrc_core.capabilities import Capability
-from esrc_core.errors import AggregateNotFound, SnapshotVersionError
+from esrc_core.errors import AggregateNotFound, NotSupportedError, SnapshotVersionError
 from esrc_core.events import RawSnapshot
 from esrc_core.ids import AggregateId
-from esrc_core.store import EventStore
+from esrc_core.store import EventStore, StreamingStore
 
 from esrc_testkit.capabilities import requires
 from esrc_testkit.fixtures import StoreSuite
@@ -22,9 +22,11 @@ def _assert_snapshot(got: RawSnapshot | None, want: RawSnapshot | None, *, what:
         return
     assert isinstance(got, RawSnapshot), f"{what}: got {got!r}, want {want!r}"
     assert type(got.data) is bytes, f"{what}: data has type {type(got.data).__name__}"
-    assert (got.version, got.data) == (want.version, want.data), (
-        f"{what}: got {got!r}, want {want!r}"
-    )
+    assert (got.version, got.data, got.schema_version) == (
+        want.version,
+        want.data,
+        want.schema_version,
+    ), f"{what}: got {got!r}, want {want!r}"
 
 
 class SnapshotAcceptance(StoreSuite):
@@ -92,6 +94,32 @@ class SnapshotAcceptance(StoreSuite):
                 RawSnapshot(1, data),
                 what=f"snapshot of {aggregate_id!r}",
             )
+
+    @requires(Capability.SNAPSHOTS)
+    def test_snapshot_schema_versions_round_trip(self, store: EventStore) -> None:
+        """A snapshot's schema version comes back as it was added, also when a snapshot
+        at the same version is replaced by one of another schema version, and through
+        ``load_stream`` on a streaming store. A store that keeps version 1 only must
+        refuse any other with :class:`~esrc_core.errors.NotSupportedError`, never
+        return it as version 1 (the repository would take it for the current form)."""
+        store.add_aggregate(ORDER, "schemas", events_for("E", 3))
+        try:
+            store.add_snapshot(ORDER, "schemas", RawSnapshot(2, b"two", 3))
+        except NotSupportedError:
+            assert store.latest_snapshot(ORDER, "schemas") is None, (
+                "a snapshot refused for its schema version was stored"
+            )
+            return
+        _assert_snapshot(
+            store.latest_snapshot(ORDER, "schemas"), RawSnapshot(2, b"two", 3), what="added"
+        )
+        store.add_snapshot(ORDER, "schemas", RawSnapshot(2, b"again", 2))
+        want = RawSnapshot(2, b"again", 2)
+        _assert_snapshot(store.latest_snapshot(ORDER, "schemas"), want, what="replaced")
+        if isinstance(store, StreamingStore):
+            found, events = store.load_stream(ORDER, "schemas")
+            _assert_snapshot(found, want, what="load_stream")
+            assert [e.data for e in events] == [b"E:3"], "load_stream's events after the snapshot"
 
     @requires(Capability.SNAPSHOTS)
     def test_snapshots_belong_to_one_stream(self, store: EventStore) -> None:

@@ -22,17 +22,29 @@ from esrc_sqlalchemy.dialects.base import (
 )
 from esrc_sqlalchemy.schema import Tables
 
-__all__ = ["CoreDialect", "snapshot_source", "snapshot_upsert_on_conflict", "upsert_snapshot_with"]
+__all__ = [
+    "SNAPSHOT_COLUMNS",
+    "CoreDialect",
+    "snapshot_source",
+    "snapshot_upsert_on_conflict",
+    "upsert_snapshot_with",
+]
 
 
-def snapshot_source(tables: Tables) -> sa.Select[str, str, int]:
-    """The stream's key and ``:snap_version`` if the stream is at that version or
-    later: the source of a snapshot upsert's ``INSERT ... SELECT`` (parameters
-    ``key_type``, ``key_id``, ``snap_version``)."""
+SNAPSHOT_COLUMNS = ["aggregate_type", "aggregate_id", "version", "schema_version", "data"]
+"""The columns a snapshot upsert's ``INSERT ... SELECT`` fills, in the order of
+:func:`snapshot_source` followed by the data."""
+
+
+def snapshot_source(tables: Tables) -> sa.Select[str, str, int, int]:
+    """The stream's key, ``:snap_version`` and ``:snap_schema`` if the stream is at that
+    version or later: the source of a snapshot upsert's ``INSERT ... SELECT``
+    (parameters ``key_type``, ``key_id``, ``snap_version``, ``snap_schema``)."""
     st = tables.streams
     key_t, key_i = tables.key_parameters()
     version = sa.bindparam("snap_version", type_=sa.BigInteger)
-    return sa.select(key_t, key_i, version).where(
+    schema = sa.bindparam("snap_schema", type_=sa.SmallInteger)
+    return sa.select(key_t, key_i, version, schema).where(
         st.c.aggregate_type == key_t, st.c.aggregate_id == key_i, st.c.version >= version
     )
 
@@ -40,23 +52,39 @@ def snapshot_source(tables: Tables) -> sa.Select[str, str, int]:
 def snapshot_upsert_on_conflict(tables: Tables, insert: Any) -> sa.Executable:
     """The snapshot upsert for databases with ``ON CONFLICT`` (PostgreSQL and SQLite),
     built with their dialect's ``insert``: :func:`snapshot_source` plus ``:snap_data``,
-    replacing the data of an existing snapshot at that version."""
+    replacing the data and schema version of an existing snapshot at that version."""
     sn = tables.snapshots
     source = snapshot_source(tables).add_columns(sa.bindparam("snap_data", type_=sa.LargeBinary))
-    stmt = insert(sn).from_select(["aggregate_type", "aggregate_id", "version", "data"], source)
+    stmt = insert(sn).from_select(SNAPSHOT_COLUMNS, source)
     result: sa.Executable = stmt.on_conflict_do_update(
         index_elements=[sn.c.aggregate_type, sn.c.aggregate_id, sn.c.version],
-        set_={"data": stmt.excluded.data, "created_at": sa.func.current_timestamp()},
+        set_={
+            "data": stmt.excluded.data,
+            "schema_version": stmt.excluded.schema_version,
+            "created_at": sa.func.current_timestamp(),
+        },
     )
     return result
 
 
 def upsert_snapshot_with(
-    statement: Any, conn: Connection, key: tuple[str, str], version: int, data: bytes
+    statement: Any,
+    conn: Connection,
+    key: tuple[str, str],
+    version: int,
+    data: bytes,
+    *,
+    schema_version: int,
 ) -> bool:
     """Run a :func:`snapshot_upsert_on_conflict` statement (or one of its hand-written
     twin's text) for stream ``key``; whether the stream existed (a row was written)."""
-    params = {"key_type": key[0], "key_id": key[1], "snap_version": version, "snap_data": data}
+    params = {
+        "key_type": key[0],
+        "key_id": key[1],
+        "snap_version": version,
+        "snap_schema": schema_version,
+        "snap_data": data,
+    }
     return conn.execute(statement, params, execution_options=ROWCOUNT).rowcount > 0
 
 
@@ -64,9 +92,9 @@ def _after_snapshot(
     found: Any, read_after: Callable[[int], StreamPage | None]
 ) -> StreamPage | None:
     """A load done in two statements: the newest snapshot's row ``found`` (version,
-    data; ``None`` when there is none) and the page ``read_after`` reads after its
-    version, as one :class:`StreamPage`."""
-    snapshot = None if found is None else (int(found[0]), bytes(found[1]))
+    data, schema version; ``None`` when there is none) and the page ``read_after`` reads
+    after its version, as one :class:`StreamPage`."""
+    snapshot = None if found is None else (int(found[0]), bytes(found[1]), int(found[2]))
     page = read_after(snapshot[0] if snapshot else 0)
     return None if page is None else StreamPage(page.version, snapshot, page.events)
 
@@ -89,7 +117,7 @@ class CoreDialect(SqlDialect):
         st, ev, sn = tables.streams, tables.events, tables.snapshots
         key_t, key_i = tables.key_parameters()
         self._latest_snapshot = (
-            sa.select(sn.c.version, sn.c.data)
+            sa.select(sn.c.version, sn.c.data, sn.c.schema_version)
             .where(sn.c.aggregate_type == key_t, sn.c.aggregate_id == key_i)
             .order_by(sn.c.version.desc())
             .limit(1)
@@ -263,7 +291,9 @@ class CoreDialect(SqlDialect):
             ev.c.version <= sa.bindparam("to_version", type_=sa.BigInteger),
         )
         read = (
-            sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata, st.c.version)
+            sa.select(
+                ev.c.version, ev.c.name, ev.c.data, ev.c.metadata, ev.c.schema_version, st.c.version
+            )
             .select_from(st.outerjoin(ev, page))
             .where(st.c.aggregate_type == key_t, st.c.aggregate_id == key_i)
             .order_by(ev.c.version)
@@ -277,7 +307,7 @@ class CoreDialect(SqlDialect):
         if not rows:
             return None
         head = rows[0]
-        return StreamPage(int(head[4]), None, rows if head[0] is not None else [])
+        return StreamPage(int(head[5]), None, rows if head[0] is not None else [])
 
     def read_page(
         self, conn: Connection, key: tuple[str, str], from_version: int, to_version: int, limit: int
@@ -397,6 +427,7 @@ class CoreDialect(SqlDialect):
                 ev.c.data,
                 ev.c.metadata,
                 sa.null().label("held"),
+                ev.c.schema_version,
             )
             .where(order > lower)
             .order_by(order)

@@ -79,10 +79,12 @@ class StreamPage(NamedTuple):
 
     version: int
     """The stream's version when the page was read."""
-    snapshot: tuple[int, bytes] | None
-    """The newest snapshot's version and data (``load_page`` only), or ``None``."""
+    snapshot: tuple[int, bytes, int] | None
+    """The newest snapshot's version, data and schema version (``load_page`` only), or
+    ``None``."""
     events: Sequence[Any]
-    """Rows that start (version, name, data, metadata), in version order."""
+    """Rows that start (version, name, data, metadata, schema version), in version
+    order."""
 
 
 _version = operator.itemgetter(0)
@@ -91,7 +93,8 @@ _version = operator.itemgetter(0)
 def stream_page(rows: list[Any]) -> StreamPage | None:
     """The :class:`StreamPage` of a page query's ``rows``: the page's event rows (in any
     order) and one header row whose name is ``NULL``, holding the snapshot's version,
-    ``NULL``, the snapshot's data and the stream's version as text (no header: the
+    ``NULL``, the snapshot's data, the stream's version as text and the snapshot's
+    schema version (no header: the
     stream does not exist). Page queries put the header in a ``UNION ALL`` beside the
     events so that no event row carries the stream's or the snapshot's columns, and
     SQL promises no order for its rows, so the events are sorted here (one linear pass
@@ -103,11 +106,11 @@ def stream_page(rows: list[Any]) -> StreamPage | None:
     else:
         header = rows.pop(next(i for i, row in enumerate(rows) if row[1] is None))
     rows.sort(key=_version)
-    snapshot_version, _, snapshot_data, stream_version = header
+    snapshot_version, _, snapshot_data, stream_version, snapshot_schema = header
     snapshot = None
     if snapshot_version is not None:
         data = snapshot_data if type(snapshot_data) is bytes else bytes(snapshot_data)
-        snapshot = (int(snapshot_version), data)
+        snapshot = (int(snapshot_version), data, int(snapshot_schema))
     return StreamPage(int(stream_version), snapshot, rows)
 
 
@@ -141,6 +144,8 @@ class OutboxRow(NamedTuple):
     """PostgreSQL: the largest ``tx_id`` of committed events held back behind
     transactions in progress (the same in every row of a batch), ``None`` when there
     are none; ``None`` on the other databases."""
+    schema_version: int
+    """The event's schema version."""
 
 
 class RelayLockHolder(Protocol):
@@ -616,10 +621,10 @@ class SqlDialect(abc.ABC):
 
     @abc.abstractmethod
     def upsert_snapshot(
-        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes, schema_version: int
     ) -> bool:
-        """Store (or replace) the snapshot if the stream exists at ``version`` or later;
-        return whether it did. One statement."""
+        """Store (or replace) the snapshot, with its ``schema_version``, if the stream
+        exists at ``version`` or later; return whether it did. One statement."""
 
     # --- reads --------------------------------------------------------------------------
 

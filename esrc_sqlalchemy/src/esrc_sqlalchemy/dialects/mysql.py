@@ -67,7 +67,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Connection, Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
-from esrc_sqlalchemy.dialects._core import CoreDialect, snapshot_source
+from esrc_sqlalchemy.dialects._core import SNAPSHOT_COLUMNS, CoreDialect, snapshot_source
 from esrc_sqlalchemy.dialects.base import (
     ROWCOUNT,
     SERVER_POOL,
@@ -309,7 +309,7 @@ class MySqlDialect(CoreDialect):
 
         def page_after(after: sa.ColumnElement[Any]) -> sa.Select[Any]:
             return (
-                sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata)
+                sa.select(ev.c.version, ev.c.name, ev.c.data, ev.c.metadata, ev.c.schema_version)
                 .where(
                     ev.c.aggregate_type == key_t,
                     ev.c.aggregate_id == key_i,
@@ -324,7 +324,7 @@ class MySqlDialect(CoreDialect):
         stream_version = sa.cast(st.c.version, sa.Text)
         read: sa.CompoundSelect[Any] = sa.union_all(
             page_after(sa.bindparam("from_version", type_=sa.BigInteger)),
-            sa.select(sa.null(), sa.null(), sa.null(), stream_version).where(*in_stream),
+            sa.select(sa.null(), sa.null(), sa.null(), stream_version, sa.null()).where(*in_stream),
         )
         # No one-statement load: with the snapshot's version from a subquery as the
         # page's lower bound, MariaDB walks the whole stream (a 10,000-event stream with
@@ -462,11 +462,13 @@ class MySqlDialect(CoreDialect):
 
     def _snapshot_statement(self, data: sa.ColumnElement[Any]) -> sa.Executable:
         sins = mysql.insert(self.tables.snapshots).from_select(
-            ["aggregate_type", "aggregate_id", "version", "data"],
+            SNAPSHOT_COLUMNS,
             self._snapshot_source.add_columns(data),
         )
         return sins.on_duplicate_key_update(
-            data=sins.inserted.data, created_at=sa.func.current_timestamp()
+            data=sins.inserted.data,
+            schema_version=sins.inserted.schema_version,
+            created_at=sa.func.current_timestamp(),
         )
 
     @contextlib.contextmanager
@@ -740,13 +742,14 @@ class MySqlDialect(CoreDialect):
             conn.execute(self._insert_events, batch)
 
     def upsert_snapshot(
-        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes, schema_version: int
     ) -> bool:
         """``INSERT ... SELECT FROM streams ... ON DUPLICATE KEY UPDATE``."""
         params: dict[str, Any] = {
             "key_type": key[0],
             "key_id": key[1],
             "snap_version": version,
+            "snap_schema": schema_version,
         }
         if self._inline(data, 0):
             stmt = self._snapshot_statement(sa.bindparam("snap_data", type_=sa.LargeBinary))

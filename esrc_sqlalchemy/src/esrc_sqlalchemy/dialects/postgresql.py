@@ -347,11 +347,12 @@ class PostgresDialect(SqlDialect):
         """The events alone (the second step of an append done in two)."""
         self._prepare_outbox(ev, cp)
         self._latest_snapshot = (
-            f"SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
-            "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1"
+            f"SELECT version, data, schema_version FROM {sn} "
+            "WHERE aggregate_type = %(key_type)s AND aggregate_id = %(key_id)s "
+            "ORDER BY version DESC LIMIT 1"
         )
         page = (
-            f"(SELECT version, name, data, metadata FROM {ev} "
+            f"(SELECT version, name, data, metadata, schema_version FROM {ev} "
             "WHERE aggregate_type = %(key_type)s AND aggregate_id = %(key_id)s "
             "AND version > {after} AND version <= %(to_version)s "
             "ORDER BY version LIMIT %(limit)s) UNION ALL "
@@ -359,15 +360,17 @@ class PostgresDialect(SqlDialect):
         stream = "WHERE s.aggregate_type = %(key_type)s AND s.aggregate_id = %(key_id)s"
         self._read_page = (
             page.format(after="%(from_version)s")
-            + f"SELECT NULL, NULL, NULL, s.version::text FROM {st} s {stream}"
+            + f"SELECT NULL, NULL, NULL, s.version::text, NULL FROM {st} s {stream}"
         )
         """A page of a stream's events and the header row of
         :func:`~esrc_sqlalchemy.dialects.base.stream_page`."""
         self._load_page = (
-            f"WITH snap AS (SELECT version, data FROM {sn} WHERE aggregate_type = %(key_type)s "
+            f"WITH snap AS (SELECT version, data, schema_version FROM {sn} "
+            "WHERE aggregate_type = %(key_type)s "
             "AND aggregate_id = %(key_id)s ORDER BY version DESC LIMIT 1) "
             + page.format(after="COALESCE((SELECT version FROM snap), 0)")
-            + f"SELECT snap.version, NULL, snap.data, s.version::text FROM {st} s "
+            + f"SELECT snap.version, NULL, snap.data, s.version::text, snap.schema_version "
+            f"FROM {st} s "
             f"LEFT JOIN snap ON TRUE {stream}"
         )
         """The newest snapshot (a common table expression) and the first page after it,
@@ -389,7 +392,7 @@ class PostgresDialect(SqlDialect):
             f"COALESCE(MAX(position), 0) AS position FROM {cp} WHERE name = %(name)s), "
             f"x AS (SELECT {_XMIN_SQL} AS xmin) "
             "SELECT e.tx_id, e.position, e.position, e.aggregate_type, e.aggregate_id, "
-            f"e.version, e.name, e.data, e.metadata, ({held}) FROM {ev} e "
+            f"e.version, e.name, e.data, e.metadata, ({held}), e.schema_version FROM {ev} e "
             "WHERE (e.tx_id, e.position) > ((SELECT tx_id FROM cp), (SELECT position FROM cp)) "
             "AND e.tx_id < (SELECT xmin FROM x) "
             "ORDER BY e.tx_id, e.position LIMIT %(limit)s"
@@ -400,7 +403,7 @@ class PostgresDialect(SqlDialect):
         self._outbox_after = (
             f"WITH x AS (SELECT {_XMIN_SQL} AS xmin) "
             "SELECT e.tx_id, e.position, e.position, e.aggregate_type, e.aggregate_id, "
-            f"e.version, e.name, e.data, e.metadata, ({held}) FROM {ev} e "
+            f"e.version, e.name, e.data, e.metadata, ({held}), e.schema_version FROM {ev} e "
             "WHERE (e.tx_id, e.position) > (%(tx_id)s, %(position)s) "
             "AND e.tx_id < (SELECT xmin FROM x) "
             "ORDER BY e.tx_id, e.position LIMIT %(limit)s"
@@ -587,10 +590,12 @@ class PostgresDialect(SqlDialect):
             self._notifier.poke()
 
     def upsert_snapshot(
-        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes, schema_version: int
     ) -> bool:
         """``INSERT ... SELECT FROM streams ... ON CONFLICT DO UPDATE``."""
-        return upsert_snapshot_with(self._snapshot, conn, key, version, data)
+        return upsert_snapshot_with(
+            self._snapshot, conn, key, version, data, schema_version=schema_version
+        )
 
     # --- reads --------------------------------------------------------------------------
 

@@ -196,7 +196,10 @@ def _autoincrement_positions(conn: Connection, tables: Tables) -> None:
     prep = conn.dialect.identifier_preparer
     rebuilt = events.to_metadata(sa.MetaData(), name=f"{events.name}_rebuilt")
     rebuilt.create(conn)
-    columns = ", ".join(prep.quote(c.name) for c in events.columns)
+    present = {c["name"] for c in sa.inspect(conn).get_columns(events.name)}
+    # Tables older than version 4 have no schema_version yet: the rebuilt rows get its
+    # default, and version 4's step then finds it there.
+    columns = ", ".join(prep.quote(c.name) for c in events.columns if c.name in present)
     old, new = prep.format_table(events), prep.format_table(rebuilt)
     conn.execute(sa.text(f"INSERT INTO {new} ({columns}) SELECT {columns} FROM {old}"))
     conn.execute(sa.text(f"DROP TABLE {old}"))
@@ -330,10 +333,12 @@ class SqliteDialect(CoreDialect):
             cursor.execute("BEGIN IMMEDIATE")
 
     def upsert_snapshot(
-        self, conn: Connection, key: tuple[str, str], version: int, data: bytes
+        self, conn: Connection, key: tuple[str, str], version: int, data: bytes, schema_version: int
     ) -> bool:
         """``INSERT ... SELECT FROM streams ... ON CONFLICT DO UPDATE``."""
-        return upsert_snapshot_with(self._snapshot, conn, key, version, data)
+        return upsert_snapshot_with(
+            self._snapshot, conn, key, version, data, schema_version=schema_version
+        )
 
     def outbox_rows(
         self, conn: Connection, name: str, limit: int, after: tuple[int, int] | None = None
