@@ -46,6 +46,7 @@ NOT_RUN: dict[str, set[str]] = {
     "docs/getting-started.md": {
         'store = open_event_store("postgresql+psycopg://app:secret@db.internal:5432/app")',
     },
+    "docs/nats.md": {"from esrc_core import Repository, open_event_store"},
 }
 """Blocks marked ``{ .no-run }``, by page (relative to the repository root) and the
 block's first non-blank line. Keep it short."""
