@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from esrc_core.personal_data import KeyStore, MemoryKeyStore, PersonalData, PersonalDataMarshaler
 
@@ -69,12 +69,22 @@ class IssuerRegistered:
     name: str
 
 
-@registry.register
+@registry.register(version=2)
 @dataclass(frozen=True)
 class IssuerSuspended:
-    """The issuer may no longer put invoices up for sale."""
+    """The issuer may no longer put invoices up for sale.
+
+    Schema version 2: version 1 named the field ``why``; events stored at version 1
+    are upcast on read (:func:`_issuer_suspended_v1`), so this class decodes version 2
+    only."""
 
     reason: str
+
+
+@registry.upcaster("IssuerSuspended", 1)
+def _issuer_suspended_v1(stored: dict[str, Any]) -> dict[str, Any]:
+    """``IssuerSuspended`` version 1 to 2: ``why`` was renamed ``reason``."""
+    return {"reason": stored["why"]}
 
 
 # Investor
