@@ -71,7 +71,9 @@ def esrc_store_backends() -> list[Backend]:
             kind="store",
             schemes=("nats",),
             factory=open_store,
-            capabilities=frozenset({Capability.SNAPSHOTS, Capability.PERSISTENT}),
+            capabilities=frozenset(
+                {Capability.SNAPSHOTS, Capability.PERSISTENT, Capability.THREADS}
+            ),
             description="NATS JetStream stream, a subject per aggregate (nats://host:4222)",
         )
     ]
