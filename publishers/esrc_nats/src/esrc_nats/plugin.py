@@ -71,9 +71,9 @@ def esrc_store_backends() -> list[Backend]:
             kind="store",
             schemes=("nats",),
             factory=open_store,
-            capabilities=frozenset(
-                {Capability.SNAPSHOTS, Capability.PERSISTENT, Capability.THREADS}
-            ),
+            # not THREADS yet: the linearizability test of concurrent histories fails
+            # now and then (see docs/nats.md)
+            capabilities=frozenset({Capability.SNAPSHOTS, Capability.PERSISTENT}),
             description="NATS JetStream stream, a subject per aggregate (nats://host:4222)",
         )
     ]
