@@ -426,23 +426,36 @@ class NatsEventStore(EventStore):
         subject = self._check(aggregate_type, aggregate_id, doing)
 
         async def add() -> None:
+            from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
             version, _ = await self._last(subject)
             if version == 0:
                 raise AggregateNotFound(f"{doing}: the aggregate does not exist")
             if not 1 <= snapshot.version <= version:
                 raise SnapshotVersionError(f"{doing}: the stream is at version {version}")
             key = self._snapshot_key(subject)
-            current = await self._latest(key)
-            if current is not None and current.version > snapshot.version:
-                return
             value = json.dumps(
                 {
                     "version": snapshot.version,
                     "schema_version": snapshot.schema_version,
                     "data": base64.b64encode(snapshot.data).decode(),
                 }
-            )
-            await self._kv.put(key, value.encode())
+            ).encode()
+            while True:  # compare and set on the key's revision: concurrent adds keep the highest
+                try:
+                    entry = await self._kv.get(key)
+                except KeyNotFoundError:
+                    entry = None
+                try:
+                    if entry is None:
+                        await self._kv.create(key, value)
+                        return
+                    if entry.value and json.loads(entry.value)["version"] > snapshot.version:
+                        return
+                    await self._kv.update(key, value, last=entry.revision)
+                    return
+                except KeyWrongLastSequenceError:
+                    continue
 
         self._run(add(), doing)
 
