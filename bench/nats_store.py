@@ -8,9 +8,8 @@ Figures, in microseconds per operation (median of ``--rounds`` rounds of ``--ops
 - **add 10 events**: a basket with ten events against one atomic batch of ten
   messages published by hand (the last one a request awaiting the ack);
 - **load 10 events**: ``Repository.find_by_id`` of such a basket against a last-by-
-  subject direct get and one next-by-subject direct get per message, as the store
-  reads (nats-py 2.16 offers no batched direct get, so both sides pay a round trip
-  per event).
+  subject direct get and one batched direct get of the subject's messages sent by
+  hand (nats-py 2.16 has no call for it), as the store reads.
 
 The raw side runs on an event loop of its own with ``asyncio.run``, so it pays no
 thread hop; esrc's side pays the hop to the store's loop thread. Without ``--url`` a
@@ -22,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import socket
 import statistics
@@ -30,12 +30,14 @@ import sys
 import tempfile
 import time
 import uuid
+from asyncio import Future
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import nats
 from esrc_core.events import RawEvent
+from nats.aio.msg import Msg
 
 from bench.model import Basket, ItemAdded, raw_history, registry
 from esrc_core import Repository, open_event_store
@@ -111,11 +113,24 @@ async def _raw(url: str, ops: int, stream: str, prefix: str) -> dict[str, float]
 
         started = time.perf_counter()
         for subject in subjects:
-            last = await js.get_last_msg(stream, subject, direct=True)
-            seq, end = 0, int(last.seq or 0)
-            while seq < end:
-                msg = await js.get_msg(stream, seq=seq + 1, subject=subject, direct=True, next=True)
-                seq = int(msg.seq or 0)
+            await js.get_last_msg(stream, subject, direct=True)
+            done = asyncio.get_running_loop().create_future()
+            got: list[bytes] = []
+
+            async def collect(msg: Msg, got: list[bytes] = got, done: Future[None] = done) -> None:
+                if msg.headers and msg.headers.get("Status"):
+                    done.set_result(None)
+                else:
+                    got.append(msg.data)
+
+            inbox = client.new_inbox()
+            sub = await client.subscribe(inbox, cb=collect)
+            request = {"seq": 1, "next_by_subj": subject, "batch": 1000}
+            await client.publish(
+                f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
+            )
+            await asyncio.wait_for(done, 5)
+            await sub.unsubscribe()
         figures["load 10 events"] = (time.perf_counter() - started) / ops * 1e6
     finally:
         await client.close()
