@@ -129,7 +129,7 @@ def test_demo_on_sqlite_with_the_in_process_publisher(tmp_path: Path) -> None:
         read_models.close()
         store.close()
     text = "\n".join(lines)
-    for heading in ("Event store: 12 streams", "Read model: investors", "Read model: invoices"):
+    for heading in ("Event store: 13 streams", "Read model: investors", "Read model: invoices"):
         assert heading in text
     assert "Read models match the aggregates loaded from the event store" in text
     events_db = tmp_path / "demo" / "events.db"
@@ -203,7 +203,7 @@ def test_cli_demo_prints_the_tables_and_exits_0(
 ) -> None:
     assert main(["demo", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Relay 'financing' -> memory://: published 44 events" in out
+    assert "Relay 'financing' -> memory://: published 46 events" in out
     assert "investor     available  reserved  committed      total" in out
 
 

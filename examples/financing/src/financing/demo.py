@@ -27,7 +27,7 @@ from esrc_core import EventStore, RawEvent, decode_id, open_event_store
 from esrc_sqlalchemy import SqlEventStore
 from financing.commands import Commands
 from financing.errors import FinancingError
-from financing.events import registry
+from financing.events import IssuerRegistered, registry
 from financing.money import format_money
 from financing.pipeline import Pipeline
 from financing.process import FinancingProcess
@@ -264,6 +264,7 @@ class _Demo:
         self.race_on_one_investor()
         self.deliver_twice()
         self.forget_an_investor()
+        self.read_an_old_event()
         self.result.conflicts = self.commands.conflicts
 
     def open_the_market(self) -> None:
@@ -351,6 +352,25 @@ class _Demo:
         self.out(
             f"   the read models show her as {view.name!r}, available "
             f"{format_money(view.available)}, committed {format_money(view.committed)}"
+        )
+
+    def read_an_old_event(self) -> None:
+        c, r = self.commands, self.result
+        self.say("An issuer carried over from an older release: its IssuerSuspended was")
+        self.out("   stored at schema version 1 (field 'why'); it is read as version 2 (field")
+        self.out("   'reason') through the registry's upcaster, the stored bytes untouched")
+        issuer_id = uuid.uuid4()
+        r.issuers["Old Mill Ltd"] = issuer_id
+        registered = registry.to_raw(IssuerRegistered(issuer_id, "Old Mill Ltd"))
+        suspended_v1 = RawEvent("IssuerSuspended", b'{"why": "late filings"}', schema_version=1)
+        self.store.add_aggregate("Issuer", issuer_id, [registered, suspended_v1])
+        self.settle()
+        stored = self.store.events("Issuer", issuer_id)[1]
+        issuer = c.issuers.find_by_id(issuer_id)
+        self.out(
+            f"   stored: version {stored.schema_version} {stored.data.decode()}; "
+            f"loaded: {'active' if issuer.active else 'suspended'} "
+            f"({issuer.suspended_because}), read as {registry.from_raw(stored)!r}"
         )
 
     def race_for_one_invoice(self) -> None:
