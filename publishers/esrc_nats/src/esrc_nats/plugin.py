@@ -73,7 +73,17 @@ def esrc_store_backends() -> list[Backend]:
             factory=open_store,
             # not THREADS yet: the linearizability test of concurrent histories fails
             # now and then (see docs/nats.md)
-            capabilities=frozenset({Capability.SNAPSHOTS, Capability.PERSISTENT}),
+            capabilities=frozenset(
+                {
+                    Capability.SNAPSHOTS,
+                    Capability.PERSISTENT,
+                    Capability.OUTBOX,
+                    Capability.WAIT,
+                    Capability.READ_AHEAD,
+                    Capability.RELAY_LOCK,
+                    Capability.INSPECT,
+                }
+            ),
             description="NATS JetStream stream, a subject per aggregate (nats://host:4222)",
         )
     ]

@@ -14,8 +14,10 @@ with ``allow_atomic`` on the stream): all of it is stored, or nothing. On an old
 server such an append is refused with :class:`~esrc_core.errors.NotSupportedError`
 before anything is published; single events still work.
 
-Snapshots live in a KV bucket, one key per stream and version. The store is
-synchronous: nats-py runs on an event loop in a thread of the store's own.
+Snapshots live in a KV bucket, one key per stream. The outbox follows the stream's
+sequence; relay checkpoints and relay locks live in KV buckets of their own (see
+:mod:`esrc_nats._relaying`). The store is synchronous: nats-py runs on an event loop in
+a thread of the store's own.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import contextlib
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
@@ -37,6 +40,7 @@ from esrc_core.errors import (
     AggregateRequiresEvents,
     BackendConfigError,
     EsrcError,
+    InvalidEventError,
     NotSupportedError,
     OptimisticConcurrencyError,
     SnapshotVersionError,
@@ -45,59 +49,85 @@ from esrc_core.errors import (
 )
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
+from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.store import INT64_MAX, EventStore, check_int
+
+from esrc_nats._messages import (
+    Message,
+    direct_get,
+    event_headers,
+    raw_event,
+    recorded_at,
+    stream_of,
+    subject,
+    unb64,
+)
+from esrc_nats._relaying import (
+    Link,
+    NatsOutbox,
+    NatsRelayLock,
+    checkpoint_key,
+    lock_holder,
+    read_checkpoint,
+)
 
 __all__ = ["NatsEventStore"]
 
 T = TypeVar("T")
 
-_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _READ_BATCH = 1000
 """Messages asked for by one batched direct get."""
 _WRONG_LAST_SEQUENCE = 10071
 """JetStream's error code for a publish whose expected last subject sequence is wrong."""
 
 
-def _b64(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def subject_token(aggregate_type: str) -> str:
-    """The subject token of an aggregate type: itself when it is letters, digits, ``_``
-    and ``-``, else ``~`` and its base64url form."""
-    return aggregate_type if _TOKEN.fullmatch(aggregate_type) else "~" + _b64(aggregate_type)
-
-
 class NatsEventStore(EventStore):
     """An :class:`~esrc_core.store.EventStore` on JetStream (see the module's docstring).
 
-    ``NatsEventStore(url)`` with ``nats://host:port?stream=ESRC&prefix=esrc&replicas=1``
-    (the defaults shown; ``bucket`` names the snapshot bucket, default
-    ``<stream>_snapshots``; ``timeout`` in seconds, default 5; ``max_batch`` the most
+    ``NatsEventStore(url)`` with ``nats://host:port[,host:port...]?stream=ESRC&prefix=esrc``
+    and the options: ``replicas`` (of the stream and buckets it creates; default 3 when
+    the URL names several servers, else 1), ``bucket`` (the snapshot bucket, default
+    ``<stream>_snapshots``), ``timeout`` (seconds, default 5), ``max_batch`` (the most
     events one append may hold, default 1000, the server's default
-    ``jetstream.limits.batch.max_msgs``: raise both together). The stream and bucket
-    are created when missing.
+    ``jetstream.limits.batch.max_msgs``: raise both together) and ``lock_ttl`` (seconds
+    a dead relay's lock stays taken, default 10). The stream and the buckets
+    (``<stream>_snapshots``, ``<stream>_relays``, ``<stream>_locks``) are created when
+    missing; a stream that exists with another subject, another replica count than the
+    one asked for, or without direct gets raises
+    :class:`~esrc_core.errors.BackendConfigError`.
     """
 
     def __init__(self, url: str, **options: Any) -> None:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         query.update({key: str(value) for key, value in options.items()})
-        known = {"stream", "prefix", "replicas", "bucket", "timeout", "max_batch"}
+        known = {"stream", "prefix", "replicas", "bucket", "timeout", "max_batch", "lock_ttl"}
         unknown = set(query) - known
         if unknown:
             raise BackendConfigError(
                 f"open {url!r}: unknown options {sorted(unknown)}; known: {sorted(known)}"
             )
         self.url = url
+        self._servers = [f"nats://{host}" for host in (parts.netloc or "127.0.0.1:4222").split(",")]
         self.stream = query.get("stream", "ESRC")
         self.prefix = query.get("prefix", "esrc")
         self.bucket = query.get("bucket", f"{self.stream}_snapshots")
-        self.replicas = int(query.get("replicas", "1"))
-        self.timeout = float(query.get("timeout", "5"))
-        self.max_batch = int(query.get("max_batch", "1000"))
-        self._servers = [f"nats://{host}" for host in (parts.netloc or "127.0.0.1:4222").split(",")]
+        self._replicas_asked = "replicas" in query
+        default_replicas = "3" if len(self._servers) > 1 else "1"
+        try:
+            self.replicas = int(query.get("replicas", default_replicas))
+            self.timeout = float(query.get("timeout", "5"))
+            self.max_batch = int(query.get("max_batch", "1000"))
+            self.lock_ttl = float(query.get("lock_ttl", "10"))
+        except ValueError as error:
+            raise BackendConfigError(f"open {url!r}: {error}") from None
+        if self.replicas < 1 or self.timeout <= 0 or self.max_batch < 1 or self.lock_ttl <= 0:
+            raise BackendConfigError(
+                f"open {url!r}: replicas and max_batch must be 1 or more, timeout and "
+                "lock_ttl above 0"
+            )
         self._closed = False
+        self._outboxes: dict[str, NatsOutbox] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -129,6 +159,7 @@ class NatsEventStore(EventStore):
         except EsrcError:
             raise
         except (OSError, TimeoutError) as error:
+            future.cancel()
             raise StoreUnavailableError(f"{doing}: NATS did not answer: {error}") from error
         except Exception as error:
             import nats.errors
@@ -155,7 +186,7 @@ class NatsEventStore(EventStore):
 
     async def _open(self) -> None:
         import nats
-        from nats.js.api import StreamConfig
+        from nats.js.api import KeyValueConfig, StreamConfig
         from nats.js.errors import BucketNotFoundError, NotFoundError
 
         async def ignore(err: Exception) -> None:
@@ -176,7 +207,6 @@ class NatsEventStore(EventStore):
         self._js = self._nc.jetstream(timeout=self.timeout)
         try:
             info = await self._js.stream_info(self.stream)
-            self._batches = self._batches and bool(info.config.allow_atomic)
         except NotFoundError:
             config = StreamConfig(
                 name=self.stream,
@@ -187,20 +217,53 @@ class NatsEventStore(EventStore):
             if self._batches:
                 config.allow_atomic = True
             await self._js.add_stream(config)
-        try:
-            self._kv = await self._js.key_value(self.bucket)
-        except BucketNotFoundError:
-            from nats.js.api import KeyValueConfig
+        else:
+            self._check_stream(info.config)
+            self._batches = self._batches and bool(info.config.allow_atomic)
 
-            self._kv = await self._js.create_key_value(
-                KeyValueConfig(bucket=self.bucket, replicas=self.replicas, history=1)
+        async def bucket(name: str, **config: Any) -> Any:
+            try:
+                return await self._js.key_value(name)
+            except BucketNotFoundError:
+                return await self._js.create_key_value(
+                    KeyValueConfig(bucket=name, replicas=self.replicas, history=1, **config)
+                )
+
+        self._kv = await bucket(self.bucket)
+        self._relays = await bucket(f"{self.stream}_relays")
+        self._locks = await bucket(f"{self.stream}_locks", ttl=self.lock_ttl)
+        ttl = (await self._locks.status()).ttl
+        if ttl and abs(ttl - self.lock_ttl) > 0.001:
+            raise BackendConfigError(
+                f"open {self.url!r}: the lock bucket {self.stream}_locks exists with a time "
+                f"to live of {ttl} s, not lock_ttl={self.lock_ttl}"
+            )
+        self._link = Link(self._run, self._nc, self.stream, f"{self.prefix}.>", self.timeout)
+
+    def _check_stream(self, config: Any) -> None:
+        """Raise :class:`~esrc_core.errors.BackendConfigError` when the existing stream
+        cannot hold this store's events as the store reads them."""
+        doing = f"open {self.url!r}: stream {self.stream!r} exists"
+        subjects = list(config.subjects or [])
+        if f"{self.prefix}.>" not in subjects:
+            raise BackendConfigError(
+                f"{doing} with subjects {subjects}, not {self.prefix + '.>'!r}: choose "
+                "another stream name or the prefix it was made with"
+            )
+        if not config.allow_direct:
+            raise BackendConfigError(
+                f"{doing} without allow_direct: the store reads by direct gets"
+            )
+        if self._replicas_asked and config.num_replicas != self.replicas:
+            raise BackendConfigError(
+                f"{doing} with {config.num_replicas} replicas, not replicas={self.replicas}"
             )
 
     # -- subjects and messages -------------------------------------------------------
 
     def subject(self, aggregate_type: str, aggregate_id: AggregateId) -> str:
         """The subject of a stream's events."""
-        return f"{self.prefix}.{subject_token(aggregate_type)}.{_b64(encode_id(aggregate_id))}"
+        return subject(self.prefix, aggregate_type, aggregate_id)
 
     def _check(self, aggregate_type: str, aggregate_id: AggregateId, doing: str) -> str:
         if self._closed:
@@ -208,99 +271,109 @@ class NatsEventStore(EventStore):
         check_aggregate_type(aggregate_type, doing=doing)
         return self.subject(aggregate_type, check_id(aggregate_id, doing=doing))
 
-    async def _last(self, subject: str) -> tuple[int, int]:
-        """(version, stream sequence) of the subject's last message; (0, 0) for none."""
+    async def _last_message(self, subject_: str) -> Any:
+        """The subject's last message, ``None`` when it has none."""
         from nats.js.errors import NotFoundError
 
         try:
-            msg = await self._js.get_last_msg(self.stream, subject, direct=True)
+            return await self._js.get_last_msg(self.stream, subject_, direct=True)
         except NotFoundError:
+            return None
+
+    async def _last(self, subject_: str) -> tuple[int, int]:
+        """(version, stream sequence) of the subject's last message; (0, 0) for none."""
+        msg = await self._last_message(subject_)
+        if msg is None:
             return 0, 0
-        headers = msg.headers or {}
-        return int(headers["Esrc-Version"]), int(msg.seq or 0)
+        return int((msg.headers or {})["Esrc-Version"]), int(msg.seq or 0)
 
-    @staticmethod
-    def _headers(event: RawEvent, version: int) -> dict[str, str]:
-        return {
-            "Esrc-Name": json.dumps(event.name),
-            "Esrc-Metadata": json.dumps(dict(event.metadata), sort_keys=True),
-            "Esrc-Schema-Version": str(event.schema_version),
-            "Esrc-Version": str(version),
-        }
+    async def _stored(self, subject_: str, append: str) -> bool:
+        """Whether the subject's last message is the last of append ``append``; ``False``
+        when that cannot be read either."""
+        try:
+            msg = await self._last_message(subject_)
+        except Exception:
+            return False
+        return msg is not None and (msg.headers or {}).get("Esrc-Append") == append
 
-    async def _publish(
-        self, subject: str, events: Sequence[RawEvent], version: int, last_seq: int, doing: str
+    async def _send(
+        self, subject_: str, events: Sequence[RawEvent], version: int, last_seq: int, append: str
     ) -> None:
+        """Publish ``events`` after stream sequence ``last_seq`` of the subject, one
+        message or one atomic batch; raise what nats-py raises."""
         from nats.js.errors import APIError
 
-        try:
-            if len(events) == 1:
-                headers = self._headers(events[0], version + 1)
+        if len(events) == 1:
+            headers = event_headers(events[0], version + 1)
+            headers["Nats-Expected-Last-Subject-Sequence"] = str(last_seq)
+            headers["Nats-Msg-Id"] = headers["Esrc-Append"] = append
+            await self._js.publish(subject_, events[0].data, headers=headers)
+            return
+        batch = uuid.uuid4().hex
+        for index, event in enumerate(events, 1):
+            headers = event_headers(event, version + index)
+            headers["Nats-Batch-Id"] = batch
+            headers["Nats-Batch-Sequence"] = str(index)
+            if index == 1:
                 headers["Nats-Expected-Last-Subject-Sequence"] = str(last_seq)
-                await self._js.publish(subject, events[0].data, headers=headers)
-                return
-            batch = uuid.uuid4().hex
-            for index, event in enumerate(events, 1):
-                headers = self._headers(event, version + index)
-                headers["Nats-Batch-Id"] = batch
-                headers["Nats-Batch-Sequence"] = str(index)
-                if index == 1:
-                    headers["Nats-Expected-Last-Subject-Sequence"] = str(last_seq)
-                if index == len(events):
-                    headers["Nats-Batch-Commit"] = "1"
-                    reply = await self._nc.request(
-                        subject, event.data, headers=headers, timeout=self.timeout
-                    )
-                    answer = json.loads(reply.data or b"{}")
-                    if "error" in answer:
-                        raise APIError.from_error(answer["error"])
-                else:
-                    await self._nc.publish(subject, event.data, headers=headers)
-        except APIError as error:
-            if error.err_code == _WRONG_LAST_SEQUENCE:
-                raise OptimisticConcurrencyError(
-                    f"{doing}: another writer appended first (the stream is no longer at "
-                    f"version {version}; {error.description})"
-                ) from error
-            raise StoreUnavailableError(
-                f"{doing}: JetStream refused the append: {error}"
-            ) from error
-
-    async def _get_batch(
-        self, subject: str, start: int, count: int
-    ) -> list[tuple[int, dict[str, str], bytes]]:
-        """Up to ``count`` messages of ``subject`` from stream sequence ``start`` on, by
-        one batched direct get (server 2.11 or later): the server sends them to an inbox
-        and ends with a ``204`` status."""
-        inbox = self._nc.new_inbox()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-
-        async def collect(msg: Any) -> None:
-            await queue.put(msg)
-
-        subscription = await self._nc.subscribe(inbox, cb=collect)
-        try:
-            request = {"seq": start, "next_by_subj": subject, "batch": count}
-            await self._nc.publish(
-                f"$JS.API.DIRECT.GET.{self.stream}", json.dumps(request).encode(), reply=inbox
+            if index < len(events):
+                await self._nc.publish(subject_, event.data, headers=headers)
+                continue
+            headers["Nats-Batch-Commit"] = "1"
+            headers["Esrc-Append"] = append
+            reply = await self._nc.request(
+                subject_, event.data, headers=headers, timeout=self.timeout
             )
-            page: list[tuple[int, dict[str, str], bytes]] = []
-            while True:
-                msg = await asyncio.wait_for(queue.get(), self.timeout)
-                headers = dict(msg.headers or {})
-                status = headers.get("Status")
-                if status in {"204", "404"}:
-                    return page
-                if status:
-                    raise StoreUnavailableError(
-                        f"direct get of {subject} from {start}: status {status} "
-                        f"{headers.get('Description', '')}"
-                    )
-                page.append((int(headers["Nats-Sequence"]), headers, msg.data or b""))
-        finally:
-            await subscription.unsubscribe()
+            answer = json.loads(reply.data or b"{}")
+            if "error" in answer:
+                raise APIError.from_error(answer["error"])
 
-    def _refuse_batch(self, events: Sequence[RawEvent], doing: str) -> None:
+    async def _publish(
+        self, subject_: str, events: Sequence[RawEvent], version: int, last_seq: int, doing: str
+    ) -> None:
+        """Publish ``events`` (see :meth:`_send`) until JetStream answers. When an
+        answer is lost (a timeout, the connection or the stream leader away), the
+        subject's last message tells whether the append was stored; if not, it is sent
+        again (a single event under the same ``Nats-Msg-Id``, so the server drops it if
+        the first one lands late; a batch is guarded by its expected sequence).
+        Gives up after twice the timeout with
+        :class:`~esrc_core.errors.StoreUnavailableError` saying the outcome is unknown."""
+        import nats.errors
+        from nats.js.errors import APIError
+
+        append = uuid.uuid4().hex
+        deadline = time.monotonic() + self.timeout * 2
+        retried = False
+        while True:
+            try:
+                await self._send(subject_, events, version, last_seq, append)
+                return
+            except APIError as error:
+                if error.err_code == _WRONG_LAST_SEQUENCE:
+                    if retried and await self._stored(subject_, append):
+                        return
+                    raise OptimisticConcurrencyError(
+                        f"{doing}: another writer appended first (the stream is no longer at "
+                        f"version {version}; {error.description})"
+                    ) from error
+                if error.code != 503 or time.monotonic() > deadline:
+                    raise StoreUnavailableError(
+                        f"{doing}: JetStream refused the append: {error}"
+                    ) from error
+            except (nats.errors.Error, OSError, TimeoutError) as error:
+                if await self._stored(subject_, append):
+                    return
+                if time.monotonic() > deadline:
+                    raise StoreUnavailableError(
+                        f"{doing}: JetStream did not acknowledge the append "
+                        f"({type(error).__name__}: {error}); it may have been stored: read "
+                        "the stream to know"
+                    ) from error
+            retried = True
+            await asyncio.sleep(0.1)
+
+    def _refuse(self, events: Sequence[RawEvent], doing: str) -> None:
+        """Refuse, before publishing anything, an append the server would not take."""
         if len(events) > self.max_batch:
             raise NotSupportedError(
                 f"{doing}: {len(events)} events in one append exceed max_batch="
@@ -313,6 +386,16 @@ class NatsEventStore(EventStore):
                 f"(nats-server 2.12 or later, stream {self.stream!r} with allow_atomic); "
                 "nothing was published"
             )
+        limit = self._nc.max_payload
+        for index, event in enumerate(events):
+            headers = event_headers(event, 1)
+            size = len(event.data) + sum(len(k) + len(v) + 4 for k, v in headers.items()) + 300
+            if size > limit:
+                raise InvalidEventError(
+                    f"{doing}: event {index} ({event.name!r}) is about {size} bytes with its "
+                    f"headers, over the server's max_payload of {limit} bytes; nothing was "
+                    "published"
+                )
 
     # -- EventStore ------------------------------------------------------------------
 
@@ -321,15 +404,15 @@ class NatsEventStore(EventStore):
     ) -> None:
         """See :meth:`esrc_core.store.EventStore.add_aggregate`."""
         doing = f"add {aggregate_type} {aggregate_id!r}"
-        subject = self._check(aggregate_type, aggregate_id, doing)
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
         check_events(events, doing=doing)
         if not events:
             raise AggregateRequiresEvents(f"{doing}: an aggregate needs at least one event")
-        self._refuse_batch(events, doing)
+        self._refuse(events, doing)
 
         async def add() -> None:
             try:
-                await self._publish(subject, events, 0, 0, doing)
+                await self._publish(subject_, events, 0, 0, doing)
             except OptimisticConcurrencyError as error:
                 raise AggregateAlreadyExists(f"{doing}: the aggregate already exists") from error
 
@@ -344,22 +427,56 @@ class NatsEventStore(EventStore):
     ) -> None:
         """See :meth:`esrc_core.store.EventStore.append_events`."""
         doing = f"append to {aggregate_type} {aggregate_id!r} at version {from_version}"
-        subject = self._check(aggregate_type, aggregate_id, doing)
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
         check_events(events, doing=doing)
         if not events:
             raise AggregateRequiresEvents(f"{doing}: no events to append")
         check_int(from_version, "from_version", doing=doing, maximum=INT64_MAX - len(events))
-        self._refuse_batch(events, doing)
+        self._refuse(events, doing)
 
         async def append() -> None:
-            version, last_seq = await self._last(subject)
+            version, last_seq = await self._last(subject_)
             if version == 0:
                 raise OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
             if version != from_version:
                 raise OptimisticConcurrencyError(f"{doing}: stream is at version {version}")
-            await self._publish(subject, events, version, last_seq, doing)
+            await self._publish(subject_, events, version, last_seq, doing)
 
         self._run(append(), doing)
+
+    async def _messages(self, subject_: str, doing: str) -> list[Message]:
+        """Every message of the subject up to its last one when called, by batched
+        direct gets of up to 1,000 messages (nats-server 2.11 or later) or one direct
+        get each on older servers; raises AggregateNotFound when there is none."""
+        from nats.js.errors import NotFoundError
+
+        version, last_seq = await self._last(subject_)
+        if version == 0:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        found: list[Message] = []
+        seq = 0
+        while seq < last_seq:
+            if self._batch_reads:
+                page = await direct_get(
+                    self._nc, self.stream, subject_, seq + 1, _READ_BATCH, timeout=self.timeout
+                )
+            else:
+                try:
+                    msg = await self._js.get_msg(
+                        self.stream, seq=seq + 1, subject=subject_, direct=True, next=True
+                    )
+                except NotFoundError:
+                    break
+                headers = dict(msg.headers or {})
+                page = [Message(int(msg.seq or 0), subject_, headers, msg.data or b"")]
+            if not page:
+                break
+            for message in page:
+                if message.seq > last_seq:
+                    return found
+                found.append(message)
+            seq = page[-1].seq
+        return found
 
     def events(
         self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
@@ -368,54 +485,26 @@ class NatsEventStore(EventStore):
         up to its last message when called: by batched direct gets of up to 1,000
         messages on nats-server 2.11 or later, one direct get each on older ones."""
         doing = f"read {aggregate_type} {aggregate_id!r} after version {from_version}"
-        subject = self._check(aggregate_type, aggregate_id, doing)
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
         check_int(from_version, "from_version", doing=doing, minimum=-(2**63))
 
         async def read() -> list[RawEvent]:
-            from nats.js.errors import NotFoundError
-
-            version, last_seq = await self._last(subject)
-            if version == 0:
-                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-            found: list[RawEvent] = []
-            seq = 0
-            while seq < last_seq:
-                if self._batch_reads:
-                    page = await self._get_batch(subject, seq + 1, _READ_BATCH)
-                else:
-                    try:
-                        msg = await self._js.get_msg(
-                            self.stream, seq=seq + 1, subject=subject, direct=True, next=True
-                        )
-                    except NotFoundError:
-                        break
-                    page = [(int(msg.seq or 0), msg.headers or {}, msg.data or b"")]
-                if not page:
-                    break
-                for seq, headers, data in page:
-                    if seq > last_seq:
-                        break
-                    if int(headers["Esrc-Version"]) > from_version:
-                        found.append(
-                            RawEvent(
-                                json.loads(headers["Esrc-Name"]),
-                                data,
-                                json.loads(headers["Esrc-Metadata"]),
-                                int(headers["Esrc-Schema-Version"]),
-                            )
-                        )
-            return found
+            return [
+                raw_event(m.headers, m.data)
+                for m in await self._messages(subject_, doing)
+                if m.version > from_version
+            ]
 
         return self._run(read(), doing)
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
         doing = f"look for {aggregate_type} {aggregate_id!r}"
-        subject = self._check(aggregate_type, aggregate_id, doing)
-        return self._run(self._last(subject), doing)[0] > 0
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
+        return self._run(self._last(subject_), doing)[0] > 0
 
-    def _snapshot_key(self, subject: str) -> str:
-        return subject.split(".", 1)[1].replace("~", "_")
+    def _snapshot_key(self, subject_: str) -> str:
+        return subject_.split(".", 1)[1].replace("~", "_")
 
     def add_snapshot(
         self, aggregate_type: str, aggregate_id: AggregateId, snapshot: RawSnapshot
@@ -423,17 +512,17 @@ class NatsEventStore(EventStore):
         """See :meth:`esrc_core.store.EventStore.add_snapshot`. Keeps the snapshot with
         the highest version (a lower one added later does not replace it)."""
         doing = f"add a snapshot of {aggregate_type} {aggregate_id!r} at version {snapshot.version}"
-        subject = self._check(aggregate_type, aggregate_id, doing)
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
 
         async def add() -> None:
             from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-            version, _ = await self._last(subject)
+            version, _ = await self._last(subject_)
             if version == 0:
                 raise AggregateNotFound(f"{doing}: the aggregate does not exist")
             if not 1 <= snapshot.version <= version:
                 raise SnapshotVersionError(f"{doing}: the stream is at version {version}")
-            key = self._snapshot_key(subject)
+            key = self._snapshot_key(subject_)
             value = json.dumps(
                 {
                     "version": snapshot.version,
@@ -476,8 +565,146 @@ class NatsEventStore(EventStore):
     def latest_snapshot(self, aggregate_type: str, aggregate_id: AggregateId) -> RawSnapshot | None:
         """See :meth:`esrc_core.store.EventStore.latest_snapshot`."""
         doing = f"read the latest snapshot of {aggregate_type} {aggregate_id!r}"
-        subject = self._check(aggregate_type, aggregate_id, doing)
-        return self._run(self._latest(self._snapshot_key(subject)), doing)
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
+        return self._run(self._latest(self._snapshot_key(subject_)), doing)
+
+    # -- the outbox and relay locks ----------------------------------------------------
+
+    def outbox(self, name: str = "default") -> NatsOutbox:
+        """See :meth:`esrc_core.relay.HasOutbox.outbox`: the events after relay
+        ``name``'s checkpoint in stream sequence order (the order the server stored
+        them in; an atomic batch's events are consecutive)."""
+        if self._closed:
+            raise StoreClosedError(
+                f"open the outbox of relay {name!r}: the store {self!r} is closed"
+            )
+        if name not in self._outboxes:
+            self._outboxes[name] = NatsOutbox(name, self._link, self._relays)
+        return self._outboxes[name]
+
+    def relay_lock(self, name: str) -> NatsRelayLock:
+        """See :meth:`esrc_core.locks.HasRelayLock.relay_lock`: a key of the
+        ``<stream>_locks`` bucket, renewed while held and expiring ``lock_ttl``
+        seconds after its holder stopped renewing it (a crashed relay)."""
+        return NatsRelayLock(name, self._link, self._locks, self.lock_ttl)
+
+    def relay_lock_holders(self, names: Sequence[str]) -> dict[str, str | None]:
+        """See :meth:`esrc_core.locks.InspectsRelayLocks.relay_lock_holders`."""
+
+        async def holders() -> dict[str, str | None]:
+            return {name: await lock_holder(self._locks, name) for name in names}
+
+        return self._run(holders(), "read who holds the relay locks")
+
+    # -- inspection ----------------------------------------------------------------------
+
+    def streams(
+        self, aggregate_type: str | None = None, *, limit: int | None = None
+    ) -> list[StreamInfo]:
+        """See :meth:`esrc_core.inspection.Inspectable.streams`: the stream's subjects
+        and their message counts (one request), then each listed stream's last
+        message for its time."""
+        doing = "list the streams"
+        if aggregate_type is not None:
+            check_aggregate_type(aggregate_type, doing=doing)
+        filter_subject = (
+            f"{self.prefix}.>"
+            if aggregate_type is None
+            else subject(self.prefix, aggregate_type, 0).rsplit(".", 1)[0] + ".*"
+        )
+
+        async def list_streams() -> list[StreamInfo]:
+            info = await self._js.stream_info(self.stream, subjects_filter=filter_subject)
+            keyed = [
+                (*stream_of(name), count, name)
+                for name, count in (info.state.subjects or {}).items()
+            ]
+            keyed.sort(key=lambda row: (row[0], encode_id(row[1])))
+            if limit is not None:
+                del keyed[limit:]
+            found = []
+            for kind, aggregate_id, count, name in keyed:
+                last = await self._last_message(name)
+                when = recorded_at(dict(last.headers or {})) if last is not None else None
+                found.append(StreamInfo(kind, aggregate_id, int(count), when))
+            return found
+
+        return self._run(list_streams(), doing)
+
+    def recorded_events(
+        self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
+    ) -> list[RecordedEvent]:
+        """See :meth:`esrc_core.inspection.Inspectable.recorded_events`: positions are
+        stream sequences, times the server's."""
+        doing = f"read {aggregate_type} {aggregate_id!r} after version {from_version}"
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
+
+        async def read() -> list[RecordedEvent]:
+            return [
+                RecordedEvent(
+                    aggregate_type,
+                    aggregate_id,
+                    m.version,
+                    m.seq,
+                    raw_event(m.headers, m.data),
+                    recorded_at(m.headers),
+                )
+                for m in await self._messages(subject_, doing)
+                if m.version > from_version
+            ]
+
+        return self._run(read(), doing)
+
+    def relays(self) -> list[RelayProgress]:
+        """See :meth:`esrc_core.inspection.Inspectable.relays`: ``published`` and
+        ``pending`` count the stream's messages up to and after each checkpoint."""
+
+        async def progress() -> list[RelayProgress]:
+            from nats.js.errors import NoKeysError
+
+            try:
+                keys = await self._relays.keys()
+            except NoKeysError:
+                return []
+            state = (await self._js.stream_info(self.stream)).state
+            found = []
+            for key in keys:
+                name = unb64(key[1:])
+                position, _ = await read_checkpoint(self._relays, name)
+                pending = max(0, int(state.last_seq) - max(position, int(state.first_seq) - 1))
+                oldest = None
+                if pending:
+                    page = await direct_get(
+                        self._nc,
+                        self.stream,
+                        f"{self.prefix}.>",
+                        position + 1,
+                        1,
+                        timeout=self.timeout,
+                    )
+                    oldest = recorded_at(page[0].headers) if page else None
+                published = max(0, min(position, int(state.last_seq)) - int(state.first_seq) + 1)
+                found.append(RelayProgress(name, published, pending, oldest))
+            return sorted(found, key=lambda relay: relay.name)
+
+        return self._run(progress(), "read the relays' progress")
+
+    def copy_relay(self, source: str, target: str) -> None:
+        """See :meth:`esrc_core.inspection.Inspectable.copy_relay`."""
+
+        async def copy() -> None:
+            position, _ = await read_checkpoint(self._relays, source)
+            if position:
+                value = json.dumps({"position": position}).encode()
+                await self._relays.put(checkpoint_key(target), value)
+            else:
+                await self._relays.purge(checkpoint_key(target))
+
+        self._run(copy(), f"copy relay {source!r} to {target!r}")
+
+    def forget_relay(self, name: str) -> None:
+        """See :meth:`esrc_core.inspection.Inspectable.forget_relay`."""
+        self._run(self._relays.purge(checkpoint_key(name)), f"forget relay {name!r}")
 
     def close(self) -> None:
         """See :meth:`esrc_core.store.EventStore.close`."""

@@ -1,0 +1,137 @@
+"""How the JetStream store lays events out in messages, and reads them back.
+
+A stream's subject is ``<prefix>.<type token>.<id token>``: the type token is the
+aggregate type itself when it is letters, digits, ``_`` and ``-``, else ``~`` and its
+base64url form; the id token is the base64url form of
+:func:`~esrc_core.ids.encode_id` (so ``42`` and ``"42"`` are different subjects). An
+event's name, metadata, schema version and stream version travel in headers, its data
+is the message body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from esrc_core.errors import StoreUnavailableError
+from esrc_core.events import RawEvent
+from esrc_core.ids import AggregateId, decode_id, encode_id
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def b64(text: str) -> str:
+    """``text`` as unpadded base64url: only letters, digits, ``-`` and ``_``."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def unb64(token: str) -> str:
+    """Invert :func:`b64`."""
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+
+
+def subject_token(aggregate_type: str) -> str:
+    """The subject token of an aggregate type: itself when it is letters, digits, ``_``
+    and ``-``, else ``~`` and its base64url form."""
+    return aggregate_type if _TOKEN.fullmatch(aggregate_type) else "~" + b64(aggregate_type)
+
+
+def subject(prefix: str, aggregate_type: str, aggregate_id: AggregateId) -> str:
+    """The subject of a stream's events."""
+    return f"{prefix}.{subject_token(aggregate_type)}.{b64(encode_id(aggregate_id))}"
+
+
+def stream_of(subject_: str) -> tuple[str, AggregateId]:
+    """The (aggregate type, id) whose subject is ``subject_`` (see :func:`subject`)."""
+    _, token, id_token = subject_.rsplit(".", 2)
+    aggregate_type = unb64(token[1:]) if token.startswith("~") else token
+    return aggregate_type, decode_id(unb64(id_token))
+
+
+def event_headers(event: RawEvent, version: int) -> dict[str, str]:
+    """The headers that carry ``event``'s fields besides its data, at ``version``."""
+    return {
+        "Esrc-Name": json.dumps(event.name),
+        "Esrc-Metadata": json.dumps(dict(event.metadata), sort_keys=True),
+        "Esrc-Schema-Version": str(event.schema_version),
+        "Esrc-Version": str(version),
+    }
+
+
+def raw_event(headers: Mapping[str, str], data: bytes) -> RawEvent:
+    """The event a message holds (see :func:`event_headers`)."""
+    return RawEvent(
+        json.loads(headers["Esrc-Name"]),
+        data,
+        json.loads(headers["Esrc-Metadata"]),
+        int(headers["Esrc-Schema-Version"]),
+    )
+
+
+def recorded_at(headers: Mapping[str, str]) -> dt.datetime | None:
+    """When the server stored a message read by a direct get (``Nats-Time-Stamp``)."""
+    stamp = headers.get("Nats-Time-Stamp")
+    if not stamp:
+        return None
+    # RFC 3339 with nanoseconds: Python keeps microseconds.
+    match = re.fullmatch(r"(.*?T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", stamp)
+    if match is None:
+        return None
+    whole, fraction, zone = match.groups()
+    text = whole + (f".{(fraction or '0')[:6]:0<6}") + ("+00:00" if zone == "Z" else zone)
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stored message read by a direct get."""
+
+    seq: int
+    subject: str
+    headers: Mapping[str, str]
+    data: bytes
+
+    @property
+    def version(self) -> int:
+        """The stream version of the event it holds."""
+        return int(self.headers["Esrc-Version"])
+
+
+async def direct_get(
+    nc: Any, stream: str, filter_subject: str, start: int, count: int, *, timeout: float
+) -> list[Message]:
+    """Up to ``count`` messages on ``filter_subject`` (wildcards allowed) from stream
+    sequence ``start`` on, in sequence order, by one batched direct get (nats-server
+    2.11 or later): the server sends them to an inbox and ends with a ``204`` status.
+    Raises :class:`~esrc_core.errors.StoreUnavailableError` for another status."""
+    inbox = nc.new_inbox()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    subscription = await nc.subscribe(inbox, cb=queue.put)
+    try:
+        request = {"seq": start, "next_by_subj": filter_subject, "batch": count}
+        await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox)
+        page: list[Message] = []
+        while True:
+            msg = await asyncio.wait_for(queue.get(), timeout)
+            headers = msg.headers or {}
+            status = headers.get("Status")
+            if status in {"204", "404"}:
+                return page
+            if status:
+                raise StoreUnavailableError(
+                    f"direct get of {filter_subject} from {start} on stream {stream}: "
+                    f"status {status} {headers.get('Description', '')}"
+                )
+            page.append(
+                Message(
+                    int(headers["Nats-Sequence"]), headers["Nats-Subject"], headers, msg.data or b""
+                )
+            )
+    finally:
+        await subscription.unsubscribe()
