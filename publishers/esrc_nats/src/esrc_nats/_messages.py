@@ -24,6 +24,11 @@ from esrc_core.events import RawEvent
 from esrc_core.ids import AggregateId, decode_id, encode_id
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+DELETED = "Esrc-Deleted"
+"""The header of a deleted stream's tombstone message."""
+HEAD = "Esrc-Head"
+"""The header of the message that stands for a stream's last event once retention
+removed every event (it carries the stream's version)."""
 
 
 def b64(text: str) -> str:

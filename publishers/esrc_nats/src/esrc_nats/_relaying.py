@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from esrc_core.relay import RelayEvent
 from esrc_core.store import INT64_MAX, check_int
 
-from esrc_nats._messages import Message, b64, direct_get, raw_event, stream_of
+from esrc_nats._messages import DELETED, HEAD, Message, b64, direct_get, raw_event, stream_of
 
 __all__ = ["Link", "NatsOutbox", "NatsRelayLock", "checkpoint_key", "read_checkpoint"]
 
@@ -121,6 +121,14 @@ def _relay_event(message: Message) -> RelayEvent:
     )
 
 
+def _events(messages: list[Message]) -> list[RelayEvent]:
+    """The events among ``messages``: not the tombstones of deleted streams or the head
+    markers of truncated ones, nor the events before a tombstone of their stream among
+    them (the deletion's purge of its stream had not run when they were read)."""
+    deleted = {m.subject for m in messages if DELETED in m.headers}
+    return [_relay_event(m) for m in messages if m.subject not in deleted and HEAD not in m.headers]
+
+
 class NatsOutbox:
     """Relay ``name``'s outbox on a JetStream store: the events after its checkpoint,
     in stream sequence order (see the module's docstring). Made by
@@ -148,7 +156,12 @@ class NatsOutbox:
             start = (
                 after if after >= 0 else (await read_checkpoint(self._checkpoints, self._name))[0]
             )
-            return [_relay_event(m) for m in await self._link.read(start + 1, limit)]
+            while True:  # past pages of tombstones alone
+                messages = await self._link.read(start + 1, limit)
+                events = _events(messages)
+                if events or not messages:
+                    return events
+                start = messages[-1].seq
 
         events = self._link.call(read(), doing)
         if events:

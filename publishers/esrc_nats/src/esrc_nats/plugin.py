@@ -82,6 +82,8 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.READ_AHEAD,
                     Capability.RELAY_LOCK,
                     Capability.INSPECT,
+                    Capability.UNITS_OF_WORK,
+                    Capability.DELETE_STREAMS,
                 }
             ),
             description="NATS JetStream stream, a subject per aggregate (nats://host:4222)",

@@ -30,22 +30,26 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+from esrc_core.atomic_appends import StreamAppend, check_appends
 from esrc_core.errors import (
     AggregateAlreadyExists,
     AggregateNotFound,
     AggregateRequiresEvents,
     BackendConfigError,
     EsrcError,
+    EventsTruncatedError,
     InvalidEventError,
     NotSupportedError,
     OptimisticConcurrencyError,
     SnapshotVersionError,
     StoreClosedError,
     StoreUnavailableError,
+    StreamDeletedError,
 )
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
@@ -53,6 +57,8 @@ from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.store import INT64_MAX, EventStore, check_int
 
 from esrc_nats._messages import (
+    DELETED,
+    HEAD,
     Message,
     direct_get,
     event_headers,
@@ -79,6 +85,16 @@ _READ_BATCH = 1000
 """Messages asked for by one batched direct get."""
 _WRONG_LAST_SEQUENCE = 10071
 """JetStream's error code for a publish whose expected last subject sequence is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """A subject's last message: the stream's version, its stream sequence, and whether
+    it is a tombstone (the stream was deleted)."""
+
+    version: int
+    seq: int
+    deleted: bool
 
 
 class NatsEventStore(EventStore):
@@ -280,12 +296,14 @@ class NatsEventStore(EventStore):
         except NotFoundError:
             return None
 
-    async def _last(self, subject_: str) -> tuple[int, int]:
-        """(version, stream sequence) of the subject's last message; (0, 0) for none."""
+    async def _last(self, subject_: str) -> _Head:
+        """The subject's head: the version and stream sequence of its last message and
+        whether that is a tombstone; version and sequence 0 for no message."""
         msg = await self._last_message(subject_)
         if msg is None:
-            return 0, 0
-        return int((msg.headers or {})["Esrc-Version"]), int(msg.seq or 0)
+            return _Head(0, 0, deleted=False)
+        headers = msg.headers or {}
+        return _Head(int(headers["Esrc-Version"]), int(msg.seq or 0), deleted=DELETED in headers)
 
     async def _stored(self, subject_: str, append: str) -> bool:
         """Whether the subject's last message is the last of append ``append``; ``False``
@@ -296,72 +314,82 @@ class NatsEventStore(EventStore):
             return False
         return msg is not None and (msg.headers or {}).get("Esrc-Append") == append
 
+    @staticmethod
+    def _messages_of(
+        subject_: str, events: Sequence[RawEvent], head: _Head
+    ) -> list[tuple[str, bytes, dict[str, str]]]:
+        """The messages that append ``events`` to the subject after ``head``, the first
+        one expecting the head's sequence."""
+        out = []
+        for index, event in enumerate(events, 1):
+            headers = event_headers(event, head.version + index)
+            if index == 1:
+                headers["Nats-Expected-Last-Subject-Sequence"] = str(head.seq)
+            out.append((subject_, event.data, headers))
+        return out
+
     async def _send(
-        self, subject_: str, events: Sequence[RawEvent], version: int, last_seq: int, append: str
+        self, messages: Sequence[tuple[str, bytes, dict[str, str]]], append: str
     ) -> None:
-        """Publish ``events`` after stream sequence ``last_seq`` of the subject, one
-        message or one atomic batch; raise what nats-py raises."""
+        """Publish ``messages``, one alone or several as one atomic batch; the last
+        carries ``append`` in ``Esrc-Append`` (and a single one as its
+        ``Nats-Msg-Id``). Raises what nats-py raises."""
         from nats.js.errors import APIError
 
-        if len(events) == 1:
-            headers = event_headers(events[0], version + 1)
-            headers["Nats-Expected-Last-Subject-Sequence"] = str(last_seq)
-            headers["Nats-Msg-Id"] = headers["Esrc-Append"] = append
-            await self._js.publish(subject_, events[0].data, headers=headers)
+        if len(messages) == 1:
+            subject_, data, headers = messages[0]
+            headers = {**headers, "Nats-Msg-Id": append, "Esrc-Append": append}
+            await self._js.publish(subject_, data, headers=headers)
             return
         batch = uuid.uuid4().hex
-        for index, event in enumerate(events, 1):
-            headers = event_headers(event, version + index)
-            headers["Nats-Batch-Id"] = batch
-            headers["Nats-Batch-Sequence"] = str(index)
-            if index == 1:
-                headers["Nats-Expected-Last-Subject-Sequence"] = str(last_seq)
-            if index < len(events):
-                await self._nc.publish(subject_, event.data, headers=headers)
+        for index, (subject_, data, fields) in enumerate(messages, 1):
+            headers = {**fields, "Nats-Batch-Id": batch, "Nats-Batch-Sequence": str(index)}
+            if index < len(messages):
+                await self._nc.publish(subject_, data, headers=headers)
                 continue
             headers["Nats-Batch-Commit"] = "1"
             headers["Esrc-Append"] = append
-            reply = await self._nc.request(
-                subject_, event.data, headers=headers, timeout=self.timeout
-            )
+            reply = await self._nc.request(subject_, data, headers=headers, timeout=self.timeout)
             answer = json.loads(reply.data or b"{}")
             if "error" in answer:
                 raise APIError.from_error(answer["error"])
 
     async def _publish(
-        self, subject_: str, events: Sequence[RawEvent], version: int, last_seq: int, doing: str
+        self,
+        messages: Sequence[tuple[str, bytes, dict[str, str]]],
+        doing: str,
+        conflict: Callable[[], Awaitable[EsrcError]],
     ) -> None:
-        """Publish ``events`` (see :meth:`_send`) until JetStream answers. When an
-        answer is lost (a timeout, the connection or the stream leader away), the
-        subject's last message tells whether the append was stored; if not, it is sent
-        again (a single event under the same ``Nats-Msg-Id``, so the server drops it if
-        the first one lands late; a batch is guarded by its expected sequence).
-        Gives up after twice the timeout with
-        :class:`~esrc_core.errors.StoreUnavailableError` saying the outcome is unknown."""
+        """Publish ``messages`` (see :meth:`_send`) until JetStream answers. A refused
+        expected sequence raises what ``conflict()`` makes of it. When an answer is lost
+        (a timeout, the connection or the stream leader away), the last message's
+        subject tells whether the append was stored; if not, it is sent again (a single
+        message under the same ``Nats-Msg-Id``, so the server drops it if the first one
+        lands late; a batch is guarded by its expected sequences). Gives up after twice
+        the timeout with :class:`~esrc_core.errors.StoreUnavailableError` saying the
+        outcome is unknown."""
         import nats.errors
         from nats.js.errors import APIError
 
         append = uuid.uuid4().hex
+        last_subject = messages[-1][0]
         deadline = time.monotonic() + self.timeout * 2
         retried = False
         while True:
             try:
-                await self._send(subject_, events, version, last_seq, append)
+                await self._send(messages, append)
                 return
             except APIError as error:
                 if error.err_code == _WRONG_LAST_SEQUENCE:
-                    if retried and await self._stored(subject_, append):
+                    if retried and await self._stored(last_subject, append):
                         return
-                    raise OptimisticConcurrencyError(
-                        f"{doing}: another writer appended first (the stream is no longer at "
-                        f"version {version}; {error.description})"
-                    ) from error
+                    raise await conflict() from error
                 if error.code != 503 or time.monotonic() > deadline:
                     raise StoreUnavailableError(
                         f"{doing}: JetStream refused the append: {error}"
                     ) from error
             except (nats.errors.Error, OSError, TimeoutError) as error:
-                if await self._stored(subject_, append):
+                if await self._stored(last_subject, append):
                     return
                 if time.monotonic() > deadline:
                     raise StoreUnavailableError(
@@ -397,6 +425,22 @@ class NatsEventStore(EventStore):
                     "published"
                 )
 
+    async def _refused(
+        self, subject_: str, doing: str, *, creates: bool, version: int
+    ) -> EsrcError:
+        """The error of an append to the subject that the server refused (or that its
+        head refuses): the stream was deleted, exists already, is missing or moved on."""
+        head = await self._last(subject_)
+        if head.deleted:
+            return StreamDeletedError(f"{doing}: the stream was deleted")
+        if creates:
+            return AggregateAlreadyExists(f"{doing}: the aggregate already exists")
+        if head.version == 0:
+            return OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
+        return OptimisticConcurrencyError(
+            f"{doing}: another writer appended first (the stream is at version {head.version})"
+        )
+
     # -- EventStore ------------------------------------------------------------------
 
     def add_aggregate(
@@ -409,12 +453,12 @@ class NatsEventStore(EventStore):
         if not events:
             raise AggregateRequiresEvents(f"{doing}: an aggregate needs at least one event")
         self._refuse(events, doing)
+        messages = self._messages_of(subject_, events, _Head(0, 0, deleted=False))
 
         async def add() -> None:
-            try:
-                await self._publish(subject_, events, 0, 0, doing)
-            except OptimisticConcurrencyError as error:
-                raise AggregateAlreadyExists(f"{doing}: the aggregate already exists") from error
+            await self._publish(
+                messages, doing, lambda: self._refused(subject_, doing, creates=True, version=0)
+            )
 
         self._run(add(), doing)
 
@@ -435,27 +479,77 @@ class NatsEventStore(EventStore):
         self._refuse(events, doing)
 
         async def append() -> None:
-            version, last_seq = await self._last(subject_)
-            if version == 0:
-                raise OptimisticConcurrencyError(f"{doing}: the aggregate does not exist")
-            if version != from_version:
-                raise OptimisticConcurrencyError(f"{doing}: stream is at version {version}")
-            await self._publish(subject_, events, version, last_seq, doing)
+            head = await self._last(subject_)
+            if head.deleted or head.version == 0 or head.version != from_version:
+                raise await self._refused(subject_, doing, creates=False, version=from_version)
+            await self._publish(
+                self._messages_of(subject_, events, head),
+                doing,
+                lambda: self._refused(subject_, doing, creates=False, version=from_version),
+            )
+
+        self._run(append(), doing)
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> None:
+        """See :meth:`esrc_core.atomic_appends.AtomicAppends.append_streams`: one
+        atomic batch over the streams' subjects, each part's first message expecting its
+        subject's last sequence."""
+        doing = "append to several streams"
+        parts = check_appends(appends, doing=doing)
+        if not parts:
+            return
+        if self._closed:
+            raise StoreClosedError(f"{doing}: the store {self!r} is closed")
+        subjects = [self.subject(p.aggregate_type, p.aggregate_id) for p in parts]
+        self._refuse([event for part in parts for event in part.events], doing)
+
+        async def failure(index: int, head: _Head) -> EsrcError | None:
+            part = parts[index]
+            where = f"{doing}: part {index} ({part.describe()})"
+            if head.deleted:
+                return StreamDeletedError(f"{where}: the stream was deleted")
+            if part.creates and head.version:
+                return AggregateAlreadyExists(f"{where}: the aggregate already exists")
+            if head.version != part.expected_version:
+                return OptimisticConcurrencyError(
+                    f"{where}: the stream is at version {head.version}"
+                )
+            return None
+
+        async def conflict() -> EsrcError:
+            for index, subject_ in enumerate(subjects):
+                found = await failure(index, await self._last(subject_))
+                if found is not None:
+                    return found
+            return OptimisticConcurrencyError(f"{doing}: another writer appended first")
+
+        async def append() -> None:
+            heads = await asyncio.gather(*(self._last(s) for s in subjects))
+            messages = []
+            for index, (part, subject_, head) in enumerate(
+                zip(parts, subjects, heads, strict=True)
+            ):
+                found = await failure(index, head)
+                if found is not None:
+                    raise found
+                messages.extend(self._messages_of(subject_, part.events, head))
+            await self._publish(messages, doing, conflict)
 
         self._run(append(), doing)
 
     async def _messages(self, subject_: str, doing: str) -> list[Message]:
         """Every message of the subject up to its last one when called, by batched
         direct gets of up to 1,000 messages (nats-server 2.11 or later) or one direct
-        get each on older servers; raises AggregateNotFound when there is none."""
+        get each on older servers, but for a head marker left by truncation; raises
+        AggregateNotFound when there is none or the stream was deleted."""
         from nats.js.errors import NotFoundError
 
-        version, last_seq = await self._last(subject_)
-        if version == 0:
+        head = await self._last(subject_)
+        if head.version == 0 or head.deleted:
             raise AggregateNotFound(f"{doing}: the aggregate does not exist")
         found: list[Message] = []
         seq = 0
-        while seq < last_seq:
+        while seq < head.seq:
             if self._batch_reads:
                 page = await direct_get(
                     self._nc, self.stream, subject_, seq + 1, _READ_BATCH, timeout=self.timeout
@@ -472,11 +566,26 @@ class NatsEventStore(EventStore):
             if not page:
                 break
             for message in page:
-                if message.seq > last_seq:
+                if message.seq > head.seq:
                     return found
-                found.append(message)
+                if HEAD not in message.headers:
+                    found.append(message)
             seq = page[-1].seq
         return found
+
+    async def _after(self, subject_: str, from_version: int, doing: str) -> list[Message]:
+        """The subject's messages after ``from_version``; raises EventsTruncatedError
+        when retention removed some of them."""
+        found = await self._messages(subject_, doing)
+        first = found[0].version if found else (await self._last(subject_)).version + 1
+        if first > max(from_version, 0) + 1:
+            truncated_to = first - 1
+            raise EventsTruncatedError(
+                f"{doing}: the events up to version {truncated_to} were removed by retention "
+                "(read from the latest snapshot's version on)",
+                truncated_to=truncated_to,
+            )
+        return [m for m in found if m.version > from_version]
 
     def events(
         self, aggregate_type: str, aggregate_id: AggregateId, from_version: int = 0
@@ -491,8 +600,7 @@ class NatsEventStore(EventStore):
         async def read() -> list[RawEvent]:
             return [
                 raw_event(m.headers, m.data)
-                for m in await self._messages(subject_, doing)
-                if m.version > from_version
+                for m in await self._after(subject_, from_version, doing)
             ]
 
         return self._run(read(), doing)
@@ -501,7 +609,8 @@ class NatsEventStore(EventStore):
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
         doing = f"look for {aggregate_type} {aggregate_id!r}"
         subject_ = self._check(aggregate_type, aggregate_id, doing)
-        return self._run(self._last(subject_), doing)[0] > 0
+        head = self._run(self._last(subject_), doing)
+        return head.version > 0 and not head.deleted
 
     def _snapshot_key(self, subject_: str) -> str:
         return subject_.split(".", 1)[1].replace("~", "_")
@@ -517,11 +626,11 @@ class NatsEventStore(EventStore):
         async def add() -> None:
             from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-            version, _ = await self._last(subject_)
-            if version == 0:
+            head = await self._last(subject_)
+            if head.version == 0 or head.deleted:
                 raise AggregateNotFound(f"{doing}: the aggregate does not exist")
-            if not 1 <= snapshot.version <= version:
-                raise SnapshotVersionError(f"{doing}: the stream is at version {version}")
+            if not 1 <= snapshot.version <= head.version:
+                raise SnapshotVersionError(f"{doing}: the stream is at version {head.version}")
             key = self._snapshot_key(subject_)
             value = json.dumps(
                 {
@@ -567,6 +676,98 @@ class NatsEventStore(EventStore):
         doing = f"read the latest snapshot of {aggregate_type} {aggregate_id!r}"
         subject_ = self._check(aggregate_type, aggregate_id, doing)
         return self._run(self._latest(self._snapshot_key(subject_)), doing)
+
+    # -- deletion and retention ----------------------------------------------------------
+
+    def delete_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> None:
+        """See :meth:`esrc_core.retention.DeletesStreams.delete_stream`: a tombstone
+        message (header ``Esrc-Deleted``) is appended after the subject's last message,
+        expecting its sequence (an append in flight lands before it, or fails), then the
+        subject is purged but for the tombstone and the snapshot key is purged. A relay
+        reading between the two steps may still be handed the deleted events."""
+        doing = f"delete {aggregate_type} {aggregate_id!r}"
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
+
+        async def delete() -> None:
+            while True:
+                head = await self._last(subject_)
+                if head.version == 0:
+                    raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+                if head.deleted:
+                    break
+                tombstone = {
+                    DELETED: "1",
+                    "Esrc-Version": str(head.version),
+                    "Nats-Expected-Last-Subject-Sequence": str(head.seq),
+                }
+
+                async def moved() -> EsrcError:
+                    return OptimisticConcurrencyError(f"{doing}: an append came first")
+
+                try:
+                    await self._publish([(subject_, b"", tombstone)], doing, moved)
+                    break
+                except OptimisticConcurrencyError:
+                    continue  # delete what was appended meanwhile too
+            await self._js.purge_stream(self.stream, subject=subject_, keep=1)
+            await self._kv.purge(self._snapshot_key(subject_))
+
+        self._run(delete(), doing)
+
+    def truncate_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> int:
+        """See :meth:`esrc_core.retention.DeletesStreams.truncate_stream`: purges the
+        subject's messages up to the latest snapshot's version and every relay
+        checkpoint. When every event goes, a head marker message (header ``Esrc-Head``)
+        takes the last one's place: it keeps the stream's version and the sequence
+        appends expect; readers and relays skip it."""
+        doing = f"truncate {aggregate_type} {aggregate_id!r}"
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
+
+        async def truncate() -> int:
+            from nats.js.errors import NoKeysError
+
+            messages = await self._messages(subject_, doing)
+            snapshot = await self._latest(self._snapshot_key(subject_))
+            if snapshot is None:
+                return 0
+            try:
+                names = [unb64(key[1:]) for key in await self._relays.keys()]
+            except NoKeysError:
+                names = []
+            passed = min(
+                [(await read_checkpoint(self._relays, name))[0] for name in names],
+                default=INT64_MAX,
+            )
+            cut = 0
+            for message in messages:
+                if message.version > snapshot.version or message.seq > passed:
+                    break
+                cut += 1
+            if cut and cut == len(messages):
+                # Every event goes: a head marker keeps the stream's version and the
+                # sequence appends expect (an append in flight makes this one fail).
+                last = messages[-1]
+                marker = {
+                    HEAD: "1",
+                    "Esrc-Version": str(last.version),
+                    "Nats-Expected-Last-Subject-Sequence": str(last.seq),
+                }
+
+                async def moved() -> EsrcError:
+                    return OptimisticConcurrencyError(f"{doing}: an append came first")
+
+                try:
+                    await self._publish([(subject_, b"", marker)], doing, moved)
+                except OptimisticConcurrencyError:
+                    return await truncate()
+                await self._js.purge_stream(self.stream, subject=subject_, keep=1)
+            elif cut:
+                await self._js.purge_stream(
+                    self.stream, subject=subject_, seq=messages[cut - 1].seq + 1
+                )
+            return cut
+
+        return self._run(truncate(), doing)
 
     # -- the outbox and relay locks ----------------------------------------------------
 
@@ -620,13 +821,16 @@ class NatsEventStore(EventStore):
                 for name, count in (info.state.subjects or {}).items()
             ]
             keyed.sort(key=lambda row: (row[0], encode_id(row[1])))
-            if limit is not None:
-                del keyed[limit:]
             found = []
-            for kind, aggregate_id, count, name in keyed:
+            for kind, aggregate_id, _count, name in keyed:
                 last = await self._last_message(name)
-                when = recorded_at(dict(last.headers or {})) if last is not None else None
-                found.append(StreamInfo(kind, aggregate_id, int(count), when))
+                headers = dict(last.headers or {}) if last is not None else {}
+                if not headers or DELETED in headers:
+                    continue
+                version = int(headers["Esrc-Version"])
+                found.append(StreamInfo(kind, aggregate_id, version, recorded_at(headers)))
+                if limit is not None and len(found) >= limit:
+                    break
             return found
 
         return self._run(list_streams(), doing)
@@ -649,8 +853,7 @@ class NatsEventStore(EventStore):
                     raw_event(m.headers, m.data),
                     recorded_at(m.headers),
                 )
-                for m in await self._messages(subject_, doing)
-                if m.version > from_version
+                for m in await self._after(subject_, from_version, doing)
             ]
 
         return self._run(read(), doing)
