@@ -176,8 +176,11 @@ def console_command(store_url: str, name: str = "financing") -> str | None:
     store, which is gone when the demo ends."""
     if url_scheme(store_url) == "memory":
         return None
+    options = " ".join(
+        f"-o {key}={value}" for key, value in _store_options(store_url, name).items()
+    )
     return (
-        f"esrc console {shlex.quote(mask_url(store_url))} -o table_prefix={name}_ "
+        f"esrc console {shlex.quote(mask_url(store_url))} {options} "
         "--registry financing.events:registry"
     )
 
@@ -204,21 +207,40 @@ def _locations(config: DemoConfig) -> tuple[str, str, bool]:
         fresh = True
     elif url_scheme(config.store_url) == "memory":
         store_url, read_models_url, fresh = config.store_url, "sqlite://", True
+    elif url_scheme(config.store_url) == "nats":
+        # A JetStream store keeps no tables: the read models go to a SQLite file.
+        config.workdir.mkdir(parents=True, exist_ok=True)
+        read_models_url = f"sqlite:///{config.workdir / 'read-models.db'}"
+        store_url, fresh = config.store_url, config.fresh
     else:
         store_url, read_models_url, fresh = config.store_url, config.store_url, config.fresh
     return store_url, config.read_models_url or read_models_url, fresh
 
 
+def _store_options(url: str, name: str) -> dict[str, str]:
+    """Where the demo's events go in the store of ``url``: tables prefixed with
+    ``name`` in a database, a JetStream stream and subjects named ``name``."""
+    scheme = url_scheme(url)
+    if scheme == "memory":
+        return {}
+    if scheme == "nats":
+        return {"stream": name, "prefix": name}
+    return {"table_prefix": f"{name}_"}
+
+
 def _open_store(url: str, name: str) -> EventStore:
-    if url_scheme(url) == "memory":
-        return open_event_store(url)
-    return open_event_store(url, table_prefix=f"{name}_")
+    return open_event_store(url, **_store_options(url, name))
 
 
 def _drop_store_tables(store: EventStore) -> None:
-    """Drop a SQL store's tables (a fresh start); other stores have nothing to drop."""
+    """Empty the store for a fresh start: drop a SQL store's tables, purge a JetStream
+    store's stream and buckets; an in-memory store starts empty."""
     if isinstance(store, SqlEventStore):
         store.tables.metadata.drop_all(store.engine)
+        return
+    purge = getattr(store, "purge", None)  # esrc_nats.NatsEventStore, an optional extra
+    if callable(purge):
+        purge()
 
 
 @dataclass

@@ -83,8 +83,10 @@ T = TypeVar("T")
 
 _READ_BATCH = 1000
 """Messages asked for by one batched direct get."""
-_WRONG_LAST_SEQUENCE = 10071
-"""JetStream's error code for a publish whose expected last subject sequence is wrong."""
+_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+"""JetStream's error codes for a publish whose expected last subject sequence is wrong
+(10164 on a clustered stream, when another message on the subject is still being
+replicated)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,9 +247,10 @@ class NatsEventStore(EventStore):
                     KeyValueConfig(bucket=name, replicas=self.replicas, history=1, **config)
                 )
 
+        self._buckets = (self.bucket, f"{self.stream}_relays", f"{self.stream}_locks")
         self._kv = await bucket(self.bucket)
-        self._relays = await bucket(f"{self.stream}_relays")
-        self._locks = await bucket(f"{self.stream}_locks", ttl=self.lock_ttl)
+        self._relays = await bucket(self._buckets[1])
+        self._locks = await bucket(self._buckets[2], ttl=self.lock_ttl)
         ttl = (await self._locks.status()).ttl
         if ttl and abs(ttl - self.lock_ttl) > 0.001:
             raise BackendConfigError(
@@ -380,7 +383,7 @@ class NatsEventStore(EventStore):
                 await self._send(messages, append)
                 return
             except APIError as error:
-                if error.err_code == _WRONG_LAST_SEQUENCE:
+                if error.err_code in _WRONG_LAST_SEQUENCE:
                     if retried and await self._stored(last_subject, append):
                         return
                     raise await conflict() from error
@@ -908,6 +911,17 @@ class NatsEventStore(EventStore):
     def forget_relay(self, name: str) -> None:
         """See :meth:`esrc_core.inspection.Inspectable.forget_relay`."""
         self._run(self._relays.purge(checkpoint_key(name)), f"forget relay {name!r}")
+
+    def purge(self) -> None:
+        """Remove every event, snapshot, relay checkpoint and relay lock of this store:
+        the stream and its buckets stay, with their configuration, empty. For tests and
+        demos that start afresh; there is no undo."""
+
+        async def purge() -> None:
+            for name in (self.stream, *(f"KV_{bucket}" for bucket in self._buckets)):
+                await self._js.purge_stream(name)
+
+        self._run(purge(), f"purge stream {self.stream!r} and its buckets")
 
     def close(self) -> None:
         """See :meth:`esrc_core.store.EventStore.close`."""
