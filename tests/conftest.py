@@ -11,8 +11,11 @@ failure seen only in CI can be replayed locally with ``@reproduce_failure``.
 
 from __future__ import annotations
 
+import importlib
 import secrets
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -89,3 +92,19 @@ def unique() -> str:
     """Twelve hex digits unique to this test, for tables, exchanges, streams, subjects
     and relay names."""
     return secrets.token_hex(6)
+
+
+@pytest.fixture(scope="session")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A three-node JetStream cluster (``jetstream_store.conftest.Cluster``) shared by
+    the tests that kill no node (the acceptance suite on R3 streams, the demo),
+    stopped when the session ends."""
+    # Imported here: the cluster's machinery lives with the JetStream store's tests.
+    start_cluster = importlib.import_module("jetstream_store.conftest").start_cluster
+    for cluster in start_cluster(tmp_path_factory.mktemp("cluster"), proxied=False):
+        deadline = time.monotonic() + 30
+        while not cluster.monitor("n1", "jsz").get("meta_cluster", {}).get("leader"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster elected no JetStream meta leader in 30 s")
+            time.sleep(0.1)
+        yield cluster

@@ -1,5 +1,6 @@
-"""End to end: the demo's scenario on SQLite with the in-process publisher, and on
-PostgreSQL through RabbitMQ, NATS JetStream and Redis Streams. After each run the read
+"""End to end: the demo's scenario on SQLite with the in-process publisher, on
+PostgreSQL through RabbitMQ, NATS JetStream and Redis Streams, and on a JetStream store
+replicated on a three-node cluster. After each run the read
 models must equal what the events in the store add up to, computed here from the raw
 events, independently of the application's code."""
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from financing.brokers import reset_broker
@@ -149,6 +151,28 @@ def test_the_default_sqlite_files_are_recreated_on_every_run(tmp_path: Path) -> 
         assert {v.investor_id for v in read_models.investors()} == set(second.investors.values())
     finally:
         read_models.close()
+
+
+@pytest.mark.nats
+def test_demo_on_a_jetstream_store_on_three_nodes(shared_cluster: Any, tmp_path: Path) -> None:
+    """Units of work, deletion, the races and the relay on R3 streams: the demo's
+    events go to a stream of their own, the read models to SQLite."""
+    name = f"fin{uuid.uuid4().hex[:8]}"
+    config = DemoConfig(store_url=shared_cluster.url, name=name, fresh=True, workdir=tmp_path)
+    lines: list[str] = []
+    result = run_demo(config, out=lines.append)
+    store = open_event_store(shared_cluster.url, stream=name, prefix=name)
+    read_models = ReadModels(f"sqlite:///{tmp_path / 'read-models.db'}", table_prefix=f"{name}_rm_")
+    try:
+        assert store.replicas == 3  # type: ignore[attr-defined]
+        assert_read_models_match(store, read_models, result)
+    finally:
+        read_models.close()
+        store.close()
+    text = "\n".join(lines)
+    assert "Event store: 13 streams" in text
+    assert "Read models match the aggregates loaded from the event store" in text
+    assert f"-o stream={name} -o prefix={name}" in lines[-2]
 
 
 @pytest.fixture

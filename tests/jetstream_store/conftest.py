@@ -172,7 +172,10 @@ class Cluster:
         return bypassing
 
 
-def _start_cluster(tmp_path: Path, *, proxied: bool) -> Iterator[Cluster]:
+def start_cluster(tmp_path: Path, *, proxied: bool) -> Iterator[Cluster]:
+    """Start three JetStream nodes routed to each other (through proxies when
+    ``proxied``) with their data under ``tmp_path``, yield the cluster, then kill
+    every process."""
     names = ["n1", "n2", "n3"]
     ports = {name: _free_port() for name in names}
     routes = {name: _free_port() for name in names}
@@ -234,7 +237,7 @@ def _start_cluster(tmp_path: Path, *, proxied: bool) -> Iterator[Cluster]:
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     """A three-node cluster started for one test (its nodes may be killed), every
     process killed when the test ends."""
-    yield from _start_cluster(tmp_path, proxied=False)
+    yield from start_cluster(tmp_path, proxied=False)
 
 
 @pytest.fixture
@@ -242,4 +245,4 @@ def partitionable_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """A three-node cluster whose routes all run through proxies, so that
     :meth:`Cluster.cut` partitions a node away; its clients reach every node directly.
     Every process and proxy is stopped when the test ends."""
-    yield from _start_cluster(tmp_path, proxied=True)
+    yield from start_cluster(tmp_path, proxied=True)

@@ -14,7 +14,7 @@ from esrc_testkit.servers import reachable_url
 from esrc_core import EventStore, open_event_store
 from esrc_testkit import EventStoreAcceptance, capabilities_of
 
-from .conftest import MAX_BATCH
+from .conftest import MAX_BATCH, Cluster
 
 
 class TestNatsStore(EventStoreAcceptance):
@@ -42,6 +42,30 @@ class TestNatsStore(EventStoreAcceptance):
     def reopen(self, store: EventStore) -> EventStore:
         """Open the same URL again."""
         return open_event_store(store.url)  # type: ignore[attr-defined]
+
+
+class TestNatsStoreOnCluster(TestNatsStore):
+    """The same suite on a three-node cluster: every store's stream and buckets are
+    replicated on all three nodes (R3), and the store is given every node."""
+
+    @pytest.fixture
+    def store_factory(self, shared_cluster: Cluster) -> Iterator[Callable[[], EventStore]]:
+        """Each call opens a store on a new R3 stream."""
+        opened: list[EventStore] = []
+
+        def open_empty() -> EventStore:
+            name = uuid.uuid4().hex[:12]
+            opened.append(
+                open_event_store(
+                    f"{shared_cluster.url}?stream=S{name}&prefix=p{name}&max_batch={MAX_BATCH}"
+                )
+            )
+            assert opened[-1].replicas == 3  # type: ignore[attr-defined]
+            return opened[-1]
+
+        yield open_empty
+        for store in opened:
+            store.close()
 
 
 def test_a_conflict_names_the_stream_and_expected_version(nats_url: str) -> None:

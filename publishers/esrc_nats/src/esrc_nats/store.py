@@ -84,9 +84,12 @@ T = TypeVar("T")
 _READ_BATCH = 1000
 """Messages asked for by one batched direct get."""
 _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
-"""JetStream's error codes for a publish whose expected last subject sequence is wrong
-(10164 on a clustered stream, when another message on the subject is still being
-replicated)."""
+"""JetStream's error codes for a publish whose expected last subject sequence is wrong."""
+_EXPECTED = "Nats-Expected-Last-Subject-Sequence"
+_IN_FLIGHT = 10164
+"""The one a clustered stream gives while another message on the subject is still being
+replicated: a conflict once that message commits, a cluster without quorum if it
+never does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +330,7 @@ class NatsEventStore(EventStore):
         for index, event in enumerate(events, 1):
             headers = event_headers(event, head.version + index)
             if index == 1:
-                headers["Nats-Expected-Last-Subject-Sequence"] = str(head.seq)
+                headers[_EXPECTED] = str(head.seq)
             out.append((subject_, event.data, headers))
         return out
 
@@ -386,6 +389,12 @@ class NatsEventStore(EventStore):
                 if error.err_code in _WRONG_LAST_SEQUENCE:
                     if retried and await self._stored(last_subject, append):
                         return
+                    if error.err_code == _IN_FLIGHT and not await self._moved(messages):
+                        raise StoreUnavailableError(
+                            f"{doing}: another write to the stream is being replicated and "
+                            f"was not committed within {self.timeout} s (has the cluster lost "
+                            "its quorum?); this append was not stored"
+                        ) from error
                     raise await conflict() from error
                 if error.code != 503 or time.monotonic() > deadline:
                     raise StoreUnavailableError(
@@ -402,6 +411,24 @@ class NatsEventStore(EventStore):
                     ) from error
             retried = True
             await asyncio.sleep(0.1)
+
+    async def _moved(self, messages: Sequence[tuple[str, bytes, dict[str, str]]]) -> bool:
+        """Whether, within the timeout, a subject of ``messages`` gets past the sequence
+        its first message expects (the write in flight there committed)."""
+        expected = {
+            subject_: int(headers[_EXPECTED])
+            for subject_, _, headers in messages
+            if _EXPECTED in headers
+        }
+        deadline = time.monotonic() + self.timeout
+        while True:
+            for subject_, seq in expected.items():
+                with contextlib.suppress(Exception):
+                    if (await self._last(subject_)).seq != seq:
+                        return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
 
     def _refuse(self, events: Sequence[RawEvent], doing: str) -> None:
         """Refuse, before publishing anything, an append the server would not take."""
@@ -701,7 +728,7 @@ class NatsEventStore(EventStore):
                 tombstone = {
                     DELETED: "1",
                     "Esrc-Version": str(head.version),
-                    "Nats-Expected-Last-Subject-Sequence": str(head.seq),
+                    _EXPECTED: str(head.seq),
                 }
 
                 async def moved() -> EsrcError:
@@ -753,7 +780,7 @@ class NatsEventStore(EventStore):
                 marker = {
                     HEAD: "1",
                     "Esrc-Version": str(last.version),
-                    "Nats-Expected-Last-Subject-Sequence": str(last.seq),
+                    _EXPECTED: str(last.seq),
                 }
 
                 async def moved() -> EsrcError:
