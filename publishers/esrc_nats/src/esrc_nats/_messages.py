@@ -108,25 +108,85 @@ class Message:
         return int(self.headers["Esrc-Version"])
 
 
+class Watermark:
+    """The highest stream sequence a store has seen: in its publish acknowledgements
+    and in the answers to its reads. Every read asks for it as ``min_last_seq``
+    (nats-server 2.12 and later), so a replica that has not applied that far does not
+    answer (a follower hands the read to the stream leader): a store reads its own
+    writes, and never reads older state than it read before. Used on one event loop."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def see(self, seq: int) -> None:
+        """Raise the watermark to ``seq`` if it is higher."""
+        self.value = max(self.value, seq)
+
+
+def _status(headers: Mapping[str, str]) -> str | None:
+    return headers.get("Status")
+
+
+async def direct_last(
+    nc: Any, stream: str, subject_: str, *, watermark: Watermark, timeout: float
+) -> Message | None:
+    """The last message on ``subject_``, ``None`` when it has none, by one direct get
+    asking for the ``watermark``. Raises
+    :class:`~esrc_core.errors.StoreUnavailableError` for an error status."""
+    request = {"last_by_subj": subject_}
+    if watermark.value:
+        request["min_last_seq"] = watermark.value  # type: ignore[assignment]
+    msg = await nc.request(
+        f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), timeout=timeout
+    )
+    headers = msg.headers or {}
+    status = _status(headers)
+    if status == "404":
+        return None
+    if status:
+        raise StoreUnavailableError(
+            f"direct get of the last message on {subject_} of stream {stream}: status "
+            f"{status} {headers.get('Description', '')}"
+        )
+    found = Message(int(headers["Nats-Sequence"]), subject_, headers, msg.data or b"")
+    watermark.see(found.seq)
+    return found
+
+
 async def direct_get(
-    nc: Any, stream: str, filter_subject: str, start: int, count: int, *, timeout: float
+    nc: Any,
+    stream: str,
+    filter_subject: str,
+    start: int,
+    count: int,
+    *,
+    watermark: Watermark,
+    timeout: float,
 ) -> list[Message]:
     """Up to ``count`` messages on ``filter_subject`` (wildcards allowed) from stream
     sequence ``start`` on, in sequence order, by one batched direct get (nats-server
-    2.11 or later): the server sends them to an inbox and ends with a ``204`` status.
-    Raises :class:`~esrc_core.errors.StoreUnavailableError` for another status."""
+    2.11 or later) asking for the ``watermark``: the server sends them to an inbox and
+    ends with a ``204`` status. Raises
+    :class:`~esrc_core.errors.StoreUnavailableError` for another status."""
     inbox = nc.new_inbox()
     queue: asyncio.Queue[Any] = asyncio.Queue()
     subscription = await nc.subscribe(inbox, cb=queue.put)
     try:
         request = {"seq": start, "next_by_subj": filter_subject, "batch": count}
+        if watermark.value:
+            request["min_last_seq"] = watermark.value
         await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox)
         page: list[Message] = []
         while True:
             msg = await asyncio.wait_for(queue.get(), timeout)
             headers = msg.headers or {}
-            status = headers.get("Status")
+            status = _status(headers)
             if status in {"204", "404"}:
+                last = headers.get("Nats-Last-Sequence")
+                if last:
+                    watermark.see(int(last))
                 return page
             if status:
                 raise StoreUnavailableError(
@@ -138,5 +198,6 @@ async def direct_get(
                     int(headers["Nats-Sequence"]), headers["Nats-Subject"], headers, msg.data or b""
                 )
             )
+            watermark.see(page[-1].seq)
     finally:
         await subscription.unsubscribe()

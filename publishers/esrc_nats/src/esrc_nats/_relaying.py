@@ -26,7 +26,16 @@ from typing import Any, TypeVar
 from esrc_core.relay import RelayEvent
 from esrc_core.store import INT64_MAX, check_int
 
-from esrc_nats._messages import DELETED, HEAD, Message, b64, direct_get, raw_event, stream_of
+from esrc_nats._messages import (
+    DELETED,
+    HEAD,
+    Message,
+    Watermark,
+    b64,
+    direct_get,
+    raw_event,
+    stream_of,
+)
 
 __all__ = ["Link", "NatsOutbox", "NatsRelayLock", "checkpoint_key", "read_checkpoint"]
 
@@ -47,6 +56,7 @@ class Link:
     stream: str
     events: str
     timeout: float
+    watermark: Watermark
 
     def call(self, coro: Coroutine[Any, Any, T], doing: str) -> T:
         """``run`` with its result typed."""
@@ -63,6 +73,7 @@ class Link:
                 self.events,
                 start,
                 min(limit - len(found), _PAGE),
+                watermark=self.watermark,
                 timeout=self.timeout,
             )
             found.extend(page)
@@ -107,7 +118,7 @@ async def write_checkpoint(checkpoints: Any, name: str, position: int) -> None:
                 await checkpoints.create(checkpoint_key(name), value)
             return
         except KeyWrongLastSequenceError:
-            continue
+            await asyncio.sleep(0.005)  # another writer, or a replica's stale answer
 
 
 def _relay_event(message: Message) -> RelayEvent:
@@ -141,6 +152,7 @@ class NatsOutbox:
         self._link = link
         self._checkpoints = checkpoints
         self._handed_out = 0
+        self._marked = 0
         self._signal = threading.Event()
         self._watching = False
 
@@ -153,9 +165,9 @@ class NatsOutbox:
         check_int(limit, "limit", doing=doing, minimum=1, maximum=INT64_MAX)
 
         async def read() -> list[RelayEvent]:
-            start = (
-                after if after >= 0 else (await read_checkpoint(self._checkpoints, self._name))[0]
-            )
+            start = after
+            if start < 0:  # the checkpoint, never below what this outbox marked
+                start = max((await read_checkpoint(self._checkpoints, self._name))[0], self._marked)
             while True:  # past pages of tombstones alone
                 messages = await self._link.read(start + 1, limit)
                 events = _events(messages)
@@ -189,6 +201,8 @@ class NatsOutbox:
             write_checkpoint(self._checkpoints, self._name, position),
             f"mark relay {self._name!r} published up to position {position}",
         )
+        # A replica's answer to the next checkpoint read may lag: remember it here.
+        self._marked = max(self._marked, position)
 
     def wait_for_events(self, timeout: float) -> bool:
         """See :meth:`esrc_core.relay.WaitingOutbox.wait_for_events`: a subscription

@@ -60,7 +60,9 @@ from esrc_nats._messages import (
     DELETED,
     HEAD,
     Message,
+    Watermark,
     direct_get,
+    direct_last,
     event_headers,
     raw_event,
     recorded_at,
@@ -148,6 +150,7 @@ class NatsEventStore(EventStore):
                 "lock_ttl above 0"
             )
         self._closed = False
+        self._seen = Watermark()
         self._outboxes: dict[str, NatsOutbox] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -260,7 +263,9 @@ class NatsEventStore(EventStore):
                 f"open {self.url!r}: the lock bucket {self.stream}_locks exists with a time "
                 f"to live of {ttl} s, not lock_ttl={self.lock_ttl}"
             )
-        self._link = Link(self._run, self._nc, self.stream, f"{self.prefix}.>", self.timeout)
+        self._link = Link(
+            self._run, self._nc, self.stream, f"{self.prefix}.>", self.timeout, self._seen
+        )
 
     def _check_stream(self, config: Any) -> None:
         """Raise :class:`~esrc_core.errors.BackendConfigError` when the existing stream
@@ -293,14 +298,12 @@ class NatsEventStore(EventStore):
         check_aggregate_type(aggregate_type, doing=doing)
         return self.subject(aggregate_type, check_id(aggregate_id, doing=doing))
 
-    async def _last_message(self, subject_: str) -> Any:
-        """The subject's last message, ``None`` when it has none."""
-        from nats.js.errors import NotFoundError
-
-        try:
-            return await self._js.get_last_msg(self.stream, subject_, direct=True)
-        except NotFoundError:
-            return None
+    async def _last_message(self, subject_: str) -> Message | None:
+        """The subject's last message, ``None`` when it has none (read at least as new
+        as everything this store has seen, see :class:`~esrc_nats._messages.Watermark`)."""
+        return await direct_last(
+            self._nc, self.stream, subject_, watermark=self._seen, timeout=self.timeout
+        )
 
     async def _last(self, subject_: str) -> _Head:
         """The subject's head: the version and stream sequence of its last message and
@@ -345,7 +348,8 @@ class NatsEventStore(EventStore):
         if len(messages) == 1:
             subject_, data, headers = messages[0]
             headers = {**headers, "Nats-Msg-Id": append, "Esrc-Append": append}
-            await self._js.publish(subject_, data, headers=headers)
+            ack = await self._js.publish(subject_, data, headers=headers)
+            self._seen.see(int(ack.seq))
             return
         batch = uuid.uuid4().hex
         for index, (subject_, data, fields) in enumerate(messages, 1):
@@ -359,6 +363,7 @@ class NatsEventStore(EventStore):
             answer = json.loads(reply.data or b"{}")
             if "error" in answer:
                 raise APIError.from_error(answer["error"])
+            self._seen.see(int(answer.get("seq", 0)))
 
     async def _publish(
         self,
@@ -582,7 +587,13 @@ class NatsEventStore(EventStore):
         while seq < head.seq:
             if self._batch_reads:
                 page = await direct_get(
-                    self._nc, self.stream, subject_, seq + 1, _READ_BATCH, timeout=self.timeout
+                    self._nc,
+                    self.stream,
+                    subject_,
+                    seq + 1,
+                    _READ_BATCH,
+                    watermark=self._seen,
+                    timeout=self.timeout,
                 )
             else:
                 try:
@@ -913,6 +924,7 @@ class NatsEventStore(EventStore):
                         f"{self.prefix}.>",
                         position + 1,
                         1,
+                        watermark=self._seen,
                         timeout=self.timeout,
                     )
                     oldest = recorded_at(page[0].headers) if page else None
@@ -934,10 +946,12 @@ class NatsEventStore(EventStore):
                 await self._relays.purge(checkpoint_key(target))
 
         self._run(copy(), f"copy relay {source!r} to {target!r}")
+        self._outboxes.pop(target, None)  # its progress moved, maybe back
 
     def forget_relay(self, name: str) -> None:
         """See :meth:`esrc_core.inspection.Inspectable.forget_relay`."""
         self._run(self._relays.purge(checkpoint_key(name)), f"forget relay {name!r}")
+        self._outboxes.pop(name, None)
 
     def purge(self) -> None:
         """Remove every event, snapshot, relay checkpoint and relay lock of this store:
