@@ -314,14 +314,14 @@ class NatsEventStore(EventStore):
         headers = msg.headers or {}
         return _Head(int(headers["Esrc-Version"]), int(msg.seq or 0), deleted=DELETED in headers)
 
-    async def _stored(self, subject_: str, append: str) -> bool:
-        """Whether the subject's last message is the last of append ``append``; ``False``
+    async def _stored(self, subject_: str, append: str) -> bool | None:
+        """Whether the subject's last message is the last of append ``append``; ``None``
         when that cannot be read either."""
         try:
             msg = await self._last_message(subject_)
         except Exception:
-            return False
-        return msg is not None and (msg.headers or {}).get("Esrc-Append") == append
+            return None
+        return msg is not None and msg.headers.get("Esrc-Append") == append
 
     @staticmethod
     def _messages_of(
@@ -392,8 +392,16 @@ class NatsEventStore(EventStore):
                 return
             except APIError as error:
                 if error.err_code in _WRONG_LAST_SEQUENCE:
-                    if retried and await self._stored(last_subject, append):
-                        return
+                    if retried:  # the refusal may be of this append's first attempt
+                        stored = await self._stored(last_subject, append)
+                        if stored:
+                            return
+                        if stored is None:
+                            raise StoreUnavailableError(
+                                f"{doing}: JetStream refused a retry and the stream cannot "
+                                "be read; the first attempt may have been stored: read "
+                                "the stream to know"
+                            ) from error
                     if error.err_code == _IN_FLIGHT and not await self._moved(messages):
                         raise StoreUnavailableError(
                             f"{doing}: another write to the stream is being replicated and "
