@@ -40,6 +40,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import statistics
 import sys
 import time
 import traceback
@@ -720,9 +721,17 @@ def _status(figure: Figure) -> str:
     return "n/a" if met is None else "met" if met else "MISSED"
 
 
+def _spread(runs: Sequence[float]) -> str:
+    """`` ±N%``: half the range of the runs over their median, how far to trust it."""
+    if len(runs) < 2:
+        return ""
+    return f" ±{(max(runs) - min(runs)) / 2 / statistics.median(runs):.0%}"
+
+
 def render(results: Sequence[_Result], titles: dict[str, str]) -> str:
-    """The table: one row per figure and backend, esrc beside raw, the ratio, and the
-    target where one is set; then what each backend was, and what failed."""
+    """The table: one row per figure and backend, esrc beside raw (medians, with half
+    the range of the runs), the ratio of the medians, and the target where one is set;
+    then what each backend was, and what failed."""
     rows = [["figure", "backend", "esrc ev/s", "raw ev/s", "ratio", "target", ""]]
     measured = [r for r in results if r.skipped is None]
     for key in FIGURES:
@@ -734,8 +743,8 @@ def render(results: Sequence[_Result], titles: dict[str, str]) -> str:
                 [
                     titles[key] if result is measured[0] or key not in measured[0].figures else "",
                     LABELS[result.name],
-                    format_value(figure.esrc, figure.unit),
-                    format_value(figure.raw, figure.unit),
+                    format_value(figure.esrc, figure.unit) + _spread(figure.esrc_runs),
+                    format_value(figure.raw, figure.unit) + _spread(figure.raw_runs),
                     format_ratio(figure),
                     figure.target.describe(figure.unit) if figure.target else "",
                     _status(figure),
@@ -783,7 +792,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ops", type=positive, default=1000, help="1-event appends per run, and per thread"
     )
-    parser.add_argument("--rounds", type=positive, default=3, help="runs per figure and side")
+    parser.add_argument("--rounds", type=positive, default=5, help="runs per figure and side")
     parser.add_argument("--threads", type=positive, default=8, help="threads of the threaded adds")
     parser.add_argument("--loads", type=positive, default=30, help="1,000-event loads per run")
     parser.add_argument(
@@ -816,9 +825,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             results.append(_jetstream(run, name))
     host = machine()
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     print(
-        f"esrc JetStream benchmark: {host['cores']} cores, {host['cpu_model']}; median of "
-        f"{run.rounds} run(s) per side; esrc through Repository, raw: nats-py / psycopg alone"
+        f"esrc JetStream benchmark: {host['cores']} cores, {host['cpu_model']} (load average "
+        f"{load} at the end); median of {run.rounds} run(s) per side; esrc through "
+        "Repository, raw: nats-py / psycopg alone"
     )
     print(render(results, run.titles()))
     if not args.no_save:
