@@ -84,6 +84,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.INSPECT,
                     Capability.UNITS_OF_WORK,
                     Capability.DELETE_STREAMS,
+                    Capability.STREAMING,
                 }
             ),
             description="NATS JetStream stream, a subject per aggregate (nats://host:4222)",

@@ -30,7 +30,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -54,7 +54,7 @@ from esrc_core.errors import (
 from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
-from esrc_core.store import INT64_MAX, EventStore, check_int
+from esrc_core.store import INT64_MAX, EventStore, check_int, check_page_size
 
 from esrc_nats._messages import (
     DELETED,
@@ -653,6 +653,85 @@ class NatsEventStore(EventStore):
             ]
 
         return self._run(read(), doing)
+
+    def iter_events(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        from_version: int = 0,
+        *,
+        page_size: int | None = None,
+    ) -> Iterator[RawEvent]:
+        """See :meth:`esrc_core.store.StreamingStore.iter_events`: batched direct gets
+        of ``page_size`` messages (default 1,000), up to the subject's last message
+        when called."""
+        doing = f"read {aggregate_type} {aggregate_id!r} after version {from_version}"
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
+        check_int(from_version, "from_version", doing=doing, minimum=-(2**63))
+        size = min(check_page_size(page_size, doing=doing), _READ_BATCH)
+        head, first = self._run(self._first_page(subject_, from_version, size, doing), doing)
+        return self._pages(subject_, from_version, size, head, first, doing=doing)
+
+    async def _first_page(
+        self, subject_: str, from_version: int, size: int, doing: str
+    ) -> tuple[_Head, list[Message]]:
+        head = await self._last(subject_)
+        if head.version == 0 or head.deleted:
+            raise AggregateNotFound(f"{doing}: the aggregate does not exist")
+        page = await self._page(subject_, 1, size, head)
+        events = [m for m in page if HEAD not in m.headers]
+        first = events[0].version if events else head.version + 1
+        if first > max(from_version, 0) + 1:
+            raise EventsTruncatedError(
+                f"{doing}: the events up to version {first - 1} were removed by retention "
+                "(read from the latest snapshot's version on)",
+                truncated_to=first - 1,
+            )
+        return head, page
+
+    async def _page(self, subject_: str, start: int, size: int, head: _Head) -> list[Message]:
+        """Up to ``size`` messages of the subject from stream sequence ``start`` to
+        ``head``'s."""
+        if start > head.seq:
+            return []
+        page = await direct_get(
+            self._nc, self.stream, subject_, start, size, watermark=self._seen, timeout=self.timeout
+        )
+        return [m for m in page if m.seq <= head.seq]
+
+    def _pages(
+        self,
+        subject_: str,
+        from_version: int,
+        size: int,
+        head: _Head,
+        page: list[Message],
+        *,
+        doing: str,
+    ) -> Iterator[RawEvent]:
+        while page:
+            for message in page:
+                if HEAD not in message.headers and message.version > from_version:
+                    yield raw_event(message.headers, message.data)
+            if page[-1].seq >= head.seq:
+                return
+            page = self._run(self._page(subject_, page[-1].seq + 1, size, head), doing)
+
+    def load_stream(
+        self,
+        aggregate_type: str,
+        aggregate_id: AggregateId,
+        *,
+        snapshot: bool = True,
+        page_size: int | None = None,
+    ) -> tuple[RawSnapshot | None, Iterator[RawEvent]]:
+        """See :meth:`esrc_core.store.StreamingStore.load_stream`: the snapshot key,
+        then :meth:`iter_events` after its version (two round trips)."""
+        doing = f"load {aggregate_type} {aggregate_id!r}"
+        subject_ = self._check(aggregate_type, aggregate_id, doing)
+        found = self._run(self._latest(self._snapshot_key(subject_)), doing) if snapshot else None
+        version = found.version if found is not None else 0
+        return found, self.iter_events(aggregate_type, aggregate_id, version, page_size=page_size)
 
     def contains_aggregate(self, aggregate_type: str, aggregate_id: AggregateId) -> bool:
         """See :meth:`esrc_core.store.EventStore.contains_aggregate`."""
