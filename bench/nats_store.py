@@ -84,7 +84,7 @@ from esrc_core import (
     open_event_store,
 )
 
-__all__ = ["FIGURES", "TARGETS", "main"]
+__all__ = ["BACKENDS", "FIGURES", "LABELS", "TARGETS", "main", "render"]
 
 BACKENDS = ("r1", "r3", "postgresql")
 """What ``--backends`` chooses from: JetStream on one node, on three, and PostgreSQL."""
@@ -837,7 +837,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "started": started.isoformat(timespec="seconds"),
             "machine": host,
             "software": software(),
-            "settings": {**vars(args), "results_dir": str(args.results_dir), "postgresql": None},
+            "settings": {
+                **vars(args),
+                "results_dir": str(args.results_dir),
+                "postgresql": mask_url(args.postgresql) if args.postgresql else None,
+            },
             "backends": [
                 {
                     "name": r.name,
