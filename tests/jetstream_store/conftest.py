@@ -80,6 +80,13 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait()
 
 
+def _node(config: Path) -> subprocess.Popen[bytes]:
+    """A nats-server process running ``config``."""
+    return subprocess.Popen(
+        [_binary(), "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 @dataclass
 class Cluster:
     """Three JetStream nodes routed to each other; ``url`` names all three.
@@ -94,6 +101,8 @@ class Cluster:
     """Each node's HTTP monitoring port (``/routez``, ``/jsz``)."""
     proxies: dict[tuple[str, str], TcpProxy] = field(default_factory=dict)
     """``(dialer, target)``: the proxy through which ``dialer`` routes to ``target``."""
+    configs: dict[str, Path] = field(default_factory=dict)
+    """Each node's configuration file (its ports, routes and data directory)."""
 
     @property
     def url(self) -> str:
@@ -118,6 +127,15 @@ class Cluster:
         """Kill node ``name`` at once (SIGKILL: no goodbye to its peers)."""
         self.processes[name].kill()
         self.processes[name].wait()
+
+    def restart(self, name: str) -> None:
+        """Run the killed node ``name`` again with its configuration and data directory,
+        and return once it listens for clients (it may still be catching up with its
+        peers). Raises ``RuntimeError`` if it still runs or exits at once."""
+        if self.running(name):
+            raise RuntimeError(f"{name} still runs: kill it first")
+        self.processes[name] = _node(self.configs[name])
+        _wait_for(self.ports[name], self.processes[name])
 
     def monitor(self, name: str, path: str) -> dict[str, Any]:
         """The JSON that node ``name``'s monitoring endpoint answers for ``path``
@@ -215,14 +233,11 @@ def start_cluster(tmp_path: Path, *, proxied: bool) -> Iterator[Cluster]:
                 f"{advertise}"
                 f"  routes: [{listed}] }}\n"
             )
-            processes[name] = subprocess.Popen(
-                [_binary(), "-c", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            processes[name] = _node(config)
         for name in names:
             _wait_for(ports[name], processes[name])
-        yield Cluster(ports, processes, monitor_ports, proxies)
+        configs = {name: tmp_path / f"{name}.conf" for name in names}
+        yield Cluster(ports, processes, monitor_ports, proxies, configs)
     finally:
         for process in processes.values():
             process.kill()
