@@ -170,34 +170,40 @@ async def direct_get(
     2.11 or later) asking for the ``watermark``: the server sends them to an inbox and
     ends with a ``204`` status. Raises
     :class:`~esrc_core.errors.StoreUnavailableError` for another status."""
-    inbox = nc.new_inbox()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    subscription = await nc.subscribe(inbox, cb=queue.put)
-    try:
-        request = {"seq": start, "next_by_subj": filter_subject, "batch": count}
-        if watermark.value:
-            request["min_last_seq"] = watermark.value
-        await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox)
-        page: list[Message] = []
-        while True:
-            msg = await asyncio.wait_for(queue.get(), timeout)
-            headers = msg.headers or {}
-            status = _status(headers)
-            if status in {"204", "404"}:
-                last = headers.get("Nats-Last-Sequence")
-                if last:
-                    watermark.see(int(last))
-                return page
-            if status:
-                raise StoreUnavailableError(
-                    f"direct get of {filter_subject} from {start} on stream {stream}: "
-                    f"status {status} {headers.get('Description', '')}"
-                )
+    page: list[Message] = []
+    ended: asyncio.Future[Mapping[str, str]] = asyncio.get_running_loop().create_future()
+
+    async def collect(msg: Any) -> None:
+        # Collected here, awaited once per page: a wait per message costs a third more.
+        headers = msg.headers or {}
+        if not _status(headers):
             page.append(
                 Message(
                     int(headers["Nats-Sequence"]), headers["Nats-Subject"], headers, msg.data or b""
                 )
             )
-            watermark.see(page[-1].seq)
+        elif not ended.done():
+            ended.set_result(headers)
+
+    inbox = nc.new_inbox()
+    subscription = await nc.subscribe(inbox, cb=collect)
+    try:
+        request = {"seq": start, "next_by_subj": filter_subject, "batch": count}
+        if watermark.value:
+            request["min_last_seq"] = watermark.value
+        await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox)
+        headers = await asyncio.wait_for(ended, timeout)
     finally:
         await subscription.unsubscribe()
+    status = _status(headers)
+    if status not in {"204", "404"}:
+        raise StoreUnavailableError(
+            f"direct get of {filter_subject} from {start} on stream {stream}: "
+            f"status {status} {headers.get('Description', '')}"
+        )
+    if page:
+        watermark.see(page[-1].seq)
+    last = headers.get("Nats-Last-Sequence")
+    if last:
+        watermark.see(int(last))
+    return page
