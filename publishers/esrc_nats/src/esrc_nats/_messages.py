@@ -33,12 +33,14 @@ removed every event (it carries the stream's version)."""
 
 def b64(text: str) -> str:
     """``text`` as unpadded base64url: only letters, digits, ``-`` and ``_``."""
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).decode().rstrip("=")
 
 
 def unb64(token: str) -> str:
     """Invert :func:`b64`."""
-    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def subject_token(aggregate_type: str) -> str:

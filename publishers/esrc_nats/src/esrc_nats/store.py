@@ -26,6 +26,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import re
 import threading
 import time
@@ -43,6 +44,7 @@ from esrc_core.errors import (
     BackendConfigError,
     EsrcError,
     EventsTruncatedError,
+    InvalidAggregateIdError,
     InvalidEventError,
     NotSupportedError,
     OptimisticConcurrencyError,
@@ -55,6 +57,7 @@ from esrc_core.events import RawEvent, RawSnapshot, check_events
 from esrc_core.ids import AggregateId, check_aggregate_type, check_id, encode_id
 from esrc_core.inspection import RecordedEvent, RelayProgress, StreamInfo
 from esrc_core.store import INT64_MAX, EventStore, check_int, check_page_size
+from esrc_core.urls import mask_url
 
 from esrc_nats._messages import (
     DELETED,
@@ -83,6 +86,14 @@ __all__ = ["NatsEventStore"]
 
 T = TypeVar("T")
 
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+"""A JetStream stream or bucket name, and a subject token of the prefix."""
+_MAX_SUBJECT = 3800
+"""The longest subject the store publishes: the NATS protocol's control line (a
+message's subject, reply subject and sizes) is at most 4,096 bytes by default."""
+_CONFIG_REFUSALS = frozenset({10074})
+"""Server errors besides the 4xx ones that say the configuration asked for cannot be
+made (10074: more than one replica on a server that is not in a cluster)."""
 _READ_BATCH = 1000
 """Messages asked for by one batched direct get."""
 _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
@@ -121,34 +132,58 @@ class NatsEventStore(EventStore):
     """
 
     def __init__(self, url: str, **options: Any) -> None:
+        self.url = url
+        shown = mask_url(url)
         parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
         query.update({key: str(value) for key, value in options.items()})
         known = {"stream", "prefix", "replicas", "bucket", "timeout", "max_batch", "lock_ttl"}
         unknown = set(query) - known
         if unknown:
             raise BackendConfigError(
-                f"open {url!r}: unknown options {sorted(unknown)}; known: {sorted(known)}"
+                f"open {shown!r}: unknown options {sorted(unknown)}; known: {sorted(known)}"
             )
-        self.url = url
+
+        def bad(option: str, why: str) -> BackendConfigError:
+            return BackendConfigError(f"open {shown!r}: {option}={query[option]!r}: {why}")
+
+        for option, value in query.items():
+            if not value.strip():
+                raise bad(option, "an empty value")
         self._servers = [f"nats://{host}" for host in (parts.netloc or "127.0.0.1:4222").split(",")]
         self.stream = query.get("stream", "ESRC")
         self.prefix = query.get("prefix", "esrc")
         self.bucket = query.get("bucket", f"{self.stream}_snapshots")
+        for option, value in (("stream", self.stream), ("bucket", self.bucket)):
+            if not _NAME.fullmatch(value):
+                raise BackendConfigError(
+                    f"open {shown!r}: {option} {value!r} is not a JetStream name (letters, "
+                    "digits, '_' and '-')"
+                )
+        if not all(_NAME.fullmatch(token) for token in self.prefix.split(".")):
+            raise bad("prefix", "not subject tokens of letters, digits, '_' and '-' joined by '.'")
         self._replicas_asked = "replicas" in query
-        default_replicas = "3" if len(self._servers) > 1 else "1"
-        try:
-            self.replicas = int(query.get("replicas", default_replicas))
-            self.timeout = float(query.get("timeout", "5"))
-            self.max_batch = int(query.get("max_batch", "1000"))
-            self.lock_ttl = float(query.get("lock_ttl", "10"))
-        except ValueError as error:
-            raise BackendConfigError(f"open {url!r}: {error}") from None
-        if self.replicas < 1 or self.timeout <= 0 or self.max_batch < 1 or self.lock_ttl <= 0:
-            raise BackendConfigError(
-                f"open {url!r}: replicas and max_batch must be 1 or more, timeout and "
-                "lock_ttl above 0"
-            )
+        self._lock_ttl_asked = "lock_ttl" in query
+        query.setdefault("replicas", "3" if len(self._servers) > 1 else "1")
+        numbers: dict[str, float] = {}
+        for option, default, whole, most in (
+            ("replicas", "", True, 5),
+            ("max_batch", "1000", True, INT64_MAX),
+            ("timeout", "5", False, 3600),
+            ("lock_ttl", "10", False, 86400),
+        ):
+            query.setdefault(option, default)
+            try:
+                number = int(query[option]) if whole else float(query[option])
+            except ValueError:
+                raise bad(option, "not a number") from None
+            if not (math.isfinite(number) and 0 < number <= most):
+                raise bad(option, f"must be above 0 and at most {most}")
+            numbers[option] = number
+        self.replicas = int(numbers["replicas"])
+        self.max_batch = int(numbers["max_batch"])
+        self.timeout = numbers["timeout"]
+        self.lock_ttl = numbers["lock_ttl"]
         self._closed = False
         self._seen = Watermark()
         self._outboxes: dict[str, NatsOutbox] = {}
@@ -156,13 +191,13 @@ class NatsEventStore(EventStore):
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         try:
-            self._run(self._open(), f"open {url!r}")
+            self._run(self._open(), f"open {shown!r}")
         except BaseException:
             self._stop_loop()
             raise
 
     def __repr__(self) -> str:
-        return f"NatsEventStore({self.url!r})"
+        return f"NatsEventStore({mask_url(self.url)!r})"
 
     @property
     def atomic_batches(self) -> bool:
@@ -211,7 +246,7 @@ class NatsEventStore(EventStore):
     async def _open(self) -> None:
         import nats
         from nats.js.api import KeyValueConfig, StreamConfig
-        from nats.js.errors import BucketNotFoundError, NotFoundError
+        from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 
         async def ignore(err: Exception) -> None:
             """Errors reach the caller through the calls that fail."""
@@ -229,6 +264,21 @@ class NatsEventStore(EventStore):
         self._batches = version >= (2, 12)
         self._batch_reads = version >= (2, 11)
         self._js = self._nc.jetstream(timeout=self.timeout)
+        shown = mask_url(self.url)
+
+        async def create(what: str, made: Awaitable[T]) -> T:
+            try:
+                return await made
+            except APIError as error:
+                if (error.code is not None and 400 <= error.code < 500) or (
+                    error.err_code in _CONFIG_REFUSALS
+                ):
+                    raise BackendConfigError(
+                        f"open {shown!r}: the server refused to create {what}: "
+                        f"{error.description} (error {error.err_code})"
+                    ) from None
+                raise
+
         try:
             info = await self._js.stream_info(self.stream)
         except NotFoundError:
@@ -240,7 +290,7 @@ class NatsEventStore(EventStore):
             )
             if self._batches:
                 config.allow_atomic = True
-            await self._js.add_stream(config)
+            await create(f"stream {self.stream!r}", self._js.add_stream(config))
         else:
             self._check_stream(info.config)
             self._batches = self._batches and bool(info.config.allow_atomic)
@@ -249,8 +299,11 @@ class NatsEventStore(EventStore):
             try:
                 return await self._js.key_value(name)
             except BucketNotFoundError:
-                return await self._js.create_key_value(
-                    KeyValueConfig(bucket=name, replicas=self.replicas, history=1, **config)
+                return await create(
+                    f"bucket {name!r}",
+                    self._js.create_key_value(
+                        KeyValueConfig(bucket=name, replicas=self.replicas, history=1, **config)
+                    ),
                 )
 
         self._buckets = (self.bucket, f"{self.stream}_relays", f"{self.stream}_locks")
@@ -259,10 +312,12 @@ class NatsEventStore(EventStore):
         self._locks = await bucket(self._buckets[2], ttl=self.lock_ttl)
         ttl = (await self._locks.status()).ttl
         if ttl and abs(ttl - self.lock_ttl) > 0.001:
-            raise BackendConfigError(
-                f"open {self.url!r}: the lock bucket {self.stream}_locks exists with a time "
-                f"to live of {ttl} s, not lock_ttl={self.lock_ttl}"
-            )
+            if self._lock_ttl_asked:
+                raise BackendConfigError(
+                    f"open {shown!r}: the lock bucket {self._buckets[2]} exists with a "
+                    f"time to live of {ttl} s, not lock_ttl={self.lock_ttl}"
+                )
+            self.lock_ttl = ttl
         self._link = Link(
             self._run, self._nc, self.stream, f"{self.prefix}.>", self.timeout, self._seen
         )
@@ -270,7 +325,7 @@ class NatsEventStore(EventStore):
     def _check_stream(self, config: Any) -> None:
         """Raise :class:`~esrc_core.errors.BackendConfigError` when the existing stream
         cannot hold this store's events as the store reads them."""
-        doing = f"open {self.url!r}: stream {self.stream!r} exists"
+        doing = f"open {mask_url(self.url)!r}: stream {self.stream!r} exists"
         subjects = list(config.subjects or [])
         if f"{self.prefix}.>" not in subjects:
             raise BackendConfigError(
@@ -285,6 +340,21 @@ class NatsEventStore(EventStore):
             raise BackendConfigError(
                 f"{doing} with {config.num_replicas} replicas, not replicas={self.replicas}"
             )
+        retention = getattr(config.retention, "value", config.retention)
+        discards = getattr(config.discard, "value", config.discard) in {None, "old"}
+        limits = {
+            "retention": retention not in {None, "limits"},
+            "max_age": (config.max_age or 0) > 0,
+            "max_msgs_per_subject": (config.max_msgs_per_subject or 0) > 0,
+            "max_msgs": discards and (config.max_msgs or 0) > 0,
+            "max_bytes": discards and (config.max_bytes or 0) > 0,
+        }
+        deleting = [name for name, found in limits.items() if found]
+        if deleting:
+            raise BackendConfigError(
+                f"{doing} with limits that delete stored messages ({', '.join(deleting)}): "
+                "an event store keeps every event"
+            )
 
     # -- subjects and messages -------------------------------------------------------
 
@@ -296,7 +366,13 @@ class NatsEventStore(EventStore):
         if self._closed:
             raise StoreClosedError(f"{doing}: the store {self!r} is closed")
         check_aggregate_type(aggregate_type, doing=doing)
-        return self.subject(aggregate_type, check_id(aggregate_id, doing=doing))
+        found = self.subject(aggregate_type, check_id(aggregate_id, doing=doing))
+        if len(found) > _MAX_SUBJECT:
+            raise InvalidAggregateIdError(
+                f"{doing}: the type and id make a subject of {len(found)} bytes, over the "
+                f"{_MAX_SUBJECT} the NATS protocol lets the store publish"
+            )
+        return found
 
     async def _last_message(self, subject_: str) -> Message | None:
         """The subject's last message, ``None`` when it has none (read at least as new
