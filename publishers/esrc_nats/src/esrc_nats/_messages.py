@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -54,8 +55,10 @@ def subject(prefix: str, aggregate_type: str, aggregate_id: AggregateId) -> str:
     return f"{prefix}.{subject_token(aggregate_type)}.{b64(encode_id(aggregate_id))}"
 
 
+@functools.lru_cache(maxsize=4096)
 def stream_of(subject_: str) -> tuple[str, AggregateId]:
-    """The (aggregate type, id) whose subject is ``subject_`` (see :func:`subject`)."""
+    """The (aggregate type, id) whose subject is ``subject_`` (see :func:`subject`);
+    the latest thousands are cached, as a relay reads many events of one stream."""
     _, token, id_token = subject_.rsplit(".", 2)
     aggregate_type = unb64(token[1:]) if token.startswith("~") else token
     return aggregate_type, decode_id(unb64(id_token))
