@@ -150,7 +150,32 @@ def _new_basket(basket_id: uuid.UUID, events: int) -> Basket:
 # -- esrc's side: the same for every backend ---------------------------------------
 
 
-class _Esrc:
+class _ThreadedAdds:
+    """The add figures of a side whose adds run on threads: ``_adds(appends, events)``
+    prepares a job of ``appends`` adds of ``events`` events each per thread."""
+
+    threads: int
+    sizes: Sizes
+
+    def _adds(self, appends: int, events: int) -> Callable[[int], Job]:
+        raise NotImplementedError
+
+    def add_1(self) -> float:
+        """1-event adds per second on one thread."""
+        return self.sizes.appends / timed_threads(1, self._adds(self.sizes.appends, 1))
+
+    def add_1_threads(self) -> float:
+        """1-event adds per second on ``threads`` threads together."""
+        seconds = timed_threads(self.threads, self._adds(self.sizes.appends, 1))
+        return self.threads * self.sizes.appends / seconds
+
+    def add_10(self) -> float:
+        """Events per second in 10-event adds on one thread."""
+        appends = self.sizes.batch_appends
+        return 10 * appends / timed_threads(1, self._adds(appends, 10))
+
+
+class _Esrc(_ThreadedAdds):
     """esrc's side of every figure, through a :class:`~esrc_core.Repository` on
     ``store``."""
 
@@ -176,17 +201,6 @@ class _Esrc:
             return work, lambda: None
 
         return prepare
-
-    def add_1(self) -> float:
-        return self.sizes.appends / timed_threads(1, self._adds(self.sizes.appends, 1))
-
-    def add_1_threads(self) -> float:
-        seconds = timed_threads(self.threads, self._adds(self.sizes.appends, 1))
-        return self.threads * self.sizes.appends / seconds
-
-    def add_10(self) -> float:
-        appends = self.sizes.batch_appends
-        return 10 * appends / timed_threads(1, self._adds(appends, 10))
 
     def load_1000(self, basket_id: uuid.UUID) -> float:
         basket = self.baskets.find_by_id(basket_id)
@@ -399,7 +413,7 @@ def _subject_token(basket_id: uuid.UUID) -> str:
 # -- psycopg alone -------------------------------------------------------------------
 
 
-class _SqlRaw:
+class _SqlRaw(_ThreadedAdds):
     """The raw driver alone on the benchmark's raw tables (:mod:`bench.raw`)."""
 
     def __init__(self, database: RawDatabase, threads: int, sizes: Sizes) -> None:
@@ -430,17 +444,6 @@ class _SqlRaw:
             return work, connection.close
 
         return prepare
-
-    def add_1(self) -> float:
-        return self.sizes.appends / timed_threads(1, self._adds(self.sizes.appends, 1))
-
-    def add_1_threads(self) -> float:
-        seconds = timed_threads(self.threads, self._adds(self.sizes.appends, 1))
-        return self.threads * self.sizes.appends / seconds
-
-    def add_10(self) -> float:
-        appends = self.sizes.batch_appends
-        return 10 * appends / timed_threads(1, self._adds(appends, 10))
 
     def load_1000(self, basket_id: uuid.UUID) -> float:
         connection = self.database.connect()

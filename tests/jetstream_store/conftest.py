@@ -261,3 +261,24 @@ def partitionable_cluster(tmp_path: Path) -> Iterator[Cluster]:
     :meth:`Cluster.cut` partitions a node away; its clients reach every node directly.
     Every process and proxy is stopped when the test ends."""
     yield from start_cluster(tmp_path, proxied=True)
+
+
+def append_one(store: Any, payload: bytes, deadline: float) -> None:
+    """Append one event to ``Order`` ``o-1`` after its last, until it is acknowledged.
+    After an error whose outcome is unknown, the stream is read: an event already
+    stored with ``payload`` counts as appended (the server stored it before the answer
+    was lost). Raises the last error once ``deadline`` (a ``time.monotonic()``) passed."""
+    from esrc_core.errors import OptimisticConcurrencyError, StoreUnavailableError
+    from esrc_core.events import RawEvent
+
+    while True:
+        try:
+            stored = store.events("Order", "o-1")
+            if stored and stored[-1].data == payload:
+                return
+            store.append_events("Order", "o-1", len(stored), [RawEvent("Item", payload)])
+            return
+        except (StoreUnavailableError, OptimisticConcurrencyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

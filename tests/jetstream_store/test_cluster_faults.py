@@ -26,7 +26,7 @@ from esrc_nats.store import NatsEventStore
 
 from esrc_core import open_event_store
 
-from .conftest import Cluster, start_cluster
+from .conftest import Cluster, append_one, start_cluster
 
 T = TypeVar("T")
 ROUNDS = 10
@@ -421,23 +421,6 @@ def test_killing_the_stream_leader_mid_writes_and_relaying_loses_and_doubles_not
     )
 
 
-def _append_one(store: NatsEventStore, payload: bytes, deadline: float) -> None:
-    """Append one event after the stream's last, until it is acknowledged. After an
-    error whose outcome is unknown, the stream is read: an event already stored with
-    ``payload`` counts as appended (the server stored it before the answer was lost)."""
-    while True:
-        try:
-            stored = store.events("Order", "o-1")
-            if stored and stored[-1].data == payload:
-                return
-            store.append_events("Order", "o-1", len(stored), [RawEvent("Item", payload)])
-            return
-        except (StoreUnavailableError, OptimisticConcurrencyError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 @pytest.mark.parametrize("dead", ["leader", "follower"])
 def test_a_node_killed_for_good_leaves_a_store_appending_on_the_other_two(
     cluster: Cluster, dead: str
@@ -451,7 +434,7 @@ def test_a_node_killed_for_good_leaves_a_store_appending_on_the_other_two(
         cluster.kill(node)
         deadline = time.monotonic() + 40
         for n in range(1, 31):
-            _append_one(store, str(n).encode(), deadline)
+            append_one(store, str(n).encode(), deadline)
             acknowledged.append(str(n).encode())
         store.add_aggregate("Order", "o-2", [RawEvent("Item", b"a"), RawEvent("Item", b"b")])
         assert [event.data for event in store.events("Order", "o-1")] == acknowledged

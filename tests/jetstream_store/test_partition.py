@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
-from esrc_core.errors import OptimisticConcurrencyError, StoreUnavailableError
+from esrc_core.errors import StoreUnavailableError
 from esrc_core.events import RawEvent
 
 from esrc_core import EventStore, open_event_store
 
-from .conftest import Cluster
+from .conftest import Cluster, append_one
 
 STREAM = "R3"
 T = TypeVar("T")
@@ -90,23 +90,6 @@ def _cut_off(cluster: Cluster, node: str) -> bool | None:
     return True
 
 
-def _append_one(store: EventStore, payload: bytes, deadline: float) -> None:
-    """Append one event after the stream's last, until it is acknowledged. After an
-    error whose outcome is unknown, the stream is read: an event already stored with
-    ``payload`` counts as appended (the server stored it before the answer was lost)."""
-    while True:
-        try:
-            stored = store.events("Order", "o-1")
-            if stored and stored[-1].data == payload:
-                return
-            store.append_events("Order", "o-1", len(stored), [RawEvent("Item", payload)])
-            return
-        except (StoreUnavailableError, OptimisticConcurrencyError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def _refused(store: EventStore, version: int, payload: bytes) -> float:
     """Seconds until ``store`` refuses an append of ``payload`` at ``version`` with
     :class:`StoreUnavailableError` (the test fails if it is acknowledged)."""
@@ -144,7 +127,7 @@ def test_a_partitioned_node_refuses_writes_the_majority_accepts_and_nothing_dive
 
         deadline = time.monotonic() + 30
         for n in range(before_cut, before_cut + 5):
-            _append_one(both, str(n).encode(), deadline)
+            append_one(both, str(n).encode(), deadline)
             acknowledged.append(str(n).encode())
         new_leader = _leader_seen_by(cluster, majority[0])
         assert new_leader in majority, f"the majority's stream leader is {new_leader}"

@@ -883,6 +883,21 @@ class NatsEventStore(EventStore):
 
     # -- deletion and retention ----------------------------------------------------------
 
+    async def _mark(self, subject_: str, kind: str, version: int, seq: int, doing: str) -> bool:
+        """Append a marker message of ``kind`` (a tombstone or a head marker) carrying
+        ``version`` after stream sequence ``seq`` of the subject; ``False`` when an
+        append came first."""
+        marker = {kind: "1", "Esrc-Version": str(version), _EXPECTED: str(seq)}
+
+        async def moved() -> EsrcError:
+            return OptimisticConcurrencyError(f"{doing}: an append came first")
+
+        try:
+            await self._publish([(subject_, b"", marker)], doing, moved)
+        except OptimisticConcurrencyError:
+            return False
+        return True
+
     def delete_stream(self, aggregate_type: str, aggregate_id: AggregateId) -> None:
         """See :meth:`esrc_core.retention.DeletesStreams.delete_stream`: a tombstone
         message (header ``Esrc-Deleted``) is appended after the subject's last message,
@@ -899,20 +914,9 @@ class NatsEventStore(EventStore):
                     raise AggregateNotFound(f"{doing}: the aggregate does not exist")
                 if head.deleted:
                     break
-                tombstone = {
-                    DELETED: "1",
-                    "Esrc-Version": str(head.version),
-                    _EXPECTED: str(head.seq),
-                }
-
-                async def moved() -> EsrcError:
-                    return OptimisticConcurrencyError(f"{doing}: an append came first")
-
-                try:
-                    await self._publish([(subject_, b"", tombstone)], doing, moved)
+                if await self._mark(subject_, DELETED, head.version, head.seq, doing):
                     break
-                except OptimisticConcurrencyError:
-                    continue  # delete what was appended meanwhile too
+                # else delete what was appended meanwhile too
             await self._js.purge_stream(self.stream, subject=subject_, keep=1)
             await self._kv.purge(self._snapshot_key(subject_))
 
@@ -951,18 +955,7 @@ class NatsEventStore(EventStore):
                 # Every event goes: a head marker keeps the stream's version and the
                 # sequence appends expect (an append in flight makes this one fail).
                 last = messages[-1]
-                marker = {
-                    HEAD: "1",
-                    "Esrc-Version": str(last.version),
-                    _EXPECTED: str(last.seq),
-                }
-
-                async def moved() -> EsrcError:
-                    return OptimisticConcurrencyError(f"{doing}: an append came first")
-
-                try:
-                    await self._publish([(subject_, b"", marker)], doing, moved)
-                except OptimisticConcurrencyError:
+                if not await self._mark(subject_, HEAD, last.version, last.seq, doing):
                     return await truncate()
                 await self._js.purge_stream(self.stream, subject=subject_, keep=1)
             elif cut:
