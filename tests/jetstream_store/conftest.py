@@ -13,15 +13,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from esrc_testkit.servers import in_ci
 
 from .proxy import TcpProxy
+
+T = TypeVar("T")
 
 MAX_BATCH = 5000
 """The most messages of one atomic batch the test servers take (the acceptance suite
@@ -282,3 +284,16 @@ def append_one(store: Any, payload: bytes, deadline: float) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def until(what: str, probe: Callable[[], T | None], timeout: float) -> T:
+    """``probe()``'s first answer that is not None, asked every 0.1 s; fails the test
+    naming ``what`` when ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not so after {timeout} s")
+        time.sleep(0.1)

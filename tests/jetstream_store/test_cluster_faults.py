@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +26,7 @@ from esrc_nats.store import NatsEventStore
 
 from esrc_core import open_event_store
 
-from .conftest import Cluster, append_one, start_cluster
+from .conftest import Cluster, append_one, start_cluster, until
 
 T = TypeVar("T")
 ROUNDS = 10
@@ -49,19 +49,6 @@ def _open(url: str, stream: str, *, timeout: float = 30) -> NatsEventStore:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-
-
-def _until(what: str, probe: Callable[[], T | None], timeout: float) -> T:
-    """``probe()``'s first answer that is not None, asked every 0.1 s; fails the test
-    naming ``what`` when ``timeout`` seconds pass first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not so after {timeout} s")
-        time.sleep(0.1)
 
 
 def _replica(cluster: Cluster, node: str, stream: str) -> dict[str, Any] | None:
@@ -252,15 +239,15 @@ def _kill_and_restart_the_leader(cluster: Cluster, stream: str, seen: list[_Writ
     """While the writers write: kill the stream's leader once each writer was
     acknowledged, wait for each to be acknowledged again by the other two, start it
     again and wait until it holds what the others held then. Returns the node."""
-    _until(
+    until(
         "every writer acknowledged",
         lambda: True if all(s.acked() >= 3 for s in seen) else None,
         timeout=20,
     )
-    leader = _until("a stream leader", lambda: _leader(cluster, stream), timeout=10)
+    leader = until("a stream leader", lambda: _leader(cluster, stream), timeout=10)
     cluster.kill(leader)
     before = [s.acked() for s in seen]
-    _until(
+    until(
         f"every writer acknowledged after {leader} was killed",
         lambda: (
             True if all(s.acked() >= b + 3 for s, b in zip(seen, before, strict=True)) else None
@@ -269,12 +256,12 @@ def _kill_and_restart_the_leader(cluster: Cluster, stream: str, seen: list[_Writ
     )
     cluster.restart(leader)
     other = next(node for node in cluster.ports if node != leader)
-    target = _until(
+    target = until(
         "the survivors' last sequence",
         lambda: (_replica(cluster, other, stream) or {}).get("state", {}).get("last_seq"),
         timeout=10,
     )
-    _until(
+    until(
         f"{leader} restarted and caught up to sequence {target}",
         lambda: (
             True
@@ -318,13 +305,13 @@ def _fault_round(cluster: Cluster, stream: str, tag: str) -> _Round:
         for writer in writers:
             writer.join(timeout=30)
             assert not writer.is_alive(), "a writer did not stop within 30 s"
-        _until("all three replicas equal", lambda: _caught_up(cluster, stream), timeout=30)
+        until("all three replicas equal", lambda: _caught_up(cluster, stream), timeout=30)
 
         for info in store.streams():
             key = (info.aggregate_type, str(info.aggregate_id))
             done.stored[key] = store.recorded_events(info.aggregate_type, info.aggregate_id)
         positions = {e.position for events in done.stored.values() for e in events}
-        _until(
+        until(
             "the relay delivered every stored event",
             lambda: True if positions <= {e.position for e in done.recorder.delivered} else None,
             timeout=30,
@@ -429,7 +416,7 @@ def test_a_node_killed_for_good_leaves_a_store_appending_on_the_other_two(
     try:
         store.add_aggregate("Order", "o-1", [RawEvent("Item", b"0")])
         acknowledged = [b"0"]
-        leader = _until("a stream leader", lambda: _leader(cluster, "R3"), timeout=10)
+        leader = until("a stream leader", lambda: _leader(cluster, "R3"), timeout=10)
         node = leader if dead == "leader" else next(n for n in cluster.ports if n != leader)
         cluster.kill(node)
         deadline = time.monotonic() + 40

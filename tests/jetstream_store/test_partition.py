@@ -11,7 +11,6 @@ route bypasses the proxies and that the cut-off node has no route left."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -20,7 +19,7 @@ from esrc_core.events import RawEvent
 
 from esrc_core import EventStore, open_event_store
 
-from .conftest import Cluster, append_one
+from .conftest import Cluster, append_one, until
 
 STREAM = "R3"
 T = TypeVar("T")
@@ -36,19 +35,6 @@ def _open(url: str, *, timeout: float = 30) -> EventStore:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-
-
-def _until(what: str, probe: Callable[[], T | None], timeout: float) -> T:
-    """``probe()``'s first answer that is not None, asked every 0.2 s; fails the test
-    naming ``what`` and the last answer when ``timeout`` seconds pass first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not so after {timeout} s")
-        time.sleep(0.2)
 
 
 def _replica(cluster: Cluster, node: str) -> dict[str, Any]:
@@ -104,7 +90,7 @@ def test_a_partitioned_node_refuses_writes_the_majority_accepts_and_nothing_dive
     partitionable_cluster: Cluster, cut_off: str
 ) -> None:
     cluster = partitionable_cluster
-    _until("every node routed to both others", lambda: _routed(cluster), timeout=15)
+    until("every node routed to both others", lambda: _routed(cluster), timeout=15)
     acknowledged: list[bytes] = []
     with _open(cluster.url) as store:
         store.add_aggregate("Order", "o-1", [RawEvent("Item", b"0")])
@@ -112,7 +98,7 @@ def test_a_partitioned_node_refuses_writes_the_majority_accepts_and_nothing_dive
         for n in range(1, 5):
             store.append_events("Order", "o-1", n, [RawEvent("Item", str(n).encode())])
             acknowledged.append(str(n).encode())
-    leader = _until("a stream leader", lambda: _leader_seen_by(cluster, "n1"), timeout=10)
+    leader = until("a stream leader", lambda: _leader_seen_by(cluster, "n1"), timeout=10)
     node = leader if cut_off == "leader" else next(n for n in cluster.ports if n != leader)
     majority = [n for n in cluster.ports if n != node]
     lonely = _open(cluster.url_of(node))
@@ -120,7 +106,7 @@ def test_a_partitioned_node_refuses_writes_the_majority_accepts_and_nothing_dive
     try:
         before_cut = len(acknowledged)
         cluster.cut(node)
-        _until(f"{node} cut off", lambda: _cut_off(cluster, node), timeout=5)
+        until(f"{node} cut off", lambda: _cut_off(cluster, node), timeout=5)
 
         # The cut-off node stores nothing, at once and after the other two moved on.
         assert _refused(lonely, before_cut, b"lonely-1") < 10
@@ -141,7 +127,7 @@ def test_a_partitioned_node_refuses_writes_the_majority_accepts_and_nothing_dive
         lonely.close()
         both.close()
 
-    _until("the healed node routed again", lambda: _routed(cluster), timeout=15)
+    until("the healed node routed again", lambda: _routed(cluster), timeout=15)
 
     def caught_up() -> bool | None:
         states = {n: _replica(cluster, n)["state"] for n in cluster.ports}
@@ -149,7 +135,7 @@ def test_a_partitioned_node_refuses_writes_the_majority_accepts_and_nothing_dive
         got = {n: {k: s[k] for k in want} for n, s in states.items()}
         return True if all(g == want for g in got.values()) else None
 
-    _until(f"{node} caught up with the majority", caught_up, timeout=20)
+    until(f"{node} caught up with the majority", caught_up, timeout=20)
     for each in cluster.ports:
         with _open(cluster.url_of(each)) as store:
             for version in range(len(acknowledged) + 1):
