@@ -10,6 +10,7 @@ route bypasses the proxies and that the cut-off node has no route left."""
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, TypeVar
 
@@ -136,10 +137,21 @@ def test_a_partitioned_node_refuses_writes_the_majority_accepts_and_nothing_dive
         return True if all(g == want for g in got.values()) else None
 
     until(f"{node} caught up with the majority", caught_up, timeout=20)
+
+    def read(store: EventStore, version: int) -> list[bytes] | None:
+        # Reads go to the stream's leader, which may be busy settling the healed
+        # node's return for a few seconds (503): asked again, within the bound.
+        try:
+            return [event.data for event in store.events("Order", "o-1", version)]
+        except StoreUnavailableError:
+            return None
+
     for each in cluster.ports:
         with _open(cluster.url_of(each)) as store:
             for version in range(len(acknowledged) + 1):
-                got = [event.data for event in store.events("Order", "o-1", version)]
+                got = until(
+                    f"a read through {each}", functools.partial(read, store, version), timeout=30
+                )
                 assert got == acknowledged[version:], (
                     f"{each} after version {version}: got {got}, want {acknowledged[version:]}"
                 )

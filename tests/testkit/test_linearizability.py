@@ -218,6 +218,24 @@ def test_shrink_keeps_what_the_failure_depends_on() -> None:
     assert {o.args for o in failing if o.name != "read"} >= {(("a",),), (1, ("b",))}
 
 
+def test_shrink_does_not_blame_a_conflict_on_a_dropped_winner() -> None:
+    """A refused append whose winner a shrink step dropped looks like a false conflict
+    on its own; the shrinker keeps the real failure (a lower snapshot replacing a higher
+    one) instead of such a sub-history."""
+    history = [
+        op("t0", "add", (("a", "b"),), "ok", (0, 1)),
+        op("t1", "append", (2, ("c",)), "ok", (2, 3)),
+        op("t1", "snapshot", (2, "s"), "ok", (4, 5)),
+        op("t2", "snapshot", (1, "r"), "ok", (6, 7)),
+        op("t3", "latest_snapshot", (), (1, "r"), (8, 9)),
+        op("t2", "append", (2, ("d",)), "OptimisticConcurrencyError", (10, 11)),
+    ]
+    failing = shrink(StoreModel(), STREAM, history)
+    assert check(failing) is False
+    assert {"snapshot", "latest_snapshot"} <= {o.name for o in failing}
+    assert not StoreModel().self_contained([history[0], history[-1]])
+
+
 class _Orders:
     """A model whose states remember the order of every operation, so memoisation
     never helps, and whose last operation is impossible: the search must try every

@@ -181,9 +181,10 @@ class StoreModel:
         raise ValueError(f"the store model has no operation {name!r}")
 
     def self_contained(self, operations: Sequence[Operation]) -> bool:
-        """Whether every token the operations observed was written by one of them, and
+        """Whether every token the operations observed was written by one of them,
         every operation that needs its stream to exist (or a lock to be held) has a
-        write (an acquire) among them that can have made it so."""
+        write (an acquire) among them that can have made it so, and every append refused
+        as a conflict has a write among them that can have beaten it."""
         written: set[str] = set()
         creators = False
         holders: set[str] = set()
@@ -217,11 +218,29 @@ class StoreModel:
                 < reached
             ):
                 return False
+            refused = name == "append" and result == "OptimisticConcurrencyError"
+            if refused and _conflict_without_cause(op, writes):
+                return False
             if name == "acquire" and result is False and not holders - {op.process}:
                 return False
             if name == "held" and result is True and op.process not in holders:
                 return False
         return True
+
+
+def _conflict_without_cause(op: Operation, writes: Sequence[Operation]) -> bool:
+    """Whether ``op``, an append refused as a conflict, has no cause among ``writes``:
+    every write called before it answered had answered, successfully, before it was
+    called, one of them created the stream, and their events add up to exactly the
+    version it expected. Such a refusal is right only when a write left out of the
+    sub-history beat it, so a shrunk history holding it would show a false conflict in
+    place of the failure that was found."""
+    before = [w for w in writes if w.invoke < op.returns]
+    return (
+        any(w.name == "add" for w in before)
+        and all(w.result == OK and w.returns < op.invoke for w in before)
+        and sum(len(w.args[-1]) for w in before) == op.args[0]
+    )
 
 
 def _version_needed(op: Operation) -> int:

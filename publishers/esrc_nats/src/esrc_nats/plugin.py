@@ -71,8 +71,6 @@ def esrc_store_backends() -> list[Backend]:
             kind="store",
             schemes=("nats",),
             factory=open_store,
-            # not THREADS yet: the linearizability test of concurrent histories fails
-            # now and then (see docs/nats.md)
             capabilities=frozenset(
                 {
                     Capability.SNAPSHOTS,
@@ -85,6 +83,7 @@ def esrc_store_backends() -> list[Backend]:
                     Capability.UNITS_OF_WORK,
                     Capability.DELETE_STREAMS,
                     Capability.STREAMING,
+                    Capability.THREADS,
                 }
             ),
             description="NATS JetStream stream, a subject per aggregate (nats://host:4222)",

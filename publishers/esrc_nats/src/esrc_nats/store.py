@@ -101,8 +101,10 @@ _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 _EXPECTED = "Nats-Expected-Last-Subject-Sequence"
 _IN_FLIGHT = 10164
 """The one a clustered stream gives while another message on the subject is still being
-replicated: a conflict once that message commits, a cluster without quorum if it
-never does."""
+replicated (and for a moment after the leader applied it): nothing was stored, and the
+same publish is decided once that message is applied, so it is sent again."""
+_IN_FLIGHT_PAUSE = 0.005
+"""Seconds between publishes refused with :data:`_IN_FLIGHT`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,7 @@ class NatsEventStore(EventStore):
         self._batches = version >= (2, 12)
         self._batch_reads = version >= (2, 11)
         self._js = self._nc.jetstream(timeout=self.timeout)
+        self._leader_reads = self.replicas > 1
         shown = mask_url(self.url)
 
         async def create(what: str, made: Awaitable[T]) -> T:
@@ -294,6 +297,7 @@ class NatsEventStore(EventStore):
         else:
             self._check_stream(info.config)
             self._batches = self._batches and bool(info.config.allow_atomic)
+            self._leader_reads = (info.config.num_replicas or 1) > 1
 
         async def bucket(name: str, **config: Any) -> Any:
             try:
@@ -375,8 +379,22 @@ class NatsEventStore(EventStore):
         return found
 
     async def _last_message(self, subject_: str) -> Message | None:
-        """The subject's last message, ``None`` when it has none (read at least as new
-        as everything this store has seen, see :class:`~esrc_nats._messages.Watermark`)."""
+        """The subject's last message, ``None`` when it has none. On a replicated stream
+        it is asked of the stream's leader: a direct get may be answered by a follower
+        that has not applied an acknowledged write yet (nats-server 2.15 answers even
+        when asked for a ``min_last_seq`` it has not reached)."""
+        if self._leader_reads:
+            from nats.js.errors import NotFoundError
+
+            try:
+                raw = await self._from_leader(
+                    self._js.get_last_msg, self.stream, subject_, direct=False
+                )
+            except NotFoundError:
+                return None
+            found = Message(int(raw.seq or 0), subject_, dict(raw.headers or {}), raw.data or b"")
+            self._seen.see(found.seq)
+            return found
         return await direct_last(
             self._nc, self.stream, subject_, watermark=self._seen, timeout=self.timeout
         )
@@ -478,12 +496,17 @@ class NatsEventStore(EventStore):
                                 "be read; the first attempt may have been stored: read "
                                 "the stream to know"
                             ) from error
-                    if error.err_code == _IN_FLIGHT and not await self._moved(messages):
-                        raise StoreUnavailableError(
-                            f"{doing}: another write to the stream is being replicated and "
-                            f"was not committed within {self.timeout} s (has the cluster lost "
-                            "its quorum?); this append was not stored"
-                        ) from error
+                    if error.err_code == _IN_FLIGHT:
+                        # nothing was stored: send it again until the server decides
+                        if time.monotonic() > deadline:
+                            raise StoreUnavailableError(
+                                f"{doing}: another write to the stream was still being "
+                                f"replicated after {self.timeout * 2} s (has the cluster lost "
+                                "its quorum?); this append was not stored"
+                            ) from error
+                        retried = True
+                        await asyncio.sleep(_IN_FLIGHT_PAUSE)
+                        continue
                     raise await conflict() from error
                 if error.code != 503 or time.monotonic() > deadline:
                     raise StoreUnavailableError(
@@ -500,24 +523,6 @@ class NatsEventStore(EventStore):
                     ) from error
             retried = True
             await asyncio.sleep(0.1)
-
-    async def _moved(self, messages: Sequence[tuple[str, bytes, dict[str, str]]]) -> bool:
-        """Whether, within the timeout, a subject of ``messages`` gets past the sequence
-        its first message expects (the write in flight there committed)."""
-        expected = {
-            subject_: int(headers[_EXPECTED])
-            for subject_, _, headers in messages
-            if _EXPECTED in headers
-        }
-        deadline = time.monotonic() + self.timeout
-        while True:
-            for subject_, seq in expected.items():
-                with contextlib.suppress(Exception):
-                    if (await self._last(subject_)).seq != seq:
-                        return True
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.05)
 
     def _refuse(self, events: Sequence[RawEvent], doing: str) -> None:
         """Refuse, before publishing anything, an append the server would not take."""
@@ -661,7 +666,6 @@ class NatsEventStore(EventStore):
         direct gets of up to 1,000 messages (nats-server 2.11 or later) or one direct
         get each on older servers, but for a head marker left by truncation; raises
         AggregateNotFound when there is none or the stream was deleted."""
-        from nats.js.errors import NotFoundError
 
         head = await self._last(subject_)
         if head.version == 0 or head.deleted:
@@ -669,6 +673,7 @@ class NatsEventStore(EventStore):
         found: list[Message] = []
         seq = 0
         while seq < head.seq:
+            page: list[Message] = []
             if self._batch_reads:
                 page = await direct_get(
                     self._nc,
@@ -679,20 +684,15 @@ class NatsEventStore(EventStore):
                     watermark=self._seen,
                     timeout=self.timeout,
                 )
-            else:
-                try:
-                    msg = await self._js.get_msg(
-                        self.stream, seq=seq + 1, subject=subject_, direct=True, next=True
-                    )
-                except NotFoundError:
-                    break
-                headers = dict(msg.headers or {})
-                page = [Message(int(msg.seq or 0), subject_, headers, msg.data or b"")]
+            if not page:  # an older server, or a follower without the next message yet
+                page = await self._next_message(subject_, seq + 1)
             if not page:
                 break
             for message in page:
                 if message.seq > head.seq:
                     return found
+                if DELETED in message.headers:  # deleted while this read ran
+                    raise AggregateNotFound(f"{doing}: the aggregate does not exist")
                 if HEAD not in message.headers:
                     found.append(message)
             seq = page[-1].seq
@@ -704,6 +704,8 @@ class NatsEventStore(EventStore):
         found = await self._messages(subject_, doing)
         first = found[0].version if found else (await self._last(subject_)).version + 1
         if first > max(from_version, 0) + 1:
+            if (await self._last(subject_)).deleted:  # purged by a deletion meanwhile
+                raise AggregateNotFound(f"{doing}: the aggregate does not exist")
             truncated_to = first - 1
             raise EventsTruncatedError(
                 f"{doing}: the events up to version {truncated_to} were removed by retention "
@@ -773,7 +775,44 @@ class NatsEventStore(EventStore):
         page = await direct_get(
             self._nc, self.stream, subject_, start, size, watermark=self._seen, timeout=self.timeout
         )
+        if not page:  # a follower without the next message yet
+            page = await self._next_message(subject_, start)
         return [m for m in page if m.seq <= head.seq]
+
+    async def _from_leader(self, get: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        """``await get(*args, **kw)``, asked again while JetStream answers 503 (no stream
+        leader during an election), for up to the store's timeout."""
+        from nats.js.errors import ServiceUnavailableError
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return await get(*args, **kw)
+            except ServiceUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def _next_message(self, subject_: str, start: int) -> list[Message]:
+        """The subject's first message from stream sequence ``start`` on, as a page of
+        one (none when there is none): asked of the leader on a replicated stream, by a
+        direct get otherwise."""
+        from nats.js.errors import NotFoundError
+
+        try:
+            msg = await self._from_leader(
+                self._js.get_msg,
+                self.stream,
+                seq=start,
+                subject=subject_,
+                direct=not self._leader_reads,
+                next=True,
+            )
+        except NotFoundError:
+            return []
+        found = Message(int(msg.seq or 0), subject_, dict(msg.headers or {}), msg.data or b"")
+        self._seen.see(found.seq)
+        return [found]
 
     def _pages(
         self,
