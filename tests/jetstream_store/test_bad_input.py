@@ -356,6 +356,7 @@ def test_a_stream_whose_limits_discard_events_is_a_config_error(nats_url: str) -
         "max_batch=x",
         "lock_ttl=0",
         "lock_ttl=-2",
+        "storage=disk",
         "colour=blue",
     ],
 )

@@ -112,3 +112,33 @@ def test_a_server_without_atomic_batches_refuses_several_events() -> None:
         store.add_aggregate("Order", "o-1", two[:1])
         store.append_events("Order", "o-1", 1, two[1:])
         assert store.events("Order", "o-1") == two
+
+
+def test_storage_memory_keeps_the_stream_and_buckets_in_memory(nats_url: str) -> None:
+    """``storage=memory`` makes the stream and its buckets with memory storage, and the
+    store works on them; the default is file storage."""
+    import asyncio
+
+    import nats
+
+    name = uuid.uuid4().hex[:12]
+    with open_event_store(f"{nats_url}?stream=M{name}&prefix=m{name}&storage=memory") as store:
+        store.add_aggregate("Order", "o-1", [RawEvent("Placed", b"{}")])
+        assert store.events("Order", "o-1") == [RawEvent("Placed", b"{}")]
+    with open_event_store(f"{nats_url}?stream=F{name}&prefix=f{name}"):
+        pass
+
+    async def storages() -> list[str]:
+        client = await nats.connect(nats_url)
+        try:
+            js = client.jetstream()
+            names = [f"M{name}", f"KV_M{name}_snapshots", f"KV_M{name}_locks", f"F{name}"]
+            return [
+                getattr(storage, "value", storage)
+                for n in names
+                if (storage := (await js.stream_info(n)).config.storage) is not None
+            ]
+        finally:
+            await client.close()
+
+    assert asyncio.run(storages()) == ["memory", "memory", "memory", "file"]

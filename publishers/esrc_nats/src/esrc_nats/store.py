@@ -122,7 +122,9 @@ class NatsEventStore(EventStore):
 
     ``NatsEventStore(url)`` with ``nats://host:port[,host:port...]?stream=ESRC&prefix=esrc``
     and the options: ``replicas`` (of the stream and buckets it creates; default 3 when
-    the URL names several servers, else 1), ``bucket`` (the snapshot bucket, default
+    the URL names several servers, else 1), ``storage`` (``file``, the default, or
+    ``memory``: where the servers keep the stream and buckets the store creates; memory
+    does not survive a server's restart), ``bucket`` (the snapshot bucket, default
     ``<stream>_snapshots``), ``timeout`` (seconds, default 5), ``max_batch`` (the most
     events one append may hold, default 1000, the server's default
     ``jetstream.limits.batch.max_msgs``: raise both together) and ``lock_ttl`` (seconds
@@ -139,7 +141,16 @@ class NatsEventStore(EventStore):
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         query.update({key: str(value) for key, value in options.items()})
-        known = {"stream", "prefix", "replicas", "bucket", "timeout", "max_batch", "lock_ttl"}
+        known = {
+            "stream",
+            "prefix",
+            "replicas",
+            "storage",
+            "bucket",
+            "timeout",
+            "max_batch",
+            "lock_ttl",
+        }
         unknown = set(query) - known
         if unknown:
             raise BackendConfigError(
@@ -164,6 +175,9 @@ class NatsEventStore(EventStore):
                 )
         if not all(_NAME.fullmatch(token) for token in self.prefix.split(".")):
             raise bad("prefix", "not subject tokens of letters, digits, '_' and '-' joined by '.'")
+        self.storage = query.get("storage", "file")
+        if self.storage not in {"file", "memory"}:
+            raise bad("storage", "'file' (the default) or 'memory'")
         self._replicas_asked = "replicas" in query
         self._lock_ttl_asked = "lock_ttl" in query
         query.setdefault("replicas", "3" if len(self._servers) > 1 else "1")
@@ -247,7 +261,7 @@ class NatsEventStore(EventStore):
 
     async def _open(self) -> None:
         import nats
-        from nats.js.api import KeyValueConfig, StreamConfig
+        from nats.js.api import KeyValueConfig, StorageType, StreamConfig
         from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 
         async def ignore(err: Exception) -> None:
@@ -289,6 +303,7 @@ class NatsEventStore(EventStore):
                 name=self.stream,
                 subjects=[f"{self.prefix}.>"],
                 num_replicas=self.replicas,
+                storage=StorageType(self.storage),
                 allow_direct=True,
             )
             if self._batches:
@@ -306,7 +321,13 @@ class NatsEventStore(EventStore):
                 return await create(
                     f"bucket {name!r}",
                     self._js.create_key_value(
-                        KeyValueConfig(bucket=name, replicas=self.replicas, history=1, **config)
+                        KeyValueConfig(
+                            bucket=name,
+                            replicas=self.replicas,
+                            history=1,
+                            storage=StorageType(self.storage),
+                            **config,
+                        )
                     ),
                 )
 
