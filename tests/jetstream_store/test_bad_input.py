@@ -415,3 +415,30 @@ def _delete_streams(url: str, *names: str) -> None:
                 await js.delete_stream(name)
 
     _with_js(url, delete)
+
+
+def test_create_false_opens_what_exists_and_makes_nothing(nats_url: str) -> None:
+    """With ``create=false`` (what the inspection commands pass) a missing stream is a
+    BackendConfigError and nothing is made; an existing one opens."""
+    n = _unique()
+    with pytest.raises(BackendConfigError, match=f"stream 'S{n}' does not exist"):
+        open_event_store(f"{nats_url}?stream=S{n}&prefix=p{n}&create=false")
+    assert _state(nats_url, f"S{n}") is None
+    assert _state(nats_url, f"KV_S{n}_snapshots") is None
+    with open_event_store(f"{nats_url}?stream=S{n}&prefix=p{n}") as made:
+        made.add_aggregate("Order", "o-1", [RawEvent("Made", b"x")])
+    with open_event_store(f"{nats_url}?stream=S{n}&prefix=p{n}&create=false") as opened:
+        assert opened.events("Order", "o-1") == [RawEvent("Made", b"x")]
+
+
+def test_the_inspection_commands_create_no_stream(
+    nats_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``esrc streams`` on a stream name that does not exist says so and exits non-zero,
+    leaving the server as it was."""
+    from esrc_core.cli import main
+
+    n = _unique()
+    assert main(["streams", f"{nats_url}?stream=S{n}&prefix=p{n}"]) != 0
+    assert f"stream 'S{n}' does not exist" in capsys.readouterr().err
+    assert _state(nats_url, f"S{n}") is None

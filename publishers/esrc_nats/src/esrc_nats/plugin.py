@@ -87,5 +87,6 @@ def esrc_store_backends() -> list[Backend]:
                 }
             ),
             description="NATS JetStream stream, a subject per aggregate (nats://host:4222)",
+            inspect_options={"create": "false"},
         )
     ]

@@ -117,6 +117,36 @@ class _Head:
     deleted: bool
 
 
+_OPTIONS = frozenset(
+    {"stream", "prefix", "replicas", "storage", "bucket", "timeout", "max_batch", "lock_ttl"}
+    | {"create"}
+)
+"""The options the store takes, in its URL's query string or as keyword arguments."""
+
+
+def _numbers(
+    query: dict[str, str], bad: Callable[[str, str], BackendConfigError]
+) -> dict[str, float]:
+    """The numeric options of ``query`` (defaults filled in), each checked to be a
+    finite number above 0 and within its bound; ``bad(option, why)`` makes the error."""
+    numbers: dict[str, float] = {}
+    for option, default, whole, most in (
+        ("replicas", "1", True, 5),
+        ("max_batch", "1000", True, INT64_MAX),
+        ("timeout", "5", False, 3600),
+        ("lock_ttl", "10", False, 86400),
+    ):
+        query.setdefault(option, default)
+        try:
+            number = int(query[option]) if whole else float(query[option])
+        except ValueError:
+            raise bad(option, "not a number") from None
+        if not (math.isfinite(number) and 0 < number <= most):
+            raise bad(option, f"must be above 0 and at most {most}")
+        numbers[option] = number
+    return numbers
+
+
 class NatsEventStore(EventStore):
     """An :class:`~esrc_core.store.EventStore` on JetStream (see the module's docstring).
 
@@ -130,7 +160,9 @@ class NatsEventStore(EventStore):
     ``jetstream.limits.batch.max_msgs``: raise both together) and ``lock_ttl`` (seconds
     a dead relay's lock stays taken, default 10). The stream and the buckets
     (``<stream>_snapshots``, ``<stream>_relays``, ``<stream>_locks``) are created when
-    missing; a stream that exists with another subject, another replica count than the
+    missing (unless ``create=false``, as the inspection commands open it: then a missing
+    one is a :class:`~esrc_core.errors.BackendConfigError`); a stream that exists with
+    another subject, another replica count than the
     one asked for, or without direct gets raises
     :class:`~esrc_core.errors.BackendConfigError`.
     """
@@ -141,20 +173,10 @@ class NatsEventStore(EventStore):
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         query.update({key: str(value) for key, value in options.items()})
-        known = {
-            "stream",
-            "prefix",
-            "replicas",
-            "storage",
-            "bucket",
-            "timeout",
-            "max_batch",
-            "lock_ttl",
-        }
-        unknown = set(query) - known
+        unknown = set(query) - _OPTIONS
         if unknown:
             raise BackendConfigError(
-                f"open {shown!r}: unknown options {sorted(unknown)}; known: {sorted(known)}"
+                f"open {shown!r}: unknown options {sorted(unknown)}; known: {sorted(_OPTIONS)}"
             )
 
         def bad(option: str, why: str) -> BackendConfigError:
@@ -175,27 +197,17 @@ class NatsEventStore(EventStore):
                 )
         if not all(_NAME.fullmatch(token) for token in self.prefix.split(".")):
             raise bad("prefix", "not subject tokens of letters, digits, '_' and '-' joined by '.'")
+        create = query.get("create", "true").lower()
+        if create not in {"true", "false", "1", "0", "yes", "no"}:
+            raise bad("create", "true (the default) or false")
+        self._create = create in {"true", "1", "yes"}
         self.storage = query.get("storage", "file")
         if self.storage not in {"file", "memory"}:
             raise bad("storage", "'file' (the default) or 'memory'")
         self._replicas_asked = "replicas" in query
         self._lock_ttl_asked = "lock_ttl" in query
         query.setdefault("replicas", "3" if len(self._servers) > 1 else "1")
-        numbers: dict[str, float] = {}
-        for option, default, whole, most in (
-            ("replicas", "", True, 5),
-            ("max_batch", "1000", True, INT64_MAX),
-            ("timeout", "5", False, 3600),
-            ("lock_ttl", "10", False, 86400),
-        ):
-            query.setdefault(option, default)
-            try:
-                number = int(query[option]) if whole else float(query[option])
-            except ValueError:
-                raise bad(option, "not a number") from None
-            if not (math.isfinite(number) and 0 < number <= most):
-                raise bad(option, f"must be above 0 and at most {most}")
-            numbers[option] = number
+        numbers = _numbers(query, bad)
         self.replicas = int(numbers["replicas"])
         self.max_batch = int(numbers["max_batch"])
         self.timeout = numbers["timeout"]
@@ -283,7 +295,12 @@ class NatsEventStore(EventStore):
         self._leader_reads = self.replicas > 1
         shown = mask_url(self.url)
 
-        async def create(what: str, made: Awaitable[T]) -> T:
+        async def create(what: str, made: Coroutine[Any, Any, T]) -> T:
+            if not self._create:
+                made.close()
+                raise BackendConfigError(
+                    f"open {shown!r}: {what} does not exist, and create=false makes nothing"
+                )
             try:
                 return await made
             except APIError as error:
